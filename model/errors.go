@@ -1,0 +1,49 @@
+package model
+
+import "syscall"
+
+// Error is a rejected operation. Msg is the message ipvsadm prints for the
+// same mistake, so gvsadm can print it unchanged.
+type Error struct {
+	// Errno is the kernel's error number for the failure (EEXIST, ESRCH,
+	// ENOENT, EINVAL, ERANGE, ...), or 0 for a mistake ipvsadm itself
+	// catches before asking the kernel.
+	Errno syscall.Errno
+	Msg   string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Is matches errors with the same errno and message, so callers can use
+// errors.Is(err, model.ErrNoSuchService).
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Errno == e.Errno && t.Msg == e.Msg
+}
+
+// ExitCode is the status ipvsadm exits with for this error: 2 for a
+// command-line mistake it catches itself, 1 when the kernel refuses.
+func (e *Error) ExitCode() int {
+	if e.Errno == 0 {
+		return 2
+	}
+	return 1
+}
+
+// Usage returns an error ipvsadm reports itself (exit status 2).
+func Usage(msg string) *Error { return &Error{Msg: msg} }
+
+// The kernel's refusals, with ipvsadm's words for them (libipvs ipvs_strerror).
+var (
+	ErrServiceExists     = &Error{syscall.EEXIST, "Service already exists"}
+	ErrSchedulerNotFound = &Error{syscall.ENOENT, "Scheduler not found"}
+	ErrNoSuchService     = &Error{syscall.ESRCH, "No such service"}
+	ErrServiceNotDefined = &Error{syscall.ESRCH, "Service not defined"}
+	ErrDestExists        = &Error{syscall.EEXIST, "Destination already exists"}
+	ErrNoSuchDest        = &Error{syscall.ENOENT, "No such destination"}
+	ErrInvalid           = &Error{syscall.EINVAL, "Invalid operation.  Possibly wrong module version, address not unicast, ..."}
+	ErrRange             = &Error{syscall.ERANGE, "Numerical result out of range"}
+	ErrAFNotSupported    = &Error{syscall.EAFNOSUPPORT, "Operation not supported with specified address family"}
+	ErrNoMemory          = &Error{syscall.ENOMEM, "Memory allocation problem"}
+	ErrProtoNotAvailable = &Error{syscall.ENOPROTOOPT, "Protocol not available"}
+)

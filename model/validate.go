@@ -1,0 +1,108 @@
+package model
+
+import "net/netip"
+
+// Validate checks a service as ipvsadm and the kernel do before adding or
+// editing it. It does not check whether the service exists.
+func (s Service) Validate() error {
+	if s.IsFWMark() {
+		if s.Protocol != ProtoNone || s.Addr.IsValid() || s.Port != 0 {
+			return ErrInvalid
+		}
+		if s.Family != IPv4 && s.Family != IPv6 {
+			return ErrAFNotSupported
+		}
+	} else {
+		switch s.Protocol {
+		case ProtoTCP, ProtoUDP, ProtoSCTP:
+		default:
+			return ErrProtoNotAvailable
+		}
+		if !s.Addr.IsValid() || s.Addr.Zone() != "" {
+			return ErrInvalid
+		}
+		if s.Addr.Is4In6() || FamilyOf(s.Addr) != s.Family {
+			return ErrAFNotSupported
+		}
+		if s.Port == 0 && !s.Persistent() {
+			return Usage("Zero port specified for non-persistent service")
+		}
+	}
+	if s.Flags&FlagOnePacket != 0 && !s.IsFWMark() && s.Protocol != ProtoUDP {
+		return Usage("One-Packet Scheduling is only for UDP virtual services")
+	}
+	if s.Flags&^(FlagPersistent|FlagOnePacket|FlagSched1|FlagSched2|FlagSched3) != 0 {
+		return ErrInvalid
+	}
+	if !KnownScheduler(s.Scheduler) {
+		return ErrSchedulerNotFound
+	}
+	if s.Persistent() && (s.Timeout < 1 || s.Timeout > MaxPersistTimeout) {
+		return Usage("illegal timeout for persistent service")
+	}
+	if s.Family == IPv6 && (s.Netmask < 1 || s.Netmask > 128) {
+		return ErrInvalid
+	}
+	return nil
+}
+
+// Normalize fills in what ipvsadm fills in when the user leaves it out: the
+// default scheduler and netmask. It returns the completed service.
+func (s Service) Normalize() Service {
+	if s.Scheduler == "" {
+		s.Scheduler = DefaultScheduler
+	}
+	if s.Netmask == 0 {
+		s.Netmask = DefaultNetmask(s.Family)
+	}
+	if s.IsFWMark() {
+		s.Protocol = ProtoNone
+	}
+	return s
+}
+
+// NormalizeDest applies ipvsadm's rule that direct routing and tunnelling
+// cannot map ports: for a non-fwmark service their port is the service's.
+func NormalizeDest(svc Service, d Dest) Dest {
+	if !svc.IsFWMark() && !d.Method.MapsPorts() {
+		d.Port = svc.Port
+	}
+	return d
+}
+
+// ValidateDest checks a destination for service svc as the kernel does
+// before adding or editing it.
+func ValidateDest(svc Service, d Dest) error {
+	if !d.Addr.IsValid() || d.Addr.Zone() != "" || d.Addr.Is4In6() {
+		return ErrInvalid
+	}
+	if !unicast(d.Addr) {
+		return ErrInvalid
+	}
+	switch d.Method {
+	case Masq, Route, Tunnel, FullNAT:
+	default:
+		return ErrInvalid
+	}
+	// Only tunnelling can carry one family inside the other.
+	if FamilyOf(d.Addr) != svc.Family && d.Method != Tunnel {
+		return ErrInvalid
+	}
+	if d.Weight < 0 {
+		return ErrRange
+	}
+	if d.LThreshold > d.UThreshold {
+		return ErrRange
+	}
+	return nil
+}
+
+func unicast(a netip.Addr) bool {
+	if a.IsUnspecified() || a.IsMulticast() {
+		return false
+	}
+	if a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return false
+	}
+	return true
+}
