@@ -1,0 +1,69 @@
+// Package api defines what gvsd's control API carries: the JSON documents
+// of /v1/..., shared by gvsd, gvsadm and any other client.
+package api
+
+import (
+	"net/netip"
+
+	"gvs/model"
+	"gvs/stats"
+)
+
+// Version is the IPVS version gvs reports, as the kernel's
+// "IP Virtual Server version 1.2.1" banner.
+const Version = "1.2.1"
+
+// Info is GET /v1/info.
+type Info struct {
+	Version       string `json:"version"`         // IPVS version, "1.2.1"
+	ConnTableSize int    `json:"conn_table_size"` // the banner's (size=...)
+	Engine        string `json:"engine"`          // "proxy" or "xdp"
+	GVSVersion    string `json:"gvs_version"`
+}
+
+// Service is a virtual service with its live counters and destinations.
+type Service struct {
+	model.Service
+	Stats stats.Counters `json:"stats"`
+	Rates stats.Rates    `json:"rates"`
+	Dests []Dest         `json:"dests"`
+}
+
+// Dest is a destination with its live counts.
+type Dest struct {
+	model.Dest
+	ActiveConns  int            `json:"active_conns"`
+	InactConns   int            `json:"inact_conns"`
+	PersistConns int            `json:"persist_conns"`
+	Stats        stats.Counters `json:"stats"`
+	Rates        stats.Rates    `json:"rates"`
+}
+
+// Conn is one entry of the connection table (ipvsadm -Lc), a persistence
+// template included.
+type Conn struct {
+	Protocol model.Protocol `json:"protocol"` // ProtoNone for a fwmark template ("IP")
+	Client   netip.AddrPort `json:"client"`
+	Virtual  netip.AddrPort `json:"virtual"` // for a fwmark template the mark as an IPv4 address
+	Dest     netip.AddrPort `json:"dest"`
+	State    string         `json:"state"`      // "ESTABLISHED", "UDP", "NONE", ...
+	ExpireMS int64          `json:"expire_ms"`  // time left before expiry
+	Template bool           `json:"template"`
+	// Local is the director's address and port toward the real server
+	// for FULLNAT connections (zero otherwise).
+	Local netip.AddrPort `json:"local,omitzero"`
+}
+
+// Snapshot is GET /v1/services: everything -L prints, plus the totals.
+type Snapshot struct {
+	Info     Info           `json:"info"`
+	Services []Service      `json:"services"`
+	Total    stats.Counters `json:"total"`
+	Rates    stats.Rates    `json:"total_rates"`
+}
+
+// DestRequest names a destination of a service in API requests.
+type DestRequest struct {
+	Service model.ServiceKey `json:"service"`
+	Dest    model.Dest       `json:"dest"`
+}
