@@ -46,8 +46,8 @@ type Conn struct {
 	Client   netip.AddrPort `json:"client"`
 	Virtual  netip.AddrPort `json:"virtual"` // for a fwmark template the mark as an IPv4 address
 	Dest     netip.AddrPort `json:"dest"`
-	State    string         `json:"state"`      // "ESTABLISHED", "UDP", "NONE", ...
-	ExpireMS int64          `json:"expire_ms"`  // time left before expiry
+	State    string         `json:"state"`     // "ESTABLISHED", "UDP", "NONE", ...
+	ExpireMS int64          `json:"expire_ms"` // time left before expiry
 	Template bool           `json:"template"`
 	// Local is the director's address and port toward the real server
 	// for FULLNAT connections (zero otherwise).
