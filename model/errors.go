@@ -22,12 +22,13 @@ func (e *Error) Is(target error) bool {
 }
 
 // ExitCode is the status ipvsadm exits with for this error: 2 for a
-// command-line mistake it catches itself, 1 when the kernel refuses.
+// command-line mistake it catches itself, 255 when the kernel refuses
+// (process_options returns -1 and main returns it).
 func (e *Error) ExitCode() int {
 	if e.Errno == 0 {
 		return 2
 	}
-	return 1
+	return 255
 }
 
 // Usage returns an error ipvsadm reports itself (exit status 2).

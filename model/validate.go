@@ -47,12 +47,15 @@ func (s Service) Validate() error {
 }
 
 // Normalize fills in what ipvsadm fills in when the user leaves it out: the
-// default scheduler and netmask. It returns the completed service.
+// default scheduler, and the default netmask of a service without
+// persistence. A persistent service's netmask is taken as given: for IPv4,
+// 0 (0.0.0.0) sends every client to one server, as ipvsadm -M 0.0.0.0
+// does; for IPv6 a prefix length of 0 is refused, as the kernel does.
 func (s Service) Normalize() Service {
 	if s.Scheduler == "" {
 		s.Scheduler = DefaultScheduler
 	}
-	if s.Netmask == 0 {
+	if s.Netmask == 0 && !s.Persistent() {
 		s.Netmask = DefaultNetmask(s.Family)
 	}
 	if s.IsFWMark() {
@@ -73,10 +76,12 @@ func NormalizeDest(svc Service, d Dest) Dest {
 // ValidateDest checks a destination for service svc as the kernel does
 // before adding or editing it.
 func ValidateDest(svc Service, d Dest) error {
-	if !d.Addr.IsValid() || d.Addr.Zone() != "" || d.Addr.Is4In6() {
-		return ErrInvalid
+	// The kernel checks the numbers (ip_vs_add_dest) before the address
+	// (ip_vs_new_dest).
+	if d.Weight < 0 || d.LThreshold > d.UThreshold {
+		return ErrRange
 	}
-	if !unicast(d.Addr) {
+	if !d.Addr.IsValid() || d.Addr.Zone() != "" || d.Addr.Is4In6() || !unicast(d.Addr) {
 		return ErrInvalid
 	}
 	switch d.Method {
@@ -87,12 +92,6 @@ func ValidateDest(svc Service, d Dest) error {
 	// Only tunnelling can carry one family inside the other.
 	if FamilyOf(d.Addr) != svc.Family && d.Method != Tunnel {
 		return ErrInvalid
-	}
-	if d.Weight < 0 {
-		return ErrRange
-	}
-	if d.LThreshold > d.UThreshold {
-		return ErrRange
 	}
 	return nil
 }
