@@ -39,7 +39,7 @@ func FuzzIPVS(f *testing.F) {
 				if arg&0x80 != 0 {
 					flags = model.FlagPersistent
 				}
-				_ = v.AddService(model.Service{ServiceKey: k, Scheduler: model.Schedulers[int(arg>>4)%len(model.Schedulers)], Flags: flags, Timeout: 30})
+				_ = v.AddService(model.Service{ServiceKey: k, Scheduler: model.Schedulers[int(arg>>4)%len(model.Schedulers)], Flags: flags, Timeout: 30, Netmask: 0xffffff00})
 			case 1:
 				_ = v.AddDest(k, model.Dest{Addr: rs, Port: 80, Method: model.Masq, Weight: int32(arg >> 4 & 3), UThreshold: uint32(arg >> 6)})
 			case 2:

@@ -35,7 +35,7 @@ func mustOK(t *testing.T, err error) {
 func TestNotesExample(t *testing.T) {
 	v := New(Options{})
 	k := svcKey(model.ProtoUDP, "198.18.1.64:9999")
-	mustOK(t, v.AddService(model.Service{ServiceKey: k, Scheduler: "sh", Flags: model.FlagPersistent, Timeout: 120}))
+	mustOK(t, v.AddService(model.Service{ServiceKey: k, Scheduler: "sh", Flags: model.FlagPersistent, Timeout: 120, Netmask: 0xffffffff}))
 	mustOK(t, v.AddDest(k, model.Dest{Addr: netip.MustParseAddr("198.18.2.68"), Port: 9999, Method: model.Masq, Weight: 1}))
 
 	c, verdict := v.In(Packet{Protocol: model.ProtoUDP, Src: ap("198.18.0.10:40000"), Dst: ap("198.18.1.64:9999"), Len: 20 + 8 + 11}, t0)
@@ -226,7 +226,7 @@ func TestOnePacketScheduling(t *testing.T) {
 func TestTemplateExpiry(t *testing.T) {
 	v := New(Options{})
 	k := svcKey(model.ProtoTCP, "198.18.1.1:443")
-	mustOK(t, v.AddService(model.Service{ServiceKey: k, Scheduler: "rr", Flags: model.FlagPersistent, Timeout: 30}))
+	mustOK(t, v.AddService(model.Service{ServiceKey: k, Scheduler: "rr", Flags: model.FlagPersistent, Timeout: 30, Netmask: 0xffffffff}))
 	mustOK(t, v.AddDest(k, model.Dest{Addr: netip.MustParseAddr("198.18.2.1"), Method: model.Route, Weight: 1}))
 	c, _ := v.In(Packet{Protocol: model.ProtoTCP, Src: ap("198.18.0.1:1000"), Dst: ap("198.18.1.1:443"), TCPFlags: conn.SYN}, t0)
 	v.In(Packet{Protocol: model.ProtoTCP, Src: ap("198.18.0.1:1000"), Dst: ap("198.18.1.1:443"), TCPFlags: conn.ACK}, t0)

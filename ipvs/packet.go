@@ -22,6 +22,10 @@ type Packet struct {
 	// Len is the packet's length at the IP level (IP header included),
 	// what IPVS adds to InBytes/OutBytes.
 	Len int
+	// Synthetic marks an event an engine saw at the socket level (the
+	// proxy's accept, EOF, close) rather than a packet: it drives state and
+	// timers but is not counted; the engine counts with Account.
+	Synthetic bool
 }
 
 // Verdict is what to do with a packet.
@@ -109,7 +113,9 @@ func (v *IPVS) In(p Packet, now time.Time) (*Conn, Verdict) {
 		}
 		return c, Drop
 	}
-	v.count(c, p.Len, true)
+	if !p.Synthetic {
+		v.count(c, p.Len, true)
+	}
 	v.setState(c, conn.Input, p.TCPFlags)
 	c.Expires = now.Add(c.Timeout)
 	if c.onePacket {
@@ -126,7 +132,9 @@ func (v *IPVS) Out(p Packet, now time.Time) (*Conn, Verdict) {
 	if c == nil {
 		return nil, Pass
 	}
-	v.count(c, p.Len, false)
+	if !p.Synthetic {
+		v.count(c, p.Len, false)
+	}
 	v.setState(c, conn.Output, p.TCPFlags)
 	c.Expires = now.Add(c.Timeout)
 	return c, Forward
@@ -278,20 +286,38 @@ func (v *IPVS) newConn(svc *Service, p Packet, d *model.Server, dport uint16) *C
 	return c
 }
 
+// Account adds traffic an engine counted itself (packets and IP-level
+// bytes in both directions) to the connection's server, its service and
+// the total.
+func (v *IPVS) Account(c *Conn, t stats.Counters) {
+	for _, s := range v.statsOf(c) {
+		s.AddCounters(t)
+	}
+}
+
+// Has reports whether c is still in the connection table.
+func (v *IPVS) Has(c *Conn) bool {
+	_, ok := v.all[c]
+	return ok
+}
+
+func (v *IPVS) statsOf(c *Conn) []*stats.Stats {
+	out := []*stats.Stats{&c.Server.Stats, &v.total}
+	if svc := v.byKey[c.svc]; svc != nil {
+		out = append(out, &svc.Stats)
+	}
+	return out
+}
+
 // count adds a packet to the server's, the service's and the total counters.
 func (v *IPVS) count(c *Conn, n int, in bool) {
-	add := func(s *stats.Stats) {
+	for _, s := range v.statsOf(c) {
 		if in {
 			s.In(n)
 		} else {
 			s.Out(n)
 		}
 	}
-	add(&c.Server.Stats)
-	if svc := v.byKey[c.svc]; svc != nil {
-		add(&svc.Stats)
-	}
-	add(&v.total)
 }
 
 // setState runs the protocol's state transition and moves the connection
