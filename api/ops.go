@@ -1,0 +1,45 @@
+package api
+
+import "gvs/model"
+
+// OpKind names a rule operation; each is an ipvsadm command.
+type OpKind string
+
+// Operations.
+const (
+	AddService  OpKind = "add-service"  // -A
+	EditService OpKind = "edit-service" // -E
+	DelService  OpKind = "del-service"  // -D
+	AddDest     OpKind = "add-dest"     // -a
+	EditDest    OpKind = "edit-dest"    // -e
+	DelDest     OpKind = "del-dest"     // -d
+	Clear       OpKind = "clear"        // -C
+	Zero        OpKind = "zero"         // -Z (Service.Key zero: all)
+	SetTimeouts OpKind = "set-timeouts" // --set
+)
+
+// Op is one rule operation. Service carries the service (its key alone
+// for del-service, del-dest, add-dest, edit-dest and zero), Dest the
+// destination for the dest operations.
+type Op struct {
+	Op       OpKind         `json:"op"`
+	Service  model.Service  `json:"service,omitzero"`
+	Dest     model.Dest     `json:"dest,omitzero"`
+	Timeouts model.Timeouts `json:"timeouts,omitzero"`
+	// AllServices with zero: every counter (ipvsadm -Z without a service).
+	AllServices bool `json:"all_services,omitempty"`
+}
+
+// Ops is the body of POST /v1/ops: applied in order, all or nothing.
+type Ops struct {
+	Ops []Op `json:"ops"`
+}
+
+// Error is the body of a failed request.
+type Error struct {
+	Message string `json:"message"`
+	// Errno is the kernel errno of the refusal (0 for a usage error).
+	Errno int `json:"errno"`
+	// Index is the position of the failing operation in a batch.
+	Index int `json:"index"`
+}

@@ -1,0 +1,245 @@
+// Package config reads gvsd's declarative rules file: YAML, or the
+// ipvsadm-save format (what gvsadm -S prints). The result is the complete
+// desired rule set; gvsd converges the running rules to it.
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"gvs/control"
+	"gvs/model"
+)
+
+// File is the YAML document.
+type File struct {
+	Timeouts *Timeouts `yaml:"timeouts"`
+	Services []Service `yaml:"services"`
+}
+
+// Timeouts are ipvsadm --set's values in seconds (0: the default).
+type Timeouts struct {
+	TCP    uint32 `yaml:"tcp"`
+	TCPFin uint32 `yaml:"tcpfin"`
+	UDP    uint32 `yaml:"udp"`
+}
+
+// Service is one virtual service: exactly one of TCP, UDP, SCTP (an
+// address and port) or FWMark.
+type Service struct {
+	TCP        string   `yaml:"tcp"`
+	UDP        string   `yaml:"udp"`
+	SCTP       string   `yaml:"sctp"`
+	FWMark     uint32   `yaml:"fwmark"`
+	IPv6       bool     `yaml:"ipv6"` // family of a fwmark service
+	Scheduler  string   `yaml:"scheduler"`
+	Persistent *uint32  `yaml:"persistent"` // seconds; 0 means ipvsadm's default 360
+	Netmask    string   `yaml:"netmask"`    // IPv4 mask, or IPv6 prefix length
+	OnePacket  bool     `yaml:"ops"`
+	SchedFlags []string `yaml:"sched-flags"` // sh-fallback, sh-port, mh-fallback, mh-port
+	Servers    []Server `yaml:"servers"`
+}
+
+// Server is one real server.
+type Server struct {
+	Address    string `yaml:"address"`
+	Method     string `yaml:"method"` // route (default), tunnel, masq, fullnat
+	Weight     *int32 `yaml:"weight"` // default 1
+	UThreshold uint32 `yaml:"u-threshold"`
+	LThreshold uint32 `yaml:"l-threshold"`
+}
+
+// SaveParser parses ipvsadm-save lines into rules; the ipvsadm package
+// provides it (gvsd wires it in), keeping this package free of the CLI.
+type SaveParser func(lines []byte) (*control.Rules, error)
+
+// Load reads path: ipvsadm-save lines when its first rule line starts with
+// "-", YAML otherwise.
+func Load(path string, save SaveParser) (*control.Rules, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r *control.Rules
+	if isSaveFormat(b) {
+		r, err = save(b)
+	} else {
+		r, err = Parse(b)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+func isSaveFormat(b []byte) bool {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		return strings.HasPrefix(l, "-")
+	}
+	return false
+}
+
+// Parse reads the YAML form.
+func Parse(b []byte) (*control.Rules, error) {
+	var f File
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && err.Error() != "EOF" {
+		return nil, err
+	}
+	r := &control.Rules{}
+	if f.Timeouts != nil {
+		r.Timeouts = model.Timeouts{TCP: f.Timeouts.TCP, TCPFin: f.Timeouts.TCPFin, UDP: f.Timeouts.UDP}
+	}
+	seen := map[model.ServiceKey]bool{}
+	for i, s := range f.Services {
+		sr, err := s.rules()
+		if err != nil {
+			return nil, fmt.Errorf("service %d: %w", i+1, err)
+		}
+		if seen[sr.Service.ServiceKey] {
+			return nil, fmt.Errorf("service %d: %s: %w", i+1, sr.Service.ServiceKey, model.ErrServiceExists)
+		}
+		seen[sr.Service.ServiceKey] = true
+		r.Services = append(r.Services, sr)
+	}
+	return r, nil
+}
+
+func (s Service) rules() (control.ServiceRules, error) {
+	var sr control.ServiceRules
+	svc := model.Service{Scheduler: s.Scheduler}
+	n := 0
+	for _, c := range []struct {
+		addr  string
+		proto model.Protocol
+	}{{s.TCP, model.ProtoTCP}, {s.UDP, model.ProtoUDP}, {s.SCTP, model.ProtoSCTP}} {
+		if c.addr == "" {
+			continue
+		}
+		n++
+		ap, err := netip.ParseAddrPort(c.addr)
+		if err != nil {
+			return sr, fmt.Errorf("address %q: want ADDR:PORT or [ADDR6]:PORT", c.addr)
+		}
+		svc.Protocol, svc.Addr, svc.Port = c.proto, ap.Addr().Unmap(), ap.Port()
+		svc.Family = model.FamilyOf(svc.Addr)
+	}
+	if s.FWMark != 0 {
+		n++
+		svc.FWMark, svc.Family = s.FWMark, model.IPv4
+		if s.IPv6 {
+			svc.Family = model.IPv6
+		}
+	}
+	if n != 1 {
+		return sr, fmt.Errorf("give exactly one of tcp, udp, sctp or fwmark")
+	}
+	if s.Persistent != nil {
+		svc.Flags |= model.FlagPersistent
+		svc.Timeout = *s.Persistent
+		if svc.Timeout == 0 {
+			svc.Timeout = model.DefaultPersistTimeout
+		}
+		svc.Netmask = model.DefaultNetmask(svc.Family)
+	}
+	if s.OnePacket {
+		svc.Flags |= model.FlagOnePacket
+	}
+	for _, fl := range s.SchedFlags {
+		switch fl {
+		case "sh-fallback", "mh-fallback", "flag-1":
+			svc.Flags |= model.FlagSched1
+		case "sh-port", "mh-port", "flag-2":
+			svc.Flags |= model.FlagSched2
+		case "flag-3":
+			svc.Flags |= model.FlagSched3
+		default:
+			return sr, fmt.Errorf("unknown sched-flag %q", fl)
+		}
+	}
+	if s.Netmask != "" {
+		m, err := parseNetmask(s.Netmask, svc.Family)
+		if err != nil {
+			return sr, err
+		}
+		svc.Netmask = m
+	}
+	svc = svc.Normalize()
+	if err := svc.Validate(); err != nil {
+		return sr, fmt.Errorf("%s: %w", svc.ServiceKey, err)
+	}
+	sr.Service = svc
+	for j, d := range s.Servers {
+		md, err := d.dest(svc)
+		if err != nil {
+			return sr, fmt.Errorf("server %d: %w", j+1, err)
+		}
+		if slices.ContainsFunc(sr.Dests, func(x model.Dest) bool { return x.AddrPort() == md.AddrPort() }) {
+			return sr, fmt.Errorf("server %d: %s: %w", j+1, md.AddrPort(), model.ErrDestExists)
+		}
+		// Listed in the order they are added; the kernel's list is newest first.
+		sr.Dests = slices.Insert(sr.Dests, 0, md)
+	}
+	return sr, nil
+}
+
+func parseNetmask(s string, f model.Family) (uint32, error) {
+	if f == model.IPv6 {
+		var n uint32
+		if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n < 1 || n > 128 {
+			return 0, fmt.Errorf("netmask %q: want an IPv6 prefix length 1..128", s)
+		}
+		return n, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return 0, fmt.Errorf("netmask %q: want an IPv4 netmask such as 255.255.255.0", s)
+	}
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), nil
+}
+
+func (d Server) dest(svc model.Service) (model.Dest, error) {
+	var md model.Dest
+	ap, err := netip.ParseAddrPort(d.Address)
+	if err != nil {
+		a, aerr := netip.ParseAddr(d.Address)
+		if aerr != nil {
+			return md, fmt.Errorf("address %q: want ADDR[:PORT]", d.Address)
+		}
+		ap = netip.AddrPortFrom(a, 0)
+	}
+	md.Addr, md.Port = ap.Addr().Unmap(), ap.Port()
+	if md.Port == 0 {
+		md.Port = svc.Port
+	}
+	md.Method = model.Route
+	if d.Method != "" {
+		if err := md.Method.UnmarshalText([]byte(d.Method)); err != nil {
+			return md, err
+		}
+	}
+	md.Weight = 1
+	if d.Weight != nil {
+		md.Weight = *d.Weight
+	}
+	md.UThreshold, md.LThreshold = d.UThreshold, d.LThreshold
+	md = model.NormalizeDest(svc, md)
+	if err := model.ValidateDest(svc, md); err != nil {
+		return md, fmt.Errorf("%s: %w", md.AddrPort(), err)
+	}
+	return md, nil
+}

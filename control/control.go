@@ -1,0 +1,199 @@
+// Package control is gvsd's core: it owns the rule set, applies operations
+// to the engine one batch at a time, and keeps the rules on disk so they
+// survive a restart or a crash. The HTTP API, the config file and any later
+// client all go through it.
+package control
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"gvs/api"
+	"gvs/engine"
+	"gvs/ipvs"
+	"gvs/model"
+)
+
+// Core serialises every change of the rules.
+type Core struct {
+	mu    sync.Mutex
+	eng   engine.Engine
+	store *Store
+	log   *slog.Logger
+}
+
+// New returns a core over eng that persists to store (nil: no persistence).
+func New(eng engine.Engine, store *Store, log *slog.Logger) *Core {
+	return &Core{eng: eng, store: store, log: log}
+}
+
+// Engine returns the engine, for reads (listings, counters).
+func (c *Core) Engine() engine.Engine { return c.eng }
+
+// BatchError is a failed batch: the index of the operation that failed
+// and why. Nothing of the batch was applied.
+type BatchError struct {
+	Index int
+	Err   error
+}
+
+func (e *BatchError) Error() string { return e.Err.Error() }
+func (e *BatchError) Unwrap() error { return e.Err }
+
+// Restore applies the saved rules at start.
+func (c *Core) Restore() error {
+	if c.store == nil {
+		return nil
+	}
+	r, err := c.store.Load()
+	if err != nil || r == nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.apply(r.Ops()); err != nil {
+		return fmt.Errorf("restoring saved rules: %w", err)
+	}
+	c.log.Info("rules restored", "services", len(r.Services), "file", c.store.Path())
+	return nil
+}
+
+// Do applies a batch of operations, all or nothing, and saves the rules.
+func (c *Core) Do(ops []api.Op) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Check the whole batch on a copy of the model first, so a bad
+	// operation anywhere changes nothing.
+	if err := c.dryRun(ops); err != nil {
+		return err
+	}
+	before := c.rules()
+	if err := c.apply(ops); err != nil {
+		// The engine refused what the model accepted (a listener could
+		// not bind, say): put the old rules back.
+		if rerr := c.reset(before); rerr != nil {
+			c.log.Error("rollback failed", "err", rerr)
+		}
+		return err
+	}
+	if mutates(ops) {
+		if err := c.save(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func mutates(ops []api.Op) bool {
+	return slices.ContainsFunc(ops, func(o api.Op) bool { return o.Op != api.Zero })
+}
+
+func (c *Core) dryRun(ops []api.Op) error {
+	v := ipvs.New(ipvs.Options{})
+	for _, op := range c.rules().Ops() {
+		if err := applyTo(modelTarget{v}, op); err != nil {
+			return fmt.Errorf("current rules do not replay: %w", err)
+		}
+	}
+	for i, op := range ops {
+		if ch, ok := c.eng.(interface{ Check(api.Op) error }); ok {
+			if err := ch.Check(op); err != nil {
+				return &BatchError{i, err}
+			}
+		}
+		if err := applyTo(modelTarget{v}, op); err != nil {
+			return &BatchError{i, err}
+		}
+	}
+	return nil
+}
+
+func (c *Core) apply(ops []api.Op) error {
+	for i, op := range ops {
+		if err := applyTo(c.eng, op); err != nil {
+			return &BatchError{i, err}
+		}
+	}
+	return nil
+}
+
+func (c *Core) reset(r *Rules) error {
+	if err := c.eng.Flush(); err != nil {
+		return err
+	}
+	return c.apply(r.Ops())
+}
+
+// rules reads the current rule set from the engine.
+func (c *Core) rules() *Rules {
+	r := &Rules{Version: rulesVersion, Timeouts: c.eng.Timeouts()}
+	for _, s := range c.eng.Services() {
+		sr := ServiceRules{Service: s.Service}
+		for _, d := range s.Dests {
+			sr.Dests = append(sr.Dests, d.Dest)
+		}
+		r.Services = append(r.Services, sr)
+	}
+	return r
+}
+
+func (c *Core) save() error {
+	if c.store == nil {
+		return nil
+	}
+	if err := c.store.Save(c.rules()); err != nil {
+		return fmt.Errorf("rules applied but not saved: %w", err)
+	}
+	return nil
+}
+
+// target is what an operation applies to: the engine, or a scratch model
+// for a dry run.
+type target interface {
+	AddService(model.Service) error
+	EditService(model.Service) error
+	DelService(model.ServiceKey) error
+	AddDest(model.ServiceKey, model.Dest) error
+	EditDest(model.ServiceKey, model.Dest) error
+	DelDest(model.ServiceKey, netip.AddrPort) error
+	Flush() error
+	SetTimeouts(model.Timeouts) error
+	Zero(*model.ServiceKey) error
+}
+
+type modelTarget struct{ *ipvs.IPVS }
+
+func (m modelTarget) Flush() error                       { m.IPVS.Flush(); return nil }
+func (m modelTarget) SetTimeouts(t model.Timeouts) error { m.IPVS.SetTimeouts(t); return nil }
+
+func applyTo(t target, op api.Op) error {
+	k := op.Service.ServiceKey
+	switch op.Op {
+	case api.AddService:
+		return t.AddService(op.Service)
+	case api.EditService:
+		return t.EditService(op.Service)
+	case api.DelService:
+		return t.DelService(k)
+	case api.AddDest:
+		return t.AddDest(k, op.Dest)
+	case api.EditDest:
+		return t.EditDest(k, op.Dest)
+	case api.DelDest:
+		return t.DelDest(k, op.Dest.AddrPort())
+	case api.Clear:
+		return t.Flush()
+	case api.SetTimeouts:
+		return t.SetTimeouts(op.Timeouts)
+	case api.Zero:
+		if op.AllServices {
+			return t.Zero(nil)
+		}
+		return t.Zero(&k)
+	}
+	return errors.New("unknown operation " + string(op.Op))
+}

@@ -1,0 +1,158 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"gvs/conn"
+	"gvs/ipvs"
+	"gvs/model"
+	"gvs/stats"
+)
+
+// tcpConn is one proxied TCP connection.
+type tcpConn struct {
+	client, server *net.TCPConn
+	conn           *ipvs.Conn
+	hdr            uint64         // IP + TCP header bytes per segment
+	seen           stats.Counters // what TCP_INFO showed at the last account
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	ap := a.(interface{ AddrPort() netip.AddrPort }).AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+func (e *Engine) serveTCP(ln *net.TCPListener) {
+	for {
+		c, err := ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			e.log.Warn("accept", "err", err)
+			continue
+		}
+		go e.handleTCP(c)
+	}
+}
+
+// event feeds a socket event to the model as a synthetic packet.
+func (e *Engine) event(c *ipvs.Conn, dir conn.Dir, flags conn.TCPFlags) {
+	p := ipvs.Packet{Protocol: model.ProtoTCP, TCPFlags: flags, Synthetic: true}
+	e.Do(func(v *ipvs.IPVS) {
+		if dir == conn.Input {
+			p.Src, p.Dst = c.Client, c.Virtual
+			v.In(p, e.Now())
+		} else {
+			p.Src, p.Dst = c.Dest, c.Client
+			v.Out(p, e.Now())
+		}
+	})
+}
+
+func (e *Engine) handleTCP(client *net.TCPConn) {
+	p := ipvs.Packet{Protocol: model.ProtoTCP, Src: addrPort(client.RemoteAddr()), Dst: addrPort(client.LocalAddr()),
+		TCPFlags: conn.SYN, Synthetic: true}
+	var c *ipvs.Conn
+	var verdict ipvs.Verdict
+	e.Do(func(v *ipvs.IPVS) { c, verdict = v.In(p, e.Now()) })
+	if verdict != ipvs.Forward {
+		// No server may take it (or the service just went): refuse.
+		client.SetLinger(0)
+		client.Close()
+		return
+	}
+	tc := &tcpConn{client: client, conn: c, hdr: uint64(ipHeader(p.Src.Addr()) + 20)}
+	e.mu.Lock()
+	e.tcpConns[tc] = struct{}{}
+	e.mu.Unlock()
+	defer e.finishTCP(tc)
+
+	d := net.Dialer{Timeout: DialTimeout}
+	sc, err := d.Dial("tcp", c.Dest.String())
+	if err != nil {
+		// As if the real server answered with a reset.
+		e.event(c, conn.Output, conn.RST)
+		client.SetLinger(0)
+		return
+	}
+	tc.server = sc.(*net.TCPConn)
+	e.event(c, conn.Output, conn.SYN|conn.ACK)
+	e.event(c, conn.Input, conn.ACK)
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	pipe := func(dst, src *net.TCPConn, dir conn.Dir) {
+		defer wg.Done()
+		// ReadFrom between TCP sockets splices in the kernel.
+		_, err := dst.ReadFrom(src)
+		if err != nil && !errors.Is(err, io.EOF) {
+			// A reset on either side resets both.
+			e.event(c, dir, conn.RST)
+			tc.client.SetLinger(0)
+			tc.server.SetLinger(0)
+			tc.client.Close()
+			tc.server.Close()
+			return
+		}
+		dst.CloseWrite()
+		e.event(c, dir, conn.FIN|conn.ACK)
+	}
+	go pipe(tc.server, tc.client, conn.Input)
+	go pipe(tc.client, tc.server, conn.Output)
+	wg.Wait()
+	// The last ACK of the close.
+	e.event(c, conn.Input, conn.ACK)
+}
+
+func (e *Engine) finishTCP(tc *tcpConn) {
+	e.Do(func(v *ipvs.IPVS) {
+		e.mu.Lock()
+		delete(e.tcpConns, tc)
+		e.mu.Unlock()
+		tc.account(v)
+	})
+	tc.client.Close()
+	if tc.server != nil {
+		tc.server.Close()
+	}
+}
+
+// account adds what the client socket's TCP_INFO shows since the last call.
+// The table must be locked.
+func (tc *tcpConn) account(v *ipvs.IPVS) {
+	raw, err := tc.client.SyscallConn()
+	if err != nil {
+		return
+	}
+	var info *unix.TCPInfo
+	raw.Control(func(fd uintptr) {
+		info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	})
+	if err != nil || info == nil {
+		return
+	}
+	hdr := tc.hdr
+	if info.Options&tcpiOptTimestamps != 0 {
+		hdr += 12
+	}
+	now := stats.Counters{
+		InPkts:   uint64(info.Segs_in),
+		OutPkts:  uint64(info.Segs_out),
+		InBytes:  info.Bytes_received + uint64(info.Segs_in)*hdr,
+		OutBytes: info.Bytes_sent + uint64(info.Segs_out)*hdr,
+	}
+	if d := now.Sub(tc.seen); d != (stats.Counters{}) {
+		v.Account(tc.conn, d)
+	}
+	tc.seen = now
+}
+
+// tcpiOptTimestamps is TCPI_OPT_TIMESTAMPS of linux/tcp.h.
+const tcpiOptTimestamps = 1

@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"gvs/ipvs"
+	"gvs/model"
+	"gvs/stats"
+)
+
+// onePacketWait is how long a one-packet (-o) flow waits for replies.
+const onePacketWait = 5 * time.Second
+
+// udpFlow is one client's flow: a connected socket toward its real server.
+type udpFlow struct {
+	upstream *net.UDPConn
+	// until keeps a one-packet flow, which is in no table, open for its
+	// replies; zero for flows that live as long as their connection.
+	until time.Time
+}
+
+func (e *Engine) serveUDP(pc *net.UDPConn, vip netip.AddrPort) {
+	buf := make([]byte, 64*1024)
+	for {
+		n, src, err := pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+		p := ipvs.Packet{Protocol: model.ProtoUDP, Src: src, Dst: vip, Len: n + 8 + ipHeader(src.Addr())}
+		var c *ipvs.Conn
+		var verdict ipvs.Verdict
+		var f *udpFlow
+		e.Do(func(v *ipvs.IPVS) {
+			c, verdict = v.In(p, e.Now())
+			if verdict == ipvs.Forward {
+				f = e.flowFor(v, c, pc)
+			}
+		})
+		if f != nil {
+			f.upstream.Write(buf[:n])
+		}
+	}
+}
+
+// flowFor returns the flow of connection c, opening it on first use. The
+// table is locked.
+func (e *Engine) flowFor(v *ipvs.IPVS, c *ipvs.Conn, pc *net.UDPConn) *udpFlow {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if f := e.flows[c]; f != nil {
+		return f
+	}
+	up, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(c.Dest))
+	if err != nil {
+		e.log.Warn("udp upstream", "dest", c.Dest, "err", err)
+		return nil
+	}
+	f := &udpFlow{upstream: up}
+	if !v.Has(c) {
+		f.until = e.Now().Add(onePacketWait)
+	}
+	e.flows[c] = f
+	go e.replies(c, f, pc)
+	return f
+}
+
+// replies carries the real server's datagrams back to the client from the
+// virtual address.
+func (e *Engine) replies(c *ipvs.Conn, f *udpFlow, pc *net.UDPConn) {
+	buf := make([]byte, 64*1024)
+	for {
+		n, err := f.upstream.Read(buf)
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				continue // e.g. ICMP port unreachable from the server
+			}
+			return
+		}
+		p := ipvs.Packet{Protocol: model.ProtoUDP, Src: c.Dest, Dst: c.Client, Len: n + 8 + ipHeader(c.Client.Addr())}
+		forward := false
+		e.Do(func(v *ipvs.IPVS) {
+			if !f.until.IsZero() {
+				v.Account(c, stats.Counters{OutPkts: 1, OutBytes: uint64(p.Len)})
+				forward = true
+				return
+			}
+			_, verdict := v.Out(p, e.Now())
+			forward = verdict == ipvs.Forward
+		})
+		if forward {
+			pc.WriteToUDPAddrPort(buf[:n], c.Client)
+		}
+	}
+}

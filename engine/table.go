@@ -1,0 +1,160 @@
+package engine
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"gvs/api"
+	"gvs/ipvs"
+	"gvs/model"
+	"gvs/stats"
+)
+
+// Table is an IPVS model instance behind a mutex, with the conversions to
+// API documents. Engines embed it and add what their data path needs.
+type Table struct {
+	mu sync.Mutex
+	v  *ipvs.IPVS
+	// Now is the clock (tests replace it).
+	Now func() time.Time
+}
+
+// NewTable returns an empty table.
+func NewTable(o ipvs.Options) *Table {
+	return &Table{v: ipvs.New(o), Now: time.Now}
+}
+
+// Do runs f with the table locked.
+func (t *Table) Do(f func(v *ipvs.IPVS)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f(t.v)
+}
+
+func (t *Table) do(f func(v *ipvs.IPVS) error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return f(t.v)
+}
+
+// AddService is ipvsadm -A.
+func (t *Table) AddService(s model.Service) error {
+	return t.do(func(v *ipvs.IPVS) error { return v.AddService(s) })
+}
+
+// EditService is ipvsadm -E.
+func (t *Table) EditService(s model.Service) error {
+	return t.do(func(v *ipvs.IPVS) error { return v.EditService(s) })
+}
+
+// DelService is ipvsadm -D.
+func (t *Table) DelService(k model.ServiceKey) error {
+	return t.do(func(v *ipvs.IPVS) error { return v.DelService(k) })
+}
+
+// AddDest is ipvsadm -a.
+func (t *Table) AddDest(k model.ServiceKey, d model.Dest) error {
+	return t.do(func(v *ipvs.IPVS) error { return v.AddDest(k, d) })
+}
+
+// EditDest is ipvsadm -e.
+func (t *Table) EditDest(k model.ServiceKey, d model.Dest) error {
+	return t.do(func(v *ipvs.IPVS) error { return v.EditDest(k, d) })
+}
+
+// DelDest is ipvsadm -d.
+func (t *Table) DelDest(k model.ServiceKey, a netip.AddrPort) error {
+	return t.do(func(v *ipvs.IPVS) error { return v.DelDest(k, a) })
+}
+
+// Flush is ipvsadm -C.
+func (t *Table) Flush() error {
+	return t.do(func(v *ipvs.IPVS) error { v.Flush(); return nil })
+}
+
+// SetTimeouts is ipvsadm --set.
+func (t *Table) SetTimeouts(to model.Timeouts) error {
+	return t.do(func(v *ipvs.IPVS) error { v.SetTimeouts(to); return nil })
+}
+
+// Zero is ipvsadm -Z.
+func (t *Table) Zero(k *model.ServiceKey) error {
+	return t.do(func(v *ipvs.IPVS) error { return v.Zero(k) })
+}
+
+// Timeouts returns the --set values.
+func (t *Table) Timeouts() (to model.Timeouts) {
+	t.Do(func(v *ipvs.IPVS) { to = v.Timeouts() })
+	return to
+}
+
+// Services converts the table to API documents.
+func (t *Table) Services() []api.Service {
+	var out []api.Service
+	t.Do(func(v *ipvs.IPVS) {
+		for _, s := range v.Services() {
+			as := api.Service{Service: s.Config, Stats: s.Stats.Counters(), Rates: s.Stats.Rates(), Dests: []api.Dest{}}
+			for _, d := range s.Servers() {
+				as.Dests = append(as.Dests, api.Dest{
+					Dest: d.Dest, ActiveConns: d.ActiveConns, InactConns: d.InactConns, PersistConns: d.PersistConns,
+					Stats: d.Stats.Counters(), Rates: d.Stats.Rates(),
+				})
+			}
+			out = append(out, as)
+		}
+	})
+	return out
+}
+
+// Totals returns the instance-wide counters and rates.
+func (t *Table) Totals() (c stats.Counters, r stats.Rates) {
+	t.Do(func(v *ipvs.IPVS) { c, r = v.Total().Counters(), v.Total().Rates() })
+	return c, r
+}
+
+// Conns lists the connection table, templates included.
+func (t *Table) Conns() []api.Conn {
+	var out []api.Conn
+	t.Do(func(v *ipvs.IPVS) {
+		now := t.Now()
+		for _, c := range v.Conns() {
+			out = append(out, api.Conn{
+				Protocol: c.Protocol, Client: c.Client, Virtual: c.Virtual, Dest: c.Dest,
+				State: c.State.String(), ExpireMS: c.Remaining(now).Milliseconds(), Template: c.Template,
+			})
+		}
+	})
+	return out
+}
+
+// RunTimers runs the kernel's periodic work until stop is closed: expiry
+// every second, the rate estimator every 2 seconds, lblc/lblcr collection
+// every minute. expired is called (with the table locked) after each
+// expiry run so the engine can release what belonged to gone connections.
+func (t *Table) RunTimers(stop <-chan struct{}, expired func(v *ipvs.IPVS)) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	n := 0
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		n++
+		t.Do(func(v *ipvs.IPVS) {
+			now := t.Now()
+			v.Expire(now)
+			if expired != nil {
+				expired(v)
+			}
+			if n%int(stats.EstimatorPeriod/time.Second) == 0 {
+				v.Estimate()
+			}
+			if n%60 == 0 {
+				v.Collect(now)
+			}
+		})
+	}
+}
