@@ -34,10 +34,10 @@ func (e *Error) ExitCode() int {
 // Usage returns an error ipvsadm reports itself (exit status 2).
 func Usage(msg string) *Error { return &Error{Msg: msg} }
 
-// The kernel's refusals, with ipvsadm's words for them (libipvs ipvs_strerror).
+// The kernel's refusals, with ipvsadm's words for them (libipvs 1.31 ipvs_strerror).
 var (
 	ErrServiceExists     = &Error{syscall.EEXIST, "Service already exists"}
-	ErrSchedulerNotFound = &Error{syscall.ENOENT, "Scheduler not found"}
+	ErrSchedulerNotFound = &Error{syscall.ENOENT, "Scheduler or persistence engine not found"}
 	ErrNoSuchService     = &Error{syscall.ESRCH, "No such service"}
 	ErrServiceNotDefined = &Error{syscall.ESRCH, "Service not defined"}
 	ErrDestExists        = &Error{syscall.EEXIST, "Destination already exists"}

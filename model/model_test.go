@@ -568,7 +568,7 @@ func TestErrors(t *testing.T) {
 		msg   string
 	}{
 		{model.ErrServiceExists, syscall.EEXIST, "Service already exists"},
-		{model.ErrSchedulerNotFound, syscall.ENOENT, "Scheduler not found"},
+		{model.ErrSchedulerNotFound, syscall.ENOENT, "Scheduler or persistence engine not found"},
 		{model.ErrNoSuchService, syscall.ESRCH, "No such service"},
 		{model.ErrServiceNotDefined, syscall.ESRCH, "Service not defined"},
 		{model.ErrDestExists, syscall.EEXIST, "Destination already exists"},

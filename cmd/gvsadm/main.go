@@ -1,0 +1,157 @@
+// Command gvsadm administers gvsd with ipvsadm's syntax and output, so
+// scripts and ipvsadm-save files written for ipvsadm work unchanged.
+// Installed or invoked as ipvsadm it behaves the same. It finds gvsd by
+// --socket PATH, else $GVS_SOCKET, else the default socket.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gvs/api"
+	"gvs/client"
+	"gvs/ipvsadm"
+)
+
+func main() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) }
+
+// splitSocket takes gvsadm's own --socket option out of the arguments.
+func splitSocket(args []string) (socket string, rest []string, err error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--socket":
+			if i+1 >= len(args) {
+				return "", nil, errors.New("--socket: missing argument")
+			}
+			socket = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--socket="):
+			socket = strings.TrimPrefix(a, "--socket=")
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return socket, rest, nil
+}
+
+type exitCoder interface{ ExitCode() int }
+
+// fail prints err as ipvsadm would and returns the exit status.
+func fail(stderr io.Writer, err error) int {
+	fmt.Fprintln(stderr, err.Error())
+	var ec exitCoder
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	return 1
+}
+
+func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	prog := filepath.Base(argv[0])
+	if prog != "ipvsadm" {
+		prog = ipvsadm.DefaultProgram
+	}
+	socket, args, err := splitSocket(argv[1:])
+	if err != nil {
+		return fail(stderr, err)
+	}
+	cmd, err := ipvsadm.Parser{Program: prog}.Parse(args)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	switch cmd.Kind {
+	case ipvsadm.KindHelp:
+		ipvsadm.UsageAs(stdout, prog)
+		return 0
+	case ipvsadm.KindVersion:
+		ipvsadm.VersionAs(stdout, prog)
+		return 0
+	}
+	c := client.New(client.Socket(socket))
+	switch cmd.Kind {
+	case ipvsadm.KindList:
+		return list(c, cmd, stdout, stderr)
+	case ipvsadm.KindSave:
+		snap, err := c.Services()
+		if err != nil {
+			return fail(stderr, err)
+		}
+		ipvsadm.Save(stdout, snap, cmd.Format.Numeric)
+		return 0
+	case ipvsadm.KindRestore:
+		return restore(c, prog, stdin, stderr)
+	}
+	op, ok, err := cmd.Op()
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if !ok {
+		return 0
+	}
+	if err := c.Do(op); err != nil {
+		return fail(stderr, err)
+	}
+	return 0
+}
+
+func list(c *client.Client, cmd *ipvsadm.Command, stdout, stderr io.Writer) int {
+	var err error
+	switch cmd.List {
+	case ipvsadm.ListConnTable:
+		var conns []api.Conn
+		if conns, err = c.Conns(); err == nil {
+			err = ipvsadm.ListConns(stdout, conns, cmd.Format)
+		}
+	case ipvsadm.ListTimeouts:
+		t, terr := c.Timeouts()
+		if err = terr; err == nil {
+			err = ipvsadm.ListTimeout(stdout, t)
+		}
+	case ipvsadm.ListDaemons:
+		// gvs runs no synchronisation daemon: nothing to list.
+	default:
+		var snap api.Snapshot
+		if snap, err = c.Services(); err == nil {
+			err = ipvsadm.List(stdout, snap, cmd.Format)
+		}
+	}
+	if err != nil {
+		return fail(stderr, err)
+	}
+	return 0
+}
+
+// restore applies ipvsadm-save lines from stdin as one batch: all or
+// nothing, unlike ipvsadm, which stops half-way at a bad line.
+func restore(c *client.Client, prog string, stdin io.Reader, stderr io.Writer) int {
+	cmds, err := ipvsadm.Parser{Program: prog}.ParseRestore(stdin)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	var ops []api.Op
+	var lines []int
+	for i, cmd := range cmds {
+		op, ok, err := cmd.Op()
+		if err != nil {
+			return fail(stderr, err)
+		}
+		if ok {
+			ops = append(ops, op)
+			lines = append(lines, i)
+		}
+	}
+	if err := c.Do(ops...); err != nil {
+		var oe *client.OpError
+		if errors.As(err, &oe) && oe.Index < len(lines) {
+			fmt.Fprintf(stderr, "%s (restore command %d); no rule was changed\n", oe.Err.Msg, lines[oe.Index]+1)
+			return oe.Err.ExitCode()
+		}
+		return fail(stderr, err)
+	}
+	return 0
+}

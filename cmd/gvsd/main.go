@@ -1,0 +1,155 @@
+// Command gvsd is the gvs director daemon: it holds the rules, keeps them
+// on disk, runs a data-plane engine and serves the control API that gvsadm
+// uses.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"gvs/api"
+	"gvs/apiserver"
+	"gvs/client"
+	"gvs/control"
+	"gvs/engine"
+	"gvs/engine/proxy"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error {
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+func defaultStateDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/gvs"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "gvs")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "gvs")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("gvs-%d", os.Geteuid()), "state")
+}
+
+func main() {
+	fs := flag.NewFlagSet("gvsd", flag.ExitOnError)
+	engineName := fs.String("engine", "auto", "data plane: auto, xdp or proxy")
+	var ifaces listFlag
+	fs.Var(&ifaces, "interface", "interface the xdp engine attaches to (repeat, or a comma list)")
+	socket := fs.String("socket", "", "control socket (default $GVS_SOCKET, else "+client.DefaultSocket()+")")
+	socketGroup := fs.String("socket-group", "", "group allowed on the control socket besides root (mode 0660)")
+	stateDir := fs.String("state-dir", defaultStateDir(), "directory where the rules are kept")
+	configFile := fs.String("config", "", "declarative rules (YAML, or ipvsadm-save lines) applied at start and on SIGHUP")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: gvsd [--engine auto|xdp|proxy] [--interface IF ...] [--socket PATH] [--state-dir DIR] [--config FILE]\n\n")
+		fs.PrintDefaults()
+	}
+	fs.Parse(os.Args[1:])
+	if *showVersion {
+		fmt.Printf("gvsd %s (IPVS %s)\n", version, api.Version)
+		return
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(log, *engineName, ifaces, client.Socket(*socket), *socketGroup, *stateDir, *configFile); err != nil {
+		log.Error("gvsd", "err", err)
+		os.Exit(1)
+	}
+}
+
+func newEngine(log *slog.Logger, name string, ifaces []string) (engine.Engine, string, error) {
+	switch name {
+	case "proxy":
+		return proxy.New(log), "requested", nil
+	case "xdp":
+		return nil, "", errors.New("the xdp engine is not available in this build yet; use --engine proxy")
+	case "auto":
+		return proxy.New(log), "xdp engine not available in this build", nil
+	}
+	return nil, "", fmt.Errorf("unknown engine %q (auto, xdp or proxy)", name)
+}
+
+func run(log *slog.Logger, engineName string, ifaces []string, socket, group, stateDir, configFile string) error {
+	eng, why, err := newEngine(log, engineName, ifaces)
+	if err != nil {
+		return err
+	}
+	log.Info("gvsd starting", "engine", eng.Name(), "why", why, "version", version, "socket", socket, "state_dir", stateDir)
+	if eng.Name() == "proxy" {
+		log.Info("proxy engine: real servers see the director's address (full NAT); -g and -i need the xdp engine")
+	}
+	defer eng.Close()
+
+	store, err := control.NewStore(stateDir)
+	if err != nil {
+		return err
+	}
+	core := control.New(eng, store, log)
+	if err := core.Restore(); err != nil {
+		return err
+	}
+	if configFile != "" {
+		if err := applyConfig(core, configFile); err != nil {
+			return err
+		}
+		log.Info("config applied", "file", configFile)
+	}
+
+	mode, gid := os.FileMode(0o600), -1
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			return err
+		}
+		gid, _ = strconv.Atoi(g.Gid)
+		mode = 0o660
+	}
+	srv := apiserver.New(core, api.Info{Version: api.Version, ConnTableSize: 4096, Engine: eng.Name(), GVSVersion: version}, log)
+	if err := srv.Listen(socket, mode, gid); err != nil {
+		return err
+	}
+	defer os.Remove(socket)
+	defer srv.Close()
+	log.Info("ready", "socket", socket)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for s := range sig {
+		if s == syscall.SIGHUP {
+			if configFile == "" {
+				log.Info("SIGHUP without --config: nothing to reload")
+				continue
+			}
+			if err := applyConfig(core, configFile); err != nil {
+				log.Error("config reload refused; rules unchanged", "file", configFile, "err", err)
+			} else {
+				log.Info("config reloaded", "file", configFile)
+			}
+			continue
+		}
+		log.Info("shutting down", "signal", s.String())
+		return nil
+	}
+	return nil
+}
