@@ -74,14 +74,11 @@ func NormalizeDest(svc Service, d Dest) Dest {
 }
 
 // ValidateDest checks a destination for service svc as the kernel does
-// before adding or editing it.
+// before adding or editing it, in the kernel's order: the family (netlink
+// parsing), then the numbers (ip_vs_add_dest), then the address
+// (ip_vs_new_dest).
 func ValidateDest(svc Service, d Dest) error {
-	// The kernel checks the numbers (ip_vs_add_dest) before the address
-	// (ip_vs_new_dest).
-	if d.Weight < 0 || d.LThreshold > d.UThreshold {
-		return ErrRange
-	}
-	if !d.Addr.IsValid() || d.Addr.Zone() != "" || d.Addr.Is4In6() || !unicast(d.Addr) {
+	if !d.Addr.IsValid() || d.Addr.Zone() != "" || d.Addr.Is4In6() {
 		return ErrInvalid
 	}
 	switch d.Method {
@@ -91,6 +88,12 @@ func ValidateDest(svc Service, d Dest) error {
 	}
 	// Only tunnelling can carry one family inside the other.
 	if FamilyOf(d.Addr) != svc.Family && d.Method != Tunnel {
+		return ErrInvalid
+	}
+	if d.Weight < 0 || d.LThreshold > d.UThreshold {
+		return ErrRange
+	}
+	if !unicast(d.Addr) {
 		return ErrInvalid
 	}
 	return nil
