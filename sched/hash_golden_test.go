@@ -34,10 +34,10 @@ type golden struct {
 			LastWeight int32  `json:"last_weight"`
 			Overloaded bool   `json:"overloaded"`
 		} `json:"dests"`
-		DH      []*int `json:"dh_table"`
-		SH      []*int `json:"sh_table"`
-		MH251   []*int `json:"mh_table_251"`
-		MH4093  []*int `json:"mh_table_4093"`
+		DH      []*int           `json:"dh_table"`
+		SH      []*int           `json:"sh_table"`
+		MH251   []*int           `json:"mh_table_251"`
+		MH4093  []*int           `json:"mh_table_4093"`
 		Lookups []map[string]any `json:"lookups"`
 	} `json:"scenarios"`
 }
