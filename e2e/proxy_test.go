@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -281,5 +283,42 @@ func TestLiveEdits(t *testing.T) {
 	if c, err := net.DialTimeout("tcp", "127.0.9.4:80", time.Second); err == nil {
 		c.Close()
 		t.Fatal("listener still open after -D")
+	}
+}
+
+// --config at start and on SIGHUP: the rules converge to the file; a bad
+// file changes nothing.
+func TestConfigReload(t *testing.T) {
+	dir := t.TempDir()
+	cfg := dir + "/rules.yaml"
+	write := func(s string) {
+		if err := os.WriteFile(cfg, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("services:\n  - tcp: 127.0.9.6:80\n    scheduler: rr\n    servers:\n      - {address: 127.0.10.1:18001, method: masq}\n")
+	d := startDaemon(t, t.TempDir(), "--engine", "proxy", "--config", cfg)
+	want := "-A -t 127.0.9.6:80 -s rr\n-a -t 127.0.9.6:80 -r 127.0.10.1:18001 -m -w 1\n"
+	if got := d.must("-S", "-n"); got != want {
+		t.Fatalf("after start:\n%s\nwant:\n%s", got, want)
+	}
+	reload := func() {
+		d.cmd.Process.Signal(syscall.SIGHUP)
+		time.Sleep(300 * time.Millisecond)
+	}
+	// ipvsadm-save lines are accepted too.
+	write("-A -t 127.0.9.6:80 -s wrr\n-a -t 127.0.9.6:80 -r 127.0.10.2:18001 -m -w 3\n-A -u 127.0.9.6:53 -s sh\n")
+	reload()
+	want = "-A -t 127.0.9.6:80 -s wrr\n-a -t 127.0.9.6:80 -r 127.0.10.2:18001 -m -w 3\n-A -u 127.0.9.6:53 -s sh\n"
+	if got := d.must("-S", "-n"); got != want {
+		t.Fatalf("after SIGHUP:\n%s\nwant:\n%s", got, want)
+	}
+	write("services:\n  - tcp: 127.0.9.6:80\n    scheduler: bogus\n")
+	reload()
+	if got := d.must("-S", "-n"); got != want {
+		t.Fatalf("a bad file changed the rules:\n%s", got)
+	}
+	if !strings.Contains(d.log.String(), "config reload refused") {
+		t.Errorf("no log line for the refused reload:\n%s", d.log)
 	}
 }

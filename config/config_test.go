@@ -1,0 +1,79 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"gvs/model"
+)
+
+func TestParseYAML(t *testing.T) {
+	r, err := Parse([]byte(`
+timeouts: {tcp: 60}
+services:
+  - tcp: 198.18.0.1:80
+    scheduler: sh
+    persistent: 0
+    netmask: 255.255.255.0
+    sched-flags: [sh-port]
+    servers:
+      - address: 198.18.1.1:8080
+        method: masq
+      - address: 198.18.1.2
+        weight: 0
+  - fwmark: 7
+    ipv6: true
+    servers:
+      - address: "[2001:db8::1]:443"
+        method: tunnel
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Timeouts.TCP != 60 || len(r.Services) != 2 {
+		t.Fatalf("%+v", r)
+	}
+	s := r.Services[0]
+	if s.Service.Scheduler != "sh" || s.Service.Timeout != 360 || s.Service.Netmask != 0xffffff00 ||
+		s.Service.Flags != model.FlagPersistent|model.FlagSHPort {
+		t.Errorf("service %+v", s.Service)
+	}
+	// Listed in adding order; kept newest first, as the kernel's list.
+	if len(s.Dests) != 2 || s.Dests[0].AddrPort() != netip.MustParseAddrPort("198.18.1.2:80") ||
+		s.Dests[0].Method != model.Route || s.Dests[0].Weight != 0 ||
+		s.Dests[1].Port != 8080 || s.Dests[1].Method != model.Masq || s.Dests[1].Weight != 1 {
+		t.Errorf("dests %+v", s.Dests)
+	}
+	f := r.Services[1]
+	if f.Service.FWMark != 7 || f.Service.Family != model.IPv6 || f.Service.Scheduler != "wlc" || f.Dests[0].Port != 443 {
+		t.Errorf("fwmark service %+v %+v", f.Service, f.Dests)
+	}
+}
+
+func TestParseYAMLErrors(t *testing.T) {
+	for _, tc := range []struct{ doc, want string }{
+		{"services:\n  - tcp: 198.18.0.1:80\n    scheduler: nope\n", "Scheduler or persistence engine not found"},
+		{"services:\n  - tcp: 198.18.0.1:80\n    colour: red\n", "field colour not found"},
+		{"services:\n  - tcp: 198.18.0.1:80\n    udp: 198.18.0.1:53\n", "exactly one of"},
+		{"services:\n  - tcp: 198.18.0.1:80\n  - tcp: 198.18.0.1:80\n", "Service already exists"},
+		{"services:\n  - tcp: 198.18.0.1:80\n    servers: [{address: 198.18.1.1, weight: -1}]\n", "out of range"},
+		{"services:\n  - tcp: 198.18.0.1\n", "want ADDR:PORT"},
+	} {
+		_, err := Parse([]byte(tc.doc))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.doc, err, tc.want)
+		}
+	}
+	_, err := Parse([]byte("services:\n  - tcp: 198.18.0.1:80\n    scheduler: nope\n"))
+	if !errors.Is(err, model.ErrSchedulerNotFound) {
+		t.Errorf("error chain lost: %v", err)
+	}
+}
+
+func TestSaveFormatDetected(t *testing.T) {
+	if !isSaveFormat([]byte("# saved\n\n-A -t 198.18.0.1:80 -s rr\n")) || isSaveFormat([]byte("services: []\n")) {
+		t.Fatal("format detection")
+	}
+}
