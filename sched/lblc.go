@@ -1,7 +1,9 @@
 package sched
 
 import (
+	"maps"
 	"net/netip"
+	"slices"
 	"time"
 
 	"gvs/model"
@@ -9,7 +11,8 @@ import (
 
 // Constants of ip_vs_lblc.c and ip_vs_lblcr.c.
 const (
-	lblcTableSize        = 1024               // IP_VS_LBLC_TAB_SIZE
+	lblcTableBits        = 10                 // IP_VS_LBLC_TAB_BITS
+	lblcTableSize        = 1 << lblcTableBits // IP_VS_LBLC_TAB_SIZE
 	lblcMaxEntries       = lblcTableSize * 16 // tbl->max_size
 	lblcEntryTimeout     = 6 * time.Minute    // ENTRY_TIMEOUT
 	lblcFullCheckPeriods = 30                 // COUNT_FOR_FULL_EXPIRATION
@@ -30,45 +33,52 @@ func lblcOverloaded(d *model.Server, list []*model.Server) bool {
 }
 
 // expiry is the collection logic shared by lblc and lblcr
-// (ip_vs_lblc_check_expire): every CollectInterval; every 30th run drops
-// every entry unused for the expiration time; in between, only when the
-// table holds more than its maximum, entries unused for 6 minutes go until
-// the excess (times 4/3, at most half the maximum) is gone.
+// (ip_vs_lblc_check_expire), run every CollectInterval. Entries live in
+// 1024 hash buckets (hash_32 of the address); each run walks the buckets
+// from where the last one stopped (the rover). Every 30th run drops every
+// entry unused for the expiration time; in between, only when the table
+// holds more than its maximum, whole buckets are cleared of entries unused
+// for 6 minutes until the excess (times 4/3, at most half the maximum) is
+// gone.
 type expiry struct {
 	expiration time.Duration
 	counter    int
+	rover      uint32
 }
 
-func (e *expiry) collect(now time.Time, n int, lastUse func(yield func(addr netip.Addr, last time.Time) bool), del func(netip.Addr)) {
-	if e.counter%lblcFullCheckPeriods == 0 {
-		var old []netip.Addr
-		lastUse(func(a netip.Addr, last time.Time) bool {
-			if !now.Before(last.Add(e.expiration)) {
-				old = append(old, a)
-			}
-			return true
-		})
-		for _, a := range old {
-			del(a)
-		}
-		e.counter = 1
-		return
-	}
-	if n <= lblcMaxEntries {
+func (e *expiry) collect(now time.Time, addrs []netip.Addr, lastUse func(netip.Addr) time.Time, del func(netip.Addr)) {
+	full := e.counter%lblcFullCheckPeriods == 0
+	if !full && len(addrs) <= lblcMaxEntries {
 		e.counter++
 		return
 	}
-	goal := min((n-lblcMaxEntries)*4/3, lblcMaxEntries/2)
-	var old []netip.Addr
-	lastUse(func(a netip.Addr, last time.Time) bool {
-		if !now.Before(last.Add(lblcEntryTimeout)) {
-			old = append(old, a)
+	var buckets [lblcTableSize][]netip.Addr
+	for _, a := range addrs {
+		b := hash32(foldAddr(a), lblcTableBits)
+		buckets[b] = append(buckets[b], a)
+	}
+	timeout, goal := e.expiration, 0
+	if !full {
+		timeout = lblcEntryTimeout
+		goal = min((len(addrs)-lblcMaxEntries)*4/3, lblcMaxEntries/2)
+	}
+	j := e.rover
+	for range lblcTableSize {
+		j = (j + 1) & (lblcTableSize - 1)
+		for _, a := range buckets[j] {
+			if now.Before(lastUse(a).Add(timeout)) {
+				continue
+			}
+			del(a)
 			goal--
 		}
-		return goal > 0
-	})
-	for _, a := range old {
-		del(a)
+		if !full && goal <= 0 {
+			break
+		}
+	}
+	e.rover = j
+	if full {
+		e.counter = 1
 	}
 }
 
@@ -114,13 +124,9 @@ func (l *lblc) Schedule(svc *Service, p Packet, now time.Time) *model.Server {
 
 // Collect expires entries; see expiry.
 func (l *lblc) Collect(now time.Time) {
-	l.exp.collect(now, len(l.entries), func(yield func(netip.Addr, time.Time) bool) {
-		for a, en := range l.entries {
-			if !yield(a, en.lastUse) {
-				return
-			}
-		}
-	}, func(a netip.Addr) { delete(l.entries, a) })
+	l.exp.collect(now, slices.Collect(maps.Keys(l.entries)),
+		func(a netip.Addr) time.Time { return l.entries[a].lastUse },
+		func(a netip.Addr) { delete(l.entries, a) })
 }
 
 // lblcr is ip_vs_lblcr.c: like lblc, but each destination address maps to
@@ -247,11 +253,7 @@ func (l *lblcr) Schedule(svc *Service, p Packet, now time.Time) *model.Server {
 
 // Collect expires entries; see expiry.
 func (l *lblcr) Collect(now time.Time) {
-	l.exp.collect(now, len(l.entries), func(yield func(netip.Addr, time.Time) bool) {
-		for a, en := range l.entries {
-			if !yield(a, en.lastUse) {
-				return
-			}
-		}
-	}, func(a netip.Addr) { delete(l.entries, a) })
+	l.exp.collect(now, slices.Collect(maps.Keys(l.entries)),
+		func(a netip.Addr) time.Time { return l.entries[a].lastUse },
+		func(a netip.Addr) { delete(l.entries, a) })
 }

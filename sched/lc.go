@@ -146,36 +146,37 @@ type twoChoices struct {
 func (*twoChoices) Name() string { return "twos" }
 
 func (t *twoChoices) Schedule(svc *Service, _ Packet, _ time.Time) *model.Server {
+	// The kernel computes in int, wrapping (it builds with
+	// -fno-strict-overflow); int32 arithmetic wraps the same way.
 	var choice1, choice2 *model.Server
-	var total int64
+	var total int32
 	for _, d := range svc.Servers {
 		if d.Usable() {
-			total += int64(d.Weight)
+			total += d.Weight
 			choice1 = d
 		}
 	}
 	if choice1 == nil {
 		return nil
 	}
-	// The kernel adds 1 so the draws span [0, total] inclusive; sums are
-	// int there, we keep them wide.
+	// +1 so the draws span [0, total] inclusive.
 	total++
-	r1 := int64(t.rand()) % total
-	r2 := int64(t.rand()) % total
-	var w1, w2 int64 = -1, -1
-	var oh1, oh2 int64
+	r1 := int32(t.rand() % uint32(total))
+	r2 := int32(t.rand() % uint32(total))
+	var w1, w2 int32 = -1, -1
+	var oh1, oh2 int32
 	for _, d := range svc.Servers {
 		if !d.Usable() {
 			continue
 		}
-		w := int64(d.Weight)
+		w := d.Weight
 		r1 -= w
 		r2 -= w
 		if r1 <= 0 && w1 == -1 {
-			choice1, w1, oh1 = d, w, d.Overhead()
+			choice1, w1, oh1 = d, w, int32(d.Overhead())
 		}
 		if r2 <= 0 && w2 == -1 {
-			choice2, w2, oh2 = d, w, d.Overhead()
+			choice2, w2, oh2 = d, w, int32(d.Overhead())
 		}
 		if w1 != -1 && w2 != -1 {
 			break
