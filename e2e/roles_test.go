@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary play a traffic role inside a network
+// namespace (ip netns exec NS <test binary>, with GVS_E2E_ROLE set), so the
+// namespace tests need no tool beyond iproute2.
+func TestMain(m *testing.M) {
+	if role := os.Getenv("GVS_E2E_ROLE"); role != "" {
+		if err := playRole(strings.Fields(role)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// pattern is the byte at offset i of a bulk transfer.
+func pattern(i int64) byte { return byte(i*7 + i>>8) }
+
+func playRole(args []string) error {
+	switch args[0] {
+	case "serve": // serve ADDR NAME: TCP greets and echoes or streams; UDP answers
+		addr, name := args[1], args[2]
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return err
+		}
+		go func() {
+			buf := make([]byte, 65536)
+			for {
+				n, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				pc.WriteTo([]byte(name+":"+string(buf[:n])), from)
+			}
+		}()
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return err
+			}
+			go serveTCP(c, name)
+		}
+	case "hello": // hello ADDR: print the greeting
+		c, err := net.DialTimeout("tcp", args[1], 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		fmt.Print(line)
+		return err
+	case "udp": // udp ADDR MSG: print the answer
+		c, err := net.Dial("udp", args[1])
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte(args[2]))
+		buf := make([]byte, 65536)
+		n, err := c.Read(buf)
+		fmt.Println(string(buf[:n]))
+		return err
+	case "bulk": // bulk ADDR N: receive N bytes and check every one
+		n, _ := strconv.ParseInt(args[2], 10, 64)
+		c, err := net.DialTimeout("tcp", args[1], 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		if _, err := r.ReadString('\n'); err != nil {
+			return err
+		}
+		fmt.Fprintf(c, "BULK %d\n", n)
+		buf := make([]byte, 64*1024)
+		var got int64
+		for got < n {
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			k, err := r.Read(buf)
+			for i := 0; i < k; i++ {
+				if buf[i] != pattern(got+int64(i)) {
+					return fmt.Errorf("byte %d differs", got+int64(i))
+				}
+			}
+			got += int64(k)
+			if err != nil {
+				return fmt.Errorf("after %d bytes: %w", got, err)
+			}
+		}
+		fmt.Println(got)
+		return nil
+	}
+	return fmt.Errorf("unknown role %q", args[0])
+}
+
+func serveTCP(c net.Conn, name string) {
+	defer c.Close()
+	fmt.Fprintf(c, "%s\n", name)
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return
+	}
+	var n int64
+	if _, err := fmt.Sscanf(line, "BULK %d", &n); err == nil {
+		buf := make([]byte, 64*1024)
+		for off := int64(0); off < n; {
+			k := min(int64(len(buf)), n-off)
+			for i := int64(0); i < k; i++ {
+				buf[i] = pattern(off + i)
+			}
+			if _, err := c.Write(buf[:k]); err != nil {
+				return
+			}
+			off += k
+			// Pace the stream a little so a transfer spans a daemon restart.
+			if off%(4<<20) == 0 {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		return
+	}
+	c.Write([]byte(line))
+	io.Copy(c, r)
+}
+
+// role runs the test binary in namespace ns in the given role and
+// returns its output.
+func (tp *topo) role(ns string, args ...string) (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	return tp.run(ns, "env", "GVS_E2E_ROLE="+strings.Join(args, " "), exe)
+}
+
+// serve starts a role server in ns that lives until the test ends.
+func (tp *topo) serve(ns, addr, name string) {
+	exe, _ := os.Executable()
+	tp.start(ns, "env", "GVS_E2E_ROLE=serve "+addr+" "+name, exe)
+}
