@@ -21,8 +21,15 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
+# Go micro-benchmarks, then the proxy engine against HAProxy and nginx on
+# loopback (bench/proxybench; a peer that is not installed is skipped).
+# Results: docs/BENCHMARKS.md. PROXYBENCH_FLAGS e.g. "-repeat 3 -duration 2s".
+PROXYBENCH_FLAGS ?=
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	scripts/install-deps.sh --bench
+	$(MAKE) build
+	$(GO) run ./bench/proxybench -bin $(BIN) $(PROXYBENCH_FLAGS)
 
 generate:
 	$(GO) generate ./...

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -62,9 +63,18 @@ func main() {
 	stateDir := fs.String("state-dir", defaultStateDir(), "directory where the rules are kept")
 	configFile := fs.String("config", "", "declarative rules (YAML, or ipvsadm-save lines) applied at start and on SIGHUP")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	// Hidden: for profiling the engine (make bench), not in the usage.
+	cpuProfile := fs.String("cpuprofile", "", "")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: gvsd [--engine auto|xdp|proxy] [--interface IF ...] [--socket PATH] [--state-dir DIR] [--config FILE]\n\n")
-		fs.PrintDefaults()
+		shown := flag.NewFlagSet("gvsd", flag.ContinueOnError)
+		shown.SetOutput(fs.Output())
+		fs.VisitAll(func(f *flag.Flag) {
+			if f.Usage != "" {
+				shown.Var(f.Value, f.Name, f.Usage)
+			}
+		})
+		shown.PrintDefaults()
 	}
 	fs.Parse(os.Args[1:])
 	if *showVersion {
@@ -72,8 +82,20 @@ func main() {
 		return
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			log.Error("gvsd", "err", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(log, *engineName, ifaces, client.Socket(*socket), *socketGroup, *stateDir, *configFile); err != nil {
 		log.Error("gvsd", "err", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -43,6 +43,9 @@ import (
 // DialTimeout bounds the connection to a real server.
 const DialTimeout = 5 * time.Second
 
+// udpReaders is the number of goroutines reading each UDP service socket.
+const udpReaders = 4
+
 // Engine is the proxy engine.
 type Engine struct {
 	*engine.Table
@@ -203,7 +206,9 @@ func freebind(network, _ string, c syscall.RawConn) error {
 }
 
 func (e *Engine) listen(k model.ServiceKey) (listener, error) {
-	lc := net.ListenConfig{Control: freebind}
+	// Keep-alive probes are the endpoints' business; setting them costs two
+	// system calls per connection.
+	lc := net.ListenConfig{Control: freebind, KeepAlive: -1}
 	addr := netip.AddrPortFrom(k.Addr, k.Port).String()
 	switch k.Protocol {
 	case model.ProtoTCP:
@@ -230,11 +235,14 @@ func (e *Engine) listen(k model.ServiceKey) (listener, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			e.serveUDP(pc.(*net.UDPConn), netip.AddrPortFrom(k.Addr, k.Port))
-		}()
+		// Several readers share the socket so one CPU's reads do not cap it.
+		for range udpReaders {
+			e.wg.Add(1)
+			go func() {
+				defer e.wg.Done()
+				e.serveUDP(pc.(*net.UDPConn), netip.AddrPortFrom(k.Addr, k.Port))
+			}()
+		}
 		return pc, nil
 	}
 	return nil, fmt.Errorf("protocol %s", k.Protocol)

@@ -74,7 +74,7 @@ func (e *Engine) handleTCP(client *net.TCPConn) {
 	e.mu.Unlock()
 	defer e.finishTCP(tc)
 
-	d := net.Dialer{Timeout: DialTimeout}
+	d := net.Dialer{Timeout: DialTimeout, KeepAlive: -1}
 	sc, err := d.Dial("tcp", c.Dest.String())
 	if err != nil {
 		// As if the real server answered with a reset.
