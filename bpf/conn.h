@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Connection tracking: the TCP state table (conn/conn.go), the server
+ * counts and overload hysteresis (model/server.go Bind/Unbind), and entry
+ * removal.
+ *
+ * Who owns an entry's counts: whoever deletes it. BPF removes an entry
+ * (an expired one it meets, a TIME_WAIT/CLOSE one a new SYN reopens, one
+ * whose server is gone with expire_nodest_conn, an expired template
+ * controlling nothing) with bpf_map_delete_elem and unbinds it only when
+ * that delete returned 0. gvsd's sweep must do the same: take an entry with
+ * BPF_MAP_LOOKUP_AND_DELETE_ELEM and unbind what it got back; if the value
+ * it got is no longer expired (a packet refreshed it meanwhile), put it
+ * back with BPF_NOEXIST, and unbind it only if that fails. Counts in
+ * `dests` are changed with atomic adds (BPF: __sync_fetch_and_add; gvsd:
+ * atomics on the mmapped array), never by rewriting the whole value.
+ *
+ * A controlled connection (GVS_CONN_F_CONTROLLED) finds its template by
+ * key: masked client address, cport 0, the virtual address, and vport (0
+ * for port-zero services), of the service conn.svc.
+ */
+#ifndef GVS_CONN_H
+#define GVS_CONN_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "gvs.h"
+#include "maps.h"
+#include "parse.h"
+#include "sched.h"
+
+#define sNO GVS_S_NONE
+#define sES GVS_S_ESTABLISHED
+#define sSS GVS_S_SYN_SENT
+#define sSR GVS_S_SYN_RECV
+#define sFW GVS_S_FIN_WAIT
+#define sTW GVS_S_TIME_WAIT
+#define sCL GVS_S_CLOSE
+#define sCW GVS_S_CLOSE_WAIT
+#define sLA GVS_S_LAST_ACK
+#define sLI GVS_S_LISTEN
+#define sSA GVS_S_SYNACK
+
+/* tcp_states: INPUT, OUTPUT, INPUT-ONLY; rows syn, fin, ack, rst. */
+static const __u8 gvs_tcp_table[3][4][GVS_S_TCP_LAST] = {
+	{ /* INPUT */
+		{sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR},
+		{sCL, sCW, sSS, sTW, sTW, sTW, sCL, sCW, sLA, sLI, sTW},
+		{sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES},
+		{sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sSR},
+	},
+	{ /* OUTPUT */
+		{sSS, sES, sSS, sSR, sSS, sSS, sSS, sSS, sSS, sLI, sSR},
+		{sTW, sFW, sSS, sTW, sFW, sTW, sCL, sTW, sLA, sLI, sTW},
+		{sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sLA, sES, sES},
+		{sCL, sCL, sSS, sCL, sCL, sTW, sCL, sCL, sCL, sCL, sCL},
+	},
+	{ /* INPUT-ONLY */
+		{sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR},
+		{sCL, sFW, sSS, sTW, sFW, sTW, sCL, sCW, sLA, sLI, sTW},
+		{sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES},
+		{sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL},
+	},
+};
+
+/* tcp_state_idx: RST wins over SYN, SYN over FIN, FIN over ACK. */
+static __always_inline int tcp_event(__u8 f)
+{
+	if (f & TCPF_RST)
+		return 3;
+	if (f & TCPF_SYN)
+		return 0;
+	if (f & TCPF_FIN)
+		return 1;
+	if (f & TCPF_ACK)
+		return 2;
+	return -1;
+}
+
+/* conn.NextTCP for the input direction. */
+static __always_inline __u8 tcp_next(__u8 cur, int input_only, __u8 flags)
+{
+	int ev = tcp_event(flags);
+
+	if (ev < 0 || cur >= GVS_S_TCP_LAST)
+		return GVS_S_CLOSE;
+	__u32 idx = ((input_only ? 2 : 0) * 4 + ev) * GVS_S_TCP_LAST + cur;
+
+	barrier_var(idx);
+	if (idx >= sizeof(gvs_tcp_table))
+		return GVS_S_CLOSE;
+	return ((const __u8 *)gvs_tcp_table)[idx];
+}
+
+/* conn.State.Active. */
+static __always_inline int state_active(__u8 s)
+{
+	return s == GVS_S_ESTABLISHED || s == GVS_S_SYN_SENT ||
+	       s == GVS_S_SYN_RECV || s == GVS_S_SYNACK;
+}
+
+static __always_inline __u32 state_timeout(const struct gvs_timeouts *to, __u8 proto, __u8 s)
+{
+	__u32 i = s;
+
+	barrier_var(i);
+	if (proto == IPPROTO_TCP && i < GVS_S_TCP_LAST)
+		return to->tcp[i];
+	return to->udp;
+}
+
+#define BIND_TEMPLATE 0
+#define BIND_INACTIVE 1
+#define BIND_ACTIVE   2
+
+/* model.Server.Bind. */
+static __always_inline void dest_bind(struct gvs_dest *d, int kind)
+{
+	if (kind == BIND_TEMPLATE)
+		__sync_fetch_and_add(&d->persistconns, 1);
+	else if (kind == BIND_INACTIVE)
+		__sync_fetch_and_add(&d->inactconns, 1);
+	else
+		__sync_fetch_and_add(&d->activeconns, 1);
+	__u32 u = RD(d->u_threshold);
+	if (u && (__s64)RD(d->activeconns) + (__s64)RD(d->inactconns) >= (__s64)u)
+		__sync_fetch_and_or(&d->flags, GVS_DEST_F_OVERLOAD);
+}
+
+/* model.Server.Unbind. */
+static __always_inline void dest_unbind(struct gvs_dest *d, int kind)
+{
+	if (kind == BIND_TEMPLATE)
+		__sync_fetch_and_add(&d->persistconns, -1);
+	else if (kind == BIND_INACTIVE)
+		__sync_fetch_and_add(&d->inactconns, -1);
+	else
+		__sync_fetch_and_add(&d->activeconns, -1);
+	__s64 total = (__s64)RD(d->activeconns) + (__s64)RD(d->inactconns);
+	__u32 l = RD(d->l_threshold), u = RD(d->u_threshold);
+	int clear;
+
+	if (l)
+		clear = total < (__s64)l;
+	else if (u)
+		clear = total * 4 < (__s64)u * 3;
+	else
+		clear = 1;
+	if (clear && (RD(d->flags) & GVS_DEST_F_OVERLOAD))
+		__sync_fetch_and_and(&d->flags, ~GVS_DEST_F_OVERLOAD);
+}
+
+/* model.Server.SetActive. */
+static __always_inline void dest_set_active(struct gvs_dest *d, int active)
+{
+	if (active) {
+		__sync_fetch_and_add(&d->inactconns, -1);
+		__sync_fetch_and_add(&d->activeconns, 1);
+	} else {
+		__sync_fetch_and_add(&d->activeconns, -1);
+		__sync_fetch_and_add(&d->inactconns, 1);
+	}
+}
+
+/* The 32-bit word of gvs_conn holding state and flags, changed with one
+ * compare-and-swap so concurrent packets of a flow move a count once. */
+union conn_sf {
+	__u32 w;
+	struct {
+		__u8 state;
+		__u8 flags;
+		__u16 pad;
+	};
+};
+
+/* IPVS set_tcp_state for an input packet, then the state's timeout. */
+static __always_inline void conn_set_state(struct gvs_conn *c, struct gvs_dest *d,
+					   const struct gvs_pkt *p, const struct gvs_timeouts *to)
+{
+	if (p->proto != IPPROTO_TCP) {
+		c->timeout = to->udp;
+		return;
+	}
+	__u32 *word = (__u32 *)&c->state;
+	union conn_sf o, n;
+
+#pragma unroll
+	for (int tries = 0; tries < 4; tries++) {
+		o.w = RD(*word);
+		n.w = o.w;
+		n.state = tcp_next(o.state, o.flags & GVS_CONN_F_NOOUTPUT, p->tcpflags);
+		int move = 0;
+		if (n.state != o.state) {
+			if (!(o.flags & GVS_CONN_F_INACTIVE) && !state_active(n.state)) {
+				n.flags |= GVS_CONN_F_INACTIVE;
+				move = -1;
+			} else if ((o.flags & GVS_CONN_F_INACTIVE) && state_active(n.state)) {
+				n.flags &= ~GVS_CONN_F_INACTIVE;
+				move = 1;
+			}
+		}
+		if (n.w == o.w || __sync_val_compare_and_swap(word, o.w, n.w) == o.w) {
+			if (move)
+				dest_set_active(d, move > 0);
+			break;
+		}
+	}
+	c->timeout = state_timeout(to, IPPROTO_TCP, RD(c->state));
+}
+
+/* Template key of ip_vs_sched_persist. exact: the packet's port is the
+ * service's (else a port-zero service: vport 0). */
+static __always_inline void tmpl_key(struct gvs_conn_key *tk, const struct gvs_pkt *p,
+				     __u32 netmask, int exact)
+{
+	__builtin_memset(tk, 0, sizeof(*tk));
+	tk->caddr[0] = bpf_htonl(bpf_ntohl(p->saddr) & netmask);
+	tk->vaddr[0] = p->daddr;
+	tk->cport = 0;
+	tk->vport = exact ? p->dport : 0;
+	tk->proto = p->proto;
+	tk->af = 4;
+}
+
+/* The service a connection was made for: the one of its virtual address
+ * and port, else the port-zero one, whichever has id svc. exact says
+ * which. */
+static __always_inline struct gvs_svc *svc_by_id(const struct gvs_pkt *p, __u32 id, int *exact)
+{
+	struct gvs_svc_key sk = {};
+	struct gvs_svc *s;
+
+	sk.addr[0] = p->daddr;
+	sk.port = p->dport;
+	sk.proto = p->proto;
+	sk.af = 4;
+	s = bpf_map_lookup_elem(&services, &sk);
+	if (s && s->id == id) {
+		*exact = 1;
+		return s;
+	}
+	sk.port = 0;
+	s = bpf_map_lookup_elem(&services, &sk);
+	if (s && s->id == id) {
+		*exact = p->dport == 0;
+		return s;
+	}
+	return 0;
+}
+
+/* Remove a template (ownership by delete, see above). */
+static __always_inline void tmpl_remove(struct gvs_conn_key *tk, struct gvs_template *t)
+{
+	__u32 dest = RD(t->dest);
+
+	if (bpf_map_delete_elem(&templates, tk) != 0)
+		return;
+	struct gvs_dest *d = dest_get(dest);
+	if (d)
+		dest_unbind(d, BIND_TEMPLATE);
+}
+
+/* ip_vs_conn_expire / remove for a connection the packet path drops. */
+static __always_inline void conn_remove(struct gvs_conn_key *key, struct gvs_conn *c,
+					const struct gvs_pkt *p)
+{
+	__u32 dest = RD(c->dest), svc = RD(c->svc);
+	__u8 flags = RD(c->flags);
+
+	if (bpf_map_delete_elem(&conns, key) != 0)
+		return;
+	struct gvs_dest *d = dest_get(dest);
+	if (d)
+		dest_unbind(d, (flags & GVS_CONN_F_INACTIVE) ? BIND_INACTIVE : BIND_ACTIVE);
+	if (flags & GVS_CONN_F_CONTROLLED) {
+		int exact = 0;
+		struct gvs_svc *s = svc_by_id(p, svc, &exact);
+		if (s) {
+			struct gvs_conn_key tk;
+			tmpl_key(&tk, p, s->netmask, exact);
+			struct gvs_template *t = bpf_map_lookup_elem(&templates, &tk);
+			if (t)
+				__sync_fetch_and_add(&t->n_control, -1);
+		}
+	}
+}
+
+/* reopens: conn_reuse_mode 1, a bare SYN on a finished, uncontrolled TCP
+ * connection starts a new one. */
+static __always_inline int conn_reopens(const struct gvs_conn *c, const struct gvs_pkt *p)
+{
+	if (p->proto != IPPROTO_TCP ||
+	    (p->tcpflags & (TCPF_SYN | TCPF_ACK | TCPF_RST)) != TCPF_SYN ||
+	    (RD(c->flags) & GVS_CONN_F_CONTROLLED))
+		return 0;
+	__u8 s = RD(c->state);
+	return s == GVS_S_TIME_WAIT || s == GVS_S_CLOSE;
+}
+
+static __always_inline void stats_in(__u32 svc, __u32 dest, __u32 len, int newconn)
+{
+	struct gvs_stats *s = bpf_map_lookup_elem(&svc_stats, &svc);
+
+	if (s) {
+		s->conns += newconn;
+		s->inpkts += 1;
+		s->inbytes += len;
+	}
+	s = bpf_map_lookup_elem(&dest_stats, &dest);
+	if (s) {
+		s->conns += newconn;
+		s->inpkts += 1;
+		s->inbytes += len;
+	}
+}
+
+#endif

@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * gvs XDP data path: the structures and maps shared with Go.
+ *
+ * Every struct here is mirrored in engine/xdp/types.go (same field order,
+ * sizes and padding); change both together. Addresses are in network byte
+ * order in __u32[4] (IPv4 in word 0, the rest zero); ports in network byte
+ * order; everything else in host order.
+ *
+ * Kernel objects (maps, programs) are pinned under /sys/fs/bpf/gvs/ so a
+ * restarted gvsd finds its connections again.
+ */
+#ifndef GVS_H
+#define GVS_H
+
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+
+#define GVS_MAX_SERVICES    65536
+#define GVS_MAX_DESTS       65536    /* destination ids, global */
+#define GVS_SVC_DESTS       1024     /* destinations per service */
+#define GVS_MAX_CONNS       (1 << 21)
+#define GVS_MAX_TEMPLATES   (1 << 20)
+#define GVS_HASH_SLOTS      256      /* services with a dh/sh table */
+#define GVS_HASH_TABLE      256      /* dh/sh buckets */
+#define GVS_MH_SLOTS        64       /* services with an mh table */
+#define GVS_MH_TABLE        4093     /* mh default table size */
+#define GVS_LBLC_ENTRIES    (1 << 16)
+#define GVS_LBLCR_SET       8        /* members of an lblcr set */
+#define GVS_MAX_IFINDEX     65536    /* ifmacs entries (interface index) */
+
+/* An empty dh/sh/mh table bucket (the model's nil server). */
+#define GVS_DEST_NONE       0xffffffffu
+
+/* Schedulers, in model.Schedulers order. */
+enum gvs_sched {
+	GVS_SCHED_RR = 0,
+	GVS_SCHED_WRR,
+	GVS_SCHED_LC,
+	GVS_SCHED_WLC,
+	GVS_SCHED_LBLC,
+	GVS_SCHED_LBLCR,
+	GVS_SCHED_DH,
+	GVS_SCHED_SH,
+	GVS_SCHED_SED,
+	GVS_SCHED_NQ,
+	GVS_SCHED_FO,
+	GVS_SCHED_OVF,
+	GVS_SCHED_MH,
+	GVS_SCHED_TWOS,
+};
+
+/* Service flags: the kernel's IP_VS_SVC_F_* values. */
+#define GVS_SVC_F_PERSISTENT  0x0001
+#define GVS_SVC_F_ONEPACKET   0x0004
+#define GVS_SVC_F_SCHED1      0x0008 /* sh/mh fallback */
+#define GVS_SVC_F_SCHED2      0x0010 /* sh/mh port */
+
+/* Forwarding methods: model.Method values. */
+#define GVS_FWD_MASQ     0
+#define GVS_FWD_TUNNEL   2
+#define GVS_FWD_ROUTE    3
+#define GVS_FWD_FULLNAT  5
+
+/* Destination flags. */
+#define GVS_DEST_F_AVAILABLE 0x1
+#define GVS_DEST_F_OVERLOAD  0x2
+
+/* Connection flags. */
+#define GVS_CONN_F_INACTIVE   0x1 /* counted in inactconns */
+#define GVS_CONN_F_NOOUTPUT   0x2 /* DR/TUN: input-only TCP table */
+#define GVS_CONN_F_CONTROLLED 0x4 /* has a persistence template */
+
+/* TCP states: conn.State values (IP_VS_TCP_S_*); UDP uses GVS_S_UDP. */
+#define GVS_S_NONE        0
+#define GVS_S_ESTABLISHED 1
+#define GVS_S_SYN_SENT    2
+#define GVS_S_SYN_RECV    3
+#define GVS_S_FIN_WAIT    4
+#define GVS_S_TIME_WAIT   5
+#define GVS_S_CLOSE       6
+#define GVS_S_CLOSE_WAIT  7
+#define GVS_S_LAST_ACK    8
+#define GVS_S_LISTEN      9
+#define GVS_S_SYNACK      10
+#define GVS_S_TCP_LAST    11
+#define GVS_S_UDP         100
+
+/* Service lookup key: protocol, virtual address and port. */
+struct gvs_svc_key {
+	__u32 addr[4];
+	__u16 port;   /* network order */
+	__u8  proto;  /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8  af;     /* 4 or 6 */
+};
+
+/* A service. The destination list is in kernel order (newest first). */
+struct gvs_svc {
+	__u32 id;         /* index into svc_stats and the sched state maps */
+	__u32 flags;      /* GVS_SVC_F_* */
+	__u32 sched;      /* enum gvs_sched */
+	__u32 timeout;    /* persistence timeout, seconds */
+	__u32 netmask;    /* IPv4 mask (host order) or IPv6 prefix length */
+	__u32 table_slot; /* row of the dh/sh or mh table maps */
+	__u32 ndests;
+	__u32 pad;
+	__u32 dests[GVS_SVC_DESTS]; /* destination ids */
+};
+
+/* Per-service scheduler state (rr/wrr position), written by BPF. One
+ * global position per service, as IPVS has; concurrent CPUs may race on it
+ * (IPVS takes a lock; here the worst case is a server chosen twice). */
+struct gvs_sched_state {
+	__s32 rr_last;  /* index in dests of the last choice, -1: list head */
+	__s32 wrr_cl;   /* index of the current server, -1: list head */
+	__s32 wrr_cw;
+	__s32 wrr_mw;
+	__s32 wrr_di;
+	__u32 pad;
+};
+
+/* A destination. Counts are updated by BPF (new connections, state
+ * changes) and by gvsd's expiry sweep, with atomic adds. */
+struct gvs_dest {
+	__u32 addr[4];
+	__u16 port;          /* network order */
+	__u8  method;        /* GVS_FWD_* */
+	__u8  af;
+	__s32 weight;
+	__u32 u_threshold;
+	__u32 l_threshold;
+	__u32 flags;         /* GVS_DEST_F_* */
+	__s32 activeconns;
+	__s32 inactconns;
+	__s32 persistconns;
+	__u32 ifindex;       /* DR: interface toward the server */
+	__u8  mac[6];        /* DR: the server's MAC */
+	__u8  pad[2];
+};
+
+/* Connection key: the client-to-virtual 5-tuple. Templates use the same
+ * key with cport 0 (and vport 0 for port-zero services). */
+struct gvs_conn_key {
+	__u32 caddr[4];
+	__u32 vaddr[4];
+	__u16 cport;
+	__u16 vport;
+	__u8  proto;
+	__u8  af;
+	__u16 pad;
+};
+
+struct gvs_conn {
+	__u64 expires;   /* bpf_ktime_get_ns() deadline */
+	__u32 dest;      /* destination id */
+	__u32 svc;       /* service id */
+	__u8  state;     /* GVS_S_* */
+	__u8  flags;     /* GVS_CONN_F_* */
+	__u16 pad;
+	__u32 timeout;   /* seconds, of the current state (for listing) */
+};
+
+/* Persistence template: key is gvs_conn_key with the masked client
+ * address, cport 0. */
+struct gvs_template {
+	__u64 expires;
+	__u32 dest;
+	__u32 svc;
+	__s32 n_control; /* connections it controls (atomic) */
+	__u32 timeout;   /* seconds */
+};
+
+/* Counters, per CPU, per service and per destination. */
+struct gvs_stats {
+	__u64 conns;
+	__u64 inpkts;
+	__u64 outpkts;
+	__u64 inbytes;
+	__u64 outbytes;
+};
+
+/* Timeouts in seconds: the TCP states, then UDP. */
+struct gvs_timeouts {
+	__u32 tcp[GVS_S_TCP_LAST];
+	__u32 udp;
+};
+
+/* Global settings. */
+struct gvs_config {
+	__u32 expire_nodest_conn;
+	__u32 expire_quiescent_template;
+	__u32 lblc_expiration;  /* seconds */
+	__u32 lblcr_expiration; /* seconds */
+	__u32 tun_src;          /* TUN: outer source address (network order) */
+};
+
+/* ifmacs: interface index -> that interface's MAC (DR source MAC). */
+struct gvs_ifmac {
+	__u8  mac[6];
+	__u16 pad;
+};
+
+/* lblc: destination address -> server; lblcr: -> set of servers. */
+struct gvs_lblc_key {
+	__u32 svc;
+	__u32 addr[4];
+};
+
+struct gvs_lblc {
+	__u64 lastuse;
+	__u32 dest;
+	__u32 pad;
+};
+
+struct gvs_lblcr {
+	__u64 lastuse;
+	__u64 lastmod;
+	__u32 n;
+	__u32 dests[GVS_LBLCR_SET]; /* newest first */
+	__u32 pad;
+};
+
+/* Events counted per CPU (index = enum gvs_event). */
+enum gvs_event {
+	GVS_EV_PASS = 0,       /* not for a service */
+	GVS_EV_FORWARD,
+	GVS_EV_DROP_NODEST,    /* connection to a deleted server */
+	GVS_EV_NO_DEST,        /* no server could take a new connection */
+	GVS_EV_CONN_TABLE_FULL,
+	GVS_EV_FRAG_NEEDED,    /* TUN: answered with ICMP fragmentation needed */
+	GVS_EV_NO_ROUTE,       /* TUN: fib lookup failed */
+	GVS_EV_MALFORMED,
+	GVS_EV_TOO_BIG,        /* too big for the egress MTU without DF: passed */
+	GVS_EV_FWD_UNSUPPORTED,/* NAT/FULLNAT server (not in XDP yet): passed */
+	GVS_EV_MAX,
+};
+
+#endif

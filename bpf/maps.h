@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * gvs XDP data path: the maps. Names are the contract with the Go engine,
+ * which opens them by name and pins them under /sys/fs/bpf/gvs/ (pinning
+ * is set from Go, not here, so tests can load the program unpinned).
+ */
+#ifndef GVS_MAPS_H
+#define GVS_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "gvs.h"
+
+/* Services by (proto, vaddr, vport); port-zero services have vport 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, GVS_MAX_SERVICES);
+	__type(key, struct gvs_svc_key);
+	__type(value, struct gvs_svc);
+} services SEC(".maps");
+
+/* rr/wrr position per service id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GVS_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct gvs_sched_state);
+} sched_state SEC(".maps");
+
+/* Destinations by id. Mmapable so gvsd's sweep can decrement the counts
+ * with atomic instructions on the mapped memory (ebpf.Map.Memory), the
+ * same words BPF updates with __sync_fetch_and_add. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, GVS_MAX_DESTS);
+	__type(key, __u32);
+	__type(value, struct gvs_dest);
+} dests SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, GVS_MAX_CONNS);
+	__type(key, struct gvs_conn_key);
+	__type(value, struct gvs_conn);
+} conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, GVS_MAX_TEMPLATES);
+	__type(key, struct gvs_conn_key);
+	__type(value, struct gvs_template);
+} templates SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GVS_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct gvs_stats);
+} svc_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GVS_MAX_DESTS);
+	__type(key, __u32);
+	__type(value, struct gvs_stats);
+} dest_stats SEC(".maps");
+
+/* dh/sh tables: row svc.table_slot, GVS_HASH_TABLE dest ids (or
+ * GVS_DEST_NONE) per row. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GVS_HASH_SLOTS * GVS_HASH_TABLE);
+	__type(key, __u32);
+	__type(value, __u32);
+} hash_tables SEC(".maps");
+
+/* mh tables: row svc.table_slot, GVS_MH_TABLE dest ids per row. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GVS_MH_SLOTS * GVS_MH_TABLE);
+	__type(key, __u32);
+	__type(value, __u32);
+} mh_tables SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, GVS_LBLC_ENTRIES);
+	__type(key, struct gvs_lblc_key);
+	__type(value, struct gvs_lblc);
+} lblc SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, GVS_LBLC_ENTRIES);
+	__type(key, struct gvs_lblc_key);
+	__type(value, struct gvs_lblcr);
+} lblcr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gvs_timeouts);
+} timeouts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gvs_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GVS_EV_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} events SEC(".maps");
+
+/* The MAC of each interface the data path sends from (DR). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GVS_MAX_IFINDEX);
+	__type(key, __u32);
+	__type(value, struct gvs_ifmac);
+} ifmacs SEC(".maps");
+
+/* Per-CPU token bucket for the ICMP errors the data path sends, like the
+ * kernel's icmp_global_allow (icmp_msgs_per_sec 1000, burst 50). BPF-only
+ * state; gvsd need not touch it. */
+struct gvs_icmp_rate {
+	__u64 last;   /* ktime of the last refill */
+	__u64 tokens;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gvs_icmp_rate);
+} icmp_rate SEC(".maps");
+
+static __always_inline void ev_inc(__u32 ev)
+{
+	__u64 *v = bpf_map_lookup_elem(&events, &ev);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline struct gvs_dest *dest_get(__u32 id)
+{
+	return bpf_map_lookup_elem(&dests, &id);
+}
+
+#endif

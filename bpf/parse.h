@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Packet parsing: Ethernet (with at most one 802.1Q tag), IPv4 (options
+ * allowed, header checksum verified as ip_rcv does), TCP/UDP headers.
+ */
+#ifndef GVS_PARSE_H
+#define GVS_PARSE_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/in.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "csum.h"
+
+#ifndef barrier_var
+#define barrier_var(var) asm volatile("" : "+r"(var))
+#endif
+
+#define ETH_P_8021Q_BE  bpf_htons(0x8100)
+#define ETH_P_8021AD_BE bpf_htons(0x88a8)
+#define IP_DF_BE        bpf_htons(0x4000)
+#define IP_FRAG_BE      bpf_htons(0x3fff) /* MF | fragment offset */
+
+#define TCPF_FIN 0x01
+#define TCPF_SYN 0x02
+#define TCPF_RST 0x04
+#define TCPF_ACK 0x10
+
+enum parse_result {
+	PARSE_OK = 0,
+	PARSE_NOT_OURS,  /* well formed, but nothing gvs handles: pass */
+	PARSE_MALFORMED, /* truncated or inconsistent: pass, counted */
+};
+
+struct vlan_hdr_gvs {
+	__be16 tci;
+	__be16 proto;
+};
+
+/* What the data path reads from a packet. Offsets are from ctx->data. */
+struct gvs_pkt {
+	__u32 saddr;     /* network order */
+	__u32 daddr;     /* network order */
+	__u16 sport;     /* network order */
+	__u16 dport;     /* network order */
+	__u16 tot_len;   /* IPv4 total length: what IPVS counts in bytes */
+	__u16 l3off;     /* 14, or 18 with a VLAN tag */
+	__u16 frag_off;  /* network order, as in the header */
+	__u8  ihl;       /* IPv4 header length in bytes */
+	__u8  proto;
+	__u8  tcpflags;
+	__u8  tos;
+	__u8  ttl;
+	__u8  pad;
+};
+
+static __always_inline int parse_pkt(struct xdp_md *ctx, struct gvs_pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u32 off = sizeof(*eth);
+	__be16 h_proto;
+
+	if ((void *)(eth + 1) > data_end)
+		return PARSE_MALFORMED;
+	h_proto = eth->h_proto;
+	if (h_proto == ETH_P_8021Q_BE) {
+		struct vlan_hdr_gvs *vh = (void *)(eth + 1);
+
+		if ((void *)(vh + 1) > data_end)
+			return PARSE_MALFORMED;
+		h_proto = vh->proto;
+		off += sizeof(*vh);
+		if (h_proto == ETH_P_8021Q_BE || h_proto == ETH_P_8021AD_BE)
+			return PARSE_NOT_OURS; /* stacked tags: not handled */
+	}
+	if (h_proto != bpf_htons(ETH_P_IP))
+		return PARSE_NOT_OURS; /* IPv6 comes with part 2 */
+
+	struct iphdr *ip = data + off;
+
+	if ((void *)(ip + 1) > data_end)
+		return PARSE_MALFORMED;
+	if (ip->version != 4 || ip->ihl < 5)
+		return PARSE_MALFORMED;
+	__u32 hl = ip->ihl * 4;
+	__u32 tot = bpf_ntohs(ip->tot_len);
+
+	void *ip_end = (void *)ip + tot;
+
+	barrier_var(ip_end);
+	if (tot < hl || ip_end > data_end)
+		return PARSE_MALFORMED;
+
+	/* Header checksum over hl bytes (20..60): ip_rcv drops bad ones. */
+	{
+		__u16 *w = (void *)ip;
+		__u32 s = csum_words(w, 10);
+
+		for (int i = 10; i < 30; i++) {
+			if (i >= hl / 2)
+				break;
+			void *q = (void *)(w + i + 1);
+
+			barrier_var(q);
+			if (q > data_end)
+				return PARSE_MALFORMED;
+			s += w[i];
+		}
+		if (csum_fold32(s) != 0)
+			return PARSE_MALFORMED;
+	}
+
+	p->saddr = ip->saddr;
+	p->daddr = ip->daddr;
+	p->tot_len = tot;
+	p->l3off = off;
+	p->frag_off = ip->frag_off;
+	p->ihl = hl;
+	p->proto = ip->protocol;
+	p->tos = ip->tos;
+	p->ttl = ip->ttl;
+
+	if (ip->frag_off & IP_FRAG_BE)
+		return PARSE_NOT_OURS; /* fragments: the stack reassembles */
+
+	void *l4 = (void *)ip + hl;
+
+	if (ip->protocol == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+
+		if ((void *)(th + 1) > data_end || hl + sizeof(*th) > tot)
+			return PARSE_MALFORMED;
+		if (th->doff < 5 || hl + th->doff * 4 > tot)
+			return PARSE_MALFORMED;
+		p->sport = th->source;
+		p->dport = th->dest;
+		p->tcpflags = ((__u8 *)th)[13];
+		return PARSE_OK;
+	}
+	if (ip->protocol == IPPROTO_UDP) {
+		struct udphdr *uh = l4;
+
+		if ((void *)(uh + 1) > data_end || hl + sizeof(*uh) > tot)
+			return PARSE_MALFORMED;
+		__u32 ulen = bpf_ntohs(uh->len);
+		if (ulen < sizeof(*uh) || hl + ulen > tot)
+			return PARSE_MALFORMED;
+		p->sport = uh->source;
+		p->dport = uh->dest;
+		return PARSE_OK;
+	}
+	return PARSE_NOT_OURS;
+}
+
+#endif
