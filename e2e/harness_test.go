@@ -30,7 +30,7 @@ func binaries(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", binDir+"/", "gvs/cmd/gvsd", "gvs/cmd/gvsadm").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", binDir+"/", "gvs/cmd/gvsd", "gvs/cmd/gvsadm", "gvs/cmd/gvs-realserver").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -49,12 +49,21 @@ type daemon struct {
 	stateDir string
 	log      *bytes.Buffer
 	args     []string
+	wrap     []string // command prefix, e.g. nsenter into a namespace
 }
 
 func startDaemon(t *testing.T, stateDir string, args ...string) *daemon {
 	t.Helper()
 	binaries(t)
-	d := &daemon{t: t, socket: filepath.Join(t.TempDir(), "gvsd.sock"), stateDir: stateDir, log: &bytes.Buffer{}, args: args}
+	return startWrapped(t, stateDir, nil, args...)
+}
+
+// startWrapped starts gvsd under a command prefix (nsenter into a test
+// namespace, say).
+func startWrapped(t *testing.T, stateDir string, wrap []string, args ...string) *daemon {
+	t.Helper()
+	binaries(t)
+	d := &daemon{t: t, socket: filepath.Join(t.TempDir(), "gvsd.sock"), stateDir: stateDir, log: &bytes.Buffer{}, args: args, wrap: wrap}
 	d.start()
 	t.Cleanup(d.stop)
 	return d
@@ -63,7 +72,8 @@ func startDaemon(t *testing.T, stateDir string, args ...string) *daemon {
 func (d *daemon) start() {
 	d.t.Helper()
 	args := append([]string{"--socket", d.socket, "--state-dir", d.stateDir}, d.args...)
-	d.cmd = exec.Command(filepath.Join(binDir, "gvsd"), args...)
+	argv := append(append(append([]string{}, d.wrap...), filepath.Join(binDir, "gvsd")), args...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)

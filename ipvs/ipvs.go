@@ -77,6 +77,9 @@ type Service struct {
 	Stats  stats.Stats
 }
 
+// Scheduler returns the service's scheduler.
+func (s *Service) Scheduler() sched.Scheduler { return s.sched }
+
 // Servers returns the servers in kernel list order (newest first).
 func (s *Service) Servers() []*model.Server { return s.list.Servers }
 

@@ -4,7 +4,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 	"gvs/control"
 	"gvs/engine"
 	"gvs/engine/proxy"
+	"gvs/engine/xdp"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -63,10 +63,12 @@ func main() {
 	stateDir := fs.String("state-dir", defaultStateDir(), "directory where the rules are kept")
 	configFile := fs.String("config", "", "declarative rules (YAML, or ipvsadm-save lines) applied at start and on SIGHUP")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	pinDir := fs.String("bpf-pin-dir", xdp.PinDir, "where the xdp engine pins its maps and links")
+	cleanup := fs.Bool("cleanup", false, "detach the XDP program and remove the pins under --bpf-pin-dir (drops the xdp engine's connections), then exit")
 	// Hidden: for profiling the engine (make bench), not in the usage.
 	cpuProfile := fs.String("cpuprofile", "", "")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: gvsd [--engine auto|xdp|proxy] [--interface IF ...] [--socket PATH] [--state-dir DIR] [--config FILE]\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: gvsd [--engine auto|xdp|proxy] [--interface IF ...] [--socket PATH] [--state-dir DIR] [--config FILE]\n       gvsd --cleanup\n\n")
 		shown := flag.NewFlagSet("gvsd", flag.ContinueOnError)
 		shown.SetOutput(fs.Output())
 		fs.VisitAll(func(f *flag.Flag) {
@@ -82,6 +84,14 @@ func main() {
 		return
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if *cleanup {
+		if err := xdp.Cleanup(*pinDir); err != nil {
+			log.Error("cleanup", "err", err)
+			os.Exit(1)
+		}
+		log.Info("cleaned up", "pins", *pinDir)
+		return
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -93,27 +103,38 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(log, *engineName, ifaces, client.Socket(*socket), *socketGroup, *stateDir, *configFile); err != nil {
+	if err := run(log, *engineName, ifaces, *pinDir, client.Socket(*socket), *socketGroup, *stateDir, *configFile); err != nil {
 		log.Error("gvsd", "err", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
-func newEngine(log *slog.Logger, name string, ifaces []string) (engine.Engine, string, error) {
+func newEngine(log *slog.Logger, name string, xo xdp.Options) (engine.Engine, string, error) {
 	switch name {
 	case "proxy":
 		return proxy.New(log), "requested", nil
 	case "xdp":
-		return nil, "", errors.New("the xdp engine is not available in this build yet; use --engine proxy")
+		e, err := xdp.New(log, xo)
+		if err != nil {
+			return nil, "", err
+		}
+		return e, fmt.Sprintf("requested, attached %v", e.Modes()), nil
 	case "auto":
-		return proxy.New(log), "xdp engine not available in this build", nil
+		if len(xo.Interfaces) == 0 {
+			return proxy.New(log), "no --interface for the xdp engine", nil
+		}
+		e, err := xdp.New(log, xo)
+		if err != nil {
+			return proxy.New(log), "xdp unavailable: " + err.Error(), nil
+		}
+		return e, fmt.Sprintf("BPF loaded, attached %v", e.Modes()), nil
 	}
 	return nil, "", fmt.Errorf("unknown engine %q (auto, xdp or proxy)", name)
 }
 
-func run(log *slog.Logger, engineName string, ifaces []string, socket, group, stateDir, configFile string) error {
-	eng, why, err := newEngine(log, engineName, ifaces)
+func run(log *slog.Logger, engineName string, ifaces []string, pinDir string, socket, group, stateDir, configFile string) error {
+	eng, why, err := newEngine(log, engineName, xdp.Options{Interfaces: ifaces, PinDir: pinDir})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,386 @@
+// Package xdp is the fast engine: the XDP program of package gvs/bpf on
+// each --interface does the per-packet work (connection lookup,
+// scheduling, persistence, state, counters, DR and TUN forwarding); this
+// package keeps its maps equal to the model's rules, reads its counters and
+// connections back, and runs the expiry sweep.
+//
+// Maps and links are pinned under PinDir: a restarted gvsd loads the pinned
+// maps, reattaches in place and keeps every connection.
+package xdp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"gvs/api"
+	"gvs/bpf"
+	"gvs/engine"
+	"gvs/ipvs"
+	"gvs/model"
+	"gvs/sched"
+)
+
+// Options configure the engine.
+type Options struct {
+	Interfaces []string
+	// PinDir is where maps and links are pinned (default PinDir).
+	PinDir string
+	// TunSrc is the outer source address of TUN packets (default: the
+	// first IPv4 address of the first interface).
+	TunSrc netip.Addr
+}
+
+// Engine is the XDP engine.
+type Engine struct {
+	*engine.Table
+	log  *slog.Logger
+	opts Options
+	objs bpf.Objects
+	att  []*attachment
+
+	mu        sync.Mutex // ids and slots; taken inside the table lock
+	svcIDs    map[model.ServiceKey]uint32
+	destIDs   map[model.ServiceKey]map[netip.AddrPort]uint32 // by service, then server
+	freeSvc   []uint32
+	nextSvc   uint32
+	freeDest  []uint32
+	nextDest  uint32
+	hashSlots slots
+	mhSlots   slots
+	hops      map[uint32]nextHop // DR next hops by dest id
+	// seen holds the services synced by this process: the first sync of
+	// a service (new, or recovered after a restart) resets its rr position.
+	seen map[model.ServiceKey]bool
+	// svcMeta is what the sweep needs to find a connection's template.
+	svcMeta map[uint32]svcMeta
+	dmem    *destMem
+	ticks   int
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+type svcMeta struct {
+	netmask  uint32
+	portZero bool
+}
+
+// Modes reports how the program is attached, per interface.
+func (e *Engine) Modes() map[string]string {
+	m := map[string]string{}
+	for _, a := range e.att {
+		m[a.iface] = a.mode
+	}
+	return m
+}
+
+// New loads (or reopens) the data path and attaches it.
+func New(log *slog.Logger, o Options) (*Engine, error) {
+	if len(o.Interfaces) == 0 {
+		return nil, errors.New("the xdp engine needs at least one --interface")
+	}
+	if o.PinDir == "" {
+		o.PinDir = PinDir
+	}
+	if err := ensureBPFFS(o.PinDir); err != nil {
+		return nil, err
+	}
+	spec, err := bpf.LoadSpec()
+	if err != nil {
+		return nil, err
+	}
+	for name, m := range spec.Maps {
+		if !strings.HasPrefix(name, ".") { // not the data sections
+			m.Pinning = ebpf.PinByName
+		}
+	}
+	e := &Engine{
+		Table: engine.NewTable(ipvs.Options{}), log: log, opts: o,
+		svcIDs: map[model.ServiceKey]uint32{}, destIDs: map[model.ServiceKey]map[netip.AddrPort]uint32{},
+		hashSlots: newSlots(hashSlots), mhSlots: newSlots(mhSlots), seen: map[model.ServiceKey]bool{}, svcMeta: map[uint32]svcMeta{},
+		hops: map[uint32]nextHop{}, stop: make(chan struct{}),
+	}
+	if err := spec.LoadAndAssign(&e.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: o.PinDir}}); err != nil {
+		if errors.Is(err, ebpf.ErrMapIncompatible) {
+			return nil, fmt.Errorf("the maps pinned under %s are from an incompatible gvs: run gvsd --cleanup (drops their connections): %w", o.PinDir, err)
+		}
+		return nil, fmt.Errorf("loading the XDP program: %w", err)
+	}
+	if e.dmem, err = mapDests(e.objs.Dests); err != nil {
+		e.objs.Close()
+		return nil, err
+	}
+	if err := e.recoverIDs(); err != nil {
+		e.objs.Close()
+		return nil, err
+	}
+	if err := e.configure(); err != nil {
+		e.objs.Close()
+		return nil, err
+	}
+	for _, ifname := range o.Interfaces {
+		a, err := attach(o.PinDir, ifname, e.objs.XdpGvs)
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		e.att = append(e.att, a)
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.RunTimers(e.stop, e.tick)
+	}()
+	return e, nil
+}
+
+// Name implements engine.Engine.
+func (e *Engine) Name() string { return "xdp" }
+
+// Close stops the engine's timers and closes its handles. The program stays
+// attached and the maps pinned, so traffic keeps flowing and a new gvsd
+// takes over; Cleanup removes them.
+func (e *Engine) Close() error {
+	select {
+	case <-e.stop:
+	default:
+		close(e.stop)
+	}
+	e.wg.Wait()
+	for _, a := range e.att {
+		a.link.Close()
+	}
+	if e.dmem != nil {
+		e.dmem.close()
+	}
+	return e.objs.Close()
+}
+
+// configure writes the interface MACs, the TUN source and the timeouts.
+func (e *Engine) configure() error {
+	var tunSrc netip.Addr = e.opts.TunSrc
+	for _, ifname := range e.opts.Interfaces {
+		idx, mac, addr, err := ifaceInfo(ifname)
+		if err != nil {
+			return err
+		}
+		var v bpf.IfMAC
+		copy(v.Mac[:], mac)
+		if err := e.objs.Ifmacs.Put(uint32(idx), &v); err != nil {
+			return fmt.Errorf("ifmacs: %w", err)
+		}
+		if !tunSrc.IsValid() {
+			tunSrc = addr
+		}
+	}
+	cfg := bpf.Config{LblcExpiration: 24 * 3600, LblcrExpiration: 24 * 3600}
+	if tunSrc.Is4() {
+		cfg.TunSrc = addrWords(tunSrc)[0]
+	}
+	if err := e.objs.Config.Put(uint32(0), &cfg); err != nil {
+		return err
+	}
+	return e.writeTimeouts()
+}
+
+func (e *Engine) writeTimeouts() error {
+	t := e.Table.Timeouts()
+	var v bpf.Timeouts
+	def := [...]uint32{2, t.TCP, 120, 60, t.TCPFin, 120, 10, 60, 30, 120, 120}
+	copy(v.Tcp[:], def[:])
+	v.Udp = t.UDP
+	return e.objs.Timeouts.Put(uint32(0), &v)
+}
+
+// addrWords is an address as gvs.h stores it: network byte order.
+func addrWords(a netip.Addr) [4]uint32 {
+	var w [4]uint32
+	if a.Is4() {
+		b := a.As4()
+		w[0] = binary.LittleEndian.Uint32(b[:])
+		return w
+	}
+	b := a.As16()
+	for i := range w {
+		w[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return w
+}
+
+func wordsAddr(w [4]uint32, af uint8) netip.Addr {
+	if af == 4 {
+		var b [4]byte
+		binary.LittleEndian.PutUint32(b[:], w[0])
+		return netip.AddrFrom4(b)
+	}
+	var b [16]byte
+	for i := range w {
+		binary.LittleEndian.PutUint32(b[4*i:], w[i])
+	}
+	return netip.AddrFrom16(b)
+}
+
+func htons(p uint16) uint16 { return bits.ReverseBytes16(p) }
+
+func svcKey(k model.ServiceKey) bpf.SvcKey {
+	return bpf.SvcKey{Addr: addrWords(k.Addr), Port: htons(k.Port), Proto: uint8(k.Protocol), Af: uint8(k.Family)}
+}
+
+var schedIndex = func() map[string]uint32 {
+	m := map[string]uint32{}
+	for i, n := range model.Schedulers {
+		m[n] = uint32(i)
+	}
+	return m
+}()
+
+// checkService refuses what this engine cannot carry.
+func checkService(s model.Service) error {
+	switch {
+	case s.IsFWMark():
+		return engine.NotSupported("firewall-mark services are not supported by the xdp engine: XDP runs before netfilter sees a mark")
+	case s.Protocol == model.ProtoSCTP:
+		return engine.NotSupported("SCTP services are not supported by the xdp engine yet")
+	case s.Family == model.IPv6:
+		return engine.NotSupported("IPv6 services are not supported by the xdp engine yet")
+	}
+	return nil
+}
+
+func checkDest(d model.Dest) error {
+	switch d.Method {
+	case model.Route, model.Tunnel:
+		return nil
+	case model.Masq, model.FullNAT:
+		return engine.NotSupported("NAT (-m) and FULLNAT on the xdp engine are not in this build yet; use -g or -i, or the proxy engine")
+	}
+	return model.ErrInvalid
+}
+
+// Check implements the control core's engine check for batches.
+func (e *Engine) Check(op api.Op) error {
+	switch op.Op {
+	case api.AddService, api.EditService:
+		return checkService(op.Service.Normalize())
+	case api.AddDest, api.EditDest:
+		return checkDest(op.Dest)
+	}
+	return nil
+}
+
+// AddService implements engine.Engine.
+func (e *Engine) AddService(s model.Service) error {
+	if err := checkService(s.Normalize()); err != nil {
+		return err
+	}
+	if err := e.Table.AddService(s); err != nil {
+		return err
+	}
+	return e.sync(s.ServiceKey, sched.Change{Kind: sched.Edited})
+}
+
+// EditService implements engine.Engine.
+func (e *Engine) EditService(s model.Service) error {
+	if err := checkService(s.Normalize()); err != nil {
+		return err
+	}
+	if err := e.Table.EditService(s); err != nil {
+		return err
+	}
+	return e.sync(s.ServiceKey, sched.Change{Kind: sched.Edited})
+}
+
+// DelService implements engine.Engine.
+func (e *Engine) DelService(k model.ServiceKey) error {
+	if err := e.Table.DelService(k); err != nil {
+		return err
+	}
+	return e.sync(k, sched.Change{})
+}
+
+// Flush implements engine.Engine.
+func (e *Engine) Flush() error {
+	var keys []model.ServiceKey
+	e.Do(func(v *ipvs.IPVS) {
+		for _, s := range v.Services() {
+			keys = append(keys, s.Config.ServiceKey)
+		}
+	})
+	for _, k := range keys {
+		if err := e.DelService(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AddDest implements engine.Engine.
+func (e *Engine) AddDest(k model.ServiceKey, d model.Dest) error {
+	if err := checkDest(d); err != nil {
+		return err
+	}
+	if err := e.Table.AddDest(k, d); err != nil {
+		return err
+	}
+	return e.sync(k, sched.Change{Kind: sched.Added})
+}
+
+// EditDest implements engine.Engine.
+func (e *Engine) EditDest(k model.ServiceKey, d model.Dest) error {
+	if err := checkDest(d); err != nil {
+		return err
+	}
+	if err := e.Table.EditDest(k, d); err != nil {
+		return err
+	}
+	return e.sync(k, sched.Change{Kind: sched.Edited})
+}
+
+// DelDest implements engine.Engine.
+func (e *Engine) DelDest(k model.ServiceKey, a netip.AddrPort) error {
+	var idx = -1
+	e.Do(func(v *ipvs.IPVS) {
+		if s := v.Service(k); s != nil {
+			for i, d := range s.Servers() {
+				if d.AddrPort() == a || (a.Port() == 0 && d.Addr == a.Addr()) {
+					idx = i
+				}
+			}
+		}
+	})
+	if err := e.Table.DelDest(k, a); err != nil {
+		return err
+	}
+	return e.sync(k, sched.Change{Kind: sched.Removed, Index: idx})
+}
+
+// SetTimeouts implements engine.Engine.
+func (e *Engine) SetTimeouts(t model.Timeouts) error {
+	if err := e.Table.SetTimeouts(t); err != nil {
+		return err
+	}
+	return e.writeTimeouts()
+}
+
+// Zero implements engine.Engine: the model's counters hold the values
+// read from BPF, so zeroing them moves the zero point as -Z should.
+func (e *Engine) Zero(k *model.ServiceKey) error {
+	e.pullStats()
+	return e.Table.Zero(k)
+}
+
+// now is bpf_ktime_get_ns's clock.
+func now() uint64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}

@@ -1,0 +1,114 @@
+package xdp
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"gvs/model"
+)
+
+// Offsets in struct gvs_dest (bpf/gvs.h); an array map element takes the
+// value size rounded up to 8 bytes.
+const (
+	destOffFlags   = 32
+	destOffActive  = 36
+	destOffInact   = 40
+	destOffPersist = 44
+)
+
+// destMem is the `dests` array mapped into gvsd, so counts and flags are
+// changed with the same atomic instructions BPF uses, never by rewriting a
+// whole value under a running program.
+type destMem struct {
+	b      []byte
+	stride int
+}
+
+func mapDests(m *ebpf.Map) (*destMem, error) {
+	stride := (int(m.ValueSize()) + 7) &^ 7
+	size := stride * int(m.MaxEntries())
+	b, err := unix.Mmap(m.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mapping the dests array: %w", err)
+	}
+	return &destMem{b: b, stride: stride}, nil
+}
+
+func (m *destMem) close() { unix.Munmap(m.b) }
+
+func (m *destMem) word(id uint32, off int) *int32 {
+	return (*int32)(unsafe.Pointer(&m.b[int(id)*m.stride+off]))
+}
+
+// unbind is model.Server.Unbind on a BPF destination.
+func (m *destMem) unbind(id uint32, template, inactive bool) {
+	switch {
+	case template:
+		atomic.AddInt32(m.word(id, destOffPersist), -1)
+	case inactive:
+		atomic.AddInt32(m.word(id, destOffInact), -1)
+	default:
+		atomic.AddInt32(m.word(id, destOffActive), -1)
+	}
+	base := int(id) * m.stride
+	total := int64(atomic.LoadInt32(m.word(id, destOffActive))) + int64(atomic.LoadInt32(m.word(id, destOffInact)))
+	u := int64(binary.LittleEndian.Uint32(m.b[base+24:]))
+	l := int64(binary.LittleEndian.Uint32(m.b[base+28:]))
+	var clear bool
+	switch {
+	case l != 0:
+		clear = total < l
+	case u != 0:
+		clear = total*4 < u*3
+	default:
+		clear = true
+	}
+	if clear {
+		m.setFlags(id, 0, overFlag)
+	}
+}
+
+// setFlags sets and clears flag bits atomically.
+func (m *destMem) setFlags(id uint32, set, clr uint32) {
+	p := (*uint32)(unsafe.Pointer(m.word(id, destOffFlags)))
+	for {
+		old := atomic.LoadUint32(p)
+		nv := old&^clr | set
+		if nv == old || atomic.CompareAndSwapUint32(p, old, nv) {
+			return
+		}
+	}
+}
+
+func (m *destMem) flags(id uint32) uint32 {
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(m.word(id, destOffFlags))))
+}
+
+// writeConfig writes a server's configuration fields (not its counts or
+// flags) in place.
+func (m *destMem) writeConfig(id uint32, d *model.Server, ifindex uint32, mac []byte) {
+	base := int(id) * m.stride
+	b := m.b[base : base+m.stride]
+	w := addrWords(d.Addr)
+	for i := range w {
+		binary.LittleEndian.PutUint32(b[4*i:], w[i])
+	}
+	binary.LittleEndian.PutUint16(b[16:], htons(d.Port))
+	b[18] = uint8(d.Method)
+	b[19] = uint8(model.FamilyOf(d.Addr))
+	binary.LittleEndian.PutUint32(b[20:], uint32(d.Weight))
+	binary.LittleEndian.PutUint32(b[24:], d.UThreshold)
+	binary.LittleEndian.PutUint32(b[28:], d.LThreshold)
+	binary.LittleEndian.PutUint32(b[48:], ifindex)
+	copy(b[52:58], mac)
+}
+
+// uThreshold reads a server's current upper threshold.
+func (m *destMem) uThreshold(id uint32) uint32 {
+	return binary.LittleEndian.Uint32(m.b[int(id)*m.stride+24:])
+}

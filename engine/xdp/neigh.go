@@ -1,0 +1,107 @@
+package xdp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// nextHop is where the director sends a DR packet for a real server: the
+// interface the server is reached on and the server's MAC address.
+type nextHop struct {
+	ifindex int
+	mac     net.HardwareAddr
+}
+
+// resolve finds the interface toward addr (which must be on-link: direct
+// routing needs the real server on the director's segment) and its MAC
+// from the neighbour table, making the kernel ask (ARP or neighbour
+// discovery) when it is not there yet.
+func resolve(addr netip.Addr, wait time.Duration) (nextHop, error) {
+	routes, err := netlink.RouteGet(addr.AsSlice())
+	if err != nil || len(routes) == 0 {
+		return nextHop{}, fmt.Errorf("no route to real server %s: %v", addr, err)
+	}
+	r := routes[0]
+	if r.Gw != nil && !r.Gw.Equal(addr.AsSlice()) {
+		return nextHop{}, fmt.Errorf("real server %s is behind gateway %s: direct routing needs it on the director's segment", addr, r.Gw)
+	}
+	deadline := time.Now().Add(wait)
+	for probed := false; ; {
+		if mac := lookupNeigh(r.LinkIndex, addr); mac != nil {
+			return nextHop{ifindex: r.LinkIndex, mac: mac}, nil
+		}
+		if !probed {
+			probe(addr)
+			probed = true
+		}
+		if time.Now().After(deadline) {
+			return nextHop{}, fmt.Errorf("real server %s does not answer ARP/ND", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func lookupNeigh(ifindex int, addr netip.Addr) net.HardwareAddr {
+	family := netlink.FAMILY_V4
+	if addr.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	neighs, err := netlink.NeighList(ifindex, family)
+	if err != nil {
+		return nil
+	}
+	for _, n := range neighs {
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if !ok || ip.Unmap() != addr || len(n.HardwareAddr) != 6 {
+			continue
+		}
+		if n.State&(netlink.NUD_REACHABLE|netlink.NUD_STALE|netlink.NUD_PERMANENT|netlink.NUD_DELAY|netlink.NUD_PROBE|netlink.NUD_NOARP) != 0 {
+			return n.HardwareAddr
+		}
+	}
+	return nil
+}
+
+// probe makes the kernel resolve addr: a datagram to the discard port
+// needs the neighbour entry first.
+func probe(addr netip.Addr) {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 9)))
+	if err != nil {
+		return
+	}
+	c.Write(nil)
+	c.Close()
+}
+
+// ifaceMAC returns an interface's MAC address.
+func ifaceMAC(ifindex int) (net.HardwareAddr, error) {
+	l, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		return nil, err
+	}
+	mac := l.Attrs().HardwareAddr
+	if len(mac) != 6 {
+		return nil, errors.New(l.Attrs().Name + ": no Ethernet address")
+	}
+	return mac, nil
+}
+
+// resolveTunnel makes sure the kernel has a neighbour entry for the next
+// hop toward a TUN server (the server itself when on-link, else its
+// gateway), since bpf_fib_lookup only forwards to resolved neighbours.
+func resolveTunnel(addr netip.Addr) (nextHop, error) {
+	routes, err := netlink.RouteGet(addr.AsSlice())
+	if err != nil || len(routes) == 0 {
+		return nextHop{}, fmt.Errorf("no route to real server %s: %v", addr, err)
+	}
+	hop := addr
+	if gw, ok := netip.AddrFromSlice(routes[0].Gw); ok && routes[0].Gw != nil {
+		hop = gw.Unmap()
+	}
+	return resolve(hop, resolveFor)
+}

@@ -1,0 +1,240 @@
+package xdp
+
+import (
+	"net/netip"
+	"time"
+
+	"gvs/bpf"
+	"gvs/ipvs"
+	"gvs/model"
+	"gvs/sched"
+)
+
+// Mirrors of gvs.h's sizes.
+const (
+	hashSlots  = 256  // GVS_HASH_SLOTS
+	hashTable  = 256  // GVS_HASH_TABLE
+	mhSlots    = 64   // GVS_MH_SLOTS
+	mhTable    = 4093 // GVS_MH_TABLE
+	svcDests   = 1024 // GVS_SVC_DESTS
+	destNone   = 0xffffffff
+	noSlot     = 0xffffffff
+	availFlag  = 0x1 // GVS_DEST_F_AVAILABLE
+	overFlag   = 0x2 // GVS_DEST_F_OVERLOAD
+	resolveFor = time.Second
+)
+
+// slots hands out rows of the dh/sh or mh table maps.
+type slots struct {
+	of   map[model.ServiceKey]uint32
+	free []uint32
+}
+
+func newSlots(n int) slots {
+	s := slots{of: map[model.ServiceKey]uint32{}}
+	for i := n - 1; i >= 0; i-- {
+		s.free = append(s.free, uint32(i))
+	}
+	return s
+}
+
+func (s *slots) get(k model.ServiceKey) (uint32, bool) {
+	if i, ok := s.of[k]; ok {
+		return i, true
+	}
+	if len(s.free) == 0 {
+		return noSlot, false
+	}
+	i := s.free[len(s.free)-1]
+	s.free = s.free[:len(s.free)-1]
+	s.of[k] = i
+	return i, true
+}
+
+func (s *slots) release(k model.ServiceKey) {
+	if i, ok := s.of[k]; ok {
+		delete(s.of, k)
+		s.free = append(s.free, i)
+	}
+}
+
+func (e *Engine) svcID(k model.ServiceKey) uint32 {
+	if id, ok := e.svcIDs[k]; ok {
+		return id
+	}
+	id := e.nextSvc
+	e.nextSvc++
+	e.svcIDs[k] = id
+	// A fresh id starts with zero counters.
+	e.objs.SvcStats.Put(id, make([]bpf.Stats, ebpfCPUs()))
+	return id
+}
+
+func (e *Engine) destID(k model.ServiceKey, a netip.AddrPort) uint32 {
+	if id, ok := e.destIDs[k][a]; ok {
+		return id
+	}
+	id := e.nextDest
+	e.nextDest++
+	if e.destIDs[k] == nil {
+		e.destIDs[k] = map[netip.AddrPort]uint32{}
+	}
+	e.destIDs[k][a] = id
+	e.objs.DestStats.Put(id, make([]bpf.Stats, ebpfCPUs()))
+	return id
+}
+
+// sync makes the maps hold service k as the model has it, after change ch.
+func (e *Engine) sync(k model.ServiceKey, ch sched.Change) (err error) {
+	e.Do(func(v *ipvs.IPVS) { err = e.syncLocked(v, k, ch) })
+	return err
+}
+
+func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch sched.Change) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := v.Service(k)
+	live := map[uint32]bool{}
+	if s == nil {
+		if err := e.objs.Services.Delete(svcKey(k)); err != nil && !isNotExist(err) {
+			return err
+		}
+		e.hashSlots.release(k)
+		e.mhSlots.release(k)
+		delete(e.seen, k)
+		return e.retireDests(k, live)
+	}
+	cfg := s.Config
+	servers := s.Servers()
+	if len(servers) > svcDests {
+		return &model.Error{Errno: 28 /* ENOSPC */, Msg: "the xdp engine takes at most 1024 servers per service"}
+	}
+	id := e.svcID(k)
+	e.svcMeta[id] = svcMeta{netmask: cfg.Netmask, portZero: k.Port == 0}
+	sv := bpf.Svc{Id: id, Flags: uint32(cfg.Flags), Sched: schedIndex[cfg.Scheduler], Timeout: cfg.Timeout,
+		Netmask: cfg.Netmask, TableSlot: noSlot, Ndests: uint32(len(servers))}
+	ids := map[*model.Server]uint32{}
+	for i, d := range servers {
+		did := e.destID(k, d.AddrPort())
+		if err := e.writeDest(did, d); err != nil {
+			return err
+		}
+		sv.Dests[i] = did
+		ids[d] = did
+		live[did] = true
+	}
+	if err := e.retireDests(k, live); err != nil {
+		return err
+	}
+	if err := e.writeSchedState(id, k, servers, ch); err != nil {
+		return err
+	}
+	if table := sched.BucketTable(s.Scheduler()); table != nil {
+		sl, size, m := &e.hashSlots, hashTable, e.objs.HashTables
+		if cfg.Scheduler == "mh" {
+			sl, size, m = &e.mhSlots, mhTable, e.objs.MhTables
+		}
+		slot, ok := sl.get(k)
+		if !ok {
+			return &model.Error{Errno: 28, Msg: "the xdp engine has no free " + cfg.Scheduler + " table for another service"}
+		}
+		keys := make([]uint32, size)
+		vals := make([]uint32, size)
+		for i := range keys {
+			keys[i] = slot*uint32(size) + uint32(i)
+			vals[i] = destNone
+			if i < len(table) && table[i] != nil {
+				vals[i] = ids[table[i]]
+			}
+		}
+		if _, err := m.BatchUpdate(keys, vals, nil); err != nil {
+			for i := range keys {
+				if err := m.Put(keys[i], vals[i]); err != nil {
+					return err
+				}
+			}
+		}
+		sv.TableSlot = slot
+	}
+	if cfg.Scheduler != "dh" && cfg.Scheduler != "sh" {
+		e.hashSlots.release(k)
+	}
+	if cfg.Scheduler != "mh" {
+		e.mhSlots.release(k)
+	}
+	return e.objs.Services.Put(svcKey(k), &sv)
+}
+
+// writeDest writes a server's configuration in place, leaving the counts
+// BPF maintains alone, and sets it available; new thresholds clear the
+// overload flag as __ip_vs_update_dest does.
+func (e *Engine) writeDest(id uint32, d *model.Server) error {
+	var ifindex uint32
+	var mac []byte
+	if d.Method == model.Tunnel {
+		// The TUN next hop comes from the FIB, which needs a neighbour
+		// entry for it; have the kernel resolve the server now.
+		if _, err := resolveTunnel(d.Addr); err != nil {
+			e.log.Warn("tunnel next hop not resolved yet", "server", d.Addr, "err", err)
+		}
+	}
+	if d.Method == model.Route {
+		h, ok := e.hops[id]
+		if !ok {
+			var err error
+			if h, err = resolve(d.Addr, resolveFor); err != nil {
+				e.log.Warn("real server not resolved yet; retrying", "server", d.Addr, "err", err)
+			} else {
+				e.hops[id] = h
+				ok = true
+			}
+		}
+		if ok {
+			ifindex, mac = uint32(h.ifindex), h.mac
+		}
+	}
+	clear := uint32(0)
+	if d.UThreshold == 0 || d.UThreshold > e.dmem.uThreshold(id) {
+		clear = overFlag
+	}
+	e.dmem.writeConfig(id, d, ifindex, mac)
+	e.dmem.setFlags(id, availFlag, clear)
+	return nil
+}
+
+// retireDests marks the servers of service k that are no longer in its
+// list unavailable: their connections' packets are dropped until they
+// expire, as IPVS does.
+func (e *Engine) retireDests(k model.ServiceKey, live map[uint32]bool) error {
+	for _, id := range e.destIDs[k] {
+		if live[id] {
+			continue
+		}
+		e.dmem.setFlags(id, 0, availFlag)
+	}
+	return nil
+}
+
+// writeSchedState keeps rr's position on the same server across list
+// changes and recomputes wrr's parameters as ip_vs_wrr_dest_changed.
+func (e *Engine) writeSchedState(id uint32, k model.ServiceKey, servers []*model.Server, ch sched.Change) error {
+	var st bpf.SchedState
+	if err := e.objs.SchedState.Lookup(id, &st); err != nil {
+		return err
+	}
+	switch {
+	case !e.seen[k]:
+		st.RrLast = -1
+		st.WrrCw = 0
+		e.seen[k] = true
+	case ch.Kind == sched.Added && st.RrLast >= 0:
+		st.RrLast++
+	case ch.Kind == sched.Removed && ch.Index >= 0:
+		if st.RrLast == int32(ch.Index) || st.RrLast > int32(ch.Index) {
+			st.RrLast--
+		}
+	}
+	st.WrrCw, st.WrrMw, st.WrrDi = sched.WRRUpdate(st.WrrCw, servers)
+	st.WrrCl = -1
+	return e.objs.SchedState.Put(id, &st)
+}
