@@ -50,9 +50,7 @@ type Engine struct {
 	mu        sync.Mutex // ids and slots; taken inside the table lock
 	svcIDs    map[model.ServiceKey]uint32
 	destIDs   map[model.ServiceKey]map[netip.AddrPort]uint32 // by service, then server
-	freeSvc   []uint32
 	nextSvc   uint32
-	freeDest  []uint32
 	nextDest  uint32
 	hashSlots slots
 	mhSlots   slots

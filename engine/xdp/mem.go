@@ -85,10 +85,6 @@ func (m *destMem) setFlags(id uint32, set, clr uint32) {
 	}
 }
 
-func (m *destMem) flags(id uint32) uint32 {
-	return atomic.LoadUint32((*uint32)(unsafe.Pointer(m.word(id, destOffFlags))))
-}
-
 // writeConfig writes a server's configuration fields (not its counts or
 // flags) in place.
 func (m *destMem) writeConfig(id uint32, d *model.Server, ifindex uint32, mac []byte) {

@@ -1,7 +1,6 @@
 package xdp
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -76,19 +75,6 @@ func probe(addr netip.Addr) {
 	}
 	c.Write(nil)
 	c.Close()
-}
-
-// ifaceMAC returns an interface's MAC address.
-func ifaceMAC(ifindex int) (net.HardwareAddr, error) {
-	l, err := netlink.LinkByIndex(ifindex)
-	if err != nil {
-		return nil, err
-	}
-	mac := l.Attrs().HardwareAddr
-	if len(mac) != 6 {
-		return nil, errors.New(l.Attrs().Name + ": no Ethernet address")
-	}
-	return mac, nil
 }
 
 // resolveTunnel makes sure the kernel has a neighbour entry for the next
