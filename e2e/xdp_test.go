@@ -125,6 +125,43 @@ func testForwarding(t *testing.T, tunnel bool) {
 	if !strings.Contains(list, "-> 198.18.0.12:80 "+fwd+" 1 0 2") {
 		t.Errorf("listing:\n%s", list)
 	}
+
+	// Expiry: a timeout change applies to entries that reach a state
+	// afterwards (as in IPVS); two new connections with 1 s FIN and UDP
+	// timeouts leave the table again, and the counts come back.
+	d.must("--set", "0", "1", "1")
+	if _, err := tp.role(client, "hello", vip+":80"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tp.role(client, "udp", vip+":80", "late"); err != nil {
+		t.Fatal(err)
+	}
+	if grown := d.must("-L", "-n", "-c"); strings.Count(grown, "\n") != strings.Count(conns, "\n")+2 {
+		t.Fatalf("the two new connections are not listed:\n%s", grown)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		now := d.must("-L", "-n", "-c")
+		if strings.Count(now, "\n") == strings.Count(conns, "\n") && fields(d.must("-L", "-n")) == list {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("entries did not expire:\n%s\nwas:\n%s", now, conns)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+
+	// -Z zeroes the counters; a quiesced server gets no new connection.
+	d.must("-Z")
+	if s := fields(d.must("-L", "-n", "--stats")); !strings.Contains(s, "TCP "+vip+":80 0 0 0 0 0") {
+		t.Errorf("after -Z:\n%s", s)
+	}
+	d.must("-e", "-t", vip+":80", "-r", "198.18.0.12", method, "-w", "0")
+	for range 3 {
+		if out, err := tp.role(client, "hello", vip+":80"); err != nil || strings.TrimSpace(out) != "rs1" {
+			t.Fatalf("with rs2 quiesced: %q %v", out, err)
+		}
+	}
 }
 
 // DR end to end: the spread follows rr, replies bypass the director, the
