@@ -4,6 +4,7 @@
 package apiserver
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"gvs/api"
 	"gvs/control"
@@ -72,8 +74,12 @@ func (s *Server) Listen(path string, mode os.FileMode, gid int) error {
 	return nil
 }
 
-// Close stops serving.
-func (s *Server) Close() error { return s.http.Close() }
+// Close stops serving, letting requests in progress finish (5 s at most).
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.http.Shutdown(ctx)
+}
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -44,21 +44,27 @@ type BatchError struct {
 func (e *BatchError) Error() string { return e.Err.Error() }
 func (e *BatchError) Unwrap() error { return e.Err }
 
-// Restore applies the saved rules at start.
+// Restore applies the saved rules at start. An engine that kept state of
+// its own across the restart (the XDP engine's pinned maps) is then told
+// to drop whatever the saved rules no longer have.
 func (c *Core) Restore() error {
-	if c.store == nil {
-		return nil
-	}
-	r, err := c.store.Load()
-	if err != nil || r == nil {
-		return err
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.apply(r.Ops()); err != nil {
-		return fmt.Errorf("restoring saved rules: %w", err)
+	if c.store != nil {
+		r, err := c.store.Load()
+		if err != nil {
+			return err
+		}
+		if r != nil {
+			if err := c.apply(r.Ops()); err != nil {
+				return fmt.Errorf("restoring saved rules: %w", err)
+			}
+			c.log.Info("rules restored", "services", len(r.Services), "file", c.store.Path())
+		}
 	}
-	c.log.Info("rules restored", "services", len(r.Services), "file", c.store.Path())
+	if rc, ok := c.eng.(interface{ Reconcile() error }); ok {
+		return rc.Reconcile()
+	}
 	return nil
 }
 
@@ -66,6 +72,10 @@ func (c *Core) Restore() error {
 func (c *Core) Do(ops []api.Op) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.doLocked(ops)
+}
+
+func (c *Core) doLocked(ops []api.Op) error {
 	// Check the whole batch on a copy of the model first, so a bad
 	// operation anywhere changes nothing.
 	if err := c.dryRun(ops); err != nil {
@@ -74,8 +84,8 @@ func (c *Core) Do(ops []api.Op) error {
 	before := c.rules()
 	if err := c.apply(ops); err != nil {
 		// The engine refused what the model accepted (a listener could
-		// not bind, say): put the old rules back.
-		if rerr := c.reset(before); rerr != nil {
+		// not bind, say): undo what the batch changed, and only that.
+		if rerr := c.apply(Plan(c.rules(), before)); rerr != nil {
 			c.log.Error("rollback failed", "err", rerr)
 		}
 		return err
@@ -86,6 +96,14 @@ func (c *Core) Do(ops []api.Op) error {
 		}
 	}
 	return nil
+}
+
+// Batcher is implemented by engines that apply a batch more cheaply (or
+// more safely) as one change: the XDP engine updates its maps once per
+// service at the end, so a restart's replay never shows traffic a service
+// with half its servers.
+type Batcher interface {
+	Batch(func() error) error
 }
 
 func mutates(ops []api.Op) bool {
@@ -113,19 +131,25 @@ func (c *Core) dryRun(ops []api.Op) error {
 }
 
 func (c *Core) apply(ops []api.Op) error {
-	for i, op := range ops {
-		if err := applyTo(c.eng, op); err != nil {
-			return &BatchError{i, err}
+	run := func() error {
+		for i, op := range ops {
+			if err := applyTo(c.eng, op); err != nil {
+				return &BatchError{i, err}
+			}
 		}
+		return nil
 	}
-	return nil
+	if b, ok := c.eng.(Batcher); ok {
+		return b.Batch(run)
+	}
+	return run()
 }
 
-func (c *Core) reset(r *Rules) error {
-	if err := c.eng.Flush(); err != nil {
-		return err
-	}
-	return c.apply(r.Ops())
+// Close stops the engine once no operation is running.
+func (c *Core) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.eng.Close()
 }
 
 // rules reads the current rule set from the engine.

@@ -12,12 +12,12 @@ import (
 // scheduler state), all or nothing.
 func (c *Core) Converge(desired *Rules) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	ops := Plan(c.rules(), desired)
-	c.mu.Unlock()
 	if len(ops) == 0 {
 		return nil
 	}
-	return c.Do(ops)
+	return c.doLocked(ops)
 }
 
 // Plan returns the operations that turn the rules cur into want.

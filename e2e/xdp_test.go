@@ -179,6 +179,8 @@ func TestXDPRestartKeepsConnections(t *testing.T) {
 	d := tp.d
 	d.must("-A", "-t", vip+":80", "-s", "wlc")
 	d.must("-a", "-t", vip+":80", "-r", "198.18.0.11", "-g")
+	d.must("-a", "-t", vip+":80", "-r", "198.18.0.12", "-g", "-w", "0")
+	rules := d.must("-S", "-n")
 	const size = "400000000"
 	done := make(chan error, 1)
 	var out string
@@ -195,6 +197,13 @@ func TestXDPRestartKeepsConnections(t *testing.T) {
 	after := d.must("-L", "-n", "-c")
 	if err := <-done; err != nil || strings.TrimSpace(out) != size {
 		t.Fatalf("transfer across the restart: %q %v\nbefore:\n%s\nafter:\n%s\n%s", out, err, before, after, d.log)
+	}
+	if got := d.must("-S", "-n"); got != rules {
+		t.Errorf("rules after the restart:\n%s\nwant:\n%s", got, rules)
+	}
+	// New connections still go where the rules say (rs2 is quiesced).
+	if out, err := tp.role(tp.ns("client"), "hello", vip+":80"); err != nil || strings.TrimSpace(out) != "rs1" {
+		t.Errorf("new connection after the restart: %q %v", out, err)
 	}
 	if !strings.Contains(before, "ESTABLISHED") || !strings.Contains(after, "ESTABLISHED") {
 		t.Errorf("connection not listed across the restart:\nbefore:\n%s\nafter:\n%s", before, after)

@@ -295,6 +295,10 @@ func (v *IPVS) Account(c *Conn, t stats.Counters) {
 	}
 }
 
+// Touch restarts c's timer, for traffic an engine saw without packets
+// (the proxy's bytes on an established connection).
+func (v *IPVS) Touch(c *Conn, now time.Time) { c.Expires = now.Add(c.Timeout) }
+
 // Has reports whether c is still in the connection table.
 func (v *IPVS) Has(c *Conn) bool {
 	_, ok := v.all[c]

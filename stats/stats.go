@@ -53,6 +53,8 @@ type Stats struct {
 	total Counters // since creation, never reset
 	zero  Counters // value of total at the last Zero
 	est   Estimator
+	// seeded is set by the first Set.
+	seeded bool
 }
 
 // Conn counts one new connection.
@@ -75,8 +77,16 @@ func (s *Stats) Out(n int) {
 func (s *Stats) AddCounters(c Counters) { s.total = s.total.Add(c) }
 
 // Set replaces the running totals with absolute values read from a data
-// plane that keeps its own monotonic counters.
-func (s *Stats) Set(c Counters) { s.total = c }
+// plane that keeps its own monotonic counters. The first Set is the
+// estimator's starting point, so counters that ran before (a restarted
+// daemon reading its engine's maps) do not show as one burst.
+func (s *Stats) Set(c Counters) {
+	if !s.seeded {
+		s.est.Reset(c)
+		s.seeded = true
+	}
+	s.total = c
+}
 
 // Counters returns the counters since the last Zero.
 func (s *Stats) Counters() Counters { return s.total.Sub(s.zero) }

@@ -126,6 +126,11 @@ func newEngine(log *slog.Logger, name string, xo xdp.Options) (engine.Engine, st
 		}
 		e, err := xdp.New(log, xo)
 		if err != nil {
+			if ents, _ := os.ReadDir(xo.PinDir); len(ents) > 0 {
+				// A previous gvsd's program may still be forwarding with
+				// its maps; a proxy beside it would hide that.
+				return nil, "", fmt.Errorf("xdp engine: %w (pins of a previous gvsd are in %s: fix the cause, or gvsd --cleanup)", err, xo.PinDir)
+			}
 			return proxy.New(log), "xdp unavailable: " + err.Error(), nil
 		}
 		return e, fmt.Sprintf("BPF loaded, attached %v", e.Modes()), nil
@@ -142,13 +147,15 @@ func run(log *slog.Logger, engineName string, ifaces []string, pinDir string, so
 	if eng.Name() == "proxy" {
 		log.Info("proxy engine: real servers see the director's address (full NAT); -g and -i need the xdp engine")
 	}
-	defer eng.Close()
-
 	store, err := control.NewStore(stateDir)
 	if err != nil {
+		eng.Close()
 		return err
 	}
 	core := control.New(eng, store, log)
+	// Closed last, after the API has finished its requests, and under the
+	// core's lock so no operation is half-way.
+	defer core.Close()
 	if err := core.Restore(); err != nil {
 		return err
 	}

@@ -261,7 +261,17 @@ func (e *Engine) afterExpiry(v *ipvs.IPVS) {
 		}
 	}
 	for c := range e.tcpConns {
-		c.account(v)
+		c.account(v, now)
+		// Idle past its timeout, as IPVS would have forgotten it: reset
+		// both sides.
+		if !v.Has(c.conn) {
+			c.client.SetLinger(0)
+			c.client.Close()
+			if c.server != nil {
+				c.server.SetLinger(0)
+				c.server.Close()
+			}
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -82,7 +83,9 @@ func (e *Engine) handleTCP(client *net.TCPConn) {
 		client.SetLinger(0)
 		return
 	}
+	e.mu.Lock() // Close and the expiry read it under e.mu
 	tc.server = sc.(*net.TCPConn)
+	e.mu.Unlock()
 	e.event(c, conn.Output, conn.SYN|conn.ACK)
 	e.event(c, conn.Input, conn.ACK)
 
@@ -116,7 +119,7 @@ func (e *Engine) finishTCP(tc *tcpConn) {
 		e.mu.Lock()
 		delete(e.tcpConns, tc)
 		e.mu.Unlock()
-		tc.account(v)
+		tc.account(v, e.Now())
 	})
 	tc.client.Close()
 	if tc.server != nil {
@@ -126,7 +129,7 @@ func (e *Engine) finishTCP(tc *tcpConn) {
 
 // account adds what the client socket's TCP_INFO shows since the last call.
 // The table must be locked.
-func (tc *tcpConn) account(v *ipvs.IPVS) {
+func (tc *tcpConn) account(v *ipvs.IPVS, clock time.Time) {
 	raw, err := tc.client.SyscallConn()
 	if err != nil {
 		return
@@ -142,16 +145,17 @@ func (tc *tcpConn) account(v *ipvs.IPVS) {
 	if info.Options&tcpiOptTimestamps != 0 {
 		hdr += 12
 	}
-	now := stats.Counters{
+	counters := stats.Counters{
 		InPkts:   uint64(info.Segs_in),
 		OutPkts:  uint64(info.Segs_out),
 		InBytes:  info.Bytes_received + uint64(info.Segs_in)*hdr,
 		OutBytes: info.Bytes_sent + uint64(info.Segs_out)*hdr,
 	}
-	if d := now.Sub(tc.seen); d != (stats.Counters{}) {
+	if d := counters.Sub(tc.seen); d != (stats.Counters{}) {
 		v.Account(tc.conn, d)
+		v.Touch(tc.conn, clock)
 	}
-	tc.seen = now
+	tc.seen = counters
 }
 
 // tcpiOptTimestamps is TCPI_OPT_TIMESTAMPS of linux/tcp.h.

@@ -26,7 +26,6 @@ import (
 	"gvs/engine"
 	"gvs/ipvs"
 	"gvs/model"
-	"gvs/sched"
 )
 
 // Options configure the engine.
@@ -62,6 +61,10 @@ type Engine struct {
 	svcMeta map[uint32]svcMeta
 	dmem    *destMem
 	ticks   int
+	// batching defers map updates to the end of a batch (see Batch);
+	// dirty holds the services it touched.
+	batching bool
+	dirty    map[model.ServiceKey]bool
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -104,7 +107,7 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 	e := &Engine{
 		Table: engine.NewTable(ipvs.Options{}), log: log, opts: o,
 		svcIDs: map[model.ServiceKey]uint32{}, destIDs: map[model.ServiceKey]map[netip.AddrPort]uint32{},
-		hashSlots: newSlots(hashSlots), mhSlots: newSlots(mhSlots), seen: map[model.ServiceKey]bool{}, svcMeta: map[uint32]svcMeta{},
+		hashSlots: newSlots(hashSlots), mhSlots: newSlots(mhSlots), seen: map[model.ServiceKey]bool{}, svcMeta: map[uint32]svcMeta{}, dirty: map[model.ServiceKey]bool{},
 		hops: map[uint32]nextHop{}, stop: make(chan struct{}),
 	}
 	if err := spec.LoadAndAssign(&e.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: o.PinDir}}); err != nil {
@@ -283,7 +286,7 @@ func (e *Engine) AddService(s model.Service) error {
 	if err := e.Table.AddService(s); err != nil {
 		return err
 	}
-	return e.sync(s.ServiceKey, sched.Change{Kind: sched.Edited})
+	return e.sync(s.ServiceKey, change{kind: chReplace})
 }
 
 // EditService implements engine.Engine.
@@ -291,10 +294,18 @@ func (e *Engine) EditService(s model.Service) error {
 	if err := checkService(s.Normalize()); err != nil {
 		return err
 	}
+	var oldSched string
+	e.Do(func(v *ipvs.IPVS) {
+		if cur := v.Service(s.ServiceKey); cur != nil {
+			oldSched = cur.Config.Scheduler
+		}
+	})
 	if err := e.Table.EditService(s); err != nil {
 		return err
 	}
-	return e.sync(s.ServiceKey, sched.Change{Kind: sched.Edited})
+	// A new scheduler starts afresh (init_service); the same one keeps its
+	// position.
+	return e.sync(s.ServiceKey, change{kind: chService, reset: s.Normalize().Scheduler != oldSched})
 }
 
 // DelService implements engine.Engine.
@@ -302,7 +313,7 @@ func (e *Engine) DelService(k model.ServiceKey) error {
 	if err := e.Table.DelService(k); err != nil {
 		return err
 	}
-	return e.sync(k, sched.Change{})
+	return e.sync(k, change{kind: chReplace})
 }
 
 // Flush implements engine.Engine.
@@ -329,7 +340,7 @@ func (e *Engine) AddDest(k model.ServiceKey, d model.Dest) error {
 	if err := e.Table.AddDest(k, d); err != nil {
 		return err
 	}
-	return e.sync(k, sched.Change{Kind: sched.Added})
+	return e.sync(k, change{kind: chAdded})
 }
 
 // EditDest implements engine.Engine.
@@ -340,7 +351,7 @@ func (e *Engine) EditDest(k model.ServiceKey, d model.Dest) error {
 	if err := e.Table.EditDest(k, d); err != nil {
 		return err
 	}
-	return e.sync(k, sched.Change{Kind: sched.Edited})
+	return e.sync(k, change{kind: chDestEdited})
 }
 
 // DelDest implements engine.Engine.
@@ -358,7 +369,7 @@ func (e *Engine) DelDest(k model.ServiceKey, a netip.AddrPort) error {
 	if err := e.Table.DelDest(k, a); err != nil {
 		return err
 	}
-	return e.sync(k, sched.Change{Kind: sched.Removed, Index: idx})
+	return e.sync(k, change{kind: chRemoved, index: idx})
 }
 
 // SetTimeouts implements engine.Engine.

@@ -23,6 +23,13 @@ func (e *Engine) recoverIDs() error {
 		mk := model.ServiceKey{Protocol: model.Protocol(k.Proto), Addr: wordsAddr(k.Addr, k.Af), Port: htons(k.Port), Family: model.Family(k.Af)}
 		e.svcIDs[mk] = sv.Id
 		e.svcMeta[sv.Id] = svcMeta{netmask: sv.Netmask, portZero: mk.Port == 0}
+		if sv.TableSlot != noSlot {
+			if sv.Sched == schedIndex["mh"] {
+				e.mhSlots.reserve(mk, sv.TableSlot)
+			} else {
+				e.hashSlots.reserve(mk, sv.TableSlot)
+			}
+		}
 		e.nextSvc = max(e.nextSvc, sv.Id+1)
 		for i := range min(sv.Ndests, svcDests) {
 			id := sv.Dests[i]
@@ -62,6 +69,9 @@ func (e *Engine) tick(v *ipvs.IPVS) {
 	e.pullLocked(v)
 	if e.ticks++; e.ticks%30 == 0 {
 		e.refreshHops(v)
+	}
+	if e.ticks%60 == 0 {
+		e.collectLBLC()
 	}
 }
 

@@ -28,9 +28,9 @@ func (e *Engine) sweep() error {
 			expired = append(expired, k)
 		}
 	}
-	if err := it.Err(); err != nil {
-		return err
-	}
+	// An iteration that BPF's deletions cut short still yields the keys it
+	// saw; handle those now, the rest at the next sweep.
+	iterErr := it.Err()
 	for _, key := range expired {
 		var got bpf.Conn
 		if err := e.objs.Conns.LookupAndDelete(&key, &got); err != nil {
@@ -56,8 +56,8 @@ func (e *Engine) sweep() error {
 			due = append(due, tk)
 		}
 	}
-	if err := tit.Err(); err != nil {
-		return err
+	if err := tit.Err(); err != nil && iterErr == nil {
+		iterErr = err
 	}
 	for _, key := range due {
 		var got bpf.Template
@@ -75,7 +75,45 @@ func (e *Engine) sweep() error {
 		}
 		e.dmem.unbind(got.Dest, true, false)
 	}
-	return nil
+	return iterErr
+}
+
+// collectLBLC drops lblc/lblcr entries unused for the expiration time
+// (ip_vs_lblc_full_check, which the kernel runs every 30 minutes at the
+// latest; here every minute).
+func (e *Engine) collectLBLC() {
+	var cfg bpf.Config
+	if e.objs.Config.Lookup(uint32(0), &cfg) != nil {
+		return
+	}
+	t := now()
+	old := func(last uint64, exp uint32) bool {
+		if exp == 0 {
+			exp = 24 * 3600
+		}
+		return last+uint64(exp)*uint64(time.Second) <= t
+	}
+	var k bpf.LBLCKey
+	var v bpf.LBLC
+	var gone []bpf.LBLCKey
+	for it := e.objs.Lblc.Iterate(); it.Next(&k, &v); {
+		if old(v.Lastuse, cfg.LblcExpiration) {
+			gone = append(gone, k)
+		}
+	}
+	for _, k := range gone {
+		e.objs.Lblc.Delete(&k)
+	}
+	gone = gone[:0]
+	var vr bpf.LBLCR
+	for it := e.objs.Lblcr.Iterate(); it.Next(&k, &vr); {
+		if old(vr.Lastuse, cfg.LblcrExpiration) {
+			gone = append(gone, k)
+		}
+	}
+	for _, k := range gone {
+		e.objs.Lblcr.Delete(&k)
+	}
 }
 
 // Connection flags of gvs.h.

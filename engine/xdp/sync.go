@@ -22,7 +22,14 @@ const (
 	availFlag  = 0x1 // GVS_DEST_F_AVAILABLE
 	overFlag   = 0x2 // GVS_DEST_F_OVERLOAD
 	resolveFor = time.Second
+	// Id spaces of gvs.h (GVS_MAX_SERVICES, GVS_MAX_DESTS). Ids are not
+	// reused yet: a director that has seen this many services or servers
+	// needs a gvsd --cleanup.
+	maxServices = 65536
+	maxDests    = 65536
 )
+
+var errNoIDs = &model.Error{Errno: 28 /* ENOSPC */, Msg: "the xdp engine has used all its service or server ids (65536); gvsd --cleanup resets them"}
 
 // slots hands out rows of the dh/sh or mh table maps.
 type slots struct {
@@ -51,6 +58,17 @@ func (s *slots) get(k model.ServiceKey) (uint32, bool) {
 	return i, true
 }
 
+// reserve records a slot a previous gvsd gave k.
+func (s *slots) reserve(k model.ServiceKey, i uint32) {
+	for j, f := range s.free {
+		if f == i {
+			s.free = append(s.free[:j], s.free[j+1:]...)
+			s.of[k] = i
+			return
+		}
+	}
+}
+
 func (s *slots) release(k model.ServiceKey) {
 	if i, ok := s.of[k]; ok {
 		delete(s.of, k)
@@ -63,6 +81,9 @@ func (e *Engine) svcID(k model.ServiceKey) uint32 {
 		return id
 	}
 	id := e.nextSvc
+	if id >= maxServices {
+		return noSlot
+	}
 	e.nextSvc++
 	e.svcIDs[k] = id
 	// A fresh id starts with zero counters.
@@ -75,6 +96,9 @@ func (e *Engine) destID(k model.ServiceKey, a netip.AddrPort) uint32 {
 		return id
 	}
 	id := e.nextDest
+	if id >= maxDests {
+		return noSlot
+	}
 	e.nextDest++
 	if e.destIDs[k] == nil {
 		e.destIDs[k] = map[netip.AddrPort]uint32{}
@@ -84,13 +108,53 @@ func (e *Engine) destID(k model.ServiceKey, a netip.AddrPort) uint32 {
 	return id
 }
 
-// sync makes the maps hold service k as the model has it, after change ch.
-func (e *Engine) sync(k model.ServiceKey, ch sched.Change) (err error) {
+// changeKind says what changed in a service, for its scheduler state.
+type changeKind uint8
+
+const (
+	chReplace    changeKind = iota // new, deleted, or rebuilt by a batch
+	chAdded                        // a server added at the list head
+	chRemoved                      // the server at index removed
+	chDestEdited                   // a server's weight or thresholds
+	chService                      // the service's settings
+)
+
+type change struct {
+	kind  changeKind
+	index int  // chRemoved
+	reset bool // chService: a new scheduler
+}
+
+// sync makes the maps hold service k as the model has it, after change ch;
+// inside a batch it only notes the service.
+func (e *Engine) sync(k model.ServiceKey, ch change) (err error) {
+	if e.batching {
+		e.dirty[k] = true
+		return nil
+	}
 	e.Do(func(v *ipvs.IPVS) { err = e.syncLocked(v, k, ch) })
 	return err
 }
 
-func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch sched.Change) error {
+// Batch runs a batch of operations on the model and then writes each
+// service it touched once, complete: a restart's replay or a -R never
+// shows traffic a service with part of its servers. A batch resets the rr
+// and wrr positions of the services it changes.
+func (e *Engine) Batch(run func() error) error {
+	e.batching = true
+	err := run()
+	e.batching = false
+	dirty := e.dirty
+	e.dirty = map[model.ServiceKey]bool{}
+	for k := range dirty {
+		if serr := e.sync(k, change{kind: chReplace}); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	return err
+}
+
+func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := v.Service(k)
@@ -110,12 +174,18 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch sched.Change) e
 		return &model.Error{Errno: 28 /* ENOSPC */, Msg: "the xdp engine takes at most 1024 servers per service"}
 	}
 	id := e.svcID(k)
+	if id == noSlot {
+		return errNoIDs
+	}
 	e.svcMeta[id] = svcMeta{netmask: cfg.Netmask, portZero: k.Port == 0}
 	sv := bpf.Svc{Id: id, Flags: uint32(cfg.Flags), Sched: schedIndex[cfg.Scheduler], Timeout: cfg.Timeout,
 		Netmask: cfg.Netmask, TableSlot: noSlot, Ndests: uint32(len(servers))}
 	ids := map[*model.Server]uint32{}
 	for i, d := range servers {
 		did := e.destID(k, d.AddrPort())
+		if did == noSlot {
+			return errNoIDs
+		}
 		if err := e.writeDest(did, d); err != nil {
 			return err
 		}
@@ -217,24 +287,49 @@ func (e *Engine) retireDests(k model.ServiceKey, live map[uint32]bool) error {
 
 // writeSchedState keeps rr's position on the same server across list
 // changes and recomputes wrr's parameters as ip_vs_wrr_dest_changed.
-func (e *Engine) writeSchedState(id uint32, k model.ServiceKey, servers []*model.Server, ch sched.Change) error {
+func (e *Engine) writeSchedState(id uint32, k model.ServiceKey, servers []*model.Server, ch change) error {
 	var st bpf.SchedState
 	if err := e.objs.SchedState.Lookup(id, &st); err != nil {
 		return err
 	}
 	switch {
-	case !e.seen[k]:
+	case !e.seen[k] || ch.kind == chReplace || ch.kind == chService && ch.reset:
 		st.RrLast = -1
 		st.WrrCw = 0
 		e.seen[k] = true
-	case ch.Kind == sched.Added && st.RrLast >= 0:
+	case ch.kind == chService:
+		return nil // same scheduler: ip_vs_edit_service leaves its state
+	case ch.kind == chAdded && st.RrLast >= 0:
 		st.RrLast++
-	case ch.Kind == sched.Removed && ch.Index >= 0:
-		if st.RrLast == int32(ch.Index) || st.RrLast > int32(ch.Index) {
+	case ch.kind == chRemoved && ch.index >= 0:
+		if st.RrLast >= int32(ch.index) {
 			st.RrLast--
 		}
 	}
 	st.WrrCw, st.WrrMw, st.WrrDi = sched.WRRUpdate(st.WrrCw, servers)
 	st.WrrCl = -1
 	return e.objs.SchedState.Put(id, &st)
+}
+
+// Reconcile removes from the maps the services a previous gvsd left pinned
+// that the restored rules do not have (rules saved elsewhere, say), so
+// nothing forwards that -L does not show.
+func (e *Engine) Reconcile() (err error) {
+	e.Do(func(v *ipvs.IPVS) {
+		var stale []model.ServiceKey
+		e.mu.Lock()
+		for k := range e.svcIDs {
+			if v.Service(k) == nil {
+				stale = append(stale, k)
+			}
+		}
+		e.mu.Unlock()
+		for _, k := range stale {
+			if serr := e.syncLocked(v, k, change{kind: chReplace}); serr != nil && err == nil {
+				err = serr
+			}
+			e.log.Info("removed a service the saved rules do not have", "service", k.String())
+		}
+	})
+	return err
 }
