@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"os/user"
@@ -64,6 +65,7 @@ func main() {
 	configFile := fs.String("config", "", "declarative rules (YAML, or ipvsadm-save lines) applied at start and on SIGHUP")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	pinDir := fs.String("bpf-pin-dir", xdp.PinDir, "where the xdp engine pins its maps and links")
+	tunSrc := fs.String("tun-src", "", "outer source address of TUN (-i) packets (default: the first IPv4 address of the first --interface)")
 	cleanup := fs.Bool("cleanup", false, "detach the XDP program and remove the pins under --bpf-pin-dir (drops the xdp engine's connections), then exit")
 	// Hidden: for profiling the engine (make bench), not in the usage.
 	cpuProfile := fs.String("cpuprofile", "", "")
@@ -103,7 +105,15 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(log, *engineName, ifaces, *pinDir, client.Socket(*socket), *socketGroup, *stateDir, *configFile); err != nil {
+	var tun netip.Addr
+	if *tunSrc != "" {
+		var err error
+		if tun, err = netip.ParseAddr(*tunSrc); err != nil || !tun.Is4() {
+			fmt.Fprintf(os.Stderr, "gvsd: --tun-src %q: want an IPv4 address\n", *tunSrc)
+			os.Exit(2)
+		}
+	}
+	if err := run(log, *engineName, ifaces, tun, *pinDir, client.Socket(*socket), *socketGroup, *stateDir, *configFile); err != nil {
 		log.Error("gvsd", "err", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -138,8 +148,8 @@ func newEngine(log *slog.Logger, name string, xo xdp.Options) (engine.Engine, st
 	return nil, "", fmt.Errorf("unknown engine %q (auto, xdp or proxy)", name)
 }
 
-func run(log *slog.Logger, engineName string, ifaces []string, pinDir string, socket, group, stateDir, configFile string) error {
-	eng, why, err := newEngine(log, engineName, xdp.Options{Interfaces: ifaces, PinDir: pinDir})
+func run(log *slog.Logger, engineName string, ifaces []string, tunSrc netip.Addr, pinDir string, socket, group, stateDir, configFile string) error {
+	eng, why, err := newEngine(log, engineName, xdp.Options{Interfaces: ifaces, PinDir: pinDir, TunSrc: tunSrc})
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,7 @@ type Engine struct {
 	ticks   int
 	// batching defers map updates to the end of a batch (see Batch);
 	// dirty holds the services it touched.
+	tunSrc   netip.Addr // outer source of TUN packets, if any
 	batching bool
 	dirty    map[model.ServiceKey]bool
 
@@ -186,6 +187,7 @@ func (e *Engine) configure() error {
 	cfg := bpf.Config{LblcExpiration: 24 * 3600, LblcrExpiration: 24 * 3600}
 	if tunSrc.Is4() {
 		cfg.TunSrc = addrWords(tunSrc)[0]
+		e.tunSrc = tunSrc
 	}
 	if err := e.objs.Config.Put(uint32(0), &cfg); err != nil {
 		return err
@@ -257,9 +259,14 @@ func checkService(s model.Service) error {
 	return nil
 }
 
-func checkDest(d model.Dest) error {
+func (e *Engine) checkDest(d model.Dest) error {
 	switch d.Method {
-	case model.Route, model.Tunnel:
+	case model.Route:
+		return nil
+	case model.Tunnel:
+		if !e.tunSrc.IsValid() {
+			return engine.NotSupported("tunnelling (-i) needs an outer source address: give gvsd --tun-src, or an IPv4 address on its first --interface")
+		}
 		return nil
 	case model.Masq, model.FullNAT:
 		return engine.NotSupported("NAT (-m) and FULLNAT on the xdp engine are not in this build yet; use -g or -i, or the proxy engine")
@@ -273,7 +280,7 @@ func (e *Engine) Check(op api.Op) error {
 	case api.AddService, api.EditService:
 		return checkService(op.Service.Normalize())
 	case api.AddDest, api.EditDest:
-		return checkDest(op.Dest)
+		return e.checkDest(op.Dest)
 	}
 	return nil
 }
@@ -334,7 +341,7 @@ func (e *Engine) Flush() error {
 
 // AddDest implements engine.Engine.
 func (e *Engine) AddDest(k model.ServiceKey, d model.Dest) error {
-	if err := checkDest(d); err != nil {
+	if err := e.checkDest(d); err != nil {
 		return err
 	}
 	if err := e.Table.AddDest(k, d); err != nil {
@@ -345,7 +352,7 @@ func (e *Engine) AddDest(k model.ServiceKey, d model.Dest) error {
 
 // EditDest implements engine.Engine.
 func (e *Engine) EditDest(k model.ServiceKey, d model.Dest) error {
-	if err := checkDest(d); err != nil {
+	if err := e.checkDest(d); err != nil {
 		return err
 	}
 	if err := e.Table.EditDest(k, d); err != nil {
