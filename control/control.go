@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"slices"
 	"sync"
 
@@ -175,26 +174,13 @@ func (c *Core) save() error {
 	return nil
 }
 
-// target is what an operation applies to: the engine, or a scratch model
-// for a dry run.
-type target interface {
-	AddService(model.Service) error
-	EditService(model.Service) error
-	DelService(model.ServiceKey) error
-	AddDest(model.ServiceKey, model.Dest) error
-	EditDest(model.ServiceKey, model.Dest) error
-	DelDest(model.ServiceKey, netip.AddrPort) error
-	Flush() error
-	SetTimeouts(model.Timeouts) error
-	Zero(*model.ServiceKey) error
-}
-
+// modelTarget makes the model an engine.Rules, for dry runs.
 type modelTarget struct{ *ipvs.IPVS }
 
 func (m modelTarget) Flush() error                       { m.IPVS.Flush(); return nil }
 func (m modelTarget) SetTimeouts(t model.Timeouts) error { m.IPVS.SetTimeouts(t); return nil }
 
-func applyTo(t target, op api.Op) error {
+func applyTo(t engine.Rules, op api.Op) error {
 	k := op.Service.ServiceKey
 	switch op.Op {
 	case api.AddService:

@@ -4,7 +4,6 @@
 package engine
 
 import (
-	"errors"
 	"net/netip"
 
 	"gvs/api"
@@ -19,16 +18,7 @@ import (
 type Engine interface {
 	// Name is "proxy" or "xdp".
 	Name() string
-
-	AddService(model.Service) error
-	EditService(model.Service) error
-	DelService(model.ServiceKey) error
-	AddDest(model.ServiceKey, model.Dest) error
-	EditDest(model.ServiceKey, model.Dest) error
-	DelDest(model.ServiceKey, netip.AddrPort) error
-	Flush() error
-	SetTimeouts(model.Timeouts) error
-	Zero(*model.ServiceKey) error
+	Rules
 
 	// Services returns the services in creation order, each with its
 	// destinations in kernel list order (newest first), with counters.
@@ -41,9 +31,19 @@ type Engine interface {
 	Close() error
 }
 
-// ErrNotSupported marks a feature an engine does not have; the message
-// says which engine has it.
-var ErrNotSupported = errors.New("not supported by this engine")
+// Rules are the rule operations, one per ipvsadm command. The model
+// (ipvs.IPVS) has them too, which is how the control core dry-runs a batch.
+type Rules interface {
+	AddService(model.Service) error
+	EditService(model.Service) error
+	DelService(model.ServiceKey) error
+	AddDest(model.ServiceKey, model.Dest) error
+	EditDest(model.ServiceKey, model.Dest) error
+	DelDest(model.ServiceKey, netip.AddrPort) error
+	Flush() error
+	SetTimeouts(model.Timeouts) error
+	Zero(*model.ServiceKey) error
+}
 
 // NotSupported returns a model.Error (exit status 1 in gvsadm) whose
 // message explains what is missing and where to find it.
