@@ -187,14 +187,21 @@ func (v *IPVS) Flush() {
 	}
 }
 
-// AddDest is ipvsadm -a. The new server goes to the head of the list.
-func (v *IPVS) AddDest(k model.ServiceKey, d model.Dest) error {
+// destFor finds the service of a destination command and completes and
+// checks the destination as the kernel does.
+func (v *IPVS) destFor(k model.ServiceKey, d model.Dest) (*Service, model.Dest, error) {
 	s := v.byKey[k]
 	if s == nil {
-		return model.ErrServiceNotDefined
+		return nil, d, model.ErrServiceNotDefined
 	}
 	d = model.NormalizeDest(s.Config, d)
-	if err := model.ValidateDest(s.Config, d); err != nil {
+	return s, d, model.ValidateDest(s.Config, d)
+}
+
+// AddDest is ipvsadm -a. The new server goes to the head of the list.
+func (v *IPVS) AddDest(k model.ServiceKey, d model.Dest) error {
+	s, d, err := v.destFor(k, d)
+	if err != nil {
 		return err
 	}
 	if s.Server(d.AddrPort()) != nil {
@@ -215,12 +222,8 @@ func (v *IPVS) AddDest(k model.ServiceKey, d model.Dest) error {
 
 // EditDest is ipvsadm -e.
 func (v *IPVS) EditDest(k model.ServiceKey, d model.Dest) error {
-	s := v.byKey[k]
-	if s == nil {
-		return model.ErrServiceNotDefined
-	}
-	d = model.NormalizeDest(s.Config, d)
-	if err := model.ValidateDest(s.Config, d); err != nil {
+	s, d, err := v.destFor(k, d)
+	if err != nil {
 		return err
 	}
 	srv := s.Server(d.AddrPort())
