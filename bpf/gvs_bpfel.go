@@ -155,23 +155,24 @@ type gvsGvsTimeouts struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	gvsMapConfig     = "config"
-	gvsMapConns      = "conns"
-	gvsMapDestStats  = "dest_stats"
-	gvsMapDests      = "dests"
-	gvsMapEvents     = "events"
-	gvsMapHashTables = "hash_tables"
-	gvsMapIcmpRate   = "icmp_rate"
-	gvsMapIfmacs     = "ifmacs"
-	gvsMapLblc       = "lblc"
-	gvsMapLblcr      = "lblcr"
-	gvsMapMhTables   = "mh_tables"
-	gvsMapSchedState = "sched_state"
-	gvsMapServices   = "services"
-	gvsMapSvcStats   = "svc_stats"
-	gvsMapTemplates  = "templates"
-	gvsMapTimeouts   = "timeouts"
-	gvsProgXdpGvs    = "xdp_gvs"
+	gvsMapConfig              = "config"
+	gvsMapConns               = "conns"
+	gvsMapDestStats           = "dest_stats"
+	gvsMapDests               = "dests"
+	gvsMapEvents              = "events"
+	gvsMapHashTables          = "hash_tables"
+	gvsMapIcmpRate            = "icmp_rate"
+	gvsMapIfmacs              = "ifmacs"
+	gvsMapLblc                = "lblc"
+	gvsMapLblcr               = "lblcr"
+	gvsMapMhTables            = "mh_tables"
+	gvsMapSchedState          = "sched_state"
+	gvsMapServices            = "services"
+	gvsMapSvcStats            = "svc_stats"
+	gvsMapTemplates           = "templates"
+	gvsMapTimeouts            = "timeouts"
+	gvsProgGvsReleaseTemplate = "gvs_release_template"
+	gvsProgXdpGvs             = "xdp_gvs"
 )
 
 // loadGvs returns the embedded CollectionSpec for gvs.
@@ -216,7 +217,8 @@ type gvsSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type gvsProgramSpecs struct {
-	XdpGvs *ebpf.ProgramSpec `ebpf:"xdp_gvs"`
+	GvsReleaseTemplate *ebpf.ProgramSpec `ebpf:"gvs_release_template"`
+	XdpGvs             *ebpf.ProgramSpec `ebpf:"xdp_gvs"`
 }
 
 // gvsMapSpecs contains maps before they are loaded into the kernel.
@@ -316,11 +318,13 @@ type gvsVariables struct {
 //
 // It can be passed to loadGvsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type gvsPrograms struct {
-	XdpGvs *ebpf.Program `ebpf:"xdp_gvs"`
+	GvsReleaseTemplate *ebpf.Program `ebpf:"gvs_release_template"`
+	XdpGvs             *ebpf.Program `ebpf:"xdp_gvs"`
 }
 
 func (p *gvsPrograms) Close() error {
 	return _GvsClose(
+		p.GvsReleaseTemplate,
 		p.XdpGvs,
 	)
 }

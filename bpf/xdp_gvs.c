@@ -306,3 +306,22 @@ int xdp_gvs(struct xdp_md *ctx)
 	}
 	return in_conn(ctx, &p, &key, c, now, to, cfg);
 }
+
+/*
+ * gvsd's sweep drops a removed connection's hold on its template here,
+ * with the same atomic add BPF uses, instead of rewriting the template
+ * (which could undo a concurrent in-place rewrite by the packet path).
+ * Run with BPF_PROG_RUN; the context is the template's key. Returns 0, or
+ * 1 when there is no such template.
+ */
+SEC("syscall")
+int gvs_release_template(struct gvs_conn_key *key)
+{
+	struct gvs_conn_key k = *key;
+	struct gvs_template *t = bpf_map_lookup_elem(&templates, &k);
+
+	if (!t)
+		return 1;
+	__sync_fetch_and_add(&t->n_control, -1);
+	return 0;
+}

@@ -209,3 +209,48 @@ func TestXDPRestartKeepsConnections(t *testing.T) {
 		t.Errorf("connection not listed across the restart:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
+
+// Persistence on the xdp engine: the template is listed with its
+// connection, keeps the client on one server, and once the connection has
+// expired (its hold on the template released) the template goes too.
+func TestXDPPersistenceExpires(t *testing.T) {
+	tp := newDRTopo(t, false)
+	d := tp.d
+	d.must("--set", "0", "0", "1")
+	d.must("-A", "-u", vip+":53", "-s", "rr", "-p", "2")
+	d.must("-a", "-u", vip+":53", "-r", "198.18.0.11", "-g")
+	d.must("-a", "-u", vip+":53", "-r", "198.18.0.12", "-g")
+	tp.serve(tp.ns("rs1"), vip+":53", "rs1")
+	tp.serve(tp.ns("rs2"), vip+":53", "rs2")
+	time.Sleep(300 * time.Millisecond)
+	var first string
+	for i := range 3 {
+		out, err := tp.role(tp.ns("client"), "udp", vip+":53", "p")
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		if i == 0 {
+			first = out
+		} else if out != first {
+			t.Fatalf("persistence broken: %q then %q", first, out)
+		}
+	}
+	conns := d.must("-L", "-n", "-c")
+	if !strings.Contains(conns, "198.18.0.1:0 ") {
+		t.Fatalf("no template listed:\n%s", conns)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		conns = d.must("-L", "-n", "-c")
+		if strings.Count(conns, "\n") == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("template or connections did not expire:\n%s", conns)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if l := fields(d.must("-L", "-n", "--persistent-conn")); strings.Count(l, " 0 0 0") < 2 {
+		t.Errorf("persistent counts not back to zero:\n%s", l)
+	}
+}

@@ -1,7 +1,6 @@
 package xdp
 
 import (
-	"errors"
 	"math/bits"
 	"time"
 
@@ -141,15 +140,9 @@ func (e *Engine) releaseTemplate(k bpf.ConnKey, svc uint32) {
 	if meta.portZero {
 		tk.Vport = 0
 	}
-	var tv bpf.Template
-	if err := e.objs.Templates.Lookup(&tk, &tv); err != nil {
-		return
-	}
-	// A read-modify-write: a new connection that BPF adds to this template
-	// in between is lost from n_control, which only shortens the template's
-	// extra life (BPF keeps the atomic increment on its side).
-	tv.N_control--
-	if err := e.objs.Templates.Update(&tk, &tv, ebpf.UpdateExist); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	// An atomic decrement in BPF (gvs_release_template), the same word the
+	// packet path increments.
+	if _, err := e.objs.GvsReleaseTemplate.Run(&ebpf.RunOptions{Context: tk}); err != nil {
 		e.log.Warn("template release", "err", err)
 	}
 }
