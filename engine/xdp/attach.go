@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -87,4 +88,25 @@ func Cleanup(dir string) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// detachOthers removes the pinned XDP links of interfaces no longer in
+// keep, so an interface dropped from --interface stops forwarding.
+func detachOthers(dir string, keep []string, log func(iface string)) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		iface, ok := strings.CutPrefix(e.Name(), "link_")
+		if !ok || slices.Contains(keep, iface) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if l, err := link.LoadPinnedLink(p, nil); err == nil {
+			l.Unpin()
+			l.Close()
+			log(iface)
+		}
+	}
 }

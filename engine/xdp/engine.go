@@ -129,6 +129,9 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 		e.objs.Close()
 		return nil, err
 	}
+	detachOthers(o.PinDir, o.Interfaces, func(iface string) {
+		log.Info("detached the XDP program from an interface no longer in --interface", "interface", iface)
+	})
 	for _, ifname := range o.Interfaces {
 		a, err := attach(o.PinDir, ifname, e.objs.XdpGvs)
 		if err != nil {
