@@ -3,6 +3,7 @@ package realserver
 import (
 	"errors"
 	"fmt"
+	"gvs/bpffs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -221,10 +222,10 @@ func findTCFilter(ifindex int) *netlink.BpfFilter {
 // clsact qdisc if attach added it and nothing else uses it), then the pins.
 // An interface that is gone took its attachment with it.
 func detach(t *Tunnel) error {
-	if t.Attach != "" && !onBPFFS(t.PinDir) && !onBPFFS(filepath.Dir(t.PinDir)) {
+	if t.Attach != "" && !bpffs.On(t.PinDir) && !bpffs.On(filepath.Dir(t.PinDir)) {
 		// Not "already gone": the BPF file system is not visible here.
 		hint := ""
-		if ns := ipNetnsExec(); ns != "" {
+		if ns := bpffs.IPNetnsExec(); ns != "" {
 			hint = fmt.Sprintf(" (under `ip netns exec`; use nsenter --net=/run/netns/%s)", ns)
 		}
 		return fmt.Errorf("the pins in %s are not visible here%s", t.PinDir, hint)

@@ -27,6 +27,7 @@ package realserver
 import (
 	"errors"
 	"fmt"
+	"gvs/bpffs"
 	"io"
 	"net"
 	"net/netip"
@@ -177,7 +178,7 @@ func Up(opts Options) error {
 		if s.Tunnel != nil {
 			opts.PinDir = s.Tunnel.PinDir
 		}
-		if err := ensurePinDir(opts.PinDir, opts.note); err != nil {
+		if err := bpffs.EnsurePinDir(opts.PinDir, "gvs-realserver", opts.note); err != nil {
 			return err
 		}
 	}
@@ -311,7 +312,7 @@ func tunnelUp(st *store, s *State, opts *Options, dev netlink.Link) error {
 		if err := detach(t); err != nil {
 			return err
 		}
-		if err := ensurePinDir(t.PinDir, opts.note); err != nil {
+		if err := bpffs.EnsurePinDir(t.PinDir, "gvs-realserver", opts.note); err != nil {
 			return err
 		}
 	}

@@ -23,6 +23,7 @@ import (
 
 	"gvs/api"
 	"gvs/bpf"
+	"gvs/bpffs"
 	"gvs/engine"
 	"gvs/ipvs"
 	"gvs/model"
@@ -93,7 +94,7 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 	if o.PinDir == "" {
 		o.PinDir = PinDir
 	}
-	if err := ensureBPFFS(o.PinDir); err != nil {
+	if err := bpffs.EnsurePinDir(o.PinDir, "gvsd", func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }); err != nil {
 		return nil, err
 	}
 	spec, err := bpf.LoadSpec()

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 )
 
 func isNotExist(err error) bool { return errors.Is(err, ebpf.ErrKeyNotExist) }
@@ -43,20 +41,4 @@ func ifaceInfo(name string) (int, net.HardwareAddr, netip.Addr, error) {
 		}
 	}
 	return ifc.Index, ifc.HardwareAddr, v4, nil
-}
-
-// ensureBPFFS makes sure dir is on a BPF filesystem, mounting one on
-// /sys/fs/bpf when none is (as bpftool does).
-func ensureBPFFS(dir string) error {
-	const root = "/sys/fs/bpf"
-	var st unix.Statfs_t
-	if err := unix.Statfs(root, &st); err != nil || st.Type != unix.BPF_FS_MAGIC {
-		if err := os.MkdirAll(root, 0o700); err != nil {
-			return err
-		}
-		if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
-			return fmt.Errorf("mounting the BPF filesystem on %s: %w", root, err)
-		}
-	}
-	return os.MkdirAll(dir, 0o700)
 }
