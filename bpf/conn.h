@@ -79,14 +79,19 @@ static __always_inline int tcp_event(__u8 f)
 	return -1;
 }
 
-/* conn.NextTCP for the input direction. */
-static __always_inline __u8 tcp_next(__u8 cur, int input_only, __u8 flags)
+/* Rows of gvs_tcp_table. */
+#define TCP_DIR_INPUT      0
+#define TCP_DIR_OUTPUT     1
+#define TCP_DIR_INPUT_ONLY 2
+
+/* conn.NextTCP. */
+static __always_inline __u8 tcp_next(__u8 cur, int dir, __u8 flags)
 {
 	int ev = tcp_event(flags);
 
 	if (ev < 0 || cur >= GVS_S_TCP_LAST)
 		return GVS_S_CLOSE;
-	__u32 idx = ((input_only ? 2 : 0) * 4 + ev) * GVS_S_TCP_LAST + cur;
+	__u32 idx = (dir * 4 + ev) * GVS_S_TCP_LAST + cur;
 
 	barrier_var(idx);
 	if (idx >= sizeof(gvs_tcp_table))
@@ -175,9 +180,11 @@ union conn_sf {
 	};
 };
 
-/* IPVS set_tcp_state for an input packet, then the state's timeout. */
+/* IPVS set_tcp_state, then the state's timeout. output: a packet from
+ * the server (NAT/FULLNAT), which also ends input-only tracking. */
 static __always_inline void conn_set_state(struct gvs_conn *c, struct gvs_dest *d,
-					   const struct gvs_pkt *p, const struct gvs_timeouts *to)
+					   const struct gvs_pkt *p, const struct gvs_timeouts *to,
+					   int output)
 {
 	if (p->proto != IPPROTO_TCP) {
 		c->timeout = to->udp;
@@ -190,7 +197,14 @@ static __always_inline void conn_set_state(struct gvs_conn *c, struct gvs_dest *
 	for (int tries = 0; tries < 4; tries++) {
 		o.w = RD(*word);
 		n.w = o.w;
-		n.state = tcp_next(o.state, o.flags & GVS_CONN_F_NOOUTPUT, p->tcpflags);
+		int dir = TCP_DIR_INPUT;
+		if (output)
+			dir = TCP_DIR_OUTPUT;
+		else if (o.flags & GVS_CONN_F_NOOUTPUT)
+			dir = TCP_DIR_INPUT_ONLY;
+		if (output)
+			n.flags &= ~GVS_CONN_F_NOOUTPUT;
+		n.state = tcp_next(o.state, dir, p->tcpflags);
 		int move = 0;
 		if (n.state != o.state) {
 			if (!(o.flags & GVS_CONN_F_INACTIVE) && !state_active(n.state)) {
@@ -202,7 +216,7 @@ static __always_inline void conn_set_state(struct gvs_conn *c, struct gvs_dest *
 			}
 		}
 		if (n.w == o.w || __sync_val_compare_and_swap(word, o.w, n.w) == o.w) {
-			if (move)
+			if (move && d)
 				dest_set_active(d, move > 0);
 			break;
 		}
@@ -212,29 +226,33 @@ static __always_inline void conn_set_state(struct gvs_conn *c, struct gvs_dest *
 
 /* Template key of ip_vs_sched_persist. exact: the packet's port is the
  * service's (else a port-zero service: vport 0). */
-static __always_inline void tmpl_key(struct gvs_conn_key *tk, const struct gvs_pkt *p,
+static __always_inline void tmpl_key(struct gvs_conn_key *tk, const struct gvs_conn_key *k,
 				     __u32 netmask, int exact)
 {
+	__u32 caddr = k->caddr[0], vaddr = k->vaddr[0];
+	__u16 vport = k->vport;
+	__u8 proto = k->proto;
+
 	__builtin_memset(tk, 0, sizeof(*tk));
-	tk->caddr[0] = bpf_htonl(bpf_ntohl(p->saddr) & netmask);
-	tk->vaddr[0] = p->daddr;
+	tk->caddr[0] = bpf_htonl(bpf_ntohl(caddr) & netmask);
+	tk->vaddr[0] = vaddr;
 	tk->cport = 0;
-	tk->vport = exact ? p->dport : 0;
-	tk->proto = p->proto;
+	tk->vport = exact ? vport : 0;
+	tk->proto = proto;
 	tk->af = 4;
 }
 
 /* The service a connection was made for: the one of its virtual address
  * and port, else the port-zero one, whichever has id svc. exact says
  * which. */
-static __always_inline struct gvs_svc *svc_by_id(const struct gvs_pkt *p, __u32 id, int *exact)
+static __always_inline struct gvs_svc *svc_by_id(const struct gvs_conn_key *k, __u32 id, int *exact)
 {
 	struct gvs_svc_key sk = {};
 	struct gvs_svc *s;
 
-	sk.addr[0] = p->daddr;
-	sk.port = p->dport;
-	sk.proto = p->proto;
+	sk.addr[0] = k->vaddr[0];
+	sk.port = k->vport;
+	sk.proto = k->proto;
 	sk.af = 4;
 	s = bpf_map_lookup_elem(&services, &sk);
 	if (s && s->id == id) {
@@ -244,7 +262,7 @@ static __always_inline struct gvs_svc *svc_by_id(const struct gvs_pkt *p, __u32 
 	sk.port = 0;
 	s = bpf_map_lookup_elem(&services, &sk);
 	if (s && s->id == id) {
-		*exact = p->dport == 0;
+		*exact = k->vport == 0;
 		return s;
 	}
 	return 0;
@@ -262,11 +280,38 @@ static __always_inline void tmpl_remove(struct gvs_conn_key *tk, struct gvs_temp
 		dest_unbind(d, BIND_TEMPLATE);
 }
 
-/* ip_vs_conn_expire / remove for a connection the packet path drops. */
-static __always_inline void conn_remove(struct gvs_conn_key *key, struct gvs_conn *c,
-					const struct gvs_pkt *p)
+/* The reply key of a NAT/FULLNAT connection of server d. */
+static __always_inline void reply_key(struct gvs_conn_key *rk, __u32 raddr, __u32 laddr,
+				      __u16 rport, __u16 lport, __u8 proto)
 {
-	__u32 dest = RD(c->dest), svc = RD(c->svc);
+	__builtin_memset(rk, 0, sizeof(*rk));
+	rk->caddr[0] = raddr;
+	rk->vaddr[0] = laddr;
+	rk->cport = rport;
+	rk->vport = lport;
+	rk->proto = proto;
+	rk->af = 4;
+}
+
+/* Drop a connection's reply entry if it is still the connection's (a
+ * later NAT connection may have taken the same reply tuple). */
+__gvs_subprog void reply_remove(const struct gvs_conn_key *key, __u32 raddr, __u32 laddr,
+				__u16 rport, __u16 lport)
+{
+	struct gvs_conn_key rk;
+
+	reply_key(&rk, raddr, laddr, rport, lport, key->proto);
+	struct gvs_conn_key *v = bpf_map_lookup_elem(&rconns, &rk);
+	if (v && v->caddr[0] == key->caddr[0] && v->vaddr[0] == key->vaddr[0] &&
+	    v->cport == key->cport && v->vport == key->vport)
+		bpf_map_delete_elem(&rconns, &rk);
+}
+
+/* ip_vs_conn_expire / remove for a connection the packet path drops. */
+static __always_inline void conn_remove(struct gvs_conn_key *key, struct gvs_conn *c)
+{
+	__u32 dest = RD(c->dest), svc = RD(c->svc), laddr = c->laddr[0];
+	__u16 lport = c->lport, rport = c->rport;
 	__u8 flags = RD(c->flags);
 
 	if (bpf_map_delete_elem(&conns, key) != 0)
@@ -274,12 +319,14 @@ static __always_inline void conn_remove(struct gvs_conn_key *key, struct gvs_con
 	struct gvs_dest *d = dest_get(dest);
 	if (d)
 		dest_unbind(d, (flags & GVS_CONN_F_INACTIVE) ? BIND_INACTIVE : BIND_ACTIVE);
+	if (d && (flags & GVS_CONN_F_NAT))
+		reply_remove(key, d->addr[0], laddr, rport, lport);
 	if (flags & GVS_CONN_F_CONTROLLED) {
 		int exact = 0;
-		struct gvs_svc *s = svc_by_id(p, svc, &exact);
+		struct gvs_svc *s = svc_by_id(key, svc, &exact);
 		if (s) {
 			struct gvs_conn_key tk;
-			tmpl_key(&tk, p, s->netmask, exact);
+			tmpl_key(&tk, key, s->netmask, exact);
 			struct gvs_template *t = bpf_map_lookup_elem(&templates, &tk);
 			if (t)
 				__sync_fetch_and_add(&t->n_control, -1);
@@ -297,6 +344,21 @@ static __always_inline int conn_reopens(const struct gvs_conn *c, const struct g
 		return 0;
 	__u8 s = RD(c->state);
 	return s == GVS_S_TIME_WAIT || s == GVS_S_CLOSE;
+}
+
+static __always_inline void stats_out(__u32 svc, __u32 dest, __u32 len)
+{
+	struct gvs_stats *s = bpf_map_lookup_elem(&svc_stats, &svc);
+
+	if (s) {
+		s->outpkts += 1;
+		s->outbytes += len;
+	}
+	s = bpf_map_lookup_elem(&dest_stats, &dest);
+	if (s) {
+		s->outpkts += 1;
+		s->outbytes += len;
+	}
 }
 
 static __always_inline void stats_in(__u32 svc, __u32 dest, __u32 len, int newconn)

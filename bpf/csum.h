@@ -27,4 +27,22 @@ static __always_inline __u32 csum_words(const __u16 *w, int n)
 	return s;
 }
 
+/* Incremental update (RFC 1624: HC' = ~(~HC + ~m + m')). A diff is the
+ * one's complement sum of ~old and new, in the packet's own byte order;
+ * csum_replace applies the sum of diffs to a checksum field. */
+static __always_inline __u32 csum_diff32(__u32 old, __u32 new)
+{
+	return (~old & 0xffff) + (~old >> 16) + (new & 0xffff) + (new >> 16);
+}
+
+static __always_inline __u32 csum_diff16(__u16 old, __u16 new)
+{
+	return (__u16)~old + (__u32)new;
+}
+
+static __always_inline __u16 csum_replace(__u16 check, __u32 diff)
+{
+	return csum_fold32((__u16)~check + diff);
+}
+
 #endif

@@ -74,12 +74,14 @@ static __always_inline int icmp_source_ok(__u32 saddr)
  * where the reply quotes them, after [eth][vlan?][ip 20][icmp 8]. l3off is
  * a constant (14 or 18) at each call. */
 static __always_inline int icmp_build(struct xdp_md *ctx, const struct gvs_pkt *p,
-				      __u32 l3off, __u8 type, __u8 code, __u16 mtu)
+				      __u32 l3off, __u32 arg, __u32 src)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u8 mac[2 * ETH_ALEN];
 	__u32 vlan = 0;
+	__u8 type = arg >> 24, code = arg >> 16;
+	__u16 mtu = arg;
 
 	if (data + ICMP_QUOTE + l3off + 20 + 8 + ICMP_QUOTE > data_end)
 		return -1; /* cannot happen: the frame had l3off+28 bytes */
@@ -98,7 +100,7 @@ static __always_inline int icmp_build(struct xdp_md *ctx, const struct gvs_pkt *
 	h.tot_len = bpf_htons(20 + 8 + ICMP_QUOTE);
 	h.ttl = 64;
 	h.protocol = IPPROTO_ICMP;
-	h.saddr = p->daddr;
+	h.saddr = src;
 	h.daddr = p->saddr;
 	h.check = csum_fold32(csum_words((__u16 *)&h, 10));
 
@@ -123,21 +125,20 @@ static __always_inline int icmp_build(struct xdp_md *ctx, const struct gvs_pkt *
 	return 0;
 }
 
-/* Turn the packet into an ICMP error to its sender, sent back out of the
- * interface it came in on, to the MAC it came from (icmp_send). Returns 0
- * when the packet is now the reply (XDP_TX it); otherwise the packet was
- * left as it was. Quotes the IPv4 header (no options) and 8 bytes. */
-__gvs_subprog int icmp_reply(struct xdp_md *ctx, const struct gvs_pkt *p, __u32 arg, __u64 now)
+/* Turn the packet into an ICMP error to its sender, from src (an address
+ * of the director), sent back out of the interface it came in on, to the
+ * MAC it came from (icmp_send). Returns 0 when the packet is now the
+ * reply (XDP_TX it); otherwise the packet was left as it was. Quotes the
+ * IPv4 header (no options) and 8 bytes. */
+__gvs_subprog int icmp_reply(struct xdp_md *ctx, const struct gvs_pkt *p, __u32 arg, __u32 src,
+			     __u64 now)
 {
-	__u8 type = arg >> 24, code = arg >> 16;
-	__u16 mtu = arg;
-
 	if (p->ihl != 20 || !icmp_source_ok(p->saddr) || !icmp_allow(now))
 		return -1;
 	if (bpf_xdp_adjust_head(ctx, -ICMP_QUOTE))
 		return -1;
-	int r = p->l3off == 18 ? icmp_build(ctx, p, 18, type, code, mtu)
-			       : icmp_build(ctx, p, 14, type, code, mtu);
+	int r = p->l3off == 18 ? icmp_build(ctx, p, 18, arg, src)
+			       : icmp_build(ctx, p, 14, arg, src);
 	if (r)
 		bpf_xdp_adjust_head(ctx, ICMP_QUOTE); /* give the room back */
 	return r;
@@ -152,7 +153,7 @@ static __always_inline int too_big(struct xdp_md *ctx, const struct gvs_pkt *p, 
 	if (p->frag_off & IP_DF_BE) {
 		__u32 m = mtu > overhead ? mtu - overhead : 0;
 		ev_inc(GVS_EV_FRAG_NEEDED);
-		if (icmp_reply(ctx, p, ICMP_ARG(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, m), now) == 0)
+		if (icmp_reply(ctx, p, ICMP_ARG(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, m), p->daddr, now) == 0)
 			return XDP_TX;
 		return XDP_DROP;
 	}
@@ -257,24 +258,6 @@ __gvs_subprog int fwd_tun(struct xdp_md *ctx, const struct gvs_pkt *p,
 	if (fib.ifindex == ctx->ingress_ifindex)
 		return XDP_TX;
 	return bpf_redirect(fib.ifindex, 0);
-}
-
-static __always_inline int fwd_supported(const struct gvs_dest *d)
-{
-	return d->method == GVS_FWD_ROUTE || d->method == GVS_FWD_TUNNEL;
-}
-
-/* Masq and FULLNAT servers are part 2 of the XDP engine; until then their
- * packets pass to the stack (no connection is created for them). */
-static __always_inline int fwd(struct xdp_md *ctx, const struct gvs_pkt *p,
-			       const struct gvs_dest *d, const struct gvs_config *cfg, __u64 now)
-{
-	if (d->method == GVS_FWD_ROUTE)
-		return fwd_dr(ctx, p, d, now);
-	if (d->method == GVS_FWD_TUNNEL)
-		return fwd_tun(ctx, p, d, cfg, now);
-	ev_inc(GVS_EV_FWD_UNSUPPORTED);
-	return XDP_PASS;
 }
 
 #endif

@@ -28,6 +28,7 @@
 #define GVS_LBLC_ENTRIES    (1 << 16)
 #define GVS_LBLCR_SET       8        /* members of an lblcr set */
 #define GVS_MAX_IFINDEX     65536    /* ifmacs entries (interface index) */
+#define GVS_SVC_LADDRS      16       /* FULLNAT local addresses per service */
 
 /* An empty dh/sh/mh table bucket (the model's nil server). */
 #define GVS_DEST_NONE       0xffffffffu
@@ -70,6 +71,7 @@ enum gvs_sched {
 #define GVS_CONN_F_INACTIVE   0x1 /* counted in inactconns */
 #define GVS_CONN_F_NOOUTPUT   0x2 /* DR/TUN: input-only TCP table */
 #define GVS_CONN_F_CONTROLLED 0x4 /* has a persistence template */
+#define GVS_CONN_F_NAT        0x8 /* NAT/FULLNAT: has a reply entry in rconns */
 
 /* TCP states: conn.State values (IP_VS_TCP_S_*); UDP uses GVS_S_UDP. */
 #define GVS_S_NONE        0
@@ -103,7 +105,8 @@ struct gvs_svc {
 	__u32 netmask;    /* IPv4 mask (host order) or IPv6 prefix length */
 	__u32 table_slot; /* row of the dh/sh or mh table maps */
 	__u32 ndests;
-	__u32 pad;
+	__u32 nladdrs;    /* FULLNAT pool size; 0: the route's source */
+	__u32 laddrs[GVS_SVC_LADDRS]; /* FULLNAT pool, IPv4, network order */
 	__u32 dests[GVS_SVC_DESTS]; /* destination ids */
 };
 
@@ -139,7 +142,10 @@ struct gvs_dest {
 };
 
 /* Connection key: the client-to-virtual 5-tuple. Templates use the same
- * key with cport 0 (and vport 0 for port-zero services). */
+ * key with cport 0 (and vport 0 for port-zero services). rconns uses the
+ * same layout for a reply as it arrives from the server: caddr:cport is
+ * the server, vaddr:vport where it sends (the client for NAT, the
+ * director's local address for FULLNAT). */
 struct gvs_conn_key {
 	__u32 caddr[4];
 	__u32 vaddr[4];
@@ -158,6 +164,13 @@ struct gvs_conn {
 	__u8  flags;     /* GVS_CONN_F_* */
 	__u16 pad;
 	__u32 timeout;   /* seconds, of the current state (for listing) */
+	/* NAT/FULLNAT: the server leg's client side, as the server sees it
+	 * (the client for NAT, the local address and port for FULLNAT), and
+	 * the server's port. Its reply key is {dest addr, laddr, rport,
+	 * lport}. */
+	__u32 laddr[4];
+	__u16 lport;     /* network order */
+	__u16 rport;     /* network order */
 };
 
 /* Persistence template: key is gvs_conn_key with the masked client
@@ -192,6 +205,8 @@ struct gvs_config {
 	__u32 lblc_expiration;  /* seconds */
 	__u32 lblcr_expiration; /* seconds */
 	__u32 tun_src;          /* TUN: outer source address (network order) */
+	__u16 lport_min;        /* FULLNAT source ports, host order; */
+	__u16 lport_max;        /* 0, 0: 1024-32767 */
 };
 
 /* ifmacs: interface index -> that interface's MAC (DR source MAC). */
@@ -231,7 +246,11 @@ enum gvs_event {
 	GVS_EV_NO_ROUTE,       /* TUN: fib lookup failed */
 	GVS_EV_MALFORMED,
 	GVS_EV_TOO_BIG,        /* too big for the egress MTU without DF: passed */
-	GVS_EV_FWD_UNSUPPORTED,/* NAT/FULLNAT server (not in XDP yet): passed */
+	GVS_EV_FWD_UNSUPPORTED,/* a method XDP does not forward: passed */
+	GVS_EV_REPLY,          /* NAT/FULLNAT reply translated and forwarded */
+	GVS_EV_NO_LPORT,       /* FULLNAT: no free local port, refused */
+	GVS_EV_ICMP,           /* ICMP error about a connection forwarded */
+	GVS_EV_TTL,            /* reply with TTL <= 1: passed to the stack */
 	GVS_EV_MAX,
 };
 

@@ -20,6 +20,8 @@ type gvsGvsConfig struct {
 	LblcExpiration          uint32
 	LblcrExpiration         uint32
 	TunSrc                  uint32
+	LportMin                uint16
+	LportMax                uint16
 }
 
 type gvsGvsConn struct {
@@ -31,6 +33,10 @@ type gvsGvsConn struct {
 	Flags   uint8
 	Pad     uint16
 	Timeout uint32
+	Laddr   [4]uint32
+	Lport   uint16
+	Rport   uint16
+	_       [4]byte
 }
 
 type gvsGvsConnKey struct {
@@ -124,7 +130,8 @@ type gvsGvsSvc struct {
 	Netmask   uint32
 	TableSlot uint32
 	Ndests    uint32
-	Pad       uint32
+	Nladdrs   uint32
+	Laddrs    [16]uint32
 	Dests     [1024]uint32
 }
 
@@ -151,6 +158,46 @@ type gvsGvsTimeouts struct {
 	Udp uint32
 }
 
+type gvsGvsWork struct {
+	_ structs.HostLayout
+	P struct {
+		_        structs.HostLayout
+		Saddr    uint32
+		Daddr    uint32
+		Sport    uint16
+		Dport    uint16
+		TotLen   uint16
+		L3off    uint16
+		FragOff  uint16
+		Ihl      uint8
+		Proto    uint8
+		Tcpflags uint8
+		Tos      uint8
+		Ttl      uint8
+		IcmpType uint8
+		InSaddr  uint32
+		InDaddr  uint32
+		InSport  uint16
+		InDport  uint16
+		InProto  uint8
+		Pad      [3]uint8
+	}
+	Key gvsGvsConnKey
+	Tk  gvsGvsConnKey
+	Rk  gvsGvsConnKey
+	Nc  gvsGvsConn
+}
+
+type gvsLportSearch struct {
+	_     structs.HostLayout
+	Rk    gvsGvsConnKey
+	Fk    gvsGvsConnKey
+	Min   uint32
+	Span  uint32
+	Start uint32
+	Found int32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -165,12 +212,15 @@ const (
 	gvsMapIfmacs              = "ifmacs"
 	gvsMapLblc                = "lblc"
 	gvsMapLblcr               = "lblcr"
+	gvsMapLportScratch        = "lport_scratch"
 	gvsMapMhTables            = "mh_tables"
+	gvsMapRconns              = "rconns"
 	gvsMapSchedState          = "sched_state"
 	gvsMapServices            = "services"
 	gvsMapSvcStats            = "svc_stats"
 	gvsMapTemplates           = "templates"
 	gvsMapTimeouts            = "timeouts"
+	gvsMapWork                = "work"
 	gvsProgGvsReleaseTemplate = "gvs_release_template"
 	gvsProgXdpGvs             = "xdp_gvs"
 )
@@ -225,22 +275,25 @@ type gvsProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type gvsMapSpecs struct {
-	Config     *ebpf.MapSpec `ebpf:"config"`
-	Conns      *ebpf.MapSpec `ebpf:"conns"`
-	DestStats  *ebpf.MapSpec `ebpf:"dest_stats"`
-	Dests      *ebpf.MapSpec `ebpf:"dests"`
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	HashTables *ebpf.MapSpec `ebpf:"hash_tables"`
-	IcmpRate   *ebpf.MapSpec `ebpf:"icmp_rate"`
-	Ifmacs     *ebpf.MapSpec `ebpf:"ifmacs"`
-	Lblc       *ebpf.MapSpec `ebpf:"lblc"`
-	Lblcr      *ebpf.MapSpec `ebpf:"lblcr"`
-	MhTables   *ebpf.MapSpec `ebpf:"mh_tables"`
-	SchedState *ebpf.MapSpec `ebpf:"sched_state"`
-	Services   *ebpf.MapSpec `ebpf:"services"`
-	SvcStats   *ebpf.MapSpec `ebpf:"svc_stats"`
-	Templates  *ebpf.MapSpec `ebpf:"templates"`
-	Timeouts   *ebpf.MapSpec `ebpf:"timeouts"`
+	Config       *ebpf.MapSpec `ebpf:"config"`
+	Conns        *ebpf.MapSpec `ebpf:"conns"`
+	DestStats    *ebpf.MapSpec `ebpf:"dest_stats"`
+	Dests        *ebpf.MapSpec `ebpf:"dests"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
+	HashTables   *ebpf.MapSpec `ebpf:"hash_tables"`
+	IcmpRate     *ebpf.MapSpec `ebpf:"icmp_rate"`
+	Ifmacs       *ebpf.MapSpec `ebpf:"ifmacs"`
+	Lblc         *ebpf.MapSpec `ebpf:"lblc"`
+	Lblcr        *ebpf.MapSpec `ebpf:"lblcr"`
+	LportScratch *ebpf.MapSpec `ebpf:"lport_scratch"`
+	MhTables     *ebpf.MapSpec `ebpf:"mh_tables"`
+	Rconns       *ebpf.MapSpec `ebpf:"rconns"`
+	SchedState   *ebpf.MapSpec `ebpf:"sched_state"`
+	Services     *ebpf.MapSpec `ebpf:"services"`
+	SvcStats     *ebpf.MapSpec `ebpf:"svc_stats"`
+	Templates    *ebpf.MapSpec `ebpf:"templates"`
+	Timeouts     *ebpf.MapSpec `ebpf:"timeouts"`
+	Work         *ebpf.MapSpec `ebpf:"work"`
 }
 
 // gvsVariableSpecs contains global variables before they are loaded into the kernel.
@@ -269,22 +322,25 @@ func (o *gvsObjects) Close() error {
 //
 // It can be passed to loadGvsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type gvsMaps struct {
-	Config     *ebpf.Map `ebpf:"config"`
-	Conns      *ebpf.Map `ebpf:"conns"`
-	DestStats  *ebpf.Map `ebpf:"dest_stats"`
-	Dests      *ebpf.Map `ebpf:"dests"`
-	Events     *ebpf.Map `ebpf:"events"`
-	HashTables *ebpf.Map `ebpf:"hash_tables"`
-	IcmpRate   *ebpf.Map `ebpf:"icmp_rate"`
-	Ifmacs     *ebpf.Map `ebpf:"ifmacs"`
-	Lblc       *ebpf.Map `ebpf:"lblc"`
-	Lblcr      *ebpf.Map `ebpf:"lblcr"`
-	MhTables   *ebpf.Map `ebpf:"mh_tables"`
-	SchedState *ebpf.Map `ebpf:"sched_state"`
-	Services   *ebpf.Map `ebpf:"services"`
-	SvcStats   *ebpf.Map `ebpf:"svc_stats"`
-	Templates  *ebpf.Map `ebpf:"templates"`
-	Timeouts   *ebpf.Map `ebpf:"timeouts"`
+	Config       *ebpf.Map `ebpf:"config"`
+	Conns        *ebpf.Map `ebpf:"conns"`
+	DestStats    *ebpf.Map `ebpf:"dest_stats"`
+	Dests        *ebpf.Map `ebpf:"dests"`
+	Events       *ebpf.Map `ebpf:"events"`
+	HashTables   *ebpf.Map `ebpf:"hash_tables"`
+	IcmpRate     *ebpf.Map `ebpf:"icmp_rate"`
+	Ifmacs       *ebpf.Map `ebpf:"ifmacs"`
+	Lblc         *ebpf.Map `ebpf:"lblc"`
+	Lblcr        *ebpf.Map `ebpf:"lblcr"`
+	LportScratch *ebpf.Map `ebpf:"lport_scratch"`
+	MhTables     *ebpf.Map `ebpf:"mh_tables"`
+	Rconns       *ebpf.Map `ebpf:"rconns"`
+	SchedState   *ebpf.Map `ebpf:"sched_state"`
+	Services     *ebpf.Map `ebpf:"services"`
+	SvcStats     *ebpf.Map `ebpf:"svc_stats"`
+	Templates    *ebpf.Map `ebpf:"templates"`
+	Timeouts     *ebpf.Map `ebpf:"timeouts"`
+	Work         *ebpf.Map `ebpf:"work"`
 }
 
 func (m *gvsMaps) Close() error {
@@ -299,12 +355,15 @@ func (m *gvsMaps) Close() error {
 		m.Ifmacs,
 		m.Lblc,
 		m.Lblcr,
+		m.LportScratch,
 		m.MhTables,
+		m.Rconns,
 		m.SchedState,
 		m.Services,
 		m.SvcStats,
 		m.Templates,
 		m.Timeouts,
+		m.Work,
 	)
 }
 

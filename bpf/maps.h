@@ -47,6 +47,18 @@ struct {
 	__type(value, struct gvs_conn);
 } conns SEC(".maps");
 
+/* NAT/FULLNAT replies: the reply 5-tuple (see gvs_conn_key) -> the
+ * connection's key. The entry is made with the connection and removed
+ * by whoever removes the connection. For FULLNAT, inserting it with
+ * BPF_NOEXIST is what allocates the local port. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, GVS_MAX_CONNS);
+	__type(key, struct gvs_conn_key);
+	__type(value, struct gvs_conn_key);
+} rconns SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

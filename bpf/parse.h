@@ -55,8 +55,47 @@ struct gvs_pkt {
 	__u8  tcpflags;
 	__u8  tos;
 	__u8  ttl;
-	__u8  pad;
+	__u8  icmp_type; /* proto IPPROTO_ICMP: an error about in_* */
+	/* ICMP errors: the quoted packet's IPv4 addresses and ports (a TCP
+	 * or UDP packet without options, first fragment). */
+	__u32 in_saddr;
+	__u32 in_daddr;
+	__u16 in_sport;
+	__u16 in_dport;
+	__u8  in_proto;
+	__u8  pad[3];
 };
+
+#define ICMP_TYPE_DEST_UNREACH  3
+#define ICMP_TYPE_SOURCE_QUENCH 4
+#define ICMP_TYPE_TIME_EXCEEDED 11
+
+/* The ICMP errors IPVS relates to a connection (ip_vs_in_icmp): the
+ * quoted header follows the 8-byte ICMP header. Anything else about
+ * ICMP is the stack's. */
+static __always_inline int parse_icmp(struct gvs_pkt *p, void *l4, void *data_end, __u32 len)
+{
+	__u8 *ic = l4;
+	struct iphdr *in = l4 + 8;
+
+	if ((void *)(in + 1) + 4 > data_end || len < 8 + sizeof(*in) + 4)
+		return PARSE_NOT_OURS;
+	if (ic[0] != ICMP_TYPE_DEST_UNREACH && ic[0] != ICMP_TYPE_SOURCE_QUENCH &&
+	    ic[0] != ICMP_TYPE_TIME_EXCEEDED)
+		return PARSE_NOT_OURS;
+	if (in->version != 4 || in->ihl != 5 ||
+	    (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP) ||
+	    (in->frag_off & bpf_htons(0x1fff)))
+		return PARSE_NOT_OURS;
+	__u16 *ports = (void *)(in + 1);
+	p->icmp_type = ic[0];
+	p->in_saddr = in->saddr;
+	p->in_daddr = in->daddr;
+	p->in_sport = ports[0];
+	p->in_dport = ports[1];
+	p->in_proto = in->protocol;
+	return PARSE_OK;
+}
 
 static __always_inline int parse_pkt(struct xdp_md *ctx, struct gvs_pkt *p)
 {
@@ -155,6 +194,8 @@ static __always_inline int parse_pkt(struct xdp_md *ctx, struct gvs_pkt *p)
 		p->dport = uh->dest;
 		return PARSE_OK;
 	}
+	if (ip->protocol == IPPROTO_ICMP)
+		return parse_icmp(p, l4, data_end, tot - hl);
 	return PARSE_NOT_OURS;
 }
 
