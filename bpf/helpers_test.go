@@ -52,6 +52,10 @@ const (
 	evMalformed
 	evTooBig
 	evFwdUnsupported
+	evReply
+	evNoLport
+	evICMP
+	evTTL
 	evMax
 )
 

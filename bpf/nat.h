@@ -118,17 +118,22 @@ static __always_inline int nat_rewrite(struct xdp_md *ctx, const struct gvs_pkt 
 	return 0;
 }
 
+/* A reply the kernel's ip_forward would not forward (TTL expiring):
+ * IPVS never sees it, and the stack sends the time exceeded. */
+static __always_inline int reply_ttl_expired(const struct gvs_pkt *p)
+{
+	if (p->ttl > 1)
+		return 0;
+	ev_inc(GVS_EV_TTL);
+	return 1;
+}
+
 /* Translate the packet and send it where the FIB says x->daddr is. */
 __gvs_subprog int nat_xmit(struct xdp_md *ctx, const struct gvs_pkt *p,
 			   const struct nat_xlate *x, __u64 now)
 {
 	struct bpf_fib_lookup fib = {};
 
-	if (x->output && p->ttl <= 1) {
-		/* ip_forward's time exceeded is the stack's to send. */
-		ev_inc(GVS_EV_TTL);
-		return XDP_PASS;
-	}
 	fib.family = AF_INET;
 	fib.tos = p->tos;
 	fib.l4_protocol = p->proto;

@@ -226,6 +226,8 @@ static __always_inline int out_conn(struct xdp_md *ctx, const struct gvs_pkt *p,
 		ev_inc(GVS_EV_PASS);
 		return XDP_PASS;
 	}
+	if (reply_ttl_expired(p))
+		return XDP_PASS;
 	__u32 did = RD(c->dest);
 	stats_out(RD(c->svc), did, p->tot_len);
 	conn_set_state(c, dest_get(did), p, to, 1);
@@ -266,6 +268,8 @@ __gvs_subprog int icmp_conn(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 n
 		struct gvs_conn *c = bpf_map_lookup_elem(&conns, fk);
 		if (!c)
 			goto pass;
+		if (reply_ttl_expired(p))
+			return XDP_PASS;
 		stats_out(RD(c->svc), RD(c->dest), p->tot_len);
 		x.saddr = f.vaddr[0];
 		x.daddr = f.caddr[0];
