@@ -2,12 +2,16 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -80,6 +84,23 @@ func playRole(args []string) error {
 		n, err := c.Read(buf)
 		fmt.Println(string(buf[:n]))
 		return err
+	case "many": // many ADDR N: N connections open at once, each echoes its own token
+		n, _ := strconv.Atoi(args[2])
+		return manyConns(args[1], n)
+	case "refused": // refused ADDR: a datagram to a closed port comes back as ECONNREFUSED
+		c, err := net.Dial("udp", args[1])
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte("anyone?"))
+		_, err = c.Read(make([]byte, 100))
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			fmt.Println("refused")
+			return nil
+		}
+		return fmt.Errorf("read: %v, want connection refused", err)
 	case "bulk": // bulk ADDR N: receive N bytes and check every one
 		n, _ := strconv.ParseInt(args[2], 10, 64)
 		c, err := net.DialTimeout("tcp", args[1], 5*time.Second)
@@ -111,6 +132,84 @@ func playRole(args []string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown role %q", args[0])
+}
+
+// manyConns opens n TCP connections, all of them open together: each
+// reads the server's greeting, sends a token of its own and must get it
+// back (a crossed translation would answer another connection's). Then
+// all are reset (linger 0), so the director's entries go to CLOSE and
+// expire in seconds rather than TIME_WAIT's two minutes. Prints how many
+// connections each server took.
+func manyConns(addr string, n int) error {
+	conns := make([]net.Conn, n)
+	names := make([]string, n)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 256)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err != nil {
+				errs <- fmt.Errorf("connection %d: %w", i, err)
+				return
+			}
+			conns[i] = c
+			c.SetDeadline(time.Now().Add(60 * time.Second))
+			r := bufio.NewReader(c)
+			name, err := r.ReadString('\n')
+			if err != nil {
+				errs <- fmt.Errorf("connection %d greeting: %w", i, err)
+				return
+			}
+			token := fmt.Sprintf("token-%d\n", i)
+			if _, err := c.Write([]byte(token)); err != nil {
+				errs <- err
+				return
+			}
+			back, err := r.ReadString('\n')
+			if err != nil || back != token {
+				errs <- fmt.Errorf("connection %d: echo %q %v, want %q", i, back, err, token)
+				return
+			}
+			names[i] = strings.TrimSpace(name)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for _, c := range conns {
+		if c != nil {
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}
+	var first error
+	failed := 0
+	for err := range errs {
+		failed++
+		if first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		return fmt.Errorf("%d of %d connections failed; first: %w", failed, n, first)
+	}
+	per := map[string]int{}
+	for _, name := range names {
+		per[name]++
+	}
+	keys := make([]string, 0, len(per))
+	for k := range per {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Printf("%s=%d\n", k, per[k])
+	}
+	return nil
 }
 
 func serveTCP(c net.Conn, name string) {

@@ -1,6 +1,7 @@
 // Package xdp is the fast engine: the XDP program of package gvs/bpf on
 // each --interface does the per-packet work (connection lookup,
-// scheduling, persistence, state, counters, DR and TUN forwarding); this
+// scheduling, persistence, state, counters, DR, TUN, NAT and FULLNAT
+// forwarding); this
 // package keeps its maps equal to the model's rules, reads its counters and
 // connections back, and runs the expiry sweep.
 //
@@ -62,6 +63,9 @@ type Engine struct {
 	svcMeta map[uint32]svcMeta
 	dmem    *destMem
 	ticks   int
+	// orphans are the reply entries without a connection at the last
+	// sweepReplies, by reply key.
+	orphans map[bpf.ConnKey]bpf.ConnKey
 	// batching defers map updates to the end of a batch (see Batch);
 	// dirty holds the services it touched.
 	tunSrc   netip.Addr // outer source of TUN packets, if any
@@ -273,7 +277,7 @@ func (e *Engine) checkDest(d model.Dest) error {
 		}
 		return nil
 	case model.Masq, model.FullNAT:
-		return engine.NotSupported("NAT (-m) and FULLNAT on the xdp engine are not in this build yet; use -g or -i, or the proxy engine")
+		return nil
 	}
 	return model.ErrInvalid
 }

@@ -104,6 +104,22 @@ func (m *destMem) writeConfig(id uint32, d *model.Server, ifindex uint32, mac []
 	copy(b[52:58], mac)
 }
 
+// method reads a server's forwarding method.
+func (m *destMem) method(id uint32) model.Method {
+	if int(id) >= len(m.b)/m.stride {
+		return model.Local
+	}
+	return model.Method(m.b[int(id)*m.stride+18])
+}
+
+// addr reads a server's IPv4 address word, as gvs.h stores it.
+func (m *destMem) addr4(id uint32) uint32 {
+	if int(id) >= len(m.b)/m.stride {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(m.b[int(id)*m.stride:])
+}
+
 // uThreshold reads a server's current upper threshold.
 func (m *destMem) uThreshold(id uint32) uint32 {
 	return binary.LittleEndian.Uint32(m.b[int(id)*m.stride+24:])

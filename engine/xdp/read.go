@@ -73,6 +73,9 @@ func (e *Engine) tick(v *ipvs.IPVS) {
 	if e.ticks%60 == 0 {
 		e.collectLBLC()
 	}
+	if e.ticks%10 == 0 {
+		e.sweepReplies()
+	}
 }
 
 // refreshHops re-reads the real servers' MAC addresses (a server replaced
@@ -84,10 +87,10 @@ func (e *Engine) refreshHops(v *ipvs.IPVS) {
 	for _, s := range v.Services() {
 		for _, d := range s.Servers() {
 			id, ok := e.destIDs[s.Config.ServiceKey][d.AddrPort()]
-			if !ok || d.Method != model.Route && d.Method != model.Tunnel {
+			if !ok || d.Method == model.Local {
 				continue
 			}
-			if d.Method == model.Tunnel {
+			if d.Method != model.Route {
 				probe(d.Addr)
 				continue
 			}
@@ -190,14 +193,18 @@ func (e *Engine) Conns() []api.Conn {
 	var c bpf.Conn
 	it := e.objs.Conns.Iterate()
 	for it.Next(&k, &c) {
-		out = append(out, api.Conn{
+		ac := api.Conn{
 			Protocol: model.Protocol(k.Proto),
 			Client:   netip.AddrPortFrom(wordsAddr(k.Caddr, k.Af), htons(k.Cport)),
 			Virtual:  netip.AddrPortFrom(wordsAddr(k.Vaddr, k.Af), htons(k.Vport)),
-			Dest:     destAddr(c.Dest, 0),
+			Dest:     destAddr(c.Dest, c.Rport),
 			State:    conn.State(c.State).String(),
 			ExpireMS: remaining(c.Expires),
-		})
+		}
+		if c.Flags&connNAT != 0 && e.dmem.method(c.Dest) == model.FullNAT {
+			ac.Local = netip.AddrPortFrom(wordsAddr(c.Laddr, k.Af), htons(c.Lport))
+		}
+		out = append(out, ac)
 	}
 	var tv bpf.Template
 	tit := e.objs.Templates.Iterate()

