@@ -1,6 +1,10 @@
 package api
 
-import "gvs/model"
+import (
+	"net/netip"
+
+	"gvs/model"
+)
 
 // OpKind names a rule operation; each is an ipvsadm command.
 type OpKind string
@@ -16,16 +20,23 @@ const (
 	Clear       OpKind = "clear"        // -C
 	Zero        OpKind = "zero"         // -Z (Service.Key zero: all)
 	SetTimeouts OpKind = "set-timeouts" // --set
+
+	// FULLNAT local address pools (DPVS ipvsadm's -P and -Q).
+	AddLocalAddr OpKind = "add-laddr" // -P
+	DelLocalAddr OpKind = "del-laddr" // -Q
 )
 
 // Op is one rule operation. Service carries the service (its key alone
-// for del-service, del-dest, add-dest, edit-dest and zero), Dest the
-// destination for the dest operations.
+// for del-service, del-dest, add-dest, edit-dest, zero, add-laddr and
+// del-laddr), Dest the destination for the dest operations, LocalAddr
+// the address for the local address operations.
 type Op struct {
 	Op       OpKind         `json:"op"`
 	Service  model.Service  `json:"service,omitzero"`
 	Dest     model.Dest     `json:"dest,omitzero"`
 	Timeouts model.Timeouts `json:"timeouts,omitzero"`
+	// LocalAddr is the FULLNAT local address of add-laddr and del-laddr.
+	LocalAddr netip.Addr `json:"local_addr,omitzero"`
 	// AllServices with zero: every counter (ipvsadm -Z without a service).
 	AllServices bool `json:"all_services,omitempty"`
 }

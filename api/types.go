@@ -27,6 +27,9 @@ type Service struct {
 	Stats stats.Counters `json:"stats"`
 	Rates stats.Rates    `json:"rates"`
 	Dests []Dest         `json:"dests"`
+	// LocalAddrs is the FULLNAT local address pool, in the order the
+	// addresses were added (empty: the director's own address).
+	LocalAddrs []netip.Addr `json:"local_addrs,omitempty"`
 }
 
 // Dest is a destination with its live counts.

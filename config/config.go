@@ -45,6 +45,9 @@ type Service struct {
 	OnePacket  bool     `yaml:"ops"`
 	SchedFlags []string `yaml:"sched-flags"` // sh-fallback, sh-port, mh-fallback, mh-port
 	Servers    []Server `yaml:"servers"`
+	// LocalAddrs is the FULLNAT local address pool, in round robin order
+	// (DPVS ipvsadm -P).
+	LocalAddrs []string `yaml:"local_addrs"`
 }
 
 // Server is one real server.
@@ -192,6 +195,23 @@ func (s Service) rules() (control.ServiceRules, error) {
 		}
 		// Listed in the order they are added; the kernel's list is newest first.
 		sr.Dests = slices.Insert(sr.Dests, 0, md)
+	}
+	for j, text := range s.LocalAddrs {
+		a, err := netip.ParseAddr(text)
+		if err != nil {
+			return sr, fmt.Errorf("local address %d: %q: want an IPv4 or IPv6 address", j+1, text)
+		}
+		a = a.Unmap()
+		if err := model.ValidateLocalAddr(svc, a); err != nil {
+			return sr, fmt.Errorf("local address %d: %s: %w", j+1, a, err)
+		}
+		if slices.Contains(sr.LocalAddrs, a) {
+			return sr, fmt.Errorf("local address %d: %s: %w", j+1, a, model.ErrLocalAddrExists)
+		}
+		if len(sr.LocalAddrs) == model.MaxLocalAddrs {
+			return sr, fmt.Errorf("local address %d: %s: %w", j+1, a, model.ErrTooManyLocalAddrs)
+		}
+		sr.LocalAddrs = append(sr.LocalAddrs, a)
 	}
 	return sr, nil
 }

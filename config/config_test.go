@@ -2,7 +2,9 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -28,11 +30,15 @@ services:
     servers:
       - address: "[2001:db8::1]:443"
         method: tunnel
+    local_addrs: ["2001:db8::a"]
+  - udp: 198.18.0.1:53
+    servers: [{address: 198.18.1.1, method: fullnat}]
+    local_addrs: [198.18.3.9, 198.18.3.1]
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Timeouts.TCP != 60 || len(r.Services) != 2 {
+	if r.Timeouts.TCP != 60 || len(r.Services) != 3 {
 		t.Fatalf("%+v", r)
 	}
 	s := r.Services[0]
@@ -47,12 +53,26 @@ services:
 		t.Errorf("dests %+v", s.Dests)
 	}
 	f := r.Services[1]
-	if f.Service.FWMark != 7 || f.Service.Family != model.IPv6 || f.Service.Scheduler != "wlc" || f.Dests[0].Port != 443 {
-		t.Errorf("fwmark service %+v %+v", f.Service, f.Dests)
+	if f.Service.FWMark != 7 || f.Service.Family != model.IPv6 || f.Service.Scheduler != "wlc" || f.Dests[0].Port != 443 ||
+		!slices.Equal(f.LocalAddrs, []netip.Addr{netip.MustParseAddr("2001:db8::a")}) {
+		t.Errorf("fwmark service %+v %+v %v", f.Service, f.Dests, f.LocalAddrs)
+	}
+	if s.LocalAddrs != nil {
+		t.Errorf("no local_addrs read as %v", s.LocalAddrs)
+	}
+	// In the order given: the round robin's.
+	u := r.Services[2]
+	if want := []netip.Addr{netip.MustParseAddr("198.18.3.9"), netip.MustParseAddr("198.18.3.1")}; !slices.Equal(u.LocalAddrs, want) {
+		t.Errorf("pool %v, want %v", u.LocalAddrs, want)
 	}
 }
 
 func TestParseYAMLErrors(t *testing.T) {
+	var many []string
+	for i := range model.MaxLocalAddrs + 1 {
+		many = append(many, fmt.Sprintf("198.18.3.%d", i+1))
+	}
+	tooMany := strings.Join(many, ", ")
 	for _, tc := range []struct{ doc, want string }{
 		{"services:\n  - tcp: 198.18.0.1:80\n    scheduler: nope\n", "Scheduler or persistence engine not found"},
 		{"services:\n  - tcp: 198.18.0.1:80\n    colour: red\n", "field colour not found"},
@@ -60,6 +80,11 @@ func TestParseYAMLErrors(t *testing.T) {
 		{"services:\n  - tcp: 198.18.0.1:80\n  - tcp: 198.18.0.1:80\n", "Service already exists"},
 		{"services:\n  - tcp: 198.18.0.1:80\n    servers: [{address: 198.18.1.1, weight: -1}]\n", "out of range"},
 		{"services:\n  - tcp: 198.18.0.1\n", "want ADDR:PORT"},
+		{"services:\n  - tcp: 198.18.0.1:80\n    local_addrs: [nope]\n", `local address 1: "nope": want an IPv4 or IPv6 address`},
+		{"services:\n  - tcp: 198.18.0.1:80\n    local_addrs: [198.18.3.1, \"2001:db8::1\"]\n", "local address 2: 2001:db8::1: Invalid operation"},
+		{"services:\n  - tcp: 198.18.0.1:80\n    local_addrs: [224.0.0.1]\n", "local address 1: 224.0.0.1: Invalid operation"},
+		{"services:\n  - tcp: 198.18.0.1:80\n    local_addrs: [198.18.3.1, 198.18.3.1]\n", "local address 2: 198.18.3.1: Local address already exists"},
+		{"services:\n  - tcp: 198.18.0.1:80\n    local_addrs: [" + tooMany + "]\n", "local address 17: 198.18.3.17: Too many local addresses"},
 	} {
 		_, err := Parse([]byte(tc.doc))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -155,7 +155,7 @@ func (c *Core) Close() error {
 func (c *Core) rules() *Rules {
 	r := &Rules{Version: rulesVersion, Timeouts: c.eng.Timeouts()}
 	for _, s := range c.eng.Services() {
-		sr := ServiceRules{Service: s.Service}
+		sr := ServiceRules{Service: s.Service, LocalAddrs: s.LocalAddrs}
 		for _, d := range s.Dests {
 			sr.Dests = append(sr.Dests, d.Dest)
 		}
@@ -199,6 +199,10 @@ func applyTo(t engine.Rules, op api.Op) error {
 		return t.Flush()
 	case api.SetTimeouts:
 		return t.SetTimeouts(op.Timeouts)
+	case api.AddLocalAddr:
+		return t.AddLocalAddr(k, op.LocalAddr)
+	case api.DelLocalAddr:
+		return t.DelLocalAddr(k, op.LocalAddr)
 	case api.Zero:
 		if op.AllServices {
 			return t.Zero(nil)

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"net/netip"
 	"slices"
 
 	"gvs/api"
@@ -61,6 +62,33 @@ func Plan(cur, want *Rules) []api.Op {
 				ops = append(ops, api.Op{Op: api.EditDest, Service: key, Dest: d})
 			}
 		}
+		ops = append(ops, planLocalAddrs(key, h.LocalAddrs, w.LocalAddrs)...)
+	}
+	return ops
+}
+
+// planLocalAddrs turns the pool cur into want, order included (it is the
+// round robin's order, and what rollbacks must restore). Additions
+// append, so the addresses kept are the longest start of want found in
+// cur in that order; the others are deleted and want's rest added.
+func planLocalAddrs(key model.Service, cur, want []netip.Addr) []api.Op {
+	keep := 0
+	for _, a := range cur {
+		if keep < len(want) && a == want[keep] {
+			keep++
+		}
+	}
+	var ops []api.Op
+	kept := 0
+	for _, a := range cur {
+		if kept < keep && a == want[kept] {
+			kept++
+			continue
+		}
+		ops = append(ops, api.Op{Op: api.DelLocalAddr, Service: key, LocalAddr: a})
+	}
+	for _, a := range want[keep:] {
+		ops = append(ops, api.Op{Op: api.AddLocalAddr, Service: key, LocalAddr: a})
 	}
 	return ops
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,21 +24,27 @@ type Rules struct {
 	Services []ServiceRules `json:"services"`
 }
 
-// ServiceRules is one service and its destinations.
+// ServiceRules is one service, its destinations and its FULLNAT local
+// address pool (in the order the addresses were added).
 type ServiceRules struct {
-	Service model.Service `json:"service"`
-	Dests   []model.Dest  `json:"dests"`
+	Service    model.Service `json:"service"`
+	Dests      []model.Dest  `json:"dests"`
+	LocalAddrs []netip.Addr  `json:"local_addrs,omitempty"`
 }
 
 // Ops returns the operations that rebuild the rules on an empty engine.
 // Destinations are added oldest first, so that each new one going to the
-// head of the list recreates the saved order.
+// head of the list recreates the saved order; local addresses follow in
+// their order.
 func (r *Rules) Ops() []api.Op {
 	ops := []api.Op{{Op: api.SetTimeouts, Timeouts: r.Timeouts}}
 	for _, s := range r.Services {
 		ops = append(ops, api.Op{Op: api.AddService, Service: s.Service})
 		for _, d := range slices.Backward(s.Dests) {
 			ops = append(ops, api.Op{Op: api.AddDest, Service: model.Service{ServiceKey: s.Service.ServiceKey}, Dest: d})
+		}
+		for _, a := range s.LocalAddrs {
+			ops = append(ops, api.Op{Op: api.AddLocalAddr, Service: model.Service{ServiceKey: s.Service.ServiceKey}, LocalAddr: a})
 		}
 	}
 	return ops
@@ -128,7 +135,7 @@ func RulesFromOps(ops []api.Op) (*Rules, error) {
 		r.Timeouts = v.Timeouts()
 	}
 	for _, s := range v.Services() {
-		sr := ServiceRules{Service: s.Config}
+		sr := ServiceRules{Service: s.Config, LocalAddrs: slices.Clone(s.LocalAddrs())}
 		for _, d := range s.Servers() {
 			sr.Dests = append(sr.Dests, d.Dest)
 		}

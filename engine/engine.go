@@ -43,6 +43,10 @@ type Rules interface {
 	Flush() error
 	SetTimeouts(model.Timeouts) error
 	Zero(*model.ServiceKey) error
+	// AddLocalAddr and DelLocalAddr change a service's FULLNAT local
+	// address pool (DPVS ipvsadm -P and -Q).
+	AddLocalAddr(model.ServiceKey, netip.Addr) error
+	DelLocalAddr(model.ServiceKey, netip.Addr) error
 }
 
 // NotSupported returns a model.Error (exit status 1 in gvsadm) whose

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -83,6 +84,16 @@ func (t *Table) Zero(k *model.ServiceKey) error {
 	return t.do(func(v *ipvs.IPVS) error { return v.Zero(k) })
 }
 
+// AddLocalAddr is DPVS ipvsadm -P.
+func (t *Table) AddLocalAddr(k model.ServiceKey, a netip.Addr) error {
+	return t.do(func(v *ipvs.IPVS) error { return v.AddLocalAddr(k, a) })
+}
+
+// DelLocalAddr is DPVS ipvsadm -Q.
+func (t *Table) DelLocalAddr(k model.ServiceKey, a netip.Addr) error {
+	return t.do(func(v *ipvs.IPVS) error { return v.DelLocalAddr(k, a) })
+}
+
 // Timeouts returns the --set values.
 func (t *Table) Timeouts() (to model.Timeouts) {
 	t.Do(func(v *ipvs.IPVS) { to = v.Timeouts() })
@@ -94,7 +105,8 @@ func (t *Table) Services() []api.Service {
 	var out []api.Service
 	t.Do(func(v *ipvs.IPVS) {
 		for _, s := range v.Services() {
-			as := api.Service{Service: s.Config, Stats: s.Stats.Counters(), Rates: s.Stats.Rates(), Dests: []api.Dest{}}
+			as := api.Service{Service: s.Config, Stats: s.Stats.Counters(), Rates: s.Stats.Rates(), Dests: []api.Dest{},
+				LocalAddrs: slices.Clone(s.LocalAddrs())}
 			for _, d := range s.Servers() {
 				as.Dests = append(as.Dests, api.Dest{
 					Dest: d.Dest, ActiveConns: d.ActiveConns, InactConns: d.InactConns, PersistConns: d.PersistConns,

@@ -75,6 +75,11 @@ type Service struct {
 	sched  sched.Scheduler
 	list   sched.Service
 	Stats  stats.Stats
+
+	// localAddrs is the FULLNAT local address pool in the order the
+	// addresses were added; localNext is the round robin's next index.
+	localAddrs []netip.Addr
+	localNext  int
 }
 
 // Scheduler returns the service's scheduler.
@@ -92,6 +97,10 @@ func (s *Service) Server(a netip.AddrPort) *model.Server {
 	}
 	return nil
 }
+
+// LocalAddrs returns the FULLNAT local address pool in the order the
+// addresses were added. The slice is the service's own: do not modify it.
+func (s *Service) LocalAddrs() []netip.Addr { return s.localAddrs }
 
 // Services returns the services in creation order.
 func (v *IPVS) Services() []*Service { return v.services }
@@ -266,6 +275,66 @@ func (v *IPVS) unlink(k model.ServiceKey, srv *model.Server) {
 }
 
 func referenced(s *model.Server) bool { return s.ActiveConns+s.InactConns+s.PersistConns > 0 }
+
+// AddLocalAddr is DPVS ipvsadm -P: a is appended to the FULLNAT local
+// address pool of service k. The pool survives -E and goes with the
+// service at -D and -C.
+func (v *IPVS) AddLocalAddr(k model.ServiceKey, a netip.Addr) error {
+	s := v.byKey[k]
+	if s == nil {
+		return model.ErrServiceNotDefined
+	}
+	if err := model.ValidateLocalAddr(s.Config, a); err != nil {
+		return err
+	}
+	if slices.Contains(s.localAddrs, a) {
+		return model.ErrLocalAddrExists
+	}
+	if len(s.localAddrs) >= model.MaxLocalAddrs {
+		return model.ErrTooManyLocalAddrs
+	}
+	s.localAddrs = append(s.localAddrs, a)
+	return nil
+}
+
+// DelLocalAddr is DPVS ipvsadm -Q. The round robin goes on with the
+// address that followed the deleted one, as DPVS's does.
+func (v *IPVS) DelLocalAddr(k model.ServiceKey, a netip.Addr) error {
+	s := v.byKey[k]
+	if s == nil {
+		return model.ErrServiceNotDefined
+	}
+	i := slices.Index(s.localAddrs, a)
+	if i < 0 {
+		return model.ErrNoSuchLocalAddr
+	}
+	// A new slice: callers may still hold the old one (LocalAddrs).
+	s.localAddrs = slices.Delete(slices.Clone(s.localAddrs), i, i+1)
+	if i < s.localNext {
+		s.localNext--
+	}
+	return nil
+}
+
+// NextLocalAddr is the source address of a new connection's traffic to
+// its real server: for FULLNAT, the next address of its service's pool in
+// round robin. ok is false when the engine should use the director's own
+// address: another method, or no pool.
+func (v *IPVS) NextLocalAddr(c *Conn) (a netip.Addr, ok bool) {
+	if c.Method != model.FullNAT || c.Template {
+		return a, false
+	}
+	s := v.byKey[c.svc]
+	if s == nil || len(s.localAddrs) == 0 {
+		return a, false
+	}
+	if s.localNext >= len(s.localAddrs) {
+		s.localNext = 0
+	}
+	a = s.localAddrs[s.localNext]
+	s.localNext = (s.localNext + 1) % len(s.localAddrs)
+	return a, true
+}
 
 // Zero is ipvsadm -Z: all counters, or one service's (with its servers').
 func (v *IPVS) Zero(k *model.ServiceKey) error {

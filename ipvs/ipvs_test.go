@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -303,5 +304,169 @@ func TestServiceErrors(t *testing.T) {
 	}
 	if len(v.Services()) != 1 || len(v.Service(k).Servers()) != 1 {
 		t.Errorf("failed operations changed the table")
+	}
+}
+
+func addrs(ss ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range ss {
+		out = append(out, netip.MustParseAddr(s))
+	}
+	return out
+}
+
+// The FULLNAT local address pool: checks and errors in DPVS's order
+// (service, address, duplicate, room), and a refused command changes
+// nothing.
+func TestLocalAddrErrors(t *testing.T) {
+	k := svcKey(model.ProtoTCP, "198.18.1.1:80")
+	k6 := svcKey(model.ProtoTCP, "[2001:db8::1]:80")
+	mark := model.ServiceKey{FWMark: 7, Family: model.IPv4}
+	full := func(v *IPVS) {
+		for i := range model.MaxLocalAddrs {
+			mustOK(t, v.AddLocalAddr(k, netip.AddrFrom4([4]byte{198, 18, 3, byte(i + 1)})))
+		}
+	}
+	a := func(s string) netip.Addr {
+		if s == "" {
+			return netip.Addr{}
+		}
+		return netip.MustParseAddr(s)
+	}
+	missing := svcKey(model.ProtoUDP, "198.18.1.1:80")
+	one := func(v *IPVS) { mustOK(t, v.AddLocalAddr(k, a("198.18.3.1"))) }
+	for _, tc := range []struct {
+		name  string
+		setup func(v *IPVS)
+		del   bool
+		key   model.ServiceKey
+		addr  string
+		want  error
+	}{
+		{"add", nil, false, k, "198.18.3.1", nil},
+		{"add IPv6", nil, false, k6, "2001:db8::3:1", nil},
+		{"add fwmark", nil, false, mark, "198.18.3.1", nil},
+		{"no service", nil, false, missing, "198.18.3.1", model.ErrServiceNotDefined},
+		{"del no service", nil, true, missing, "198.18.3.1", model.ErrServiceNotDefined},
+		{"other family", nil, false, k, "2001:db8::3:1", model.ErrInvalid},
+		{"other family 6", nil, false, k6, "198.18.3.1", model.ErrInvalid},
+		{"unspecified", nil, false, k, "0.0.0.0", model.ErrInvalid},
+		{"multicast", nil, false, k, "239.1.1.1", model.ErrInvalid},
+		{"zero address", nil, false, k, "", model.ErrInvalid},
+		{"duplicate", one, false, k, "198.18.3.1", model.ErrLocalAddrExists},
+		{"full", full, false, k, "198.18.4.1", model.ErrTooManyLocalAddrs},
+		{"full duplicate", full, false, k, "198.18.3.1", model.ErrLocalAddrExists},
+		{"del absent", one, true, k, "198.18.3.2", model.ErrNoSuchLocalAddr},
+		{"del from empty", nil, true, k, "198.18.3.2", model.ErrNoSuchLocalAddr},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := New(Options{})
+			for _, key := range []model.ServiceKey{k, k6, mark} {
+				mustOK(t, v.AddService(model.Service{ServiceKey: key}))
+			}
+			if tc.setup != nil {
+				tc.setup(v)
+			}
+			before := slices.Clone(v.Service(k).LocalAddrs())
+			op := v.AddLocalAddr
+			if tc.del {
+				op = v.DelLocalAddr
+			}
+			err := op(tc.key, a(tc.addr))
+			if tc.want == nil {
+				mustOK(t, err)
+				return
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("%v, want %v", err, tc.want)
+			}
+			if !slices.Equal(v.Service(k).LocalAddrs(), before) {
+				t.Errorf("refused command changed the pool: %v, was %v", v.Service(k).LocalAddrs(), before)
+			}
+		})
+	}
+}
+
+// The pool keeps the order of addition; -E keeps it, -D and -C drop it.
+func TestLocalAddrLifecycle(t *testing.T) {
+	v := New(Options{})
+	k := svcKey(model.ProtoUDP, "198.18.1.1:53")
+	mustOK(t, v.AddService(model.Service{ServiceKey: k, Scheduler: "rr"}))
+	for _, a := range addrs("198.18.3.9", "198.18.3.1", "198.18.3.5") {
+		mustOK(t, v.AddLocalAddr(k, a))
+	}
+	held := v.Service(k).LocalAddrs()
+	if want := addrs("198.18.3.9", "198.18.3.1", "198.18.3.5"); !slices.Equal(held, want) {
+		t.Fatalf("pool %v, want %v", held, want)
+	}
+	mustOK(t, v.DelLocalAddr(k, addrs("198.18.3.1")[0]))
+	if want := addrs("198.18.3.9", "198.18.3.5"); !slices.Equal(v.Service(k).LocalAddrs(), want) {
+		t.Fatalf("after delete %v, want %v", v.Service(k).LocalAddrs(), want)
+	}
+	if want := addrs("198.18.3.9", "198.18.3.1", "198.18.3.5"); !slices.Equal(held, want) {
+		t.Errorf("a delete changed a slice the caller held: %v", held)
+	}
+	mustOK(t, v.EditService(model.Service{ServiceKey: k, Scheduler: "wrr"}))
+	if len(v.Service(k).LocalAddrs()) != 2 {
+		t.Fatalf("-E dropped the pool")
+	}
+	mustOK(t, v.DelService(k))
+	mustOK(t, v.AddService(model.Service{ServiceKey: k}))
+	if len(v.Service(k).LocalAddrs()) != 0 {
+		t.Fatalf("-D kept the pool")
+	}
+	mustOK(t, v.AddLocalAddr(k, addrs("198.18.3.1")[0]))
+	v.Flush()
+	mustOK(t, v.AddService(model.Service{ServiceKey: k}))
+	if len(v.Service(k).LocalAddrs()) != 0 {
+		t.Fatalf("-C kept the pool")
+	}
+}
+
+// New FULLNAT connections take the pool's addresses in round robin, per
+// service; NAT connections and services without a pool use none. After a
+// delete the round robin goes on with the address that followed.
+func TestNextLocalAddr(t *testing.T) {
+	v := New(Options{})
+	k := svcKey(model.ProtoUDP, "198.18.1.1:53")
+	other := svcKey(model.ProtoUDP, "198.18.1.2:53")
+	for _, key := range []model.ServiceKey{k, other} {
+		mustOK(t, v.AddService(model.Service{ServiceKey: key, Scheduler: "rr"}))
+	}
+	mustOK(t, v.AddDest(k, model.Dest{Addr: netip.MustParseAddr("198.18.2.1"), Port: 53, Method: model.FullNAT, Weight: 1}))
+	mustOK(t, v.AddDest(other, model.Dest{Addr: netip.MustParseAddr("198.18.2.2"), Port: 53, Method: model.Masq, Weight: 1}))
+	for _, a := range addrs("198.18.3.1", "198.18.3.2", "198.18.3.3") {
+		mustOK(t, v.AddLocalAddr(k, a))
+		mustOK(t, v.AddLocalAddr(other, a))
+	}
+	port := uint16(1000)
+	next := func(key model.ServiceKey) string {
+		port++
+		vip := netip.AddrPortFrom(key.Addr, key.Port)
+		c, verdict := v.In(Packet{Protocol: model.ProtoUDP, Src: netip.AddrPortFrom(netip.MustParseAddr("198.18.0.1"), port), Dst: vip}, t0)
+		if verdict != Forward {
+			t.Fatalf("verdict %v", verdict)
+		}
+		a, ok := v.NextLocalAddr(c)
+		if !ok {
+			return "-"
+		}
+		return a.String()
+	}
+	var got []string
+	for range 4 {
+		got = append(got, next(k))
+	}
+	got = append(got, next(other))
+	mustOK(t, v.DelLocalAddr(k, addrs("198.18.3.2")[0])) // next was .2: .3 follows
+	got = append(got, next(k), next(k))
+	mustOK(t, v.DelLocalAddr(k, addrs("198.18.3.1")[0])) // next was .3, now at index 0
+	got = append(got, next(k), next(k))
+	mustOK(t, v.DelLocalAddr(k, addrs("198.18.3.3")[0]))
+	got = append(got, next(k))
+	want := []string{"198.18.3.1", "198.18.3.2", "198.18.3.3", "198.18.3.1", "-",
+		"198.18.3.3", "198.18.3.1", "198.18.3.3", "198.18.3.3", "-"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %v\nwant %v", got, want)
 	}
 }

@@ -2,12 +2,14 @@ package ipvsadm
 
 import (
 	"fmt"
+	"net/netip"
 
 	"gvs/model"
 )
 
 // Kind is the command of an ipvsadm command line. The values follow
-// ipvsadm's CMD_* numbers; Help and Version come after them.
+// ipvsadm's CMD_* numbers (DPVS ipvsadm's for the local address
+// commands); Help and Version come after them.
 type Kind int
 
 // Commands.
@@ -27,6 +29,9 @@ const (
 	KindRestore          // -R, --restore
 	KindSave             // -S, --save
 	KindZero             // -Z, --zero
+	KindAddLaddr         // -P, --add-laddr (DPVS ipvsadm)
+	KindDelLaddr         // -Q, --del-laddr (DPVS ipvsadm)
+	KindGetLaddr         // -G, --get-laddr (DPVS ipvsadm)
 	KindHelp             // -h, --help: print Usage, exit 0
 	KindVersion          // -v, --version: print Version, exit 0
 )
@@ -47,6 +52,9 @@ var cmdNames = [...]string{
 	KindRestore:     "restore",
 	KindSave:        "save",
 	KindZero:        "zero",
+	KindAddLaddr:    "add-laddr",
+	KindDelLaddr:    "del-laddr",
+	KindGetLaddr:    "get-laddr",
 	KindHelp:        "help",
 	KindVersion:     "version",
 }
@@ -100,9 +108,11 @@ const (
 	OptTunNoCsum
 	OptTunCsum
 	OptTunRemCsum
+	OptLocalAddress // -z, --laddr (DPVS ipvsadm)
+	OptIfname       // -F, --ifname (DPVS ipvsadm; accepted, not used)
 )
 
-const numOptions = 34
+const numOptions = 36
 
 // optNames are ipvsadm's names of the options, used in its messages.
 var optNames = [numOptions]string{
@@ -112,7 +122,7 @@ var optNames = [numOptions]string{
 	"thresholds", "persistent-conn", "nosort", "syncid", "exact", "ops", "pe",
 	"sched-flags", "mcast-group", "mcast-port", "mcast-ttl", "sync-maxlen",
 	"tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum",
-	"tun-remcsum",
+	"tun-remcsum", "local-address", "ifname",
 }
 
 // Has reports whether every option of o is in the set.
@@ -146,6 +156,10 @@ type Command struct {
 	// does; for -d the port is the one given (or the service's when none
 	// was given), as ipvsadm sends it.
 	Dest model.Dest
+
+	// LocalAddr is the FULLNAT local address of -P and -Q (-z). A port
+	// given with it is ignored, as DPVS ipvsadm does.
+	LocalAddr netip.Addr
 
 	// Timeouts are the three values of --set (0 = leave unchanged, as
 	// the kernel reads it).

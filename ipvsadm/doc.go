@@ -35,7 +35,15 @@
 // "localhost", and does no DNS; gvsadm may pass one that does.
 //
 // gvs extensions and limits: --fullnat selects model.FullNAT (it counts as
-// the forwarding-method option, like -g/-i/-m); --start-daemon and
+// the forwarding-method option, like -g/-i/-m); DPVS ipvsadm's FULLNAT
+// local address commands are here with its letters, names, messages and
+// rows of the command/option matrix: --add-laddr|-P and --del-laddr|-Q
+// with a service and --laddr|-z ADDR (parsed as a service address, so a
+// port is allowed and ignored, as DPVS does; "illegal local address"
+// otherwise), and --get-laddr|-G with an optional service (no -n: it is
+// always numeric). DPVS requires --ifname|-F with -P and -Q to put the
+// address on an interface; gvs puts none there, so -F is optional and
+// not used (the address must already be the host's); --start-daemon and
 // --stop-daemon, --pe and the gue/gre tunnel types are parsed and checked
 // like ipvsadm does, then rejected as unsupported (exit status 2), since
 // gvs has no sync daemon, no persistence engine and only IP-in-IP tunnels.
@@ -58,5 +66,9 @@
 //
 // Like ipvsadm -S, Save writes neither thresholds (-x, -y) nor anything
 // else ipvsadm does not save; it writes " --tun-type ipip" after every
-// tunnelling destination, as ipvsadm 1.30 and later do.
+// tunnelling destination, as ipvsadm 1.30 and later do. As a gvs
+// extension it writes a service's local address pool, after the
+// service's destinations, as "-P -t VIP:PORT -z ADDR" lines in pool
+// order, so that -R restores it. ListLocalAddrs prints DPVS ipvsadm -G's
+// table ("VIP:VPORT TOTAL SNAT_IP CONFLICTS CONNS"); its counters are 0.
 package ipvsadm

@@ -389,6 +389,9 @@ func printService(w *errWriter, se api.Service, f Format, rule bool) {
 				e.Weight, uint32(e.ActiveConns), uint32(e.InactConns))
 		}
 	}
+	if rule {
+		saveLaddrs(w, se, name, f)
+	}
 }
 
 // banner is the first line of a full listing.
@@ -443,7 +446,8 @@ func List(w io.Writer, snap api.Snapshot, f Format) error {
 
 // Save writes what ipvsadm -S (ipvsadm-save) prints: one -A line per
 // service and one -a line per destination, sorted, with names unless
-// numeric (-n).
+// numeric (-n); then one -P line per FULLNAT local address of the
+// service, in pool order, so that -R restores the pool.
 func Save(w io.Writer, snap api.Snapshot, numeric bool) error {
 	ew := &errWriter{w: w}
 	f := Format{Numeric: numeric}

@@ -147,17 +147,18 @@ func richSnapshot() api.Snapshot {
 			{Service: mark6, Dests: []api.Dest{dest("2001:db8::20", 0, model.Route, 1, 0, 0), dest("2001:db8::10", 0, model.Masq, 2, 0, 0)}},
 			{Service: sctp, Dests: []api.Dest{dest("198.18.3.1", 3868, model.Route, 1, 0, 0)}},
 			{Service: web, Dests: webDests,
-				Stats: stats.Counters{Conns: 5123456790, InPkts: 1000000083, OutPkts: 1000000041, InBytes: 105000000000, OutBytes: 223456789012345},
-				Rates: stats.Rates{CPS: 6, InPPS: 123456790, OutPPS: 99999999, InBPS: 4294967300, OutBPS: 100000001}},
+				Stats:      stats.Counters{Conns: 5123456790, InPkts: 1000000083, OutPkts: 1000000041, InBytes: 105000000000, OutBytes: 223456789012345},
+				Rates:      stats.Rates{CPS: 6, InPPS: 123456790, OutPPS: 99999999, InBPS: 4294967300, OutBPS: 100000001},
+				LocalAddrs: []netip.Addr{ip("198.18.0.51"), ip("198.18.0.50"), ip("198.18.1.10")}},
 			{Service: v6, Dests: []api.Dest{
 				dest("2001:db8:1::2", 443, model.Masq, 1, 3, 4),
 				dest("2001:db8:1::1", 8443, model.Masq, 1, 0, 0),
 				dest("198.18.9.9", 443, model.Tunnel, 1, 0, 0),
-			}},
+			}, LocalAddrs: []netip.Addr{ip("2001:db8::51")}},
 			{Service: dns, Dests: []api.Dest{dest("198.18.2.2", 53, model.Masq, 1, 0, 0), dest("198.18.2.1", 53, model.Masq, 1, 0, 0)}},
 			{Service: bigMark},
 			{Service: persist, Dests: []api.Dest{dest("198.18.4.1", 443, model.Route, 100, 0, 0)}},
-			{Service: mark, Dests: []api.Dest{dest("198.18.5.1", 0, model.Route, 5, 0, 0)}},
+			{Service: mark, Dests: []api.Dest{dest("198.18.5.1", 0, model.Route, 5, 0, 0)}, LocalAddrs: []netip.Addr{ip("198.18.0.60")}},
 		},
 	}
 }
@@ -420,5 +421,43 @@ func TestConnProtoName(t *testing.T) {
 		if got := connProtoName(p); got != want {
 			t.Errorf("connProtoName(%d) = %q, want %q", p, got, want)
 		}
+	}
+}
+
+// DPVS ipvsadm -G's table: all services in the order given, or one.
+func TestListLocalAddrsGolden(t *testing.T) {
+	snap := richSnapshot()
+	for _, tc := range []struct {
+		file string
+		args []string
+	}{
+		{"laddr.txt", []string{"-G"}},
+		{"laddr_service.txt", []string{"--get-laddr", "-t", "198.18.0.1:http"}},
+		{"laddr_service6.txt", []string{"-G", "-t", "[2001:db8::1]:443"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			cmd, err := Parse(tc.args)
+			if err != nil || cmd.Kind != KindGetLaddr {
+				t.Fatalf("%v parsed as %+v, %v", tc.args, cmd, err)
+			}
+			var k *model.ServiceKey
+			if cmd.HasService() {
+				k = &cmd.Service.ServiceKey
+			}
+			var b bytes.Buffer
+			if err := ListLocalAddrs(&b, snap.Services, k); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.file, b.Bytes())
+		})
+	}
+	// No service: nothing, not even the title, as DPVS.
+	var b bytes.Buffer
+	if err := ListLocalAddrs(&b, nil, nil); err != nil || b.Len() != 0 {
+		t.Errorf("no services: %q, %v", b.String(), err)
+	}
+	k := tcp("198.18.0.9", 80).ServiceKey
+	if err := ListLocalAddrs(&b, snap.Services, &k); err != model.ErrServiceNotDefined || b.Len() != 0 {
+		t.Errorf("unknown service: %q, %v", b.String(), err)
 	}
 }

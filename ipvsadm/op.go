@@ -8,8 +8,8 @@ import (
 )
 
 // Op returns the control API operation a rule-changing command stands for;
-// ok is false for commands that only read (list, save, help, version) or
-// that are not operations (restore: its lines are).
+// ok is false for commands that only read (list, save, get-laddr, help,
+// version) or that are not operations (restore: its lines are).
 func (c *Command) Op() (op api.Op, ok bool, err error) {
 	key := model.Service{ServiceKey: c.Service.ServiceKey}
 	switch c.Kind {
@@ -31,6 +31,10 @@ func (c *Command) Op() (op api.Op, ok bool, err error) {
 		return api.Op{Op: api.SetTimeouts, Timeouts: c.Timeouts}, true, nil
 	case KindZero:
 		return api.Op{Op: api.Zero, Service: key, AllServices: !c.HasService()}, true, nil
+	case KindAddLaddr:
+		return api.Op{Op: api.AddLocalAddr, Service: key, LocalAddr: c.LocalAddr}, true, nil
+	case KindDelLaddr:
+		return api.Op{Op: api.DelLocalAddr, Service: key, LocalAddr: c.LocalAddr}, true, nil
 	case KindStartDaemon, KindStopDaemon:
 		return op, false, fmt.Errorf("connection synchronisation daemons are not supported by gvs")
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"gvs/api"
 	"gvs/model"
 )
 
@@ -163,6 +164,21 @@ func TestParseValid(t *testing.T) {
 		// -d sends the port as given (no forwarding-method rule).
 		{"-d -t 198.18.0.1:80 -r 198.18.1.10:8080", &Command{Kind: KindDelDest, Service: tcp("198.18.0.1", 80),
 			Dest: rs("198.18.1.10", 8080, model.Route, 1)}},
+
+		// FULLNAT local addresses, DPVS ipvsadm's commands.
+		{"-P -t 198.18.0.1:80 -z 198.18.3.1", &Command{Kind: KindAddLaddr, Service: tcp("198.18.0.1", 80), LocalAddr: ip("198.18.3.1")}},
+		{"--add-laddr --tcp-service 198.18.0.1:80 --laddr 198.18.3.1 --ifname dpdk0",
+			&Command{Kind: KindAddLaddr, Service: tcp("198.18.0.1", 80), LocalAddr: ip("198.18.3.1")}},
+		{"-P -z 198.18.3.1 -F dpdk0 -t 198.18.0.1:http", &Command{Kind: KindAddLaddr, Service: tcp("198.18.0.1", 80), LocalAddr: ip("198.18.3.1")}},
+		{"-Pt198.18.0.1:80 -z198.18.3.1", &Command{Kind: KindAddLaddr, Service: tcp("198.18.0.1", 80), LocalAddr: ip("198.18.3.1")}},
+		// A port is ignored, as DPVS does; inet_aton forms are read.
+		{"-Q -u 198.18.0.1:53 -z 198.18.3.1:5000", &Command{Kind: KindDelLaddr, Service: udp("198.18.0.1", 53), LocalAddr: ip("198.18.3.1")}},
+		{"--del-laddr -u 198.18.0.1:53 --laddr=198.18.777", &Command{Kind: KindDelLaddr, Service: udp("198.18.0.1", 53), LocalAddr: ip("198.18.3.9")}},
+		{"-P -t [2001:db8::1]:80 -z 2001:db8::3", &Command{Kind: KindAddLaddr, Service: tcp("2001:db8::1", 80), LocalAddr: ip("2001:db8::3")}},
+		{"-P -t [2001:db8::1]:80 -z [2001:db8::3]:0", &Command{Kind: KindAddLaddr, Service: tcp("2001:db8::1", 80), LocalAddr: ip("2001:db8::3")}},
+		{"-P -f 7 -6 -z 2001:db8::3", &Command{Kind: KindAddLaddr, Service: fwm(7, model.IPv6, "wlc"), LocalAddr: ip("2001:db8::3")}},
+		{"-G", &Command{Kind: KindGetLaddr}},
+		{"--get-laddr -t 198.18.0.1:80", &Command{Kind: KindGetLaddr, Service: tcp("198.18.0.1", 80)}},
 	} {
 		t.Run(tc.args, func(t *testing.T) {
 			got, err := Parse(strings.Fields(tc.args))
@@ -327,6 +343,35 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"-A", "-u", "1.2.3.4:5060", "--pe", "sip", "-p"}, "--pe sip: persistence engines are not supported by gvs", 2},
 		{[]string{"-a", "-t", "1.2.3.4:80", "-r", "5.6.7.8", "-i", "--tun-type", "gue", "--tun-port", "6080"}, "--tun-type gue: only ipip tunnels are supported by gvs", 2},
 		{[]string{"-a", "-t", "1.2.3.4:80", "-r", "5.6.7.8", "-i", "--tun-type", "gre"}, "--tun-type gre: only ipip tunnels are supported by gvs", 2},
+		// FULLNAT local addresses: DPVS ipvsadm's matrix rows and
+		// columns (but -F, optional) and messages.
+		{[]string{"-P", "-t", "1.2.3.4:80"}, "You need to supply the 'local-address' option for the 'add-laddr' command", 2},
+		{[]string{"-Q", "-t", "1.2.3.4:80", "-F", "eth0"}, "You need to supply the 'local-address' option for the 'del-laddr' command", 2},
+		{[]string{"-P", "-z", "1.1.1.1"}, "You need to supply the 'service-address' option for the 'add-laddr' command", 2},
+		{[]string{"-Q", "-z", "1.1.1.1"}, "You need to supply the 'service-address' option for the 'del-laddr' command", 2},
+		{[]string{"-A", "-t", "1.2.3.4:80", "-z", "1.1.1.1"}, "Illegal 'local-address' option with the 'add-service' command", 2},
+		{[]string{"-a", "-t", "1.2.3.4:80", "-r", "5.6.7.8", "--fullnat", "-z", "1.1.1.1"}, "Illegal 'local-address' option with the 'add-server' command", 2},
+		{[]string{"-D", "-t", "1.2.3.4:80", "-z", "1.1.1.1"}, "Illegal 'local-address' option with the 'delete-service' command", 2},
+		{[]string{"-L", "-z", "1.1.1.1"}, "Illegal 'local-address' option with the 'list' command", 2},
+		{[]string{"-S", "-z", "1.1.1.1"}, "Illegal 'local-address' option with the 'save' command", 2},
+		{[]string{"-G", "-z", "1.1.1.1"}, "Illegal 'local-address' option with the 'get-laddr' command", 2},
+		{[]string{"-G", "-n"}, "Illegal 'numeric' option with the 'get-laddr' command", 2},
+		{[]string{"-G", "-F", "eth0"}, "Illegal 'ifname' option with the 'get-laddr' command", 2},
+		{[]string{"-A", "-t", "1.2.3.4:80", "-F", "eth0"}, "Illegal 'ifname' option with the 'add-service' command", 2},
+		{[]string{"-P", "-t", "1.2.3.4:80", "-z", "1.1.1.1", "-n"}, "Illegal 'numeric' option with the 'add-laddr' command", 2},
+		{[]string{"-P", "-t", "1.2.3.4:80", "-z", "1.1.1.1", "-w", "2"}, "Illegal 'weight' option with the 'add-laddr' command", 2},
+		{[]string{"-P", "-t", "1.2.3.4:80", "-z", "1.1.1.1", "-s", "rr"}, "Illegal 'scheduler' option with the 'add-laddr' command", 2},
+		{[]string{"-Q", "-t", "1.2.3.4:80", "-z", "1.1.1.1", "-r", "5.6.7.8"}, "Illegal 'real-server' option with the 'del-laddr' command", 2},
+		{[]string{"-P", "-t", "1.2.3.4:80", "-z", "foo"}, "illegal local address", 2},
+		{[]string{"-P", "-t", "1.2.3.4:80", "-z", ""}, "illegal local address", 2},
+		{[]string{"-P", "-t", "1.2.3.4:80", "-z", "1.2.3.4:99999"}, "illegal local address", 2},
+		{[]string{"-P", "-t", "[2001:db8::1]:80", "-z", "[2001:db8::3]"}, "illegal local address", 2},
+		{[]string{"-P", "-t", "1.2.3.4:80", "-z", "1.1.1.1", "-z", "1.1.1.2"}, "multiple 'local-address' options specified", 2},
+		{[]string{"-P", "-t", "1.2.3.4:80", "-z", "1.1.1.1", "-F", "a", "-F", "b"}, "multiple 'ifname' options specified", 2},
+		{[]string{"-P", "-t", "1.2.3.4:80", "-z"}, "-z: missing argument", 255},
+		{[]string{"-P", "-t", "1.2.3.4:80", "--laddr"}, "--laddr: missing argument", 255},
+		{[]string{"-L", "-P"}, "invalid option `-P'", 2},
+		{[]string{"-P", "-G"}, "invalid option `-G'", 2},
 		// ipvsadm crashes on a -b of commas only; gvs reports it.
 		{[]string{"-A", "-t", "1.2.3.4:80", "-b", ","}, "invalid scheduler flag `'", 2},
 	} {
@@ -350,5 +395,30 @@ func TestParseProgramName(t *testing.T) {
 	_, err := Parser{Program: "ipvsadm"}.Parse([]string{"-x"})
 	if err == nil || err.Error() != "Try `ipvsadm -h' or 'ipvsadm --help' for more information." {
 		t.Errorf("got %v", err)
+	}
+}
+
+// -P and -Q are control API operations on the service's key; -G only
+// reads.
+func TestLaddrOps(t *testing.T) {
+	for _, tc := range []struct {
+		args string
+		want api.Op
+		ok   bool
+	}{
+		{"-P -t 198.18.0.1:80 -z 198.18.3.1 -F eth0", api.Op{Op: api.AddLocalAddr,
+			Service: model.Service{ServiceKey: tcp("198.18.0.1", 80).ServiceKey}, LocalAddr: ip("198.18.3.1")}, true},
+		{"-Q -f 7 -z 198.18.3.1", api.Op{Op: api.DelLocalAddr,
+			Service: model.Service{ServiceKey: fwm(7, model.IPv4, "wlc").ServiceKey}, LocalAddr: ip("198.18.3.1")}, true},
+		{"-G -t 198.18.0.1:80", api.Op{}, false},
+	} {
+		c, err := Parse(strings.Fields(tc.args))
+		if err != nil {
+			t.Fatal(err)
+		}
+		op, ok, err := c.Op()
+		if err != nil || ok != tc.ok || op != tc.want {
+			t.Errorf("%s: %+v %v %v, want %+v %v", tc.args, op, ok, err, tc.want, tc.ok)
+		}
 	}
 }

@@ -53,7 +53,8 @@ type optSpec struct {
 }
 
 // optionTable is ipvsadm 1.31's popt table, in its order (the first of
-// two entries with the same long name wins), plus --fullnat.
+// two entries with the same long name wins), plus --fullnat and DPVS
+// ipvsadm's local address commands and options.
 var optionTable = []optSpec{
 	{"add-service", 'A', argNone, 'A'},
 	{"edit-service", 'E', argNone, 'E'},
@@ -114,6 +115,11 @@ var optionTable = []optSpec{
 	{"tun-csum", 0, argNone, tagTunCsum},
 	{"tun-remcsum", 0, argNone, tagTunRemCsum},
 	{"fullnat", 0, argNone, tagFullNAT},
+	{"add-laddr", 'P', argNone, 'P'},
+	{"del-laddr", 'Q', argNone, 'Q'},
+	{"get-laddr", 'G', argNone, 'G'},
+	{"laddr", 'z', argRequired, 'z'},
+	{"ifname", 'F', argRequired, 'F'},
 }
 
 // popt errors (poptGetNextOpt's negative results) and their messages.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -30,6 +31,12 @@ func rebuild(t *testing.T, cmds []*Command) []api.Service {
 			if !found {
 				t.Fatalf("-a for a service not added: %v", c.Service.ServiceKey)
 			}
+		case KindAddLaddr:
+			i := slices.IndexFunc(out, func(s api.Service) bool { return sameService(s.ServiceKey, c.Service.ServiceKey) })
+			if i < 0 {
+				t.Fatalf("-P for a service not added: %v", c.Service.ServiceKey)
+			}
+			out[i].LocalAddrs = append(out[i].LocalAddrs, c.LocalAddr)
 		default:
 			t.Fatalf("unexpected command %v", c.Kind)
 		}
@@ -38,11 +45,12 @@ func rebuild(t *testing.T, cmds []*Command) []api.Service {
 }
 
 // saved keeps what ipvsadm -S saves: the services and their destinations
-// in listing order, without counters, connection counts or thresholds.
+// in listing order, without counters, connection counts or thresholds,
+// and (gvs) their local address pools.
 func saved(snap api.Snapshot) []api.Service {
 	var out []api.Service
 	for _, se := range sortedServices(snap.Services) {
-		s := api.Service{Service: se.Service}
+		s := api.Service{Service: se.Service, LocalAddrs: se.LocalAddrs}
 		for _, d := range sortedDests(se.Dests) {
 			d.UThreshold, d.LThreshold = 0, 0
 			s.Dests = append(s.Dests, api.Dest{Dest: d.Dest})
@@ -143,6 +151,8 @@ func TestParseRestoreErrors(t *testing.T) {
 		{"-A -t 198.18.0.1:80\n\n-R\n", 3, "line 3: Try `gvsadm -h' or 'gvsadm --help' for more information.", 255},
 		{"-C\n-A -t\n", 2, "line 2: -t: missing argument", 255},
 		{"-A -t 198.18.0.1:80 -s rr -s wrr\n", 1, "line 1: multiple 'scheduler' options specified", 2},
+		{"-A -t 198.18.0.1:80\n-P -t 198.18.0.1:80 -z 198.18.3.1\n-P -t 198.18.0.1:80\n", 3,
+			"line 3: You need to supply the 'local-address' option for the 'add-laddr' command", 2},
 	} {
 		cmds, err := ParseRestore(strings.NewReader(tc.in))
 		var re *RestoreError

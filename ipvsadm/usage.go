@@ -26,7 +26,8 @@ func VersionAs(w io.Writer, program string) error {
 func Usage(w io.Writer) error { return UsageAs(w, DefaultProgram) }
 
 // UsageAs writes ipvsadm 1.31's help text for the given program name, with
-// gvs's schedulers and its --fullnat forwarding method.
+// gvs's schedulers, its --fullnat forwarding method and DPVS ipvsadm's
+// local address commands.
 func UsageAs(w io.Writer, program string) error {
 	ew := &errWriter{w: w}
 	if err := VersionAs(w, program); err != nil {
@@ -41,6 +42,8 @@ func UsageAs(w io.Writer, program string) error {
 		"  " + p + " -S [-n]\n" +
 		"  " + p + " -a|e virtual-service -r server-address [options]\n" +
 		"  " + p + " -d virtual-service -r server-address\n" +
+		"  " + p + " -P|Q virtual-service -z local-address\n" +
+		"  " + p + " -G [virtual-service]\n" +
 		"  " + p + " -L|l [virtual-service] [options]\n" +
 		"  " + p + " -Z [virtual-service]\n" +
 		"  " + p + " --set tcp tcpfin udp\n" +
@@ -54,6 +57,9 @@ func UsageAs(w io.Writer, program string) error {
 		"  --delete-service  -D        delete virtual service\n" +
 		"  --clear           -C        clear the whole table\n" +
 		"  --restore         -R        restore rules from stdin\n" +
+		"  --add-laddr       -P        add FULLNAT local address (as DPVS)\n" +
+		"  --del-laddr       -Q        delete FULLNAT local address (as DPVS)\n" +
+		"  --get-laddr       -G        list FULLNAT local addresses (as DPVS)\n" +
 		"  --save            -S        save rules to stdout\n" +
 		"  --add-server      -a        add real server with options\n" +
 		"  --edit-server     -e        edit real server with options\n" +
@@ -83,6 +89,8 @@ func UsageAs(w io.Writer, program string) error {
 		"  --ipip         -i                   ipip encapsulation (tunneling)\n" +
 		"  --masquerading -m                   masquerading (NAT)\n" +
 		"  --fullnat                           full NAT (source and destination translated)\n" +
+		"  --laddr        -z local-address     FULLNAT local address (source toward servers)\n" +
+		"  --ifname       -F ifname            accepted with -P|Q for DPVS scripts, not used\n" +
 		"  --tun-type      type                one of ipip|gue|gre (gvs: ipip only),\n" +
 		"                                      the default tunnel type is ipip.\n" +
 		"  --tun-port      port                tunnel destination port\n" +

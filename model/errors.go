@@ -1,6 +1,9 @@
 package model
 
-import "syscall"
+import (
+	"fmt"
+	"syscall"
+)
 
 // Error is a rejected operation. Msg is the message ipvsadm prints for the
 // same mistake, so gvsadm can print it unchanged.
@@ -47,4 +50,13 @@ var (
 	ErrAFNotSupported    = &Error{syscall.EAFNOSUPPORT, "Operation not supported with specified address family"}
 	ErrNoMemory          = &Error{syscall.ENOMEM, "Memory allocation problem"}
 	ErrProtoNotAvailable = &Error{syscall.ENOPROTOOPT, "Protocol not available"}
+)
+
+// The refusals of the FULLNAT local address commands (-P, -Q), with DPVS
+// ipvsadm's words where it has them (libipvs ipvs_strerror); an unknown
+// service is ErrServiceNotDefined there too, a bad address ErrInvalid.
+var (
+	ErrLocalAddrExists   = &Error{syscall.EEXIST, "Local address already exists"}
+	ErrNoSuchLocalAddr   = &Error{syscall.ENOENT, "No such Local address"}
+	ErrTooManyLocalAddrs = &Error{syscall.ENOSPC, fmt.Sprintf("Too many local addresses (a service has at most %d)", MaxLocalAddrs)}
 )

@@ -559,6 +559,37 @@ func TestValidateDest(t *testing.T) {
 	}
 }
 
+// TestValidateLocalAddr: the pool takes unicast addresses of the
+// service's family.
+func TestValidateLocalAddr(t *testing.T) {
+	svc4, svc6, fw6 := tcp4(80), udp6(53), fwm(1, model.IPv6)
+	for _, tc := range []struct {
+		name string
+		svc  model.Service
+		addr netip.Addr
+		want error
+	}{
+		{"IPv4", svc4, netip.MustParseAddr("198.18.0.50"), nil},
+		{"IPv6", svc6, netip.MustParseAddr("2001:db8::50"), nil},
+		{"IPv6 fwmark", fw6, netip.MustParseAddr("2001:db8::50"), nil},
+		{"loopback", svc4, netip.MustParseAddr("127.0.0.2"), nil},
+		{"zero", svc4, netip.Addr{}, model.ErrInvalid},
+		{"other family", svc4, netip.MustParseAddr("2001:db8::50"), model.ErrInvalid},
+		{"other family 6", svc6, netip.MustParseAddr("198.18.0.50"), model.ErrInvalid},
+		{"v4-mapped", svc6, netip.MustParseAddr("::ffff:198.18.0.50"), model.ErrInvalid},
+		{"zone", svc6, netip.MustParseAddr("fe80::1%eth0"), model.ErrInvalid},
+		{"unspecified", svc4, netip.IPv4Unspecified(), model.ErrInvalid},
+		{"unspecified 6", svc6, netip.IPv6Unspecified(), model.ErrInvalid},
+		{"multicast", svc4, netip.MustParseAddr("224.0.0.1"), model.ErrInvalid},
+		{"broadcast", svc4, netip.MustParseAddr("255.255.255.255"), model.ErrInvalid},
+		{"multicast 6", svc6, netip.MustParseAddr("ff02::1"), model.ErrInvalid},
+	} {
+		if got := model.ValidateLocalAddr(tc.svc, tc.addr); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 // TestErrors checks the errnos and ipvsadm's messages (libipvs
 // ipvs_strerror; ERANGE has no entry there, so strerror's text).
 func TestErrors(t *testing.T) {
@@ -578,6 +609,10 @@ func TestErrors(t *testing.T) {
 		{model.ErrAFNotSupported, syscall.EAFNOSUPPORT, "Operation not supported with specified address family"},
 		{model.ErrNoMemory, syscall.ENOMEM, "Memory allocation problem"},
 		{model.ErrProtoNotAvailable, syscall.ENOPROTOOPT, "Protocol not available"},
+		// DPVS's libipvs words for the local address commands.
+		{model.ErrLocalAddrExists, syscall.EEXIST, "Local address already exists"},
+		{model.ErrNoSuchLocalAddr, syscall.ENOENT, "No such Local address"},
+		{model.ErrTooManyLocalAddrs, syscall.ENOSPC, "Too many local addresses (a service has at most 16)"},
 	}
 	for _, tc := range tests {
 		if tc.err.Errno != tc.errno || tc.err.Error() != tc.msg {

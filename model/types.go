@@ -110,6 +110,9 @@ const (
 	MaxPersistTimeout     = 31 * 24 * 60 * 60
 	MaxWeight             = 1<<31 - 1
 	ConnTableSize         = 4096 // the (size=) ipvsadm prints
+	// MaxLocalAddrs bounds a service's FULLNAT local address pool: the
+	// XDP data path keeps the pool in a fixed array of this size.
+	MaxLocalAddrs = 16
 )
 
 // Schedulers lists every scheduler the model implements, by the names

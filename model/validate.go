@@ -99,6 +99,16 @@ func ValidateDest(svc Service, d Dest) error {
 	return nil
 }
 
+// ValidateLocalAddr checks an address for the FULLNAT local address pool
+// of service svc: a unicast address of the service's family (the source
+// address of packets toward the real servers, which have that family).
+func ValidateLocalAddr(svc Service, a netip.Addr) error {
+	if !a.IsValid() || a.Zone() != "" || a.Is4In6() || FamilyOf(a) != svc.Family || !unicast(a) {
+		return ErrInvalid
+	}
+	return nil
+}
+
 func unicast(a netip.Addr) bool {
 	if a.IsUnspecified() || a.IsMulticast() {
 		return false

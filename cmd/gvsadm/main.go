@@ -15,6 +15,7 @@ import (
 	"gvs/api"
 	"gvs/client"
 	"gvs/ipvsadm"
+	"gvs/model"
 )
 
 func main() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) }
@@ -85,6 +86,8 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case ipvsadm.KindRestore:
 		return restore(c, prog, stdin, stderr)
+	case ipvsadm.KindGetLaddr:
+		return getLaddrs(c, cmd, stdout, stderr)
 	}
 	op, ok, err := cmd.Op()
 	if err != nil {
@@ -119,6 +122,23 @@ func list(c *client.Client, cmd *ipvsadm.Command, stdout, stderr io.Writer) int 
 		if snap, err = c.Services(); err == nil {
 			err = ipvsadm.List(stdout, snap, cmd.Format)
 		}
+	}
+	if err != nil {
+		return fail(stderr, err)
+	}
+	return 0
+}
+
+// getLaddrs prints the FULLNAT local address pools (DPVS ipvsadm -G): of
+// the service given, or of every service.
+func getLaddrs(c *client.Client, cmd *ipvsadm.Command, stdout, stderr io.Writer) int {
+	snap, err := c.Services()
+	if err == nil {
+		var k *model.ServiceKey
+		if cmd.HasService() {
+			k = &cmd.Service.ServiceKey
+		}
+		err = ipvsadm.ListLocalAddrs(stdout, snap.Services, k)
 	}
 	if err != nil {
 		return fail(stderr, err)

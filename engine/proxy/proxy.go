@@ -2,7 +2,9 @@
 // receives UDP datagrams on each virtual service's address and forwards
 // them to the real server the IPVS model schedules, like a full-NAT
 // director (the real server sees the director's address). It needs no
-// privileges beyond binding the virtual address.
+// privileges beyond binding the virtual address. FULLNAT destinations of a
+// service with a local address pool (DPVS ipvsadm -P) see the pool's
+// addresses instead, in round robin per service; NAT (-m) ones do not.
 //
 // How the IPVS counters are derived at the socket level:
 //   - Conns: one per accepted TCP connection or new UDP flow (the model's
@@ -203,6 +205,24 @@ func freebind(network, _ string, c syscall.RawConn) error {
 		}
 	})
 	return errors.Join(err, serr)
+}
+
+// upstreamDialer dials a real server. With local, the connection's
+// FULLNAT local address from its service's pool, the socket is bound to
+// it (the kernel picks the port), with freebind as for virtual addresses:
+// replies come back only when the address is the host's or routed to it.
+func upstreamDialer(local netip.Addr, proto model.Protocol) net.Dialer {
+	d := net.Dialer{Timeout: DialTimeout, KeepAlive: -1}
+	if !local.IsValid() {
+		return d
+	}
+	d.Control = freebind
+	if proto == model.ProtoUDP {
+		d.LocalAddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0))
+	} else {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))
+	}
+	return d
 }
 
 func (e *Engine) listen(k model.ServiceKey) (listener, error) {

@@ -62,7 +62,13 @@ func (e *Engine) handleTCP(client *net.TCPConn) {
 		TCPFlags: conn.SYN, Synthetic: true}
 	var c *ipvs.Conn
 	var verdict ipvs.Verdict
-	e.Do(func(v *ipvs.IPVS) { c, verdict = v.In(p, e.Now()) })
+	var local netip.Addr
+	e.Do(func(v *ipvs.IPVS) {
+		c, verdict = v.In(p, e.Now())
+		if verdict == ipvs.Forward {
+			local, _ = v.NextLocalAddr(c)
+		}
+	})
 	if verdict != ipvs.Forward {
 		// No server may take it (or the service just went): refuse.
 		client.SetLinger(0)
@@ -75,7 +81,7 @@ func (e *Engine) handleTCP(client *net.TCPConn) {
 	e.mu.Unlock()
 	defer e.finishTCP(tc)
 
-	d := net.Dialer{Timeout: DialTimeout, KeepAlive: -1}
+	d := upstreamDialer(local, model.ProtoTCP)
 	sc, err := d.Dial("tcp", c.Dest.String())
 	if err != nil {
 		// As if the real server answered with a reset.

@@ -57,12 +57,14 @@ func (e *Engine) flowFor(v *ipvs.IPVS, c *ipvs.Conn, pc *net.UDPConn) *udpFlow {
 	if f := e.flows[c]; f != nil {
 		return f
 	}
-	up, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(c.Dest))
+	local, _ := v.NextLocalAddr(c)
+	d := upstreamDialer(local, model.ProtoUDP)
+	conn, err := d.Dial("udp", c.Dest.String())
 	if err != nil {
 		e.log.Warn("udp upstream", "dest", c.Dest, "err", err)
 		return nil
 	}
-	f := &udpFlow{upstream: up}
+	f := &udpFlow{upstream: conn.(*net.UDPConn)}
 	if !v.Has(c) {
 		f.until = e.Now().Add(onePacketWait)
 	}
