@@ -197,7 +197,7 @@ func (e *Engine) Conns() []api.Conn {
 			Protocol: model.Protocol(k.Proto),
 			Client:   netip.AddrPortFrom(wordsAddr(k.Caddr, k.Af), htons(k.Cport)),
 			Virtual:  netip.AddrPortFrom(wordsAddr(k.Vaddr, k.Af), htons(k.Vport)),
-			Dest:     destAddr(c.Dest, c.Rport),
+			Dest:     destAddr(c.Dest, htons(c.Rport)),
 			State:    conn.State(c.State).String(),
 			ExpireMS: remaining(c.Expires),
 		}

@@ -339,5 +339,12 @@ func (e *Engine) Reconcile() (err error) {
 // copyLocalAddrs fills a service's FULLNAT local address pool (IPv4
 // words) and returns its size.
 func copyLocalAddrs(dst *[16]uint32, s *ipvs.Service) int {
-	return 0
+	n := 0
+	for _, a := range s.LocalAddrs() {
+		if a.Is4() && n < len(dst) {
+			dst[n] = addrWords(a)[0]
+			n++
+		}
+	}
+	return n
 }
