@@ -438,3 +438,36 @@ func TestNATTooBig(t *testing.T) {
 		t.Fatalf("events %v", ev)
 	}
 }
+
+// TestICMPFollowsDR: an ICMP error about a reply of a DR connection (the
+// client's router telling the VIP the path is too small) goes to the
+// connection's server unchanged above L2, as ip_vs_in_icmp sends it, so
+// the server's path-MTU discovery works.
+func TestICMPFollowsDR(t *testing.T) {
+	o := loadObjects(t)
+	drService(t, o)
+	in := syn(client, 80).build()
+	act, out := run(t, o, in)
+	if act != xdpTX {
+		t.Fatalf("syn: %s", actionNames[act])
+	}
+	server := out[0:6]
+	reply := pkt{src: netip.AddrPortFrom(vip, 80), dst: client, flags: tcpACK, payload: 1400}
+	ic := icmpPkt(netip.MustParseAddr("198.18.5.254"), vip, 4, 1280, quote(reply), 60, clientMAC, vipMAC)
+	act, out = run(t, o, ic)
+	if act != xdpTX {
+		t.Fatalf("icmp: %s", actionNames[act])
+	}
+	if !bytes.Equal(out[0:6], server) || !bytes.Equal(out[6:12], ifMAC[:]) || !bytes.Equal(out[12:], ic[12:]) {
+		t.Fatalf("icmp forwarded as\n%x\nwant to %x from %x, unchanged above L2:\n%x", out, server, ifMAC, ic)
+	}
+	// An error about nothing we forward is the stack's.
+	other := pkt{src: netip.AddrPortFrom(vip, 80), dst: ap("198.18.5.9:1"), flags: tcpACK}
+	ic = icmpPkt(netip.MustParseAddr("198.18.5.254"), vip, 4, 1280, quote(other), 60, clientMAC, vipMAC)
+	if act, _ := run(t, o, ic); act != xdpPass {
+		t.Fatalf("unrelated icmp: %s", actionNames[act])
+	}
+	if ev := events(t, o); ev[evICMP] != 1 {
+		t.Fatalf("events %v", ev)
+	}
+}

@@ -138,6 +138,8 @@ func TestXDPNotesExample(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// 39 bytes: "hello word\n" (11) + UDP (8) + IPv4 (20).
+	t.Logf("gvsadm -ln --stats\n%s", d.must("-ln", "--stats"))
+	t.Logf("gvsadm -Lcn\n%s", d.must("-Lcn"))
 	stats := fields(d.must("-ln", "--stats"))
 	for _, want := range []string{
 		"UDP " + vip + ":9999 1 1 0 39 0",

@@ -66,6 +66,7 @@ func main() {
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	pinDir := fs.String("bpf-pin-dir", xdp.PinDir, "where the xdp engine pins its maps and links")
 	tunSrc := fs.String("tun-src", "", "outer source address of TUN (-i) packets (default: the first IPv4 address of the first --interface)")
+	lports := fs.String("fullnat-ports", "1024-32767", "FULLNAT source ports of the xdp engine, MIN-MAX (keep them out of net.ipv4.ip_local_port_range, which the director's own connections use)")
 	cleanup := fs.Bool("cleanup", false, "detach the XDP program and remove the pins under --bpf-pin-dir (drops the xdp engine's connections), then exit")
 	// Hidden: for profiling the engine (make bench), not in the usage.
 	cpuProfile := fs.String("cpuprofile", "", "")
@@ -113,7 +114,13 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if err := run(log, *engineName, ifaces, tun, *pinDir, client.Socket(*socket), *socketGroup, *stateDir, *configFile); err != nil {
+	lo, hi, err := parsePortRange(*lports)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gvsd: --fullnat-ports %q: %v\n", *lports, err)
+		os.Exit(2)
+	}
+	xo := xdp.Options{Interfaces: ifaces, PinDir: *pinDir, TunSrc: tun, LocalPorts: [2]uint16{lo, hi}}
+	if err := run(log, *engineName, xo, client.Socket(*socket), *socketGroup, *stateDir, *configFile); err != nil {
 		log.Error("gvsd", "err", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -148,8 +155,19 @@ func newEngine(log *slog.Logger, name string, xo xdp.Options) (engine.Engine, st
 	return nil, "", fmt.Errorf("unknown engine %q (auto, xdp or proxy)", name)
 }
 
-func run(log *slog.Logger, engineName string, ifaces []string, tunSrc netip.Addr, pinDir string, socket, group, stateDir, configFile string) error {
-	eng, why, err := newEngine(log, engineName, xdp.Options{Interfaces: ifaces, PinDir: pinDir, TunSrc: tunSrc})
+// parsePortRange reads MIN-MAX, 1 <= MIN <= MAX <= 65535.
+func parsePortRange(s string) (lo, hi uint16, err error) {
+	a, b, ok := strings.Cut(s, "-")
+	x, err1 := strconv.ParseUint(a, 10, 16)
+	y, err2 := strconv.ParseUint(b, 10, 16)
+	if !ok || err1 != nil || err2 != nil || x == 0 || x > y {
+		return 0, 0, fmt.Errorf("want MIN-MAX with 1 <= MIN <= MAX <= 65535")
+	}
+	return uint16(x), uint16(y), nil
+}
+
+func run(log *slog.Logger, engineName string, xo xdp.Options, socket, group, stateDir, configFile string) error {
+	eng, why, err := newEngine(log, engineName, xo)
 	if err != nil {
 		return err
 	}

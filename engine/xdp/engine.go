@@ -38,6 +38,8 @@ type Options struct {
 	// TunSrc is the outer source address of TUN packets (default: the
 	// first IPv4 address of the first interface).
 	TunSrc netip.Addr
+	// LocalPorts is the FULLNAT source port range (default 1024-32767).
+	LocalPorts [2]uint16
 }
 
 // Engine is the XDP engine.
@@ -192,7 +194,8 @@ func (e *Engine) configure() error {
 			tunSrc = addr
 		}
 	}
-	cfg := bpf.Config{LblcExpiration: 24 * 3600, LblcrExpiration: 24 * 3600}
+	cfg := bpf.Config{LblcExpiration: 24 * 3600, LblcrExpiration: 24 * 3600,
+		LportMin: e.opts.LocalPorts[0], LportMax: e.opts.LocalPorts[1]}
 	if tunSrc.Is4() {
 		cfg.TunSrc = addrWords(tunSrc)[0]
 		e.tunSrc = tunSrc
