@@ -9,7 +9,7 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-//go:generate go tool bpf2go -cc clang-19 -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I/usr/include/x86_64-linux-gnu -I/usr/include/aarch64-linux-gnu" -target bpfel -output-stem gvs -type gvs_svc -type gvs_svc_key -type gvs_dest -type gvs_conn_key -type gvs_conn -type gvs_template -type gvs_stats -type gvs_timeouts -type gvs_config -type gvs_sched_state -type gvs_lblc_key -type gvs_lblc -type gvs_lblcr -type gvs_ifmac gvs xdp_gvs.c
+//go:generate go tool bpf2go -cc clang-19 -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I/usr/include/x86_64-linux-gnu -I/usr/include/aarch64-linux-gnu" -target bpfel -output-stem gvs -type gvs_svc -type gvs_svc_key -type gvs_dest -type gvs_conn_key -type gvs_conn -type gvs_template -type gvs_stats -type gvs_timeouts -type gvs_config -type gvs_sched_state -type gvs_lblc_key -type gvs_lblc -type gvs_lblcr -type gvs_ifmac -type gvs_natsrc gvs xdp_gvs.c
 
 // Objects are the loaded program and maps (bpf2go's gvsObjects).
 type Objects = gvsObjects
@@ -23,6 +23,30 @@ type (
 // LoadSpec returns the collection spec of the XDP data path: program
 // xdp_gvs and the maps of gvs.h, unloaded (kernel-independent).
 func LoadSpec() (*ebpf.CollectionSpec, error) { return loadGvs() }
+
+// SizeConns sets the capacity of the connection table and of its reply
+// table (both preallocated: the memory is taken at load). 0 keeps
+// GVS_MAX_CONNS.
+func SizeConns(spec *ebpf.CollectionSpec, n uint32) {
+	if n == 0 {
+		return
+	}
+	for _, name := range []string{"conns", "rconns"} {
+		if m, ok := spec.Maps[name]; ok {
+			m.MaxEntries = n
+		}
+	}
+}
+
+// LoadObjectsSized is LoadObjects with a connection table of n entries.
+func LoadObjectsSized(obj *Objects, n uint32) error {
+	spec, err := LoadSpec()
+	if err != nil {
+		return err
+	}
+	SizeConns(spec, n)
+	return spec.LoadAndAssign(obj, nil)
+}
 
 // LoadObjects loads the program and its maps into the kernel (minimum
 // kernel 5.17 for bpf_loop; XDP, BTF and bpf_fib_lookup are older) and
@@ -48,4 +72,5 @@ type (
 	LBLC       = gvsGvsLblc
 	LBLCR      = gvsGvsLblcr
 	IfMAC      = gvsGvsIfmac
+	NATSrc     = gvsGvsNatsrc
 )

@@ -200,24 +200,33 @@ __gvs_subprog int fwd_tun(struct xdp_md *ctx, const struct gvs_pkt *p,
 {
 	struct bpf_fib_lookup fib = {};
 	__u32 src = cfg->tun_src;
+	__u32 hop = d->ifindex;
+	struct gvs_ifmac *hmac = hop ? bpf_map_lookup_elem(&ifmacs, &hop) : 0;
 
 	if (!src) {
 		ev_inc(GVS_EV_NO_ROUTE);
 		return XDP_PASS;
 	}
-	fib.family = AF_INET;
-	fib.tos = p->tos;
-	fib.l4_protocol = IPPROTO_IPIP;
-	fib.tot_len = p->tot_len + sizeof(struct iphdr);
-	fib.ifindex = ctx->ingress_ifindex;
-	fib.ipv4_src = src;
-	fib.ipv4_dst = d->addr[0];
-	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-		return too_big(ctx, p, fib.mtu_result, sizeof(struct iphdr), now);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
-		ev_inc(GVS_EV_NO_ROUTE);
-		return XDP_PASS;
+	if (hmac) {
+		/* The next hop gvsd resolved for the server. */
+		fib.ifindex = hop;
+		__builtin_memcpy(fib.dmac, d->mac, ETH_ALEN);
+		__builtin_memcpy(fib.smac, hmac->mac, ETH_ALEN);
+	} else {
+		fib.family = AF_INET;
+		fib.tos = p->tos;
+		fib.l4_protocol = IPPROTO_IPIP;
+		fib.tot_len = p->tot_len + sizeof(struct iphdr);
+		fib.ifindex = ctx->ingress_ifindex;
+		fib.ipv4_src = src;
+		fib.ipv4_dst = d->addr[0];
+		long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+			return too_big(ctx, p, fib.mtu_result, sizeof(struct iphdr), now);
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
+			ev_inc(GVS_EV_NO_ROUTE);
+			return XDP_PASS;
+		}
 	}
 	__u32 mtu = p->tot_len;
 	if (bpf_check_mtu(ctx, fib.ifindex, &mtu, sizeof(struct iphdr), 0) ==

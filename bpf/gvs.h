@@ -19,7 +19,7 @@
 #define GVS_MAX_SERVICES    65536
 #define GVS_MAX_DESTS       65536    /* destination ids, global */
 #define GVS_SVC_DESTS       1024     /* destinations per service */
-#define GVS_MAX_CONNS       (1 << 21)
+#define GVS_MAX_CONNS       (1 << 20) /* default; gvsd --max-conns */
 #define GVS_MAX_TEMPLATES   (1 << 20)
 #define GVS_HASH_SLOTS      256      /* services with a dh/sh table */
 #define GVS_HASH_TABLE      256      /* dh/sh buckets */
@@ -136,8 +136,10 @@ struct gvs_dest {
 	__s32 activeconns;
 	__s32 inactconns;
 	__s32 persistconns;
-	__u32 ifindex;       /* DR: interface toward the server */
-	__u8  mac[6];        /* DR: the server's MAC */
+	/* The next hop gvsd resolved: DR, the server itself; TUN, NAT and
+	 * FULLNAT, the server or its gateway (0: TUN/NAT ask the FIB). */
+	__u32 ifindex;
+	__u8  mac[6];
 	__u8  pad[2];
 };
 
@@ -234,6 +236,22 @@ struct gvs_lblcr {
 	__u32 dests[GVS_LBLCR_SET]; /* newest first */
 	__u32 pad;
 };
+
+/* nat_srcs: a 65536-bit filter of the NAT/FULLNAT servers' addresses. A
+ * packet from an address whose bit is clear cannot be a reply, and skips
+ * the reply table (a miss there costs a cache miss per new flow). gvsd
+ * sets the bit of every NAT server; stray bits only cost a lookup. */
+#define GVS_NATSRC_BITS 65536
+
+struct gvs_natsrc {
+	__u64 bits[GVS_NATSRC_BITS / 64];
+};
+
+/* The filter's bit for an IPv4 address as stored (network order word). */
+static __always_inline __u32 gvs_natsrc_bit(__u32 addr)
+{
+	return (addr * 2654435761u) >> 16;
+}
 
 /* Events counted per CPU (index = enum gvs_event). */
 enum gvs_event {

@@ -102,6 +102,11 @@ type gvsGvsLblcr struct {
 	Pad     uint32
 }
 
+type gvsGvsNatsrc struct {
+	_    structs.HostLayout
+	Bits [1024]uint64
+}
+
 type gvsGvsSchedState struct {
 	_      structs.HostLayout
 	RrLast int32
@@ -214,6 +219,7 @@ const (
 	gvsMapLblcr               = "lblcr"
 	gvsMapLportScratch        = "lport_scratch"
 	gvsMapMhTables            = "mh_tables"
+	gvsMapNatSrcs             = "nat_srcs"
 	gvsMapRconns              = "rconns"
 	gvsMapSchedState          = "sched_state"
 	gvsMapServices            = "services"
@@ -287,6 +293,7 @@ type gvsMapSpecs struct {
 	Lblcr        *ebpf.MapSpec `ebpf:"lblcr"`
 	LportScratch *ebpf.MapSpec `ebpf:"lport_scratch"`
 	MhTables     *ebpf.MapSpec `ebpf:"mh_tables"`
+	NatSrcs      *ebpf.MapSpec `ebpf:"nat_srcs"`
 	Rconns       *ebpf.MapSpec `ebpf:"rconns"`
 	SchedState   *ebpf.MapSpec `ebpf:"sched_state"`
 	Services     *ebpf.MapSpec `ebpf:"services"`
@@ -334,6 +341,7 @@ type gvsMaps struct {
 	Lblcr        *ebpf.Map `ebpf:"lblcr"`
 	LportScratch *ebpf.Map `ebpf:"lport_scratch"`
 	MhTables     *ebpf.Map `ebpf:"mh_tables"`
+	NatSrcs      *ebpf.Map `ebpf:"nat_srcs"`
 	Rconns       *ebpf.Map `ebpf:"rconns"`
 	SchedState   *ebpf.Map `ebpf:"sched_state"`
 	Services     *ebpf.Map `ebpf:"services"`
@@ -357,6 +365,7 @@ func (m *gvsMaps) Close() error {
 		m.Lblcr,
 		m.LportScratch,
 		m.MhTables,
+		m.NatSrcs,
 		m.Rconns,
 		m.SchedState,
 		m.Services,

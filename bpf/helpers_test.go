@@ -70,7 +70,9 @@ func loadObjects(t testing.TB) *Objects {
 	}
 	_ = rlimit.RemoveMemlock()
 	var o Objects
-	if err := LoadObjects(&o, nil); err != nil {
+	// A small connection table: it is preallocated, and a test loads
+	// its own.
+	if err := LoadObjectsSized(&o, 1<<16); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			t.Fatalf("verifier: %+v", ve)

@@ -39,9 +39,12 @@ struct {
 	__type(value, struct gvs_dest);
 } dests SEC(".maps");
 
+/* Connections. Preallocated: an insert takes an element from a per-CPU
+ * free list instead of allocating (and charging) memory per new
+ * connection, which on this path costs more than everything else
+ * together. gvsd sizes it (--max-conns); GVS_MAX_CONNS is the default. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, GVS_MAX_CONNS);
 	__type(key, struct gvs_conn_key);
 	__type(value, struct gvs_conn);
@@ -50,10 +53,10 @@ struct {
 /* NAT/FULLNAT replies: the reply 5-tuple (see gvs_conn_key) -> the
  * connection's key. The entry is made with the connection and removed
  * by whoever removes the connection. For FULLNAT, inserting it with
- * BPF_NOEXIST is what allocates the local port. */
+ * BPF_NOEXIST is what allocates the local port. Preallocated and sized
+ * as conns. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, GVS_MAX_CONNS);
 	__type(key, struct gvs_conn_key);
 	__type(value, struct gvs_conn_key);
@@ -134,6 +137,23 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gvs_natsrc);
+} nat_srcs SEC(".maps");
+
+/* Whether addr may be a NAT/FULLNAT server (see gvs_natsrc). */
+static __always_inline int nat_src_maybe(__u32 addr)
+{
+	__u32 zero = 0;
+	struct gvs_natsrc *f = bpf_map_lookup_elem(&nat_srcs, &zero);
+	__u32 bit = gvs_natsrc_bit(addr);
+
+	return f && (f->bits[(bit >> 6) & (GVS_NATSRC_BITS / 64 - 1)] >> (bit & 63)) & 1;
+}
 
 /* The MAC of each interface the data path sends from (DR). */
 struct {

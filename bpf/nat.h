@@ -46,6 +46,11 @@ struct nat_xlate {
 	__u32 icmp_src; /* source of our own ICMP errors (a director address) */
 	__u8  output;
 	__u8  pad[3];
+	/* The next hop gvsd resolved for the server (its dest entry), 0:
+	 * ask the FIB. */
+	__u32 hop_ifindex;
+	__u8  hop_mac[6];
+	__u16 pad2;
 };
 
 /* Rewrite the IPv4 header and the TCP/UDP or ICMP-error payload. */
@@ -128,20 +133,36 @@ static __always_inline int reply_ttl_expired(const struct gvs_pkt *p)
 	return 1;
 }
 
-/* Translate the packet and send it where the FIB says x->daddr is. */
+/* Translate the packet and send it toward x->daddr: by the next hop gvsd
+ * resolved for a server, else where the FIB says. */
 __gvs_subprog int nat_xmit(struct xdp_md *ctx, const struct gvs_pkt *p,
 			   const struct nat_xlate *x, __u64 now)
 {
 	struct bpf_fib_lookup fib = {};
+	__u32 hop = x->hop_ifindex;
+	struct gvs_ifmac *src = hop ? bpf_map_lookup_elem(&ifmacs, &hop) : 0;
+	long rc;
 
-	fib.family = AF_INET;
-	fib.tos = p->tos;
-	fib.l4_protocol = p->proto;
-	fib.tot_len = p->tot_len;
-	fib.ifindex = ctx->ingress_ifindex;
-	fib.ipv4_src = x->saddr;
-	fib.ipv4_dst = x->daddr;
-	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (src) {
+		__u32 mtu = p->tot_len;
+		fib.ifindex = hop;
+		__builtin_memcpy(fib.dmac, x->hop_mac, ETH_ALEN);
+		__builtin_memcpy(fib.smac, src->mac, ETH_ALEN);
+		rc = BPF_FIB_LKUP_RET_SUCCESS;
+		if (bpf_check_mtu(ctx, hop, &mtu, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED) {
+			rc = BPF_FIB_LKUP_RET_FRAG_NEEDED;
+			fib.mtu_result = mtu;
+		}
+	} else {
+		fib.family = AF_INET;
+		fib.tos = p->tos;
+		fib.l4_protocol = p->proto;
+		fib.tot_len = p->tot_len;
+		fib.ifindex = ctx->ingress_ifindex;
+		fib.ipv4_src = x->saddr;
+		fib.ipv4_dst = x->daddr;
+		rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	}
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
 		if (p->frag_off & IP_DF_BE) {
 			ev_inc(GVS_EV_FRAG_NEEDED);

@@ -33,6 +33,18 @@ func natDest(addr netip.AddrPort, method uint8) Dest {
 	return d
 }
 
+// natServer marks addr as a NAT server in the reply filter, as gvsd
+// does for every NAT/FULLNAT destination.
+func natServer(t *testing.T, o *Objects, addr netip.Addr) {
+	t.Helper()
+	var f NATSrc
+	must(t, o.NatSrcs.Lookup(uint32(0), &f))
+	w := ip4(addr)
+	bit := (w * 2654435761) >> 16
+	f.Bits[bit>>6] |= 1 << (bit & 63)
+	must(t, o.NatSrcs.Put(uint32(0), &f))
+}
+
 // toGW is a packet as it leaves for the gateway.
 func toGW(p pkt) []byte {
 	p.srcMAC, p.dstMAC = [6]byte(dirMAC), [6]byte(gwMAC)
@@ -144,6 +156,7 @@ func countEntries(o *Objects) (conns, replies int) {
 func TestNAT(t *testing.T) {
 	o := loadObjects(t)
 	putDest(t, o, 1, natDest(natRIP, fwdMasq))
+	natServer(t, o, natRIP.Addr())
 	putService(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR, dests: []uint32{1}})
 	putDest(t, o, 2, natDest(natRIP, fwdMasq))
 	putService(t, o, svcSpec{id: 2, proto: unix.IPPROTO_UDP, addr: vip, port: 53, sched: schedRR, dests: []uint32{2}})
@@ -245,6 +258,7 @@ func TestNAT(t *testing.T) {
 func TestFullNAT(t *testing.T) {
 	o := loadObjects(t)
 	putDest(t, o, 1, natDest(natRIP, fwdFullNAT))
+	natServer(t, o, natRIP.Addr())
 	putService(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR, dests: []uint32{1}})
 	putDest(t, o, 2, natDest(natRIP, fwdFullNAT))
 	putService(t, o, svcSpec{id: 2, proto: unix.IPPROTO_UDP, addr: vip, port: 53, sched: schedRR, dests: []uint32{2}})
@@ -345,6 +359,7 @@ func setPool(t *testing.T, o *Objects, proto uint8, port uint16, pool []netip.Ad
 func TestLocalPorts(t *testing.T) {
 	o := loadObjects(t)
 	putDest(t, o, 1, natDest(natRIP, fwdFullNAT))
+	natServer(t, o, natRIP.Addr())
 	putService(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR, dests: []uint32{1}})
 	must(t, o.Config.Put(uint32(0), &Config{LportMin: 5000, LportMax: 5003}))
 	vport := netip.AddrPortFrom(vip, 80)
@@ -406,6 +421,7 @@ func TestLocalPorts(t *testing.T) {
 func TestNATTooBig(t *testing.T) {
 	o := loadObjects(t)
 	putDest(t, o, 1, natDest(natRIP, fwdMasq))
+	natServer(t, o, natRIP.Addr())
 	putService(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR, dests: []uint32{1}})
 	vport := netip.AddrPortFrom(vip, 80)
 	inNetNS(t, func(int) error {

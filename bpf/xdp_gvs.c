@@ -106,6 +106,8 @@ static __always_inline int fwd(struct xdp_md *ctx, const struct gvs_pkt *p,
 		x.saddr = c->laddr[0];
 		x.sport = c->lport;
 	}
+	x.hop_ifindex = d->ifindex;
+	__builtin_memcpy(x.hop_mac, d->mac, sizeof(x.hop_mac));
 	return nat_xmit(ctx, p, &x, now);
 }
 
@@ -262,7 +264,7 @@ __gvs_subprog int icmp_conn(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 n
 	k.vport = p->in_sport;
 	k.proto = p->in_proto;
 	k.af = 4;
-	struct gvs_conn_key *fk = bpf_map_lookup_elem(&rconns, &k);
+	struct gvs_conn_key *fk = nat_src_maybe(p->in_daddr) ? bpf_map_lookup_elem(&rconns, &k) : 0;
 	if (fk) {
 		struct gvs_conn_key f = *fk;
 		struct gvs_conn *c = bpf_map_lookup_elem(&conns, fk);
@@ -314,6 +316,8 @@ __gvs_subprog int icmp_conn(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 n
 		x.in_dport = c->lport;
 	}
 	x.icmp_src = p->daddr;
+	x.hop_ifindex = d->ifindex;
+	__builtin_memcpy(x.hop_mac, d->mac, sizeof(x.hop_mac));
 	return nat_xmit(ctx, p, &x, now);
 pass:
 	ev_inc(GVS_EV_PASS);
@@ -525,9 +529,11 @@ int xdp_gvs(struct xdp_md *ctx)
 	if (!c) {
 		/* A server's reply? (The entry's memory stays valid for this
 		 * run even if another CPU deletes it: RCU.) */
-		struct gvs_conn_key *fk = bpf_map_lookup_elem(&rconns, key);
-		if (fk)
-			return out_conn(ctx, p, fk, now, to);
+		if (nat_src_maybe(p->saddr)) {
+			struct gvs_conn_key *fk = bpf_map_lookup_elem(&rconns, key);
+			if (fk)
+				return out_conn(ctx, p, fk, now, to);
+		}
 		int v = in_new(ctx, w, now);
 		if (v != GVS_NEW_RACE)
 			return v;

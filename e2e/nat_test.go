@@ -55,7 +55,7 @@ func newNATTopo(t *testing.T, gateway bool) *natTopo {
 		tp.serve(ns, "0.0.0.0:8080", name)
 	}
 	pinDir := "/sys/fs/bpf/" + tp.prefix
-	d := startWrapped(t, t.TempDir(), nsenter(dir), "--engine", "xdp", "--interface", "eth0", "--bpf-pin-dir", pinDir)
+	d := startWrapped(t, t.TempDir(), nsenter(dir), "--engine", "xdp", "--interface", "eth0", "--bpf-pin-dir", pinDir, "--max-conns", "131072")
 	t.Cleanup(func() {
 		d.stop()
 		tp.run("", append(nsenter(dir), filepath.Join(bin, "gvsd"), "--cleanup", "--bpf-pin-dir", pinDir)...)

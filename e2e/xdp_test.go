@@ -52,7 +52,7 @@ func newDRTopo(t *testing.T, tunnel bool) *drTopo {
 	}
 	_ = client
 	pinDir := "/sys/fs/bpf/" + tp.prefix
-	d := startWrapped(t, t.TempDir(), nsenter(dir), "--engine", "xdp", "--interface", "eth0", "--bpf-pin-dir", pinDir)
+	d := startWrapped(t, t.TempDir(), nsenter(dir), "--engine", "xdp", "--interface", "eth0", "--bpf-pin-dir", pinDir, "--max-conns", "131072")
 	t.Cleanup(func() {
 		d.stop()
 		tp.run("", append(nsenter(dir), filepath.Join(bin, "gvsd"), "--cleanup", "--bpf-pin-dir", pinDir)...)

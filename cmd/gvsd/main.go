@@ -66,6 +66,7 @@ func main() {
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	pinDir := fs.String("bpf-pin-dir", xdp.PinDir, "where the xdp engine pins its maps and links")
 	tunSrc := fs.String("tun-src", "", "outer source address of TUN (-i) packets (default: the first IPv4 address of the first --interface)")
+	maxConns := fs.Uint("max-conns", 1<<20, "capacity of the xdp engine's connection table, taken at start (about 300 bytes per entry with its NAT reply table); new connections beyond it pass to the stack, counted")
 	lports := fs.String("fullnat-ports", "1024-32767", "FULLNAT source ports of the xdp engine, MIN-MAX (keep them out of net.ipv4.ip_local_port_range, which the director's own connections use)")
 	cleanup := fs.Bool("cleanup", false, "detach the XDP program and remove the pins under --bpf-pin-dir (drops the xdp engine's connections), then exit")
 	// Hidden: for profiling the engine (make bench), not in the usage.
@@ -119,7 +120,11 @@ func main() {
 		fmt.Fprintf(os.Stderr, "gvsd: --fullnat-ports %q: %v\n", *lports, err)
 		os.Exit(2)
 	}
-	xo := xdp.Options{Interfaces: ifaces, PinDir: *pinDir, TunSrc: tun, LocalPorts: [2]uint16{lo, hi}}
+	if *maxConns < 1024 || *maxConns > 1<<28 {
+		fmt.Fprintf(os.Stderr, "gvsd: --max-conns %d: want 1024 to %d\n", *maxConns, 1<<28)
+		os.Exit(2)
+	}
+	xo := xdp.Options{Interfaces: ifaces, PinDir: *pinDir, TunSrc: tun, LocalPorts: [2]uint16{lo, hi}, MaxConns: uint32(*maxConns)}
 	if err := run(log, *engineName, xo, client.Socket(*socket), *socketGroup, *stateDir, *configFile); err != nil {
 		log.Error("gvsd", "err", err)
 		pprof.StopCPUProfile()

@@ -40,6 +40,9 @@ type Options struct {
 	TunSrc netip.Addr
 	// LocalPorts is the FULLNAT source port range (default 1024-32767).
 	LocalPorts [2]uint16
+	// MaxConns is the connection table's capacity (0: bpf's default,
+	// GVS_MAX_CONNS); its memory is taken when the maps are created.
+	MaxConns uint32
 }
 
 // Engine is the XDP engine.
@@ -65,6 +68,8 @@ type Engine struct {
 	svcMeta map[uint32]svcMeta
 	dmem    *destMem
 	ticks   int
+	// natSrcs is the reply filter last written (nil: not yet).
+	natSrcs *bpf.NATSrc
 	// orphans are the reply entries without a connection at the last
 	// sweepReplies, by reply key.
 	orphans map[bpf.ConnKey]bpf.ConnKey
@@ -107,6 +112,7 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	bpf.SizeConns(spec, o.MaxConns)
 	for name, m := range spec.Maps {
 		if !strings.HasPrefix(name, ".") { // not the data sections
 			m.Pinning = ebpf.PinByName

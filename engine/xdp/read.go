@@ -90,11 +90,13 @@ func (e *Engine) refreshHops(v *ipvs.IPVS) {
 			if !ok || d.Method == model.Local {
 				continue
 			}
-			if d.Method != model.Route {
-				probe(d.Addr)
-				continue
+			var h nextHop
+			var err error
+			if d.Method == model.Route {
+				h, err = resolve(d.Addr, 0)
+			} else {
+				h, err = resolveTunnel(d.Addr)
 			}
-			h, err := resolve(d.Addr, 0)
 			if err != nil {
 				probe(d.Addr)
 				continue

@@ -233,6 +233,9 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 	if cfg.Scheduler != "mh" {
 		e.mhSlots.release(k)
 	}
+	if err := e.writeNATSources(); err != nil {
+		return err
+	}
 	return e.objs.Services.Put(svcKey(k), &sv)
 }
 
@@ -243,11 +246,21 @@ func (e *Engine) writeDest(id uint32, d *model.Server) error {
 	var ifindex uint32
 	var mac []byte
 	if d.Method == model.Tunnel || d.Method == model.Masq || d.Method == model.FullNAT {
-		// The TUN and NAT next hops come from the FIB, which needs a
-		// neighbour entry for them; have the kernel resolve the server
-		// now.
-		if _, err := resolveTunnel(d.Addr); err != nil {
-			e.log.Warn("next hop not resolved yet", "server", d.Addr, "err", err)
+		// The next hop toward the server (it, or its gateway), resolved
+		// by the kernel: BPF uses it instead of a FIB lookup per
+		// packet, and asks the FIB while it is unknown.
+		h, ok := e.hops[id]
+		if !ok {
+			var err error
+			if h, err = resolveTunnel(d.Addr); err != nil {
+				e.log.Warn("next hop not resolved yet; retrying", "server", d.Addr, "err", err)
+			} else {
+				e.hops[id] = h
+				ok = true
+			}
+		}
+		if ok {
+			ifindex, mac = uint32(h.ifindex), h.mac
 		}
 	}
 	if d.Method == model.Route {

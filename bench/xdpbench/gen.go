@@ -1,0 +1,221 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"gvs/bpf/benchprog"
+)
+
+// progs are the benchmark's own programs: the live-frames generator,
+// the sinks (attached to s0, s1 and g0 for the whole run) and the
+// minimal forwarder.
+type progs struct {
+	o     benchprog.Objects
+	links []link.Link
+	fwd   link.Link
+}
+
+func loadProgs(t *topo) *progs {
+	p := &progs{}
+	if err := benchprog.Load(&p.o); err != nil {
+		fatal(fmt.Errorf("loading the benchmark's BPF programs: %w", err))
+	}
+	for _, x := range [][2]string{{"s0", t.sink}, {"s1", t.sink}, {"g0", t.gen}} {
+		err := inNS(x[1], func() error {
+			l, err := link.AttachXDP(link.XDPOptions{Program: p.o.Sink, Interface: t.ifindex[x[0]], Flags: link.XDPDriverMode})
+			if err == nil {
+				p.links = append(p.links, l)
+			}
+			return err
+		})
+		if err != nil {
+			fatal(fmt.Errorf("attaching the sink to %s: %w", x[0], err))
+		}
+	}
+	cleanups = append(cleanups, p.close)
+	return p
+}
+
+func (p *progs) close() {
+	p.detachFwd()
+	for _, l := range p.links {
+		l.Close()
+	}
+	p.links = nil
+	p.o.Close()
+}
+
+// attachFwd puts the minimal forwarder on d0: frames leave by d1 to s0.
+func (p *progs) attachFwd(t *topo) {
+	cfg := benchprog.FwdCfg{Ifindex: uint32(t.ifindex["d1"]), Dst: [6]byte(t.macs["s0"]), Src: [6]byte(t.macs["d1"])}
+	if err := p.o.FwdConfig.Put(uint32(0), &cfg); err != nil {
+		fatal(err)
+	}
+	err := inNS(t.dir, func() error {
+		l, err := link.AttachXDP(link.XDPOptions{Program: p.o.Fwd, Interface: t.ifindex["d0"], Flags: link.XDPDriverMode})
+		p.fwd = l
+		return err
+	})
+	if err != nil {
+		fatal(fmt.Errorf("attaching the minimal forwarder: %w", err))
+	}
+}
+
+func (p *progs) detachFwd() {
+	if p.fwd != nil {
+		p.fwd.Close()
+		p.fwd = nil
+	}
+}
+
+// sunk is the number of frames the sinks have counted so far.
+func (p *progs) sunk() uint64 {
+	var per []uint64
+	if err := p.o.SinkCount.Lookup(uint32(0), &per); err != nil {
+		fatal(err)
+	}
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	return n
+}
+
+// xdpMD is struct xdp_md, BPF_PROG_RUN's context for XDP.
+type xdpMD struct {
+	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
+}
+
+// generate sends frame out of interface dev of namespace ns with live
+// frames, the generator changing each frame's flow as cfg says, for d
+// (at least one batch), or count frames if count > 0. It returns the
+// time it ran.
+func (p *progs) generate(ns string, dev int, frame []byte, cfg benchprog.GenCfg, d time.Duration, count int) time.Duration {
+	if len(frame) != len(cfg.Frame) {
+		fatal(fmt.Errorf("generator frames are %d bytes, not %d", len(cfg.Frame), len(frame)))
+	}
+	copy(cfg.Frame[:], frame)
+	if err := p.o.GenConfig.Put(uint32(0), &cfg); err != nil {
+		fatal(err)
+	}
+	var elapsed time.Duration
+	err := inNS(ns, func() error {
+		start := time.Now()
+		for {
+			repeat := 1 << 18
+			if count > 0 {
+				repeat = count
+			}
+			opts := ebpf.RunOptions{Data: frame, Repeat: uint32(repeat), Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES,
+				BatchSize: 64, Context: xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: uint32(dev)}}
+			if _, err := p.o.Gen.Run(&opts); err != nil {
+				return fmt.Errorf("live frames: %w", err)
+			}
+			if count > 0 || time.Since(start) >= d {
+				break
+			}
+		}
+		elapsed = time.Since(start)
+		return nil
+	})
+	if err != nil {
+		fatal(err)
+	}
+	// Frames still in the veth rings land within microseconds.
+	time.Sleep(20 * time.Millisecond)
+	return elapsed
+}
+
+// frame is a 64-byte Ethernet frame (60 without FCS: 14 + 20 + 8 + 18
+// for UDP; TCP has no payload) with correct checksums.
+type frame struct {
+	srcMAC, dstMAC net.HardwareAddr
+	src, dst       netip.AddrPort
+	tcp            bool
+	flags          uint8
+}
+
+func (f frame) bytes() []byte {
+	var b []byte
+	b = append(b, f.dstMAC...)
+	b = append(b, f.srcMAC...)
+	b = append(b, 0x08, 0x00)
+	l4len, proto := 8+18, byte(unix.IPPROTO_UDP)
+	if f.tcp {
+		l4len, proto = 20+6, unix.IPPROTO_TCP
+	}
+	ip := []byte{0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, proto, 0, 0}
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+l4len))
+	s4, d4 := f.src.Addr().As4(), f.dst.Addr().As4()
+	ip = append(append(ip, s4[:]...), d4[:]...)
+	binary.BigEndian.PutUint16(ip[10:], csum(ip))
+	b = append(b, ip...)
+	l4 := binary.BigEndian.AppendUint16(nil, f.src.Port())
+	l4 = binary.BigEndian.AppendUint16(l4, f.dst.Port())
+	if f.tcp {
+		l4 = binary.BigEndian.AppendUint32(l4, 1)
+		l4 = binary.BigEndian.AppendUint32(l4, 1)
+		l4 = append(l4, 5<<4, f.flags, 0xff, 0xff, 0, 0, 0, 0)
+		l4 = append(l4, make([]byte, 6)...)
+		ph := append(append(append([]byte{}, s4[:]...), d4[:]...), 0, proto)
+		ph = binary.BigEndian.AppendUint16(ph, uint16(len(l4)))
+		binary.BigEndian.PutUint16(l4[16:], csum(append(ph, l4...)))
+	} else {
+		// No UDP checksum (0): the generator varies the ports.
+		l4 = binary.BigEndian.AppendUint16(l4, uint16(l4len))
+		l4 = append(l4, 0, 0)
+		l4 = append(l4, make([]byte, 18)...)
+	}
+	return append(b, l4...)
+}
+
+func csum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s > 0xffff {
+		s = s&0xffff + s>>16
+	}
+	return ^uint16(s)
+}
+
+// bpfStats is a program's cumulative run time and count
+// (kernel.bpf_stats_enabled).
+type bpfStats struct{ ns, cnt uint64 }
+
+func progStats(p *ebpf.Program) bpfStats {
+	if p == nil {
+		return bpfStats{}
+	}
+	st, err := p.Stats()
+	if err != nil {
+		return bpfStats{}
+	}
+	return bpfStats{uint64(st.Runtime), st.RunCount}
+}
+
+func enableBPFStats() func() {
+	const f = "/proc/sys/kernel/bpf_stats_enabled"
+	old, _ := os.ReadFile(f)
+	if err := os.WriteFile(f, []byte("1"), 0); err != nil {
+		fmt.Fprintf(os.Stderr, "xdpbench: bpf_stats_enabled: %v (no BPF run times)\n", err)
+	}
+	return func() {
+		if len(old) > 0 {
+			os.WriteFile(f, old, 0)
+		}
+	}
+}

@@ -1,0 +1,334 @@
+// Command xdpbench measures what gvs's XDP director costs per packet,
+// side by side in one run with the floor (a minimal XDP forwarder: MAC
+// rewrite and redirect), the kernel's plain IP forwarding and nftables
+// DNAT load balancing, on one topology of network namespaces (topo.go).
+//
+//	go run ./bench/xdpbench -bin bin [-runs 5] [-duration 2s] [-scale] [-plot docs/bench-cost.png]
+//
+// Two generators, as shared/BENCHMARKING.md found: BPF_PROG_RUN live
+// frames (frames reach the director as from a NIC driver) for the XDP
+// paths, trafgen (AF_PACKET skbs) for the kernel paths, which live frames
+// cannot feed. Every scenario is also run without a director (generator
+// straight into the sink) in the same round; the director's cost per
+// packet is 1e9/rate(with) - 1e9/rate(without). Rounds go over every
+// scenario in turn, so drift on the shared CPUs spreads over all alike;
+// the report gives medians. Results: a markdown report on stdout, the
+// plot as PNG.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/rlimit"
+
+	"gvs/bpf/benchprog"
+)
+
+var cleanups []func()
+
+func cleanup() {
+	for i := len(cleanups) - 1; i >= 0; i-- {
+		cleanups[i]()
+	}
+	cleanups = nil
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "xdpbench:", err)
+	cleanup()
+	os.Exit(1)
+}
+
+func progress(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+
+type options struct {
+	bin      string
+	runs     int
+	duration time.Duration
+	flows    int
+	scale    bool
+	plot     string
+	only     string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "bin", "bin", "directory with gvsd and gvsadm (make build)")
+	flag.IntVar(&o.runs, "runs", 5, "rounds (the median is reported)")
+	flag.DurationVar(&o.duration, "duration", 2*time.Second, "length of one measurement (new-flow scenarios: at most 1 s, the table holds 2M connections)")
+	flag.IntVar(&o.flows, "flows", 64, "flows of the established scenarios")
+	flag.BoolVar(&o.scale, "scale", true, "also run the scale measurements (services, servers, 1M connections)")
+	flag.StringVar(&o.plot, "plot", "docs/bench-cost.png", "where to write the plot of cost per packet (empty: none)")
+	flag.StringVar(&o.only, "only", "", "run only scenarios whose name contains this")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "xdpbench: needs root (network namespaces, XDP)")
+		os.Exit(2)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() { <-sig; fatal(fmt.Errorf("interrupted")) }()
+	_ = rlimit.RemoveMemlock()
+	defer cleanup()
+	defer enableBPFStats()()
+
+	t := newTopo(1024)
+	p := loadProgs(t)
+	g := newGvsd(t, o.bin)
+	b := &bench{o: o, t: t, p: p, g: g}
+	b.cases()
+	rep := b.measure()
+	var sc []scaleRow
+	if o.scale && o.only == "" {
+		sc = b.scale()
+	}
+	report(os.Stdout, o, rep, sc)
+	if o.plot != "" {
+		if err := plotCosts(o.plot, rep); err != nil {
+			fatal(err)
+		}
+		progress("plot: %s", o.plot)
+	}
+}
+
+type bench struct {
+	o  options
+	t  *topo
+	p  *progs
+	g  *gvsd
+	cs []scenario
+}
+
+// scenario is one row of the report.
+type scenario struct {
+	name  string
+	group string // "live" (BPF_PROG_RUN live frames) or "trafgen"
+	peer  bool   // a peer, not gvs
+	// target is the cost goal (ns), 0 none; relFloor: the goal is this
+	// multiple of the minimal forwarder's cost.
+	target   float64
+	relFloor float64
+	newFlows bool
+	run      func(d time.Duration) sample
+}
+
+type sample struct {
+	pps   float64
+	bpfNs float64 // BPF run time per packet of the director's program, 0: n/a
+}
+
+const rules = `-A -u ` + vip + `:1 -s rr
+-a -u ` + vip + `:1 -r ` + sinkIP + ` -g
+-A -u ` + vip + `:2 -s rr
+-a -u ` + vip + `:2 -r ` + sinkIP + ` -i
+-A -u ` + vip + `:3 -s rr
+-a -u ` + vip + `:3 -r ` + sinkIP + `:8080 -m
+-A -u ` + vip + `:4 -s rr
+-a -u ` + vip + `:4 -r ` + sinkIP + `:8080 --fullnat
+-A -t ` + vip + `:1 -s rr
+-a -t ` + vip + `:1 -r ` + sinkIP + ` -g
+`
+
+func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// client frames, g0 to the VIP.
+func (b *bench) toVIP(port uint16, tcp bool, flags uint8) []byte {
+	return frame{srcMAC: b.t.macs["g0"], dstMAC: b.t.macs["d0"], src: ap(clientIP + ":10000"),
+		dst: netip.AddrPortFrom(netip.MustParseAddr(vip), port), tcp: tcp, flags: flags}.bytes()
+}
+
+const (
+	tcpSYN = 0x02
+	tcpACK = 0x10
+)
+
+func (b *bench) cases() {
+	fixed := benchprog.GenCfg{Mode: benchprog.GenFixedSport, Nflows: uint32(b.o.flows), Port: 10000}
+	newFlows := benchprog.GenCfg{Mode: benchprog.GenNew, Saddr: ip4("198.18.128.0"), Port: 1024}
+	baseFrame := frame{srcMAC: b.t.macs["g1"], dstMAC: b.t.macs["s1"], src: ap("198.18.2.1:10000"), dst: ap("198.18.2.2:9")}.bytes()
+	g0, s0, g1 := b.t.ifindex["g0"], b.t.ifindex["s0"], b.t.ifindex["g1"]
+
+	// live runs the generator for d and counts what the sinks got.
+	live := func(ns string, dev int, fr []byte, cfg benchprog.GenCfg, prog *ebpf.Program, d time.Duration) sample {
+		before, st := b.p.sunk(), progStats(prog)
+		el := b.p.generate(ns, dev, fr, cfg, d, 0)
+		n := b.p.sunk() - before
+		s := sample{pps: float64(n) / el.Seconds()}
+		if st2 := progStats(prog); st2.cnt > st.cnt {
+			s.bpfNs = float64(st2.ns-st.ns) / float64(st2.cnt-st.cnt)
+		}
+		return s
+	}
+	// gvs starts a fresh gvsd with the rules, warms flows up with one
+	// packet each if warm is set, and measures.
+	gvs := func(fr []byte, cfg benchprog.GenCfg, warm func()) func(time.Duration) sample {
+		return func(d time.Duration) sample {
+			b.g.start()
+			defer b.g.stop()
+			b.g.restore(rules)
+			if warm != nil {
+				warm()
+			}
+			prog := b.g.prog()
+			if prog != nil {
+				defer prog.Close()
+			}
+			s := live(b.t.gen, g0, fr, cfg, prog, d)
+			b.checkEvents()
+			return s
+		}
+	}
+	warmUDP := func(port uint16) func() {
+		return func() { b.p.generate(b.t.gen, g0, b.toVIP(port, false, 0), fixed, 0, b.o.flows) }
+	}
+	warmSYN := func() { b.p.generate(b.t.gen, g0, b.toVIP(1, true, tcpSYN), fixed, 0, b.o.flows) }
+
+	b.cs = []scenario{
+		{name: "no director (veth pair)", group: "live", peer: true, run: func(d time.Duration) sample {
+			return live(b.t.gen, g1, baseFrame, fixed, nil, d)
+		}},
+		{name: "minimal XDP forwarder", group: "live", peer: true, run: func(d time.Duration) sample {
+			b.p.attachFwd(b.t)
+			defer b.p.detachFwd()
+			return live(b.t.gen, g0, b.toVIP(1, false, 0), fixed, b.p.o.Fwd, d)
+		}},
+		{name: "gvs DR, UDP established", group: "live", relFloor: 1.5, run: gvs(b.toVIP(1, false, 0), fixed, warmUDP(1))},
+		{name: "gvs DR, TCP established", group: "live", relFloor: 1.5, run: gvs(b.toVIP(1, true, tcpACK), fixed, warmSYN)},
+		{name: "gvs DR, UDP new flows", group: "live", target: 300, newFlows: true, run: gvs(b.toVIP(1, false, 0), newFlows, nil)},
+		{name: "gvs DR, TCP SYN new flows", group: "live", target: 300, newFlows: true, run: gvs(b.toVIP(1, true, tcpSYN), newFlows, nil)},
+		{name: "gvs TUN, UDP established", group: "live", relFloor: 1.5, run: gvs(b.toVIP(2, false, 0), fixed, warmUDP(2))},
+		{name: "gvs NAT, UDP established, client to server", group: "live", relFloor: 1.5, run: gvs(b.toVIP(3, false, 0), fixed, warmUDP(3))},
+		{name: "gvs NAT, UDP established, server to client", group: "live", relFloor: 1.5, run: func(d time.Duration) sample {
+			b.g.start()
+			defer b.g.stop()
+			b.g.restore(rules)
+			warmUDP(3)()
+			prog := b.g.prog() // d0's; replies enter on d1: same program
+			if prog != nil {
+				defer prog.Close()
+			}
+			reply := frame{srcMAC: b.t.macs["s0"], dstMAC: b.t.macs["d1"], src: ap(sinkIP + ":8080"), dst: ap(clientIP + ":10000")}.bytes()
+			rcfg := benchprog.GenCfg{Mode: benchprog.GenFixedDport, Nflows: uint32(b.o.flows), Port: 10000}
+			return live(b.t.sink, s0, reply, rcfg, prog, d)
+		}},
+		{name: "gvs FULLNAT, UDP established", group: "live", relFloor: 1.5, run: gvs(b.toVIP(4, false, 0), fixed, warmUDP(4))},
+		{name: "gvs NAT, UDP new flows", group: "live", target: 300, newFlows: true, run: gvs(b.toVIP(3, false, 0), newFlows, nil)},
+	}
+	if _, err := os.Stat("/usr/sbin/trafgen"); err != nil {
+		progress("trafgen (netsniff-ng) not installed: the kernel-path peers are skipped (scripts/install-deps.sh --bench)")
+		return
+	}
+	base := func(d time.Duration) sample {
+		return b.trafgen("g1", b.t.macs["s1"].String(), b.t.macs["g1"].String(), "198.18.2.2", "9", d)
+	}
+	fromG0 := func(daddr, dport string) func(time.Duration) sample {
+		return func(d time.Duration) sample {
+			return b.trafgen("g0", b.t.macs["d0"].String(), b.t.macs["g0"].String(), daddr, dport, d)
+		}
+	}
+	b.cs = append(b.cs,
+		scenario{name: "no director (veth pair), trafgen", group: "trafgen", peer: true, run: base},
+		scenario{name: "kernel IP forwarding", group: "trafgen", peer: true, run: fromG0(sinkIP, "9")},
+		scenario{name: "nftables DNAT (numgen map, 2 servers)", group: "trafgen", peer: true, run: func(d time.Duration) sample {
+			b.nft(true)
+			defer b.nft(false)
+			return fromG0(vip, "80")(d)
+		}},
+		scenario{name: "gvs DR, UDP established, trafgen", group: "trafgen", run: func(d time.Duration) sample {
+			b.g.start()
+			defer b.g.stop()
+			b.g.restore(rules)
+			prog := b.g.prog()
+			if prog != nil {
+				defer prog.Close()
+			}
+			st := progStats(prog)
+			s := fromG0(vip, "1")(d)
+			if st2 := progStats(prog); st2.cnt > st.cnt {
+				s.bpfNs = float64(st2.ns-st.ns) / float64(st2.cnt-st.cnt)
+			}
+			return s
+		}},
+	)
+}
+
+// checkEvents reports what gvs did with packets other than forwarding
+// them: a scenario that drops or passes is not measuring forwarding.
+func (b *bench) checkEvents() {
+	ev := b.g.events()
+	total := ev["forward"] + ev["reply"]
+	for name, n := range ev {
+		if name != "forward" && name != "reply" && n > total/1000 {
+			progress("  gvs events: %v", ev)
+			out, _ := b.g.adm("", "-L", "-n", "--stats")
+			progress("%s", out)
+			return
+		}
+	}
+}
+
+func ip4(s string) uint32 {
+	a := netip.MustParseAddr(s).As4()
+	return uint32(a[0]) | uint32(a[1])<<8 | uint32(a[2])<<16 | uint32(a[3])<<24
+}
+
+// row is a scenario's measurements over the rounds.
+type row struct {
+	scenario
+	pps, cost, bpfNs []float64
+}
+
+func (b *bench) measure() []row {
+	rows := make([]row, len(b.cs))
+	for i, c := range b.cs {
+		rows[i].scenario = c
+	}
+	for r := range b.o.runs {
+		base := map[string]float64{}
+		for i, c := range b.cs {
+			if b.o.only != "" && !strings.Contains(c.name, b.o.only) && !strings.HasPrefix(c.name, "no director") {
+				continue
+			}
+			d := b.o.duration
+			if c.newFlows && d > time.Second {
+				d = time.Second
+			}
+			runtime.GC()
+			s := c.run(d)
+			if strings.HasPrefix(c.name, "no director") {
+				base[c.group] = s.pps
+			}
+			rows[i].pps = append(rows[i].pps, s.pps)
+			if s.bpfNs > 0 {
+				rows[i].bpfNs = append(rows[i].bpfNs, s.bpfNs)
+			}
+			if bp := base[c.group]; bp > 0 && s.pps > 0 {
+				rows[i].cost = append(rows[i].cost, 1e9/s.pps-1e9/bp)
+			}
+			progress("round %d/%d  %-48s %10.0f pps  bpf %5.0f ns", r+1, b.o.runs, c.name, s.pps, s.bpfNs)
+		}
+	}
+	return rows
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"gvs/bpf"
+	"gvs/bpf/benchprog"
+)
+
+// scaleRow is one scale measurement: DR, UDP, gvs on live frames, cost
+// per packet (medians of the runs, against the round's no-director rate)
+// of established flows and of new flows.
+type scaleRow struct {
+	what        string
+	established float64 // ns per packet
+	newFlows    float64
+	note        string
+}
+
+// memlock is what the kernel charges for a map (its memory in use for
+// hash maps without preallocation).
+func memlock(m *ebpf.Map) uint64 {
+	info, err := m.Info()
+	if err != nil {
+		return 0
+	}
+	v, _ := info.Memlock()
+	return v
+}
+
+// servicesRules is n UDP services on VIP ports 1..50000 (then the next
+// VIP address), each with one DR server; VIP:1 first, so the traffic's
+// service is the oldest.
+func servicesRules(n int) string {
+	var b strings.Builder
+	for i := range n {
+		a := netip.MustParseAddr(vip).As4()
+		a[3] += byte(i / 50000)
+		port := 1 + i%50000
+		fmt.Fprintf(&b, "-A -u %s:%d -s rr\n-a -u %s:%d -r %s -g\n", netip.AddrFrom4(a), port, netip.AddrFrom4(a), port, sinkIP)
+	}
+	return b.String()
+}
+
+// serversRules is VIP:1 with n DR servers.
+func serversRules(n int, sched string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "-A -u %s:1 -s %s\n", vip, sched)
+	for i := range n {
+		fmt.Fprintf(&b, "-a -u %s:1 -r %s -g\n", vip, serverAddr(i))
+	}
+	return b.String()
+}
+
+func (b *bench) scale() []scaleRow {
+	fixed := benchprog.GenCfg{Mode: benchprog.GenFixedSport, Nflows: uint32(b.o.flows), Port: 10000}
+	newFlows := benchprog.GenCfg{Mode: benchprog.GenNew, Saddr: ip4("198.18.128.0"), Port: 1024}
+	baseFrame := frame{srcMAC: b.t.macs["g1"], dstMAC: b.t.macs["s1"], src: ap("198.18.2.1:10000"), dst: ap("198.18.2.2:9")}.bytes()
+	fr := b.toVIP(1, false, 0)
+	g0, g1 := b.t.ifindex["g0"], b.t.ifindex["g1"]
+	rate := func(ns string, dev int, f []byte, cfg benchprog.GenCfg, d time.Duration) float64 {
+		before := b.p.sunk()
+		el := b.p.generate(ns, dev, f, cfg, d, 0)
+		return float64(b.p.sunk()-before) / el.Seconds()
+	}
+	// measure runs established then new flows (fresh connections each
+	// round: setup restarts gvsd), each against the round's baseline.
+	measure := func(setup func() string) (est, nf float64, note string) {
+		var e, n []float64
+		for range b.o.runs {
+			base := rate(b.t.gen, g1, baseFrame, fixed, b.o.duration)
+			note = setup()
+			b.p.generate(b.t.gen, g0, fr, fixed, 0, b.o.flows) // one packet per flow first
+			r := rate(b.t.gen, g0, fr, fixed, b.o.duration)
+			e = append(e, 1e9/r-1e9/base)
+			r = rate(b.t.gen, g0, fr, newFlows, min(b.o.duration, time.Second))
+			n = append(n, 1e9/r-1e9/base)
+			b.g.stop()
+		}
+		return median(e), median(n), note
+	}
+	var rows []scaleRow
+
+	for _, n := range []int{1, 1000, 100000} {
+		text := servicesRules(n)
+		var applied time.Duration
+		var failed error
+		est, nf, note := measure(func() string {
+			b.g.start()
+			start := time.Now()
+			if _, err := b.g.adm(text, "-R"); err != nil {
+				failed = err
+			}
+			applied = time.Since(start)
+			svcs := b.g.pinnedMap("services")
+			defer svcs.Close()
+			return fmt.Sprintf("applied in %.2f s (one gvsadm -R); services map %s", applied.Seconds(), perEntry(memlock(svcs), n, "service"))
+		})
+		if failed != nil {
+			note = "not applied: " + strings.TrimSpace(failed.Error())
+		}
+		progress("scale: %d services: established %.0f ns, new flows %.0f ns; %s", n, est, nf, note)
+		rows = append(rows, scaleRow{what: fmt.Sprintf("%d services", n), established: est, newFlows: nf, note: note})
+	}
+	for _, sched := range []string{"rr", "wlc"} {
+		for _, n := range []int{2, 64, 1024} {
+			est, nf, note := measure(func() string {
+				b.g.start()
+				b.g.restore(serversRules(n, sched))
+				return ""
+			})
+			progress("scale: %s, %d servers: established %.0f ns, new flows %.0f ns", sched, n, est, nf)
+			rows = append(rows, scaleRow{what: fmt.Sprintf("%d servers (%s)", n, sched), established: est, newFlows: nf, note: note})
+		}
+	}
+	est, nf, note := measure(func() string {
+		b.g.start("--max-conns", "4194304")
+		b.g.restore(serversRules(2, "rr"))
+		return b.fillConns(1 << 20)
+	})
+	progress("scale: 1M connections: established %.0f ns, new flows %.0f ns; %s", est, nf, note)
+	rows = append(rows, scaleRow{what: "1,048,576 live connections", established: est, newFlows: nf, note: note})
+	return rows
+}
+
+func perEntry(bytes uint64, n int, what string) string {
+	return fmt.Sprintf("%.1f MiB, %.0f bytes per %s", float64(bytes)/(1<<20), float64(bytes)/float64(n), what)
+}
+
+// fillConns puts n UDP connections to VIP:1 (its first server) into the
+// director's table, as many clients would have made them, and returns
+// what the table then takes in memory.
+func (b *bench) fillConns(n int) string {
+	svcs := b.g.pinnedMap("services")
+	defer svcs.Close()
+	conns := b.g.pinnedMap("conns")
+	defer conns.Close()
+	k := bpf.SvcKey{Port: 1 << 8, Proto: unix.IPPROTO_UDP, Af: 4}
+	k.Addr[0] = ip4(vip)
+	var s bpf.Svc
+	if err := svcs.Lookup(&k, &s); err != nil {
+		fatal(fmt.Errorf("the service VIP:1: %w", err))
+	}
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	before := memlock(conns)
+	const chunk = 1 << 14
+	keys := make([]bpf.ConnKey, chunk)
+	vals := make([]bpf.Conn, chunk)
+	for done := 0; done < n; done += chunk {
+		for i := range keys {
+			c := uint32(done + i)
+			keys[i] = bpf.ConnKey{Cport: uint16(c&0xffff)<<8 | uint16(c&0xffff)>>8, Vport: 1 << 8, Proto: unix.IPPROTO_UDP, Af: 4}
+			keys[i].Caddr[0] = ip4("198.18.64.0") + (c>>16)<<24 // 198.18.64.(c>>16), network order
+			keys[i].Vaddr[0] = ip4(vip)
+			vals[i] = bpf.Conn{Expires: uint64(ts.Nano()) + uint64(time.Hour), Dest: s.Dests[0], Svc: s.Id,
+				State: 100, Flags: 0x1 | 0x2, Timeout: 300}
+		}
+		if _, err := conns.BatchUpdate(keys, vals, nil); err != nil {
+			fatal(fmt.Errorf("filling the connection table: %w", err))
+		}
+	}
+	return fmt.Sprintf("connection table %s", perEntry(memlock(conns)-before, n, "connection"))
+}
