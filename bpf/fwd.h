@@ -175,8 +175,12 @@ __gvs_subprog int fwd_dr(struct xdp_md *ctx, const struct gvs_pkt *p,
 	}
 	if (ifindex != ctx->ingress_ifindex) {
 		__u32 mtu = p->tot_len;
-		if (bpf_check_mtu(ctx, ifindex, &mtu, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED)
+		if (src->mtu) {
+			if (p->tot_len > src->mtu)
+				return too_big(ctx, p, src->mtu, 0, now);
+		} else if (bpf_check_mtu(ctx, ifindex, &mtu, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED) {
 			return too_big(ctx, p, mtu, 0, now);
+		}
 	}
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -212,6 +216,8 @@ __gvs_subprog int fwd_tun(struct xdp_md *ctx, const struct gvs_pkt *p,
 		fib.ifindex = hop;
 		__builtin_memcpy(fib.dmac, d->mac, ETH_ALEN);
 		__builtin_memcpy(fib.smac, hmac->mac, ETH_ALEN);
+		if (hmac->mtu && p->tot_len + sizeof(struct iphdr) > hmac->mtu)
+			return too_big(ctx, p, hmac->mtu, sizeof(struct iphdr), now);
 	} else {
 		fib.family = AF_INET;
 		fib.tos = p->tos;
@@ -229,8 +235,8 @@ __gvs_subprog int fwd_tun(struct xdp_md *ctx, const struct gvs_pkt *p,
 		}
 	}
 	__u32 mtu = p->tot_len;
-	if (bpf_check_mtu(ctx, fib.ifindex, &mtu, sizeof(struct iphdr), 0) ==
-	    BPF_MTU_CHK_RET_FRAG_NEEDED)
+	if (!(hmac && hmac->mtu) &&
+	    bpf_check_mtu(ctx, fib.ifindex, &mtu, sizeof(struct iphdr), 0) == BPF_MTU_CHK_RET_FRAG_NEEDED)
 		return too_big(ctx, p, mtu, sizeof(struct iphdr), now);
 
 	struct iphdr o = {};

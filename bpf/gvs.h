@@ -159,7 +159,7 @@ struct gvs_conn_key {
 };
 
 struct gvs_conn {
-	__u64 expires;   /* bpf_ktime_get_ns() deadline */
+	__u64 expires;   /* bpf_ktime_get_coarse_ns() deadline */
 	__u32 dest;      /* destination id */
 	__u32 svc;       /* service id */
 	__u8  state;     /* GVS_S_* */
@@ -173,6 +173,12 @@ struct gvs_conn {
 	__u32 laddr[4];
 	__u16 lport;     /* network order */
 	__u16 rport;     /* network order */
+	/* NAT/FULLNAT: the next hop of the replies toward the client, as the
+	 * FIB gave it for config.hop_gen (another generation: ask again). */
+	__u32 hop_gen;
+	__u32 hop_ifindex;
+	__u8  hop_mac[6];
+	__u16 pad2;
 };
 
 /* Persistence template: key is gvs_conn_key with the masked client
@@ -209,12 +215,17 @@ struct gvs_config {
 	__u32 tun_src;          /* TUN: outer source address (network order) */
 	__u16 lport_min;        /* FULLNAT source ports, host order; */
 	__u16 lport_max;        /* 0, 0: 1024-32767 */
+	__u32 hop_gen;          /* next hops cached in connections are good
+				 * while this is theirs; gvsd moves it on
+				 * when it re-reads routes (0: no caching) */
 };
 
-/* ifmacs: interface index -> that interface's MAC (DR source MAC). */
+/* ifmacs: interface index -> that interface's MAC (the source MAC of
+ * what the data path sends out of it) and MTU (0: ask the kernel). */
 struct gvs_ifmac {
 	__u8  mac[6];
 	__u16 pad;
+	__u32 mtu;
 };
 
 /* lblc: destination address -> server; lblcr: -> set of servers. */

@@ -22,21 +22,26 @@ type gvsGvsConfig struct {
 	TunSrc                  uint32
 	LportMin                uint16
 	LportMax                uint16
+	HopGen                  uint32
 }
 
 type gvsGvsConn struct {
-	_       structs.HostLayout
-	Expires uint64
-	Dest    uint32
-	Svc     uint32
-	State   uint8
-	Flags   uint8
-	Pad     uint16
-	Timeout uint32
-	Laddr   [4]uint32
-	Lport   uint16
-	Rport   uint16
-	_       [4]byte
+	_          structs.HostLayout
+	Expires    uint64
+	Dest       uint32
+	Svc        uint32
+	State      uint8
+	Flags      uint8
+	Pad        uint16
+	Timeout    uint32
+	Laddr      [4]uint32
+	Lport      uint16
+	Rport      uint16
+	HopGen     uint32
+	HopIfindex uint32
+	HopMac     [6]uint8
+	Pad2       uint16
+	_          [4]byte
 }
 
 type gvsGvsConnKey struct {
@@ -78,6 +83,7 @@ type gvsGvsIfmac struct {
 	_   structs.HostLayout
 	Mac [6]uint8
 	Pad uint16
+	Mtu uint32
 }
 
 type gvsGvsLblc struct {

@@ -51,6 +51,7 @@ struct nat_xlate {
 	__u32 hop_ifindex;
 	__u8  hop_mac[6];
 	__u16 pad2;
+	__u32 hop_gen;  /* with nat_xmit's learn: the generation to cache under */
 };
 
 /* Rewrite the IPv4 header and the TCP/UDP or ICMP-error payload. */
@@ -134,9 +135,10 @@ static __always_inline int reply_ttl_expired(const struct gvs_pkt *p)
 }
 
 /* Translate the packet and send it toward x->daddr: by the next hop gvsd
- * resolved for a server, else where the FIB says. */
+ * resolved for a server (or a connection learnt), else where the FIB
+ * says; with learn, the FIB's answer is kept in that connection. */
 __gvs_subprog int nat_xmit(struct xdp_md *ctx, const struct gvs_pkt *p,
-			   const struct nat_xlate *x, __u64 now)
+			   const struct nat_xlate *x, __u64 now, struct gvs_conn *learn)
 {
 	struct bpf_fib_lookup fib = {};
 	__u32 hop = x->hop_ifindex;
@@ -149,7 +151,12 @@ __gvs_subprog int nat_xmit(struct xdp_md *ctx, const struct gvs_pkt *p,
 		__builtin_memcpy(fib.dmac, x->hop_mac, ETH_ALEN);
 		__builtin_memcpy(fib.smac, src->mac, ETH_ALEN);
 		rc = BPF_FIB_LKUP_RET_SUCCESS;
-		if (bpf_check_mtu(ctx, hop, &mtu, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED) {
+		if (src->mtu) {
+			if (p->tot_len > src->mtu) {
+				rc = BPF_FIB_LKUP_RET_FRAG_NEEDED;
+				fib.mtu_result = src->mtu;
+			}
+		} else if (bpf_check_mtu(ctx, hop, &mtu, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED) {
 			rc = BPF_FIB_LKUP_RET_FRAG_NEEDED;
 			fib.mtu_result = mtu;
 		}
@@ -162,6 +169,11 @@ __gvs_subprog int nat_xmit(struct xdp_md *ctx, const struct gvs_pkt *p,
 		fib.ipv4_src = x->saddr;
 		fib.ipv4_dst = x->daddr;
 		rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+		if (rc == BPF_FIB_LKUP_RET_SUCCESS && learn && x->hop_gen) {
+			learn->hop_ifindex = fib.ifindex;
+			__builtin_memcpy(learn->hop_mac, fib.dmac, ETH_ALEN);
+			learn->hop_gen = x->hop_gen;
+		}
 	}
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
 		if (p->frag_off & IP_DF_BE) {

@@ -487,3 +487,82 @@ func TestICMPFollowsDR(t *testing.T) {
 		t.Fatalf("events %v", ev)
 	}
 }
+
+// TestNextHopCaches: with a next hop in the server's entry, NAT forwards
+// by it without asking the FIB (here the FIB would answer with another
+// MAC); a connection keeps the FIB's answer for its replies while the
+// configuration's generation is the one it learnt under, and asks again
+// after gvsd moves the generation on.
+func TestNextHopCaches(t *testing.T) {
+	o := loadObjects(t)
+	cached := [6]byte{0x02, 0xca, 0xc4, 0xed, 0, 1}
+	vport := netip.AddrPortFrom(vip, 80)
+	inNetNS(t, func(gvs0 int) error {
+		d := natDest(natRIP, fwdMasq)
+		d.Ifindex, d.Mac = uint32(gvs0), cached
+		if err := o.Dests.Put(uint32(1), &d); err != nil {
+			return err
+		}
+		k := SvcKey{Port: htons(80), Proto: unix.IPPROTO_TCP, Af: 4}
+		k.Addr[0] = ip4(vip)
+		s := Svc{Id: 1, Ndests: 1}
+		s.Dests[0] = 1
+		if err := o.Services.Put(&k, &s); err != nil {
+			return err
+		}
+		if err := o.SchedState.Put(uint32(1), &SchedState{RrLast: -1, WrrCl: -1}); err != nil {
+			return err
+		}
+		if err := o.Ifmacs.Put(uint32(gvs0), &IfMAC{Mac: [6]byte(dirMAC), Mtu: 1400}); err != nil {
+			return err
+		}
+		var f NATSrc
+		bit := (ip4(natRIP.Addr()) * 2654435761) >> 16
+		f.Bits[bit>>6] |= 1 << (bit & 63)
+		if err := o.NatSrcs.Put(uint32(0), &f); err != nil {
+			return err
+		}
+		if err := o.Config.Put(uint32(0), &Config{HopGen: 7}); err != nil {
+			return err
+		}
+		in := pkt{srcMAC: clientMAC, dstMAC: vipMAC, src: natClient, dst: vport, flags: tcpSYN}
+		out, err := expect(o, "syn", in.build(), xdpRedirect, nil)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(out[0:6], cached[:]) {
+			return fmt.Errorf("forwarded to %x, want the cached next hop %x", out[0:6], cached)
+		}
+		r := pkt{srcMAC: [6]byte(gwMAC), dstMAC: [6]byte(dirMAC), src: natRIP, dst: natClient, flags: tcpSYN | tcpACK}
+		want := r
+		want.src, want.ttl = vport, 63
+		if _, err := expect(o, "first reply", r.build(), xdpRedirect, toGW(want)); err != nil {
+			return err
+		}
+		c, err := lookupConn(o, unix.IPPROTO_TCP, natClient, vport)
+		if err != nil {
+			return err
+		}
+		if c.HopGen != 7 || c.HopIfindex != uint32(gvs0) || c.HopMac != [6]byte(gwMAC) {
+			return fmt.Errorf("cached reply hop gen %d ifindex %d mac %x", c.HopGen, c.HopIfindex, c.HopMac)
+		}
+		// A stale cache is used while the generation holds...
+		c.HopMac = cached
+		k2 := connKey(unix.IPPROTO_TCP, natClient, vport)
+		if err := o.Conns.Put(&k2, &c); err != nil {
+			return err
+		}
+		if out, err = expect(o, "cached reply", r.build(), xdpRedirect, nil); err != nil {
+			return err
+		}
+		if !bytes.Equal(out[0:6], cached[:]) {
+			return fmt.Errorf("reply to %x, want the connection's cached hop", out[0:6])
+		}
+		// ...and replaced once it moves on.
+		if err := o.Config.Put(uint32(0), &Config{HopGen: 8}); err != nil {
+			return err
+		}
+		_, err = expect(o, "reply after a new generation", r.build(), xdpRedirect, toGW(want))
+		return err
+	})
+}

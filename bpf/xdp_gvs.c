@@ -108,7 +108,7 @@ static __always_inline int fwd(struct xdp_md *ctx, const struct gvs_pkt *p,
 	}
 	x.hop_ifindex = d->ifindex;
 	__builtin_memcpy(x.hop_mac, d->mac, sizeof(x.hop_mac));
-	return nat_xmit(ctx, p, &x, now);
+	return nat_xmit(ctx, p, &x, now, 0);
 }
 
 static __always_inline int persist_check(__u32 id, __u32 *did)
@@ -220,7 +220,7 @@ static __always_inline int in_conn(struct xdp_md *ctx, const struct gvs_pkt *p,
  * expired connection's replies pass untouched, as an unknown flow's. */
 static __always_inline int out_conn(struct xdp_md *ctx, const struct gvs_pkt *p,
 				    const struct gvs_conn_key *fk, __u64 now,
-				    const struct gvs_timeouts *to)
+				    const struct gvs_timeouts *to, const struct gvs_config *cfg)
 {
 	struct gvs_conn *c = bpf_map_lookup_elem(&conns, fk);
 
@@ -241,8 +241,13 @@ static __always_inline int out_conn(struct xdp_md *ctx, const struct gvs_pkt *p,
 		.dport = fk->cport,
 		.icmp_src = fk->vaddr[0],
 		.output = 1,
+		.hop_gen = cfg->hop_gen,
 	};
-	return nat_xmit(ctx, p, &x, now);
+	if (cfg->hop_gen && RD(c->hop_gen) == cfg->hop_gen) {
+		x.hop_ifindex = c->hop_ifindex;
+		__builtin_memcpy(x.hop_mac, c->hop_mac, sizeof(x.hop_mac));
+	}
+	return nat_xmit(ctx, p, &x, now, c);
 }
 
 /* An ICMP error about a connection (ip_vs_out_icmp, ip_vs_in_icmp): from
@@ -282,7 +287,7 @@ __gvs_subprog int icmp_conn(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 n
 		x.icmp_src = f.vaddr[0];
 		x.output = 1;
 		ev_inc(GVS_EV_ICMP);
-		return nat_xmit(ctx, p, &x, now);
+		return nat_xmit(ctx, p, &x, now, 0);
 	}
 
 	/* The quoted packet came from the virtual service: a reply to the
@@ -318,7 +323,7 @@ __gvs_subprog int icmp_conn(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 n
 	x.icmp_src = p->daddr;
 	x.hop_ifindex = d->ifindex;
 	__builtin_memcpy(x.hop_mac, d->mac, sizeof(x.hop_mac));
-	return nat_xmit(ctx, p, &x, now);
+	return nat_xmit(ctx, p, &x, now, 0);
 pass:
 	ev_inc(GVS_EV_PASS);
 	return XDP_PASS;
@@ -506,7 +511,9 @@ int xdp_gvs(struct xdp_md *ctx)
 	struct gvs_config *cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!to || !cfg)
 		return XDP_PASS;
-	__u64 now = bpf_ktime_get_ns();
+	/* The coarse clock (CLOCK_MONOTONIC_COARSE, a tick behind at most)
+	 * is plenty for second-grained timeouts and half the price. */
+	__u64 now = bpf_ktime_get_coarse_ns();
 
 	if (p->proto == IPPROTO_ICMP)
 		return icmp_conn(ctx, p, now, cfg);
@@ -532,7 +539,7 @@ int xdp_gvs(struct xdp_md *ctx)
 		if (nat_src_maybe(p->saddr)) {
 			struct gvs_conn_key *fk = bpf_map_lookup_elem(&rconns, key);
 			if (fk)
-				return out_conn(ctx, p, fk, now, to);
+				return out_conn(ctx, p, fk, now, to, cfg);
 		}
 		int v = in_new(ctx, w, now);
 		if (v != GVS_NEW_RACE)

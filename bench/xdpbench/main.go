@@ -69,7 +69,7 @@ func main() {
 	flag.IntVar(&o.flows, "flows", 64, "flows of the established scenarios")
 	flag.BoolVar(&o.scale, "scale", true, "also run the scale measurements (services, servers, 1M connections)")
 	flag.StringVar(&o.plot, "plot", "docs/bench-cost.png", "where to write the plot of cost per packet (empty: none)")
-	flag.StringVar(&o.only, "only", "", "run only scenarios whose name contains this")
+	flag.StringVar(&o.only, "only", "", "run only scenarios whose name contains one of these (comma-separated)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "xdpbench: needs root (network namespaces, XDP)")
@@ -296,7 +296,7 @@ func (b *bench) measure() []row {
 	for r := range b.o.runs {
 		base := map[string]float64{}
 		for i, c := range b.cs {
-			if b.o.only != "" && !strings.Contains(c.name, b.o.only) && !strings.HasPrefix(c.name, "no director") {
+			if !b.selected(c.name) {
 				continue
 			}
 			d := b.o.duration
@@ -319,6 +319,20 @@ func (b *bench) measure() []row {
 		}
 	}
 	return rows
+}
+
+// selected says whether -only lets scenario name run (the baselines
+// always run).
+func (b *bench) selected(name string) bool {
+	if b.o.only == "" || strings.HasPrefix(name, "no director") {
+		return true
+	}
+	for _, pat := range strings.Split(b.o.only, ",") {
+		if strings.Contains(name, pat) {
+			return true
+		}
+	}
+	return false
 }
 
 func median(v []float64) float64 {

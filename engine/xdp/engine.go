@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/bits"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -183,24 +184,40 @@ func (e *Engine) Close() error {
 	return e.objs.Close()
 }
 
+// writeIfaces writes each interface's MAC and MTU (ifmacs): the data
+// path's source MAC and its too-big check. Rewritten every 30 s, so an
+// MTU change is followed.
+func (e *Engine) writeIfaces() error {
+	for _, ifname := range e.opts.Interfaces {
+		ifc, err := net.InterfaceByName(ifname)
+		if err != nil || len(ifc.HardwareAddr) != 6 {
+			return fmt.Errorf("interface %s: no Ethernet interface: %v", ifname, err)
+		}
+		v := bpf.IfMAC{Mtu: uint32(ifc.MTU)}
+		copy(v.Mac[:], ifc.HardwareAddr)
+		if err := e.objs.Ifmacs.Put(uint32(ifc.Index), &v); err != nil {
+			return fmt.Errorf("ifmacs: %w", err)
+		}
+	}
+	return nil
+}
+
 // configure writes the interface MACs, the TUN source and the timeouts.
 func (e *Engine) configure() error {
 	var tunSrc netip.Addr = e.opts.TunSrc
+	if err := e.writeIfaces(); err != nil {
+		return err
+	}
 	for _, ifname := range e.opts.Interfaces {
-		idx, mac, addr, err := ifaceInfo(ifname)
+		_, _, addr, err := ifaceInfo(ifname)
 		if err != nil {
 			return err
-		}
-		var v bpf.IfMAC
-		copy(v.Mac[:], mac)
-		if err := e.objs.Ifmacs.Put(uint32(idx), &v); err != nil {
-			return fmt.Errorf("ifmacs: %w", err)
 		}
 		if !tunSrc.IsValid() {
 			tunSrc = addr
 		}
 	}
-	cfg := bpf.Config{LblcExpiration: 24 * 3600, LblcrExpiration: 24 * 3600,
+	cfg := bpf.Config{LblcExpiration: 24 * 3600, LblcrExpiration: 24 * 3600, HopGen: 1,
 		LportMin: e.opts.LocalPorts[0], LportMax: e.opts.LocalPorts[1]}
 	if tunSrc.Is4() {
 		cfg.TunSrc = addrWords(tunSrc)[0]
@@ -411,9 +428,9 @@ func (e *Engine) Zero(k *model.ServiceKey) error {
 	return e.Table.Zero(k)
 }
 
-// now is bpf_ktime_get_ns's clock.
+// now is bpf_ktime_get_coarse_ns's clock (CLOCK_MONOTONIC_COARSE).
 func now() uint64 {
 	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	unix.ClockGettime(unix.CLOCK_MONOTONIC_COARSE, &ts)
 	return uint64(ts.Nano())
 }

@@ -69,6 +69,10 @@ func (e *Engine) tick(v *ipvs.IPVS) {
 	e.pullLocked(v)
 	if e.ticks++; e.ticks%30 == 0 {
 		e.refreshHops(v)
+		if err := e.writeIfaces(); err != nil {
+			e.log.Warn("interfaces", "err", err)
+		}
+		e.nextHopGen()
 	}
 	if e.ticks%60 == 0 {
 		e.collectLBLC()
@@ -106,6 +110,22 @@ func (e *Engine) refreshHops(v *ipvs.IPVS) {
 				e.writeDest(id, d)
 			}
 		}
+	}
+}
+
+// nextHopGen ages the next hops connections have cached for their
+// replies: each asks the FIB again at its next reply, so a route or
+// neighbour change reaches them within 30 s.
+func (e *Engine) nextHopGen() {
+	var cfg bpf.Config
+	if err := e.objs.Config.Lookup(uint32(0), &cfg); err != nil {
+		return
+	}
+	if cfg.HopGen++; cfg.HopGen == 0 {
+		cfg.HopGen = 1
+	}
+	if err := e.objs.Config.Put(uint32(0), &cfg); err != nil {
+		e.log.Warn("config", "err", err)
 	}
 }
 
