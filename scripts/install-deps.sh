@@ -4,7 +4,8 @@
 #
 #   scripts/install-deps.sh          what `make test` needs
 #   scripts/install-deps.sh --bench  also the peers `make bench` measures
-#                                    gvsd against (HAProxy, nginx stream)
+#                                    gvsd against (HAProxy, nginx stream,
+#                                    trafgen, nftables)
 set -euo pipefail
 
 # Debian packages the tests use: iproute2, ethtool and socat for the
@@ -22,12 +23,16 @@ PACKAGES=(
 	bpftool
 )
 
-# Debian packages only the benchmark uses (bench/proxybench): the peers run
-# as the benchmark's own processes with its own configs, never as services.
+# Debian packages only the benchmarks use: the proxy peers
+# (bench/proxybench; they run as the benchmark's own processes with its own
+# configs, never as services), trafgen (netsniff-ng) and nftables for the
+# kernel-path peers of bench/xdpbench.
 BENCH_PACKAGES=(
 	haproxy
 	nginx
 	libnginx-mod-stream
+	netsniff-ng
+	nftables
 )
 
 bench=0

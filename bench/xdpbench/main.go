@@ -52,13 +52,14 @@ func fatal(err error) {
 func progress(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
 
 type options struct {
-	bin      string
-	runs     int
-	duration time.Duration
-	flows    int
-	scale    bool
-	plot     string
-	only     string
+	bin       string
+	runs      int
+	duration  time.Duration
+	flows     int
+	scale     bool
+	scaleRuns int
+	plot      string
+	only      string
 }
 
 func main() {
@@ -68,6 +69,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 2*time.Second, "length of one measurement (new-flow scenarios: at most 1 s, the table holds 2M connections)")
 	flag.IntVar(&o.flows, "flows", 64, "flows of the established scenarios")
 	flag.BoolVar(&o.scale, "scale", true, "also run the scale measurements (services, servers, 1M connections)")
+	flag.IntVar(&o.scaleRuns, "scale-runs", 3, "rounds of each scale measurement")
 	flag.StringVar(&o.plot, "plot", "docs/bench-cost.png", "where to write the plot of cost per packet (empty: none)")
 	flag.StringVar(&o.only, "only", "", "run only scenarios whose name contains one of these (comma-separated)")
 	flag.Parse()

@@ -73,7 +73,7 @@ func (b *bench) scale() []scaleRow {
 	// round: setup restarts gvsd), each against the round's baseline.
 	measure := func(setup func() string) (est, nf float64, note string) {
 		var e, n []float64
-		for range b.o.runs {
+		for range b.o.scaleRuns {
 			base := rate(b.t.gen, g1, baseFrame, fixed, b.o.duration)
 			note = setup()
 			b.p.generate(b.t.gen, g0, fr, fixed, 0, b.o.flows) // one packet per flow first
@@ -147,9 +147,10 @@ func (b *bench) fillConns(n int) string {
 	if err := svcs.Lookup(&k, &s); err != nil {
 		fatal(fmt.Errorf("the service VIP:1: %w", err))
 	}
+	rconns := b.g.pinnedMap("rconns")
+	defer rconns.Close()
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_MONOTONIC_COARSE, &ts)
-	before := memlock(conns)
 	const chunk = 1 << 14
 	keys := make([]bpf.ConnKey, chunk)
 	vals := make([]bpf.Conn, chunk)
@@ -166,5 +167,9 @@ func (b *bench) fillConns(n int) string {
 			fatal(fmt.Errorf("filling the connection table: %w", err))
 		}
 	}
-	return fmt.Sprintf("connection table %s", perEntry(memlock(conns)-before, n, "connection"))
+	// Both tables are preallocated: what they take does not grow with
+	// the connections; per entry of capacity.
+	capacity := int(conns.MaxEntries())
+	return fmt.Sprintf("connection + reply tables (preallocated, %d entries): %s", capacity,
+		perEntry(memlock(conns)+memlock(rconns), capacity, "connection"))
 }

@@ -58,7 +58,9 @@ func must(args ...string) string {
 	return out
 }
 
-func in(ns string, args ...string) []string { return append([]string{"ip", "netns", "exec", ns}, args...) }
+func in(ns string, args ...string) []string {
+	return append([]string{"ip", "netns", "exec", ns}, args...)
+}
 
 func newTopo(servers int) *topo {
 	b := make([]byte, 3)
