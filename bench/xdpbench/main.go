@@ -91,7 +91,7 @@ func main() {
 	b.cases()
 	rep := b.measure()
 	var sc []scaleRow
-	if o.scale && o.only == "" {
+	if o.scale {
 		sc = b.scale()
 	}
 	report(os.Stdout, o, rep, sc)
