@@ -16,8 +16,13 @@
 #include <linux/types.h>
 #include <bpf/bpf_helpers.h>
 
-#define GVS_MAX_SERVICES    65536
-#define GVS_MAX_DESTS       65536    /* destination ids, global */
+/* Service and destination ids: indexes into sched_state, dests and the
+ * per-CPU svc_stats and dest_stats (40 bytes per id and CPU each). At
+ * 131072 ids the two per-CPU arrays cost 2 x 5 MiB = 10 MiB per possible
+ * CPU (640 MiB on a 64-CPU director), the dests array 8 MiB and
+ * sched_state 3 MiB once. gvsd reuses ids once nothing refers to them. */
+#define GVS_MAX_SERVICES    131072
+#define GVS_MAX_DESTS       131072   /* destination ids, global */
 #define GVS_SVC_DESTS       1024     /* destinations per service */
 #define GVS_MAX_CONNS       (1 << 21)
 #define GVS_MAX_TEMPLATES   (1 << 20)

@@ -25,11 +25,11 @@ const (
 	// Id spaces of gvs.h (GVS_MAX_SERVICES, GVS_MAX_DESTS). Ids are not
 	// reused yet: a director that has seen this many services or servers
 	// needs a gvsd --cleanup.
-	maxServices = 65536
-	maxDests    = 65536
+	maxServices = 131072
+	maxDests    = 131072
 )
 
-var errNoIDs = &model.Error{Errno: 28 /* ENOSPC */, Msg: "the xdp engine has used all its service or server ids (65536); gvsd --cleanup resets them"}
+var errNoIDs = &model.Error{Errno: 28 /* ENOSPC */, Msg: "the xdp engine has used all its service or server ids (131072); gvsd --cleanup resets them"}
 
 // slots hands out rows of the dh/sh or mh table maps.
 type slots struct {
