@@ -58,6 +58,8 @@ type Engine struct {
 	hashSlots slots
 	mhSlots   slots
 	hops      map[uint32]nextHop // DR next hops by dest id
+	addrHops  map[netip.Addr]hopResult
+	fibTried  map[netip.Addr]bool
 	// seen holds the services synced by this process: the first sync of
 	// a service (new, or recovered after a restart) resets its rr position.
 	seen map[model.ServiceKey]bool
@@ -116,7 +118,7 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 		Table: engine.NewTable(ipvs.Options{}), log: log, opts: o,
 		svcIDs: map[model.ServiceKey]uint32{}, destIDs: map[model.ServiceKey]map[netip.AddrPort]uint32{},
 		hashSlots: newSlots(hashSlots), mhSlots: newSlots(mhSlots), seen: map[model.ServiceKey]bool{}, svcMeta: map[uint32]svcMeta{}, dirty: map[model.ServiceKey]bool{},
-		hops: map[uint32]nextHop{}, stop: make(chan struct{}),
+		hops: map[uint32]nextHop{}, addrHops: map[netip.Addr]hopResult{}, fibTried: map[netip.Addr]bool{}, stop: make(chan struct{}),
 	}
 	if err := spec.LoadAndAssign(&e.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: o.PinDir}}); err != nil {
 		if errors.Is(err, ebpf.ErrMapIncompatible) {

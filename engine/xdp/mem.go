@@ -124,3 +124,14 @@ func (m *destMem) addr4(id uint32) uint32 {
 func (m *destMem) uThreshold(id uint32) uint32 {
 	return binary.LittleEndian.Uint32(m.b[int(id)*m.stride+24:])
 }
+
+// counts reads a server's active, inactive and persistent counts.
+func (m *destMem) counts(id uint32) (active, inact, persist int) {
+	return int(atomic.LoadInt32(m.word(id, destOffActive))), int(atomic.LoadInt32(m.word(id, destOffInact))),
+		int(atomic.LoadInt32(m.word(id, destOffPersist)))
+}
+
+// flags reads a server's flags.
+func (m *destMem) flags(id uint32) uint32 {
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(m.word(id, destOffFlags))))
+}

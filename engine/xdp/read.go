@@ -80,10 +80,14 @@ func (e *Engine) tick(v *ipvs.IPVS) {
 
 // refreshHops re-reads the real servers' MAC addresses (a server replaced
 // behind the same address keeps its traffic) and keeps the tunnel next
-// hops' neighbour entries alive.
+// hops' neighbour entries alive. Each address is asked once, however many
+// services share the server; what was found seeds hopOf until the next
+// refresh.
 func (e *Engine) refreshHops(v *ipvs.IPVS) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	found := map[netip.Addr]hopResult{}
+	probed := map[netip.Addr]bool{}
 	for _, s := range v.Services() {
 		for _, d := range s.Servers() {
 			id, ok := e.destIDs[s.Config.ServiceKey][d.AddrPort()]
@@ -91,20 +95,38 @@ func (e *Engine) refreshHops(v *ipvs.IPVS) {
 				continue
 			}
 			if d.Method != model.Route {
-				probe(d.Addr)
+				if !probed[d.Addr] {
+					probe(d.Addr)
+					probed[d.Addr] = true
+				}
 				continue
 			}
-			h, err := resolve(d.Addr, 0)
-			if err != nil {
-				probe(d.Addr)
+			r, ok := found[d.Addr]
+			if !ok {
+				r.hop, r.err = resolve(d.Addr, 0)
+				if r.err != nil {
+					probe(d.Addr)
+				}
+				found[d.Addr] = r
+			}
+			if r.err != nil {
 				continue
 			}
+			h := r.hop
 			if old, ok := e.hops[id]; !ok || old.ifindex != h.ifindex || string(old.mac) != string(h.mac) {
 				e.hops[id] = h
 				e.writeDest(id, d)
 			}
 		}
 	}
+	// Failures are not kept: a server added now gets a full wait.
+	e.addrHops = map[netip.Addr]hopResult{}
+	for a, r := range found {
+		if r.err == nil {
+			e.addrHops[a] = r
+		}
+	}
+	e.fibTried = map[netip.Addr]bool{}
 }
 
 // pullStats is tick's counter half, taking the table lock itself.
@@ -125,32 +147,33 @@ func sum(per []bpf.Stats) stats.Counters {
 func (e *Engine) pullLocked(v *ipvs.IPVS) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	svcs, err := readCounters(e.objs.SvcStats, int(e.nextSvc))
+	var dests []stats.Counters
+	if err == nil {
+		dests, err = readCounters(e.objs.DestStats, int(e.nextDest))
+	}
+	if err != nil {
+		e.log.Warn("reading the counters", "err", err)
+		return
+	}
 	var total stats.Counters
-	per := make([]bpf.Stats, ebpfCPUs())
 	for _, id := range e.svcIDs {
-		if e.objs.SvcStats.Lookup(id, &per) == nil {
-			total = total.Add(sum(per))
-		}
+		total = total.Add(svcs[id])
 	}
 	v.Total().Set(total)
 	for _, s := range v.Services() {
 		k := s.Config.ServiceKey
-		if e.objs.SvcStats.Lookup(e.svcIDs[k], &per) == nil {
-			s.Stats.Set(sum(per))
+		if id, ok := e.svcIDs[k]; ok {
+			s.Stats.Set(svcs[id])
 		}
 		for _, d := range s.Servers() {
 			id, ok := e.destIDs[k][d.AddrPort()]
 			if !ok {
 				continue
 			}
-			if e.objs.DestStats.Lookup(id, &per) == nil {
-				d.Stats.Set(sum(per))
-			}
-			var bd bpf.Dest
-			if e.objs.Dests.Lookup(id, &bd) == nil {
-				d.ActiveConns, d.InactConns, d.PersistConns = int(bd.Activeconns), int(bd.Inactconns), int(bd.Persistconns)
-				d.Overloaded = bd.Flags&overFlag != 0
-			}
+			d.Stats.Set(dests[id])
+			d.ActiveConns, d.InactConns, d.PersistConns = e.dmem.counts(id)
+			d.Overloaded = e.dmem.flags(id)&overFlag != 0
 		}
 	}
 }

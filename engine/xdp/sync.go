@@ -146,11 +146,15 @@ func (e *Engine) Batch(run func() error) error {
 	e.batching = false
 	dirty := e.dirty
 	e.dirty = map[model.ServiceKey]bool{}
-	for k := range dirty {
-		if serr := e.sync(k, change{kind: chReplace}); serr != nil && err == nil {
-			err = serr
+	// One lock for the whole batch: the tick would otherwise take the
+	// table between every two services.
+	e.Do(func(v *ipvs.IPVS) {
+		for k := range dirty {
+			if serr := e.syncLocked(v, k, change{kind: chReplace}); serr != nil && err == nil {
+				err = serr
+			}
 		}
-	}
+	})
 	return err
 }
 
@@ -242,21 +246,14 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 func (e *Engine) writeDest(id uint32, d *model.Server) error {
 	var ifindex uint32
 	var mac []byte
-	if d.Method == model.Tunnel || d.Method == model.Masq || d.Method == model.FullNAT {
-		// The TUN and NAT next hops come from the FIB, which needs a
-		// neighbour entry for them; have the kernel resolve the server
-		// now.
-		if _, err := resolveTunnel(d.Addr); err != nil {
-			e.log.Warn("next hop not resolved yet", "server", d.Addr, "err", err)
-		}
-	}
-	if d.Method == model.Route {
+	switch d.Method {
+	case model.Tunnel, model.Masq, model.FullNAT:
+		e.prepareFIB(d.Addr)
+	case model.Route:
 		h, ok := e.hops[id]
 		if !ok {
 			var err error
-			if h, err = resolve(d.Addr, resolveFor); err != nil {
-				e.log.Warn("real server not resolved yet; retrying", "server", d.Addr, "err", err)
-			} else {
+			if h, err = e.hopOf(d.Addr); err == nil {
 				e.hops[id] = h
 				ok = true
 			}
@@ -291,11 +288,14 @@ func (e *Engine) retireDests(k model.ServiceKey, live map[uint32]bool) error {
 // changes and recomputes wrr's parameters as ip_vs_wrr_dest_changed.
 func (e *Engine) writeSchedState(id uint32, k model.ServiceKey, servers []*model.Server, ch change) error {
 	var st bpf.SchedState
-	if err := e.objs.SchedState.Lookup(id, &st); err != nil {
-		return err
+	reset := !e.seen[k] || ch.kind == chReplace || ch.kind == chService && ch.reset
+	if !reset { // a reset rewrites every field: no need to read them
+		if err := e.objs.SchedState.Lookup(id, &st); err != nil {
+			return err
+		}
 	}
 	switch {
-	case !e.seen[k] || ch.kind == chReplace || ch.kind == chService && ch.reset:
+	case reset:
 		st.RrLast = -1
 		st.WrrCw = 0
 		e.seen[k] = true
