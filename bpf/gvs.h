@@ -117,14 +117,17 @@ struct gvs_svc {
 
 /* Per-service scheduler state (rr/wrr position), written by BPF. One
  * global position per service, as IPVS has; concurrent CPUs may race on it
- * (IPVS takes a lock; here the worst case is a server chosen twice). */
+ * (IPVS takes a lock; here the worst case is a server chosen twice).
+ * used is gvsd's: nonzero while the service id is taken (by a service, or
+ * by a deleted one that entries may still name), so a restarted gvsd knows
+ * which ids are free; BPF leaves it alone. */
 struct gvs_sched_state {
 	__s32 rr_last;  /* index in dests of the last choice, -1: list head */
 	__s32 wrr_cl;   /* index of the current server, -1: list head */
 	__s32 wrr_cw;
 	__s32 wrr_mw;
 	__s32 wrr_di;
-	__u32 pad;
+	__u32 used;
 };
 
 /* A destination. Counts are updated by BPF (new connections, state

@@ -1,8 +1,11 @@
 package xdp
 
 import (
+	"errors"
 	"net/netip"
 	"time"
+
+	"github.com/cilium/ebpf"
 
 	"gvs/api"
 	"gvs/bpf"
@@ -14,14 +17,23 @@ import (
 
 // recoverIDs reads the ids a previous gvsd gave services and servers from
 // the pinned maps, so the rules it restores land on the same ids and the
-// connections in the table keep pointing at the right servers.
+// connections in the table keep pointing at the right servers. Ids that
+// are marked taken but belong to no service in the maps (sched_state's
+// used, a server's family) are those of deleted services and servers
+// that connections may still name: they stay retired until the sweep
+// finds none. Every other id is free and clean.
 func (e *Engine) recoverIDs() error {
 	var k bpf.SvcKey
 	var sv bpf.Svc
+	var liveSvcs, liveDests []uint32
+	liveSvc, liveDest := map[uint32]bool{}, map[uint32]bool{}
 	it := e.objs.Services.Iterate()
 	for it.Next(&k, &sv) {
 		mk := model.ServiceKey{Protocol: model.Protocol(k.Proto), Addr: wordsAddr(k.Addr, k.Af), Port: htons(k.Port), Family: model.Family(k.Af)}
 		e.svcIDs[mk] = sv.Id
+		e.svcKeys[sv.Id] = mk
+		liveSvcs = append(liveSvcs, sv.Id)
+		liveSvc[sv.Id] = true
 		e.svcMeta[sv.Id] = svcMeta{netmask: sv.Netmask, portZero: mk.Port == 0}
 		if sv.TableSlot != noSlot {
 			if sv.Sched == schedIndex["mh"] {
@@ -30,33 +42,68 @@ func (e *Engine) recoverIDs() error {
 				e.hashSlots.reserve(mk, sv.TableSlot)
 			}
 		}
-		e.nextSvc = max(e.nextSvc, sv.Id+1)
 		for i := range min(sv.Ndests, svcDests) {
 			id := sv.Dests[i]
-			var d bpf.Dest
-			if err := e.objs.Dests.Lookup(id, &d); err != nil {
+			if id >= maxDests || e.dmem.family(id) == 0 {
 				continue
 			}
 			if e.destIDs[mk] == nil {
 				e.destIDs[mk] = map[netip.AddrPort]uint32{}
 			}
-			e.destIDs[mk][netip.AddrPortFrom(wordsAddr(d.Addr, d.Af), htons(d.Port))] = id
+			var d bpf.Dest
+			if err := e.objs.Dests.Lookup(id, &d); err != nil {
+				return err
+			}
+			a := netip.AddrPortFrom(wordsAddr(d.Addr, d.Af), htons(d.Port))
+			e.destIDs[mk][a] = id
+			e.destKeys[id] = destRef{mk, a}
+			liveDests = append(liveDests, id)
+			liveDest[id] = true
 		}
 	}
 	if err := it.Err(); err != nil {
 		return err
 	}
-	// Servers of deleted services may still carry connections: never
-	// reuse an id that is in use.
-	var id uint32
-	var d bpf.Dest
-	dit := e.objs.Dests.Iterate()
-	for dit.Next(&id, &d) {
-		if d.Af != 0 {
-			e.nextDest = max(e.nextDest, id+1)
+	used, err := readUsed(e.objs.SchedState)
+	if err != nil {
+		return err
+	}
+	var retiredSvcs, retiredDests []uint32
+	for _, id := range used {
+		if !liveSvc[id] {
+			retiredSvcs = append(retiredSvcs, id)
 		}
 	}
-	return dit.Err()
+	for id := range uint32(maxDests) {
+		if e.dmem.family(id) != 0 && !liveDest[id] {
+			retiredDests = append(retiredDests, id)
+		}
+	}
+	e.svcPool.recover(liveSvcs, retiredSvcs, e.passes)
+	e.destPool.recover(liveDests, retiredDests, e.passes)
+	return nil
+}
+
+// readUsed lists the service ids whose sched_state is marked used.
+func readUsed(m *ebpf.Map) ([]uint32, error) {
+	var ids []uint32
+	keys := make([]uint32, countersChunk)
+	vals := make([]bpf.SchedState, countersChunk)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		for i := range n {
+			if vals[i].Used != 0 {
+				ids = append(ids, keys[i])
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) || err == nil && n == 0 {
+			return ids, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // tick is the engine's share of the periodic work (every second, with the
@@ -147,18 +194,20 @@ func sum(per []bpf.Stats) stats.Counters {
 func (e *Engine) pullLocked(v *ipvs.IPVS) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	svcs, err := readCounters(e.objs.SvcStats, int(e.nextSvc))
+	svcs, err := readCounters(e.objs.SvcStats, int(e.svcPool.high()))
 	var dests []stats.Counters
 	if err == nil {
-		dests, err = readCounters(e.objs.DestStats, int(e.nextDest))
+		dests, err = readCounters(e.objs.DestStats, int(e.destPool.high()))
 	}
 	if err != nil {
 		e.log.Warn("reading the counters", "err", err)
 		return
 	}
-	var total stats.Counters
-	for _, id := range e.svcIDs {
-		total = total.Add(svcs[id])
+	// Free ids are zeroed: the sum over all ids is that of the services
+	// in the maps and of the deleted ones not yet freed.
+	total := e.gone
+	for _, c := range svcs {
+		total = total.Add(c)
 	}
 	v.Total().Set(total)
 	for _, s := range v.Services() {

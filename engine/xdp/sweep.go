@@ -16,13 +16,18 @@ const templateGrace = 60 * time.Second
 // sweep expires connections and templates whose time is up, following the
 // ownership rule of bpf/conn.h: an entry is taken with lookup-and-delete;
 // one a packet refreshed meanwhile goes back; whoever deleted unbinds.
+// Going over every entry, it notes the ids they name (refs), and at the
+// end of a complete pass frees the retired ids none named.
 func (e *Engine) sweep() error {
 	t := now()
+	e.passes++
+	e.refs.reset()
 	var k bpf.ConnKey
 	var c bpf.Conn
 	var expired []bpf.ConnKey
 	it := e.objs.Conns.Iterate()
 	for it.Next(&k, &c) {
+		e.refs.conn(&c)
 		if c.Expires <= t {
 			expired = append(expired, k)
 		}
@@ -54,6 +59,7 @@ func (e *Engine) sweep() error {
 	var due []bpf.ConnKey
 	tit := e.objs.Templates.Iterate()
 	for tit.Next(&tk, &tv) {
+		e.refs.template(&tv)
 		if tv.Expires <= t {
 			due = append(due, tk)
 		}
@@ -61,6 +67,7 @@ func (e *Engine) sweep() error {
 	if err := tit.Err(); err != nil && iterErr == nil {
 		iterErr = err
 	}
+	e.refs.complete = iterErr == nil
 	for _, key := range due {
 		var got bpf.Template
 		if err := e.objs.Templates.LookupAndDelete(&key, &got); err != nil {
@@ -76,6 +83,9 @@ func (e *Engine) sweep() error {
 			}
 		}
 		e.dmem.unbind(got.Dest, true, false)
+	}
+	if e.refs.complete {
+		e.releaseIDs()
 	}
 	return iterErr
 }

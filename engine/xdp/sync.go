@@ -1,7 +1,6 @@
 package xdp
 
 import (
-	"net/netip"
 	"time"
 
 	"gvs/bpf"
@@ -22,14 +21,13 @@ const (
 	availFlag  = 0x1 // GVS_DEST_F_AVAILABLE
 	overFlag   = 0x2 // GVS_DEST_F_OVERLOAD
 	resolveFor = time.Second
-	// Id spaces of gvs.h (GVS_MAX_SERVICES, GVS_MAX_DESTS). Ids are not
-	// reused yet: a director that has seen this many services or servers
-	// needs a gvsd --cleanup.
+	// Id spaces of gvs.h (GVS_MAX_SERVICES, GVS_MAX_DESTS); ids come back
+	// once nothing names them (ids.go).
 	maxServices = 131072
 	maxDests    = 131072
 )
 
-var errNoIDs = &model.Error{Errno: 28 /* ENOSPC */, Msg: "the xdp engine has used all its service or server ids (131072); gvsd --cleanup resets them"}
+var errNoIDs = &model.Error{Errno: 28 /* ENOSPC */, Msg: "the xdp engine has no free service or server id (131072 of each; those of deleted ones come back when their connections are gone)"}
 
 // slots hands out rows of the dh/sh or mh table maps.
 type slots struct {
@@ -74,38 +72,6 @@ func (s *slots) release(k model.ServiceKey) {
 		delete(s.of, k)
 		s.free = append(s.free, i)
 	}
-}
-
-func (e *Engine) svcID(k model.ServiceKey) uint32 {
-	if id, ok := e.svcIDs[k]; ok {
-		return id
-	}
-	id := e.nextSvc
-	if id >= maxServices {
-		return noSlot
-	}
-	e.nextSvc++
-	e.svcIDs[k] = id
-	// A fresh id starts with zero counters.
-	e.objs.SvcStats.Put(id, make([]bpf.Stats, ebpfCPUs()))
-	return id
-}
-
-func (e *Engine) destID(k model.ServiceKey, a netip.AddrPort) uint32 {
-	if id, ok := e.destIDs[k][a]; ok {
-		return id
-	}
-	id := e.nextDest
-	if id >= maxDests {
-		return noSlot
-	}
-	e.nextDest++
-	if e.destIDs[k] == nil {
-		e.destIDs[k] = map[netip.AddrPort]uint32{}
-	}
-	e.destIDs[k][a] = id
-	e.objs.DestStats.Put(id, make([]bpf.Stats, ebpfCPUs()))
-	return id
 }
 
 // changeKind says what changed in a service, for its scheduler state.
@@ -170,16 +136,20 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 		e.hashSlots.release(k)
 		e.mhSlots.release(k)
 		delete(e.seen, k)
-		return e.retireDests(k, live)
+		if id, ok := e.svcIDs[k]; ok {
+			e.svcPool.retire(id, e.passes)
+		}
+		e.retireDests(k, live)
+		return nil
 	}
 	cfg := s.Config
 	servers := s.Servers()
 	if len(servers) > svcDests {
 		return &model.Error{Errno: 28 /* ENOSPC */, Msg: "the xdp engine takes at most 1024 servers per service"}
 	}
-	id := e.svcID(k)
-	if id == noSlot {
-		return errNoIDs
+	id, err := e.svcID(k)
+	if err != nil {
+		return err
 	}
 	e.svcMeta[id] = svcMeta{netmask: cfg.Netmask, portZero: k.Port == 0}
 	sv := bpf.Svc{Id: id, Flags: uint32(cfg.Flags), Sched: schedIndex[cfg.Scheduler], Timeout: cfg.Timeout,
@@ -187,9 +157,9 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 	sv.Nladdrs = uint32(copyLocalAddrs(&sv.Laddrs, s))
 	ids := map[*model.Server]uint32{}
 	for i, d := range servers {
-		did := e.destID(k, d.AddrPort())
-		if did == noSlot {
-			return errNoIDs
+		did, err := e.destID(k, d.AddrPort())
+		if err != nil {
+			return err
 		}
 		if err := e.writeDest(did, d); err != nil {
 			return err
@@ -197,9 +167,6 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 		sv.Dests[i] = did
 		ids[d] = did
 		live[did] = true
-	}
-	if err := e.retireDests(k, live); err != nil {
-		return err
 	}
 	if err := e.writeSchedState(id, k, servers, ch); err != nil {
 		return err
@@ -237,7 +204,12 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 	if cfg.Scheduler != "mh" {
 		e.mhSlots.release(k)
 	}
-	return e.objs.Services.Put(svcKey(k), &sv)
+	if err := e.objs.Services.Put(svcKey(k), &sv); err != nil {
+		return err
+	}
+	// Only now is no server that left the list in BPF's copy of it.
+	e.retireDests(k, live)
+	return nil
 }
 
 // writeDest writes a server's configuration in place, leaving the counts
@@ -271,19 +243,6 @@ func (e *Engine) writeDest(id uint32, d *model.Server) error {
 	return nil
 }
 
-// retireDests marks the servers of service k that are no longer in its
-// list unavailable: their connections' packets are dropped until they
-// expire, as IPVS does.
-func (e *Engine) retireDests(k model.ServiceKey, live map[uint32]bool) error {
-	for _, id := range e.destIDs[k] {
-		if live[id] {
-			continue
-		}
-		e.dmem.setFlags(id, 0, availFlag)
-	}
-	return nil
-}
-
 // writeSchedState keeps rr's position on the same server across list
 // changes and recomputes wrr's parameters as ip_vs_wrr_dest_changed.
 func (e *Engine) writeSchedState(id uint32, k model.ServiceKey, servers []*model.Server, ch change) error {
@@ -310,6 +269,7 @@ func (e *Engine) writeSchedState(id uint32, k model.ServiceKey, servers []*model
 	}
 	st.WrrCw, st.WrrMw, st.WrrDi = sched.WRRUpdate(st.WrrCw, servers)
 	st.WrrCl = -1
+	st.Used = 1
 	return e.objs.SchedState.Put(id, &st)
 }
 
@@ -320,8 +280,8 @@ func (e *Engine) Reconcile() (err error) {
 	e.Do(func(v *ipvs.IPVS) {
 		var stale []model.ServiceKey
 		e.mu.Lock()
-		for k := range e.svcIDs {
-			if v.Service(k) == nil {
+		for k, id := range e.svcIDs {
+			if v.Service(k) == nil && !e.svcPool.isRetired(id) {
 				stale = append(stale, k)
 			}
 		}
