@@ -3,28 +3,32 @@ package xdp
 import "gvs/bpf"
 
 // refs is what one sweep pass saw in the connection and template tables:
-// the service and server ids their entries name. An id the pass did not
-// see is free of entries only if the pass went over every entry
-// (complete).
+// the service and server ids their entries name, and the services with
+// controlled connections. An id the pass did not see is free of entries
+// only if the pass went over every entry (complete).
 type refs struct {
-	svc, dest bitset
-	complete  bool
+	svc, dest, controlled bitset
+	complete              bool
 }
 
 func newRefs() *refs {
-	return &refs{svc: newBitset(maxServices), dest: newBitset(maxDests)}
+	return &refs{svc: newBitset(maxServices), dest: newBitset(maxDests), controlled: newBitset(maxServices)}
 }
 
 // reset starts a pass.
 func (r *refs) reset() {
 	clear(r.svc)
 	clear(r.dest)
+	clear(r.controlled)
 	r.complete = false
 }
 
 func (r *refs) conn(c *bpf.Conn) {
 	r.svc.set(c.Svc)
 	r.dest.set(c.Dest)
+	if c.Flags&connControlled != 0 {
+		r.controlled.set(c.Svc)
+	}
 }
 
 func (r *refs) template(t *bpf.Template) {
