@@ -20,7 +20,10 @@
  * per-CPU svc_stats and dest_stats (40 bytes per id and CPU each). At
  * 131072 ids the two per-CPU arrays cost 2 x 5 MiB = 10 MiB per possible
  * CPU (640 MiB on a 64-CPU director), the dests array 8 MiB and
- * sched_state 3 MiB once. gvsd reuses ids once nothing refers to them. */
+ * sched_state 3 MiB once. gvsd reuses ids once nothing refers to them.
+ * The services hash allocates per service: a gvs_svc (4192 bytes, its
+ * GVS_SVC_DESTS ids inline) takes an 8 KiB slab object, 800 MiB at
+ * 100,000 services (measured). */
 #define GVS_MAX_SERVICES    131072
 #define GVS_MAX_DESTS       131072   /* destination ids, global */
 #define GVS_SVC_DESTS       1024     /* destinations per service */
