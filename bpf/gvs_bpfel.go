@@ -120,7 +120,7 @@ type gvsGvsSchedState struct {
 	WrrCw  int32
 	WrrMw  int32
 	WrrDi  int32
-	Pad    uint32
+	Used   uint32
 }
 
 type gvsGvsStats struct {

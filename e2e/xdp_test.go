@@ -258,3 +258,38 @@ func TestXDPPersistenceExpires(t *testing.T) {
 		t.Errorf("persistent counts not back to zero:\n%s", l)
 	}
 }
+
+// A persistence template whose service was deleted before a gvsd restart
+// expires once its connection has: the restarted gvsd cannot find the
+// template from the connection (the service's netmask is gone with it),
+// and a count no connection is left to release does not keep the
+// template armed.
+func TestXDPDeletedServiceTemplateExpires(t *testing.T) {
+	tp := newDRTopo(t, false)
+	d := tp.d
+	d.must("--set", "0", "0", "1")
+	d.must("-A", "-u", vip+":53", "-s", "rr", "-p", "2")
+	d.must("-a", "-u", vip+":53", "-r", "198.18.0.11", "-g")
+	tp.serve(tp.ns("rs1"), vip+":53", "rs1")
+	time.Sleep(300 * time.Millisecond)
+	if out, err := tp.role(tp.ns("client"), "udp", vip+":53", "p"); err != nil || out != "rs1:p\n" {
+		t.Fatalf("datagram: %q %v", out, err)
+	}
+	if conns := d.must("-L", "-n", "-c"); !strings.Contains(conns, "198.18.0.1:0 ") {
+		t.Fatalf("no template listed:\n%s", conns)
+	}
+	d.must("-D", "-u", vip+":53")
+	d.stop()
+	d.start()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		conns := d.must("-L", "-n", "-c")
+		if strings.Count(conns, "\n") == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the deleted service's entries did not expire:\n%s", conns)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}

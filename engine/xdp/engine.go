@@ -29,6 +29,7 @@ import (
 	"gvs/engine"
 	"gvs/ipvs"
 	"gvs/model"
+	"gvs/stats"
 )
 
 // Options configure the engine.
@@ -54,18 +55,30 @@ type Engine struct {
 	objs bpf.Objects
 	att  []*attachment
 
-	mu        sync.Mutex // ids and slots; taken inside the table lock
+	mu sync.Mutex // ids and slots; taken inside the table lock
+	// svcIDs and destIDs hold the ids of the services and servers in the
+	// maps and of the deleted ones whose ids are retired, not yet free;
+	// svcKeys and destKeys say whose an id is.
 	svcIDs    map[model.ServiceKey]uint32
 	destIDs   map[model.ServiceKey]map[netip.AddrPort]uint32 // by service, then server
-	nextSvc   uint32
-	nextDest  uint32
+	svcKeys   map[uint32]model.ServiceKey
+	destKeys  map[uint32]destRef
+	svcPool   *idPool
+	destPool  *idPool
+	passes    uint64         // sweep passes begun
+	refs      *refs          // what the last sweep pass saw
+	gone      stats.Counters // counters of the service ids freed, for the totals
 	hashSlots slots
 	mhSlots   slots
 	hops      map[uint32]nextHop // DR next hops by dest id
+	addrHops  map[netip.Addr]hopResult
+	fibTried  map[netip.Addr]bool
 	// seen holds the services synced by this process: the first sync of
 	// a service (new, or recovered after a restart) resets its rr position.
 	seen map[model.ServiceKey]bool
-	// svcMeta is what the sweep needs to find a connection's template.
+	// svcMeta is what the sweep needs to find a connection's template,
+	// kept for a deleted service until its id is free (until none of its
+	// connections is left).
 	svcMeta map[uint32]svcMeta
 	dmem    *destMem
 	ticks   int
@@ -123,8 +136,11 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 		Table: engine.NewTable(ipvs.Options{}), log: log, opts: o,
 		svcIDs: map[model.ServiceKey]uint32{}, destIDs: map[model.ServiceKey]map[netip.AddrPort]uint32{},
 		hashSlots: newSlots(hashSlots), mhSlots: newSlots(mhSlots), seen: map[model.ServiceKey]bool{}, svcMeta: map[uint32]svcMeta{}, dirty: map[model.ServiceKey]bool{},
-		hops: map[uint32]nextHop{}, stop: make(chan struct{}),
+		hops: map[uint32]nextHop{}, addrHops: map[netip.Addr]hopResult{}, fibTried: map[netip.Addr]bool{}, stop: make(chan struct{}),
+		svcKeys: map[uint32]model.ServiceKey{}, destKeys: map[uint32]destRef{}, refs: newRefs(),
 	}
+	e.svcPool = newIDPool(maxServices, e.cleanSvc)
+	e.destPool = newIDPool(maxDests, e.cleanDest)
 	if err := spec.LoadAndAssign(&e.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: o.PinDir}}); err != nil {
 		if errors.Is(err, ebpf.ErrMapIncompatible) {
 			return nil, fmt.Errorf("the maps pinned under %s are from an incompatible gvs: run gvsd --cleanup (drops their connections): %w", o.PinDir, err)

@@ -124,3 +124,38 @@ func (m *destMem) addr4(id uint32) uint32 {
 func (m *destMem) uThreshold(id uint32) uint32 {
 	return binary.LittleEndian.Uint32(m.b[int(id)*m.stride+24:])
 }
+
+// counts reads a server's active, inactive and persistent counts.
+func (m *destMem) counts(id uint32) (active, inact, persist int) {
+	return int(atomic.LoadInt32(m.word(id, destOffActive))), int(atomic.LoadInt32(m.word(id, destOffInact))),
+		int(atomic.LoadInt32(m.word(id, destOffPersist)))
+}
+
+// flags reads a server's flags.
+func (m *destMem) flags(id uint32) uint32 {
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(m.word(id, destOffFlags))))
+}
+
+// busy says whether connections or templates still count on a server.
+func (m *destMem) busy(id uint32) bool {
+	a, i, p := m.counts(id)
+	return a != 0 || i != 0 || p != 0
+}
+
+// family reads a server's address family: 0 for an id not in use (never
+// written, or cleaned when it was released).
+func (m *destMem) family(id uint32) uint8 { return m.b[int(id)*m.stride+19] }
+
+// clear zeroes a released server's entry, its family last.
+func (m *destMem) clear(id uint32) {
+	for _, off := range []int{destOffActive, destOffInact, destOffPersist, destOffFlags} {
+		atomic.StoreInt32(m.word(id, off), 0)
+	}
+	b := m.b[int(id)*m.stride : (int(id)+1)*m.stride]
+	for i := range b {
+		if i != 19 {
+			b[i] = 0
+		}
+	}
+	b[19] = 0
+}

@@ -91,3 +91,38 @@ func resolveTunnel(addr netip.Addr) (nextHop, error) {
 	}
 	return resolve(hop, resolveFor)
 }
+
+// hopResult is what resolve found for one address.
+type hopResult struct {
+	hop nextHop
+	err error
+}
+
+// hopOf is a DR server's next hop, resolved once per address until the
+// next refreshHops: a batch of many services on one server asks the
+// kernel once, and a server that does not answer costs one wait, not one
+// per service.
+func (e *Engine) hopOf(addr netip.Addr) (nextHop, error) {
+	if r, ok := e.addrHops[addr]; ok {
+		return r.hop, r.err
+	}
+	h, err := resolve(addr, resolveFor)
+	if err != nil {
+		e.log.Warn("real server not resolved yet; retrying", "server", addr, "err", err)
+	}
+	e.addrHops[addr] = hopResult{h, err}
+	return h, err
+}
+
+// prepareFIB has the kernel resolve a TUN or NAT server's next hop (the
+// FIB lookup in BPF needs a neighbour entry), once per address until the
+// next refreshHops.
+func (e *Engine) prepareFIB(addr netip.Addr) {
+	if e.fibTried[addr] {
+		return
+	}
+	e.fibTried[addr] = true
+	if _, err := resolveTunnel(addr); err != nil {
+		e.log.Warn("next hop not resolved yet", "server", addr, "err", err)
+	}
+}

@@ -1,8 +1,11 @@
 package xdp
 
 import (
+	"errors"
 	"net/netip"
 	"time"
+
+	"github.com/cilium/ebpf"
 
 	"gvs/api"
 	"gvs/bpf"
@@ -14,14 +17,23 @@ import (
 
 // recoverIDs reads the ids a previous gvsd gave services and servers from
 // the pinned maps, so the rules it restores land on the same ids and the
-// connections in the table keep pointing at the right servers.
+// connections in the table keep pointing at the right servers. Ids that
+// are marked taken but belong to no service in the maps (sched_state's
+// used, a server's family) are those of deleted services and servers
+// that connections may still name: they stay retired until the sweep
+// finds none. Every other id is free and clean.
 func (e *Engine) recoverIDs() error {
 	var k bpf.SvcKey
 	var sv bpf.Svc
+	var liveSvcs, liveDests []uint32
+	liveSvc, liveDest := map[uint32]bool{}, map[uint32]bool{}
 	it := e.objs.Services.Iterate()
 	for it.Next(&k, &sv) {
 		mk := model.ServiceKey{Protocol: model.Protocol(k.Proto), Addr: wordsAddr(k.Addr, k.Af), Port: htons(k.Port), Family: model.Family(k.Af)}
 		e.svcIDs[mk] = sv.Id
+		e.svcKeys[sv.Id] = mk
+		liveSvcs = append(liveSvcs, sv.Id)
+		liveSvc[sv.Id] = true
 		e.svcMeta[sv.Id] = svcMeta{netmask: sv.Netmask, portZero: mk.Port == 0}
 		if sv.TableSlot != noSlot {
 			if sv.Sched == schedIndex["mh"] {
@@ -30,33 +42,68 @@ func (e *Engine) recoverIDs() error {
 				e.hashSlots.reserve(mk, sv.TableSlot)
 			}
 		}
-		e.nextSvc = max(e.nextSvc, sv.Id+1)
 		for i := range min(sv.Ndests, svcDests) {
 			id := sv.Dests[i]
-			var d bpf.Dest
-			if err := e.objs.Dests.Lookup(id, &d); err != nil {
+			if id >= maxDests || e.dmem.family(id) == 0 {
 				continue
 			}
 			if e.destIDs[mk] == nil {
 				e.destIDs[mk] = map[netip.AddrPort]uint32{}
 			}
-			e.destIDs[mk][netip.AddrPortFrom(wordsAddr(d.Addr, d.Af), htons(d.Port))] = id
+			var d bpf.Dest
+			if err := e.objs.Dests.Lookup(id, &d); err != nil {
+				return err
+			}
+			a := netip.AddrPortFrom(wordsAddr(d.Addr, d.Af), htons(d.Port))
+			e.destIDs[mk][a] = id
+			e.destKeys[id] = destRef{mk, a}
+			liveDests = append(liveDests, id)
+			liveDest[id] = true
 		}
 	}
 	if err := it.Err(); err != nil {
 		return err
 	}
-	// Servers of deleted services may still carry connections: never
-	// reuse an id that is in use.
-	var id uint32
-	var d bpf.Dest
-	dit := e.objs.Dests.Iterate()
-	for dit.Next(&id, &d) {
-		if d.Af != 0 {
-			e.nextDest = max(e.nextDest, id+1)
+	used, err := readUsed(e.objs.SchedState)
+	if err != nil {
+		return err
+	}
+	var retiredSvcs, retiredDests []uint32
+	for _, id := range used {
+		if !liveSvc[id] {
+			retiredSvcs = append(retiredSvcs, id)
 		}
 	}
-	return dit.Err()
+	for id := range uint32(maxDests) {
+		if e.dmem.family(id) != 0 && !liveDest[id] {
+			retiredDests = append(retiredDests, id)
+		}
+	}
+	e.svcPool.recover(liveSvcs, retiredSvcs, e.passes)
+	e.destPool.recover(liveDests, retiredDests, e.passes)
+	return nil
+}
+
+// readUsed lists the service ids whose sched_state is marked used.
+func readUsed(m *ebpf.Map) ([]uint32, error) {
+	var ids []uint32
+	keys := make([]uint32, countersChunk)
+	vals := make([]bpf.SchedState, countersChunk)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		for i := range n {
+			if vals[i].Used != 0 {
+				ids = append(ids, keys[i])
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) || err == nil && n == 0 {
+			return ids, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // tick is the engine's share of the periodic work (every second, with the
@@ -84,31 +131,47 @@ func (e *Engine) tick(v *ipvs.IPVS) {
 
 // refreshHops re-reads the real servers' MAC addresses (a server replaced
 // behind the same address keeps its traffic) and keeps the tunnel next
-// hops' neighbour entries alive.
+// hops' neighbour entries alive. Each address is asked once, however many
+// services share the server; what was found seeds hopOf until the next
+// refresh.
 func (e *Engine) refreshHops(v *ipvs.IPVS) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	found := map[hopKey]hopResult{}
 	for _, s := range v.Services() {
 		for _, d := range s.Servers() {
 			id, ok := e.destIDs[s.Config.ServiceKey][d.AddrPort()]
 			if !ok || d.Method == model.Local {
 				continue
 			}
-			var h nextHop
-			var err error
-			if d.Method == model.Route {
-				h, err = resolve(d.Addr, 0)
-			} else {
-				h, err = resolveTunnel(d.Addr)
+			key := hopKey{d.Addr, d.Method != model.Route}
+			r, ok := found[key]
+			if !ok {
+				if key.gateway {
+					r.hop, r.err = resolveTunnel(d.Addr)
+				} else {
+					r.hop, r.err = resolve(d.Addr, 0)
+				}
+				if r.err != nil {
+					probe(d.Addr)
+				}
+				found[key] = r
 			}
-			if err != nil {
-				probe(d.Addr)
+			if r.err != nil {
 				continue
 			}
+			h := r.hop
 			if old, ok := e.hops[id]; !ok || old.ifindex != h.ifindex || string(old.mac) != string(h.mac) {
 				e.hops[id] = h
 				e.writeDest(id, d)
 			}
+		}
+	}
+	// Failures are not kept: a server added now gets a full wait.
+	e.addrHops = map[hopKey]hopResult{}
+	for a, r := range found {
+		if r.err == nil {
+			e.addrHops[a] = r
 		}
 	}
 }
@@ -147,32 +210,35 @@ func sum(per []bpf.Stats) stats.Counters {
 func (e *Engine) pullLocked(v *ipvs.IPVS) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var total stats.Counters
-	per := make([]bpf.Stats, ebpfCPUs())
-	for _, id := range e.svcIDs {
-		if e.objs.SvcStats.Lookup(id, &per) == nil {
-			total = total.Add(sum(per))
-		}
+	svcs, err := readCounters(e.objs.SvcStats, int(e.svcPool.high()))
+	var dests []stats.Counters
+	if err == nil {
+		dests, err = readCounters(e.objs.DestStats, int(e.destPool.high()))
+	}
+	if err != nil {
+		e.log.Warn("reading the counters", "err", err)
+		return
+	}
+	// Free ids are zeroed: the sum over all ids is that of the services
+	// in the maps and of the deleted ones not yet freed.
+	total := e.gone
+	for _, c := range svcs {
+		total = total.Add(c)
 	}
 	v.Total().Set(total)
 	for _, s := range v.Services() {
 		k := s.Config.ServiceKey
-		if e.objs.SvcStats.Lookup(e.svcIDs[k], &per) == nil {
-			s.Stats.Set(sum(per))
+		if id, ok := e.svcIDs[k]; ok {
+			s.Stats.Set(svcs[id])
 		}
 		for _, d := range s.Servers() {
 			id, ok := e.destIDs[k][d.AddrPort()]
 			if !ok {
 				continue
 			}
-			if e.objs.DestStats.Lookup(id, &per) == nil {
-				d.Stats.Set(sum(per))
-			}
-			var bd bpf.Dest
-			if e.objs.Dests.Lookup(id, &bd) == nil {
-				d.ActiveConns, d.InactConns, d.PersistConns = int(bd.Activeconns), int(bd.Inactconns), int(bd.Persistconns)
-				d.Overloaded = bd.Flags&overFlag != 0
-			}
+			d.Stats.Set(dests[id])
+			d.ActiveConns, d.InactConns, d.PersistConns = e.dmem.counts(id)
+			d.Overloaded = e.dmem.flags(id)&overFlag != 0
 		}
 	}
 }

@@ -16,13 +16,31 @@ const templateGrace = 60 * time.Second
 // sweep expires connections and templates whose time is up, following the
 // ownership rule of bpf/conn.h: an entry is taken with lookup-and-delete;
 // one a packet refreshed meanwhile goes back; whoever deleted unbinds.
+// Going over every entry, it notes the ids they name (refs), and at the
+// end of a complete pass frees the retired ids none named.
+//
+// An expired template that still controls connections (n_control > 0)
+// gets 60 s more, but only while the pass saw a controlled connection of
+// its service: a count no connection is left to release is stale, and
+// the template goes. Counts go stale when a connection's hold cannot be
+// found again: its service is deleted and BPF removed it (svc_by_id finds
+// no service), or gvsd restarted after the deletion and has no meta for
+// the service to find the template by (the netmask is not kept in BPF;
+// rebuilding it from entries would be a guess). Connections of a deleted
+// service are never made again, so once the last one is gone its
+// templates expire; none stays armed forever. A live service's template
+// rewritten from a deleted service's id, whose old connections still
+// hold it after a restart, may go early: its persistence ends sooner.
 func (e *Engine) sweep() error {
 	t := now()
+	e.passes++
+	e.refs.reset()
 	var k bpf.ConnKey
 	var c bpf.Conn
 	var expired []bpf.ConnKey
 	it := e.objs.Conns.Iterate()
 	for it.Next(&k, &c) {
+		e.refs.conn(&c)
 		if c.Expires <= t {
 			expired = append(expired, k)
 		}
@@ -30,6 +48,7 @@ func (e *Engine) sweep() error {
 	// An iteration that BPF's deletions cut short still yields the keys it
 	// saw; handle those now, the rest at the next sweep.
 	iterErr := it.Err()
+	allConns := iterErr == nil
 	for _, key := range expired {
 		var got bpf.Conn
 		if err := e.objs.Conns.LookupAndDelete(&key, &got); err != nil {
@@ -54,6 +73,7 @@ func (e *Engine) sweep() error {
 	var due []bpf.ConnKey
 	tit := e.objs.Templates.Iterate()
 	for tit.Next(&tk, &tv) {
+		e.refs.template(&tv)
 		if tv.Expires <= t {
 			due = append(due, tk)
 		}
@@ -61,12 +81,13 @@ func (e *Engine) sweep() error {
 	if err := tit.Err(); err != nil && iterErr == nil {
 		iterErr = err
 	}
+	e.refs.complete = iterErr == nil
 	for _, key := range due {
 		var got bpf.Template
 		if err := e.objs.Templates.LookupAndDelete(&key, &got); err != nil {
 			continue
 		}
-		if got.Expires > now() || got.N_control > 0 {
+		if got.Expires > now() || got.N_control > 0 && (!allConns || e.refs.controlled.has(got.Svc)) {
 			if got.Expires <= now() {
 				got.Expires = now() + uint64(templateGrace)
 				got.Timeout = uint32(templateGrace / time.Second)
@@ -76,6 +97,9 @@ func (e *Engine) sweep() error {
 			}
 		}
 		e.dmem.unbind(got.Dest, true, false)
+	}
+	if e.refs.complete {
+		e.releaseIDs()
 	}
 	return iterErr
 }
@@ -177,7 +201,7 @@ func (e *Engine) releaseTemplate(k bpf.ConnKey, svc uint32) {
 	meta, ok := e.svcMeta[svc]
 	e.mu.Unlock()
 	if !ok {
-		return
+		return // a service deleted before a restart: see sweep
 	}
 	tk := k
 	tk.Cport = 0

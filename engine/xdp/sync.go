@@ -1,7 +1,6 @@
 package xdp
 
 import (
-	"net/netip"
 	"time"
 
 	"gvs/bpf"
@@ -22,14 +21,13 @@ const (
 	availFlag  = 0x1 // GVS_DEST_F_AVAILABLE
 	overFlag   = 0x2 // GVS_DEST_F_OVERLOAD
 	resolveFor = time.Second
-	// Id spaces of gvs.h (GVS_MAX_SERVICES, GVS_MAX_DESTS). Ids are not
-	// reused yet: a director that has seen this many services or servers
-	// needs a gvsd --cleanup.
-	maxServices = 65536
-	maxDests    = 65536
+	// Id spaces of gvs.h (GVS_MAX_SERVICES, GVS_MAX_DESTS); ids come back
+	// once nothing names them (ids.go).
+	maxServices = 131072
+	maxDests    = 131072
 )
 
-var errNoIDs = &model.Error{Errno: 28 /* ENOSPC */, Msg: "the xdp engine has used all its service or server ids (65536); gvsd --cleanup resets them"}
+var errNoIDs = &model.Error{Errno: 28 /* ENOSPC */, Msg: "the xdp engine has no free service or server id (131072 of each; those of deleted ones come back when their connections are gone)"}
 
 // slots hands out rows of the dh/sh or mh table maps.
 type slots struct {
@@ -76,38 +74,6 @@ func (s *slots) release(k model.ServiceKey) {
 	}
 }
 
-func (e *Engine) svcID(k model.ServiceKey) uint32 {
-	if id, ok := e.svcIDs[k]; ok {
-		return id
-	}
-	id := e.nextSvc
-	if id >= maxServices {
-		return noSlot
-	}
-	e.nextSvc++
-	e.svcIDs[k] = id
-	// A fresh id starts with zero counters.
-	e.objs.SvcStats.Put(id, make([]bpf.Stats, ebpfCPUs()))
-	return id
-}
-
-func (e *Engine) destID(k model.ServiceKey, a netip.AddrPort) uint32 {
-	if id, ok := e.destIDs[k][a]; ok {
-		return id
-	}
-	id := e.nextDest
-	if id >= maxDests {
-		return noSlot
-	}
-	e.nextDest++
-	if e.destIDs[k] == nil {
-		e.destIDs[k] = map[netip.AddrPort]uint32{}
-	}
-	e.destIDs[k][a] = id
-	e.objs.DestStats.Put(id, make([]bpf.Stats, ebpfCPUs()))
-	return id
-}
-
 // changeKind says what changed in a service, for its scheduler state.
 type changeKind uint8
 
@@ -146,11 +112,15 @@ func (e *Engine) Batch(run func() error) error {
 	e.batching = false
 	dirty := e.dirty
 	e.dirty = map[model.ServiceKey]bool{}
-	for k := range dirty {
-		if serr := e.sync(k, change{kind: chReplace}); serr != nil && err == nil {
-			err = serr
+	// One lock for the whole batch: the tick would otherwise take the
+	// table between every two services.
+	e.Do(func(v *ipvs.IPVS) {
+		for k := range dirty {
+			if serr := e.syncLocked(v, k, change{kind: chReplace}); serr != nil && err == nil {
+				err = serr
+			}
 		}
-	}
+	})
 	return err
 }
 
@@ -166,16 +136,20 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 		e.hashSlots.release(k)
 		e.mhSlots.release(k)
 		delete(e.seen, k)
-		return e.retireDests(k, live)
+		if id, ok := e.svcIDs[k]; ok {
+			e.svcPool.retire(id, e.passes)
+		}
+		e.retireDests(k, live)
+		return nil
 	}
 	cfg := s.Config
 	servers := s.Servers()
 	if len(servers) > svcDests {
 		return &model.Error{Errno: 28 /* ENOSPC */, Msg: "the xdp engine takes at most 1024 servers per service"}
 	}
-	id := e.svcID(k)
-	if id == noSlot {
-		return errNoIDs
+	id, err := e.svcID(k)
+	if err != nil {
+		return err
 	}
 	e.svcMeta[id] = svcMeta{netmask: cfg.Netmask, portZero: k.Port == 0}
 	sv := bpf.Svc{Id: id, Flags: uint32(cfg.Flags), Sched: schedIndex[cfg.Scheduler], Timeout: cfg.Timeout,
@@ -183,9 +157,9 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 	sv.Nladdrs = uint32(copyLocalAddrs(&sv.Laddrs, s))
 	ids := map[*model.Server]uint32{}
 	for i, d := range servers {
-		did := e.destID(k, d.AddrPort())
-		if did == noSlot {
-			return errNoIDs
+		did, err := e.destID(k, d.AddrPort())
+		if err != nil {
+			return err
 		}
 		if err := e.writeDest(did, d); err != nil {
 			return err
@@ -193,9 +167,6 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 		sv.Dests[i] = did
 		ids[d] = did
 		live[did] = true
-	}
-	if err := e.retireDests(k, live); err != nil {
-		return err
 	}
 	if err := e.writeSchedState(id, k, servers, ch); err != nil {
 		return err
@@ -233,10 +204,15 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 	if cfg.Scheduler != "mh" {
 		e.mhSlots.release(k)
 	}
-	if err := e.writeNATSources(); err != nil {
+	if err := e.addNATSources(sv.Dests[:len(servers)]); err != nil {
 		return err
 	}
-	return e.objs.Services.Put(svcKey(k), &sv)
+	if err := e.objs.Services.Put(svcKey(k), &sv); err != nil {
+		return err
+	}
+	// Only now is no server that left the list in BPF's copy of it.
+	e.retireDests(k, live)
+	return nil
 }
 
 // writeDest writes a server's configuration in place, leaving the counts
@@ -245,31 +221,16 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 func (e *Engine) writeDest(id uint32, d *model.Server) error {
 	var ifindex uint32
 	var mac []byte
-	if d.Method == model.Tunnel || d.Method == model.Masq || d.Method == model.FullNAT {
-		// The next hop toward the server (it, or its gateway), resolved
-		// by the kernel: BPF uses it instead of a FIB lookup per
+	switch d.Method {
+	case model.Route, model.Tunnel, model.Masq, model.FullNAT:
+		// The next hop toward the server, resolved by the kernel. DR:
+		// the server itself, on the segment. TUN, NAT, FULLNAT: the
+		// server or its gateway; BPF uses it instead of a FIB lookup per
 		// packet, and asks the FIB while it is unknown.
 		h, ok := e.hops[id]
 		if !ok {
 			var err error
-			if h, err = resolveTunnel(d.Addr); err != nil {
-				e.log.Warn("next hop not resolved yet; retrying", "server", d.Addr, "err", err)
-			} else {
-				e.hops[id] = h
-				ok = true
-			}
-		}
-		if ok {
-			ifindex, mac = uint32(h.ifindex), h.mac
-		}
-	}
-	if d.Method == model.Route {
-		h, ok := e.hops[id]
-		if !ok {
-			var err error
-			if h, err = resolve(d.Addr, resolveFor); err != nil {
-				e.log.Warn("real server not resolved yet; retrying", "server", d.Addr, "err", err)
-			} else {
+			if h, err = e.hopOf(d.Addr, d.Method != model.Route); err == nil {
 				e.hops[id] = h
 				ok = true
 			}
@@ -287,28 +248,18 @@ func (e *Engine) writeDest(id uint32, d *model.Server) error {
 	return nil
 }
 
-// retireDests marks the servers of service k that are no longer in its
-// list unavailable: their connections' packets are dropped until they
-// expire, as IPVS does.
-func (e *Engine) retireDests(k model.ServiceKey, live map[uint32]bool) error {
-	for _, id := range e.destIDs[k] {
-		if live[id] {
-			continue
-		}
-		e.dmem.setFlags(id, 0, availFlag)
-	}
-	return nil
-}
-
 // writeSchedState keeps rr's position on the same server across list
 // changes and recomputes wrr's parameters as ip_vs_wrr_dest_changed.
 func (e *Engine) writeSchedState(id uint32, k model.ServiceKey, servers []*model.Server, ch change) error {
 	var st bpf.SchedState
-	if err := e.objs.SchedState.Lookup(id, &st); err != nil {
-		return err
+	reset := !e.seen[k] || ch.kind == chReplace || ch.kind == chService && ch.reset
+	if !reset { // a reset rewrites every field: no need to read them
+		if err := e.objs.SchedState.Lookup(id, &st); err != nil {
+			return err
+		}
 	}
 	switch {
-	case !e.seen[k] || ch.kind == chReplace || ch.kind == chService && ch.reset:
+	case reset:
 		st.RrLast = -1
 		st.WrrCw = 0
 		e.seen[k] = true
@@ -323,6 +274,7 @@ func (e *Engine) writeSchedState(id uint32, k model.ServiceKey, servers []*model
 	}
 	st.WrrCw, st.WrrMw, st.WrrDi = sched.WRRUpdate(st.WrrCw, servers)
 	st.WrrCl = -1
+	st.Used = 1
 	return e.objs.SchedState.Put(id, &st)
 }
 
@@ -333,8 +285,8 @@ func (e *Engine) Reconcile() (err error) {
 	e.Do(func(v *ipvs.IPVS) {
 		var stale []model.ServiceKey
 		e.mu.Lock()
-		for k := range e.svcIDs {
-			if v.Service(k) == nil {
+		for k, id := range e.svcIDs {
+			if v.Service(k) == nil && !e.svcPool.isRetired(id) {
 				stale = append(stale, k)
 			}
 		}
