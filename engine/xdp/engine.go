@@ -71,8 +71,7 @@ type Engine struct {
 	hashSlots slots
 	mhSlots   slots
 	hops      map[uint32]nextHop // DR next hops by dest id
-	addrHops  map[netip.Addr]hopResult
-	fibTried  map[netip.Addr]bool
+	addrHops  map[hopKey]hopResult
 	// seen holds the services synced by this process: the first sync of
 	// a service (new, or recovered after a restart) resets its rr position.
 	seen map[model.ServiceKey]bool
@@ -136,7 +135,7 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 		Table: engine.NewTable(ipvs.Options{}), log: log, opts: o,
 		svcIDs: map[model.ServiceKey]uint32{}, destIDs: map[model.ServiceKey]map[netip.AddrPort]uint32{},
 		hashSlots: newSlots(hashSlots), mhSlots: newSlots(mhSlots), seen: map[model.ServiceKey]bool{}, svcMeta: map[uint32]svcMeta{}, dirty: map[model.ServiceKey]bool{},
-		hops: map[uint32]nextHop{}, addrHops: map[netip.Addr]hopResult{}, fibTried: map[netip.Addr]bool{}, stop: make(chan struct{}),
+		hops: map[uint32]nextHop{}, addrHops: map[hopKey]hopResult{}, stop: make(chan struct{}),
 		svcKeys: map[uint32]model.ServiceKey{}, destKeys: map[uint32]destRef{}, refs: newRefs(),
 	}
 	e.svcPool = newIDPool(maxServices, e.cleanSvc)
@@ -152,6 +151,10 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 		return nil, err
 	}
 	if err := e.recoverIDs(); err != nil {
+		e.objs.Close()
+		return nil, err
+	}
+	if err := e.initNATSources(); err != nil {
 		e.objs.Close()
 		return nil, err
 	}

@@ -9,27 +9,52 @@ import (
 // address word as the maps store it.
 func natSrcBit(addr uint32) uint32 { return (addr * 2654435761) >> 16 }
 
-// writeNATSources sets the reply filter (nat_srcs) to the addresses of
-// every NAT/FULLNAT server the engine holds an id for, retired ones too
-// (their connections' replies still come). It runs before a service's
-// new list is published, so a new server's replies find their bit. e.mu
-// is held.
-func (e *Engine) writeNATSources() error {
-	var f bpf.NATSrc
-	for _, ids := range e.destIDs {
-		for _, id := range ids {
-			if m := e.dmem.method(id); m == model.Masq || m == model.FullNAT {
-				bit := natSrcBit(e.dmem.addr4(id))
-				f.Bits[bit>>6] |= 1 << (bit & 63)
-			}
+// The reply filter (nat_srcs) holds a bit for every NAT/FULLNAT server
+// address the data path may hear a reply from. Bits are only ever set
+// while gvsd runs (a stray bit costs a reply-table lookup, a missing one
+// loses replies); a restart rebuilds the filter from the servers then in
+// the dests array, retired ones included.
+
+// initNATSources rebuilds the filter from every id in use in the dests
+// array (after recoverIDs).
+func (e *Engine) initNATSources() error {
+	f := &bpf.NATSrc{}
+	for id := range uint32(maxDests) {
+		if e.dmem.family(id) != 0 && isNAT(e.dmem.method(id)) {
+			setNATBit(f, e.dmem.addr4(id))
 		}
 	}
-	if e.natSrcs != nil && *e.natSrcs == f {
+	e.natSrcs = f
+	return e.objs.NatSrcs.Put(uint32(0), f)
+}
+
+func isNAT(m model.Method) bool { return m == model.Masq || m == model.FullNAT }
+
+func setNATBit(f *bpf.NATSrc, addr uint32) bool {
+	bit := natSrcBit(addr)
+	w, m := bit>>6, uint64(1)<<(bit&63)
+	if f.Bits[w]&m != 0 {
+		return false
+	}
+	f.Bits[w] |= m
+	return true
+}
+
+// addNATSources sets the bits of a service's NAT servers, writing the
+// filter only if one was missing. It runs before the service's new list
+// is published, so a new server's replies find their bit. e.mu is held.
+func (e *Engine) addNATSources(ids []uint32) error {
+	if e.natSrcs == nil {
+		e.natSrcs = &bpf.NATSrc{}
+	}
+	changed := false
+	for _, id := range ids {
+		if isNAT(e.dmem.method(id)) && setNATBit(e.natSrcs, e.dmem.addr4(id)) {
+			changed = true
+		}
+	}
+	if !changed {
 		return nil
 	}
-	if err := e.objs.NatSrcs.Put(uint32(0), &f); err != nil {
-		return err
-	}
-	e.natSrcs = &f
-	return nil
+	return e.objs.NatSrcs.Put(uint32(0), e.natSrcs)
 }

@@ -98,31 +98,32 @@ type hopResult struct {
 	err error
 }
 
-// hopOf is a DR server's next hop, resolved once per address until the
-// next refreshHops: a batch of many services on one server asks the
-// kernel once, and a server that does not answer costs one wait, not one
-// per service.
-func (e *Engine) hopOf(addr netip.Addr) (nextHop, error) {
-	if r, ok := e.addrHops[addr]; ok {
-		return r.hop, r.err
-	}
-	h, err := resolve(addr, resolveFor)
-	if err != nil {
-		e.log.Warn("real server not resolved yet; retrying", "server", addr, "err", err)
-	}
-	e.addrHops[addr] = hopResult{h, err}
-	return h, err
+// hopKey is a server address and how it is reached: DR needs it on the
+// segment; TUN and NAT take the route's gateway if there is one.
+type hopKey struct {
+	addr    netip.Addr
+	gateway bool
 }
 
-// prepareFIB has the kernel resolve a TUN or NAT server's next hop (the
-// FIB lookup in BPF needs a neighbour entry), once per address until the
-// next refreshHops.
-func (e *Engine) prepareFIB(addr netip.Addr) {
-	if e.fibTried[addr] {
-		return
+// hopOf is a server's next hop, resolved once per address until the next
+// refreshHops: a batch of many services on one server asks the kernel
+// once, and a server that does not answer costs one wait, not one per
+// service.
+func (e *Engine) hopOf(addr netip.Addr, gateway bool) (nextHop, error) {
+	k := hopKey{addr, gateway}
+	if r, ok := e.addrHops[k]; ok {
+		return r.hop, r.err
 	}
-	e.fibTried[addr] = true
-	if _, err := resolveTunnel(addr); err != nil {
-		e.log.Warn("next hop not resolved yet", "server", addr, "err", err)
+	var h nextHop
+	var err error
+	if gateway {
+		h, err = resolveTunnel(addr)
+	} else {
+		h, err = resolve(addr, resolveFor)
 	}
+	if err != nil {
+		e.log.Warn("next hop not resolved yet; retrying", "server", addr, "err", err)
+	}
+	e.addrHops[k] = hopResult{h, err}
+	return h, err
 }

@@ -124,7 +124,7 @@ func (e *Engine) tick(v *ipvs.IPVS) {
 	if e.ticks%60 == 0 {
 		e.collectLBLC()
 	}
-	if e.ticks%10 == 0 {
+	if e.ticks%60 == 0 {
 		e.sweepReplies()
 	}
 }
@@ -277,10 +277,7 @@ func (e *Engine) Conns() []api.Conn {
 		}
 		return int64(time.Duration(exp - t).Milliseconds())
 	}
-	var k bpf.ConnKey
-	var c bpf.Conn
-	it := e.objs.Conns.Iterate()
-	for it.Next(&k, &c) {
+	eachEntry(e.objs.Conns, func(k *bpf.ConnKey, c *bpf.Conn) {
 		ac := api.Conn{
 			Protocol: model.Protocol(k.Proto),
 			Client:   netip.AddrPortFrom(wordsAddr(k.Caddr, k.Af), htons(k.Cport)),
@@ -293,10 +290,8 @@ func (e *Engine) Conns() []api.Conn {
 			ac.Local = netip.AddrPortFrom(wordsAddr(c.Laddr, k.Af), htons(c.Lport))
 		}
 		out = append(out, ac)
-	}
-	var tv bpf.Template
-	tit := e.objs.Templates.Iterate()
-	for tit.Next(&k, &tv) {
+	})
+	eachEntry(e.objs.Templates, func(k *bpf.ConnKey, tv *bpf.Template) {
 		st := conn.None
 		if k.Proto == uint8(model.ProtoUDP) {
 			st = conn.StateUDP
@@ -314,6 +309,6 @@ func (e *Engine) Conns() []api.Conn {
 			ExpireMS: remaining(tv.Expires),
 			Template: true,
 		})
-	}
+	})
 	return out
 }

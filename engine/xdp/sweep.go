@@ -35,19 +35,15 @@ func (e *Engine) sweep() error {
 	t := now()
 	e.passes++
 	e.refs.reset()
-	var k bpf.ConnKey
-	var c bpf.Conn
 	var expired []bpf.ConnKey
-	it := e.objs.Conns.Iterate()
-	for it.Next(&k, &c) {
-		e.refs.conn(&c)
+	iterErr := eachEntry(e.objs.Conns, func(k *bpf.ConnKey, c *bpf.Conn) {
+		e.refs.conn(c)
 		if c.Expires <= t {
-			expired = append(expired, k)
+			expired = append(expired, *k)
 		}
-	}
-	// An iteration that BPF's deletions cut short still yields the keys it
-	// saw; handle those now, the rest at the next sweep.
-	iterErr := it.Err()
+	})
+	// A read cut short still yields the keys it saw; handle those now,
+	// the rest at the next sweep.
 	allConns := iterErr == nil
 	for _, key := range expired {
 		var got bpf.Conn
@@ -68,17 +64,14 @@ func (e *Engine) sweep() error {
 		}
 	}
 
-	var tk bpf.ConnKey
-	var tv bpf.Template
 	var due []bpf.ConnKey
-	tit := e.objs.Templates.Iterate()
-	for tit.Next(&tk, &tv) {
-		e.refs.template(&tv)
+	err := eachEntry(e.objs.Templates, func(tk *bpf.ConnKey, tv *bpf.Template) {
+		e.refs.template(tv)
 		if tv.Expires <= t {
-			due = append(due, tk)
+			due = append(due, *tk)
 		}
-	}
-	if err := tit.Err(); err != nil && iterErr == nil {
+	})
+	if err != nil && iterErr == nil {
 		iterErr = err
 	}
 	e.refs.complete = iterErr == nil
@@ -127,15 +120,13 @@ func (e *Engine) releaseReply(k bpf.ConnKey, c *bpf.Conn) {
 // Orphans come from a connection removed between a reply lookup and its
 // release, or from maps kept across a crash of the sweep's work.
 func (e *Engine) sweepReplies() {
-	var rk, fk bpf.ConnKey
 	var c bpf.Conn
 	orphans := map[bpf.ConnKey]bpf.ConnKey{}
-	it := e.objs.Rconns.Iterate()
-	for it.Next(&rk, &fk) {
-		if e.objs.Conns.Lookup(&fk, &c) != nil {
-			orphans[rk] = fk
+	eachEntry(e.objs.Rconns, func(rk, fk *bpf.ConnKey) {
+		if e.objs.Conns.Lookup(fk, &c) != nil {
+			orphans[*rk] = *fk
 		}
-	}
+	})
 	for rk, fk := range orphans {
 		if prev, ok := e.orphans[rk]; ok && prev == fk {
 			var cur bpf.ConnKey
