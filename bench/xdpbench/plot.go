@@ -18,7 +18,7 @@ func plotCosts(path string, rows []row) error {
 		if strings.HasPrefix(r.name, "no director") || len(r.cost) == 0 {
 			continue
 		}
-		name := r.name
+		name := " " + r.name // room for the first letter
 		if r.group == "trafgen" {
 			name += " [trafgen]"
 		} else {
@@ -42,6 +42,11 @@ func plotCosts(path string, rows []row) error {
 	p.Title.Text = "Director cost per packet (median ns, 64-byte frames; lower is better)"
 	p.X.Label.Text = "ns per packet"
 	p.X.Min = 0
+	top := 0.0
+	for i := range gvs {
+		top = max(top, gvs[i], peers[i])
+	}
+	p.X.Max = top * 1.08
 	w := vg.Points(9)
 	for _, s := range []struct {
 		v   plotter.Values
