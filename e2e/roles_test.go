@@ -27,7 +27,11 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir) // the binaries built for this run
+	}
+	os.Exit(code)
 }
 
 // pattern is the byte at offset i of a bulk transfer.
