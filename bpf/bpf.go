@@ -74,3 +74,20 @@ type (
 	IfMAC      = gvsGvsIfmac
 	NATSrc     = gvsGvsNatsrc
 )
+
+// Set sets the bit of an IPv4 address word (as the maps store it) in the
+// NAT reply filter, gvs_natsrc_bit of gvs.h, and says whether it was
+// clear.
+func (f *NATSrc) Set(addr uint32) bool {
+	bit := (addr * 2654435761) >> 16
+	w, m := bit>>6, uint64(1)<<(bit&63)
+	if f.Bits[w]&m != 0 {
+		return false
+	}
+	f.Bits[w] |= m
+	return true
+}
+
+// EventNames are enum gvs_event's names, by index (the events map).
+var EventNames = []string{"pass", "forward", "drop_nodest", "no_dest", "conn_table_full", "frag_needed",
+	"no_route", "malformed", "too_big", "fwd_unsupported", "reply", "no_lport", "icmp", "ttl"}

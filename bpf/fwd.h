@@ -161,6 +161,20 @@ static __always_inline int too_big(struct xdp_md *ctx, const struct gvs_pkt *p, 
 	return XDP_PASS;
 }
 
+/* Whether len bytes, grown by delta, do not fit the way out of ifindex:
+ * by the MTU gvsd keeps in ifmacs (m), else by the kernel's
+ * bpf_check_mtu. When they do not, *mtu is the interface's MTU. */
+static __always_inline int egress_too_big(struct xdp_md *ctx, const struct gvs_ifmac *m,
+					  __u32 ifindex, __u32 len, __u32 delta, __u32 *mtu)
+{
+	if (m && m->mtu) {
+		*mtu = m->mtu;
+		return len + delta > m->mtu;
+	}
+	*mtu = len;
+	return bpf_check_mtu(ctx, ifindex, mtu, delta, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED;
+}
+
 /* Direct routing: the frame goes to the server's MAC unchanged above L2
  * (VLAN tag included); IPVS does not touch the IP header either. */
 __gvs_subprog int fwd_dr(struct xdp_md *ctx, const struct gvs_pkt *p,
@@ -173,15 +187,9 @@ __gvs_subprog int fwd_dr(struct xdp_md *ctx, const struct gvs_pkt *p,
 		ev_inc(GVS_EV_NO_ROUTE);
 		return XDP_PASS;
 	}
-	if (ifindex != ctx->ingress_ifindex) {
-		__u32 mtu = p->tot_len;
-		if (src->mtu) {
-			if (p->tot_len > src->mtu)
-				return too_big(ctx, p, src->mtu, 0, now);
-		} else if (bpf_check_mtu(ctx, ifindex, &mtu, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED) {
-			return too_big(ctx, p, mtu, 0, now);
-		}
-	}
+	__u32 mtu;
+	if (ifindex != ctx->ingress_ifindex && egress_too_big(ctx, src, ifindex, p->tot_len, 0, &mtu))
+		return too_big(ctx, p, mtu, 0, now);
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
@@ -216,8 +224,6 @@ __gvs_subprog int fwd_tun(struct xdp_md *ctx, const struct gvs_pkt *p,
 		fib.ifindex = hop;
 		__builtin_memcpy(fib.dmac, d->mac, ETH_ALEN);
 		__builtin_memcpy(fib.smac, hmac->mac, ETH_ALEN);
-		if (hmac->mtu && p->tot_len + sizeof(struct iphdr) > hmac->mtu)
-			return too_big(ctx, p, hmac->mtu, sizeof(struct iphdr), now);
 	} else {
 		fib.family = AF_INET;
 		fib.tos = p->tos;
@@ -234,9 +240,8 @@ __gvs_subprog int fwd_tun(struct xdp_md *ctx, const struct gvs_pkt *p,
 			return XDP_PASS;
 		}
 	}
-	__u32 mtu = p->tot_len;
-	if (!(hmac && hmac->mtu) &&
-	    bpf_check_mtu(ctx, fib.ifindex, &mtu, sizeof(struct iphdr), 0) == BPF_MTU_CHK_RET_FRAG_NEEDED)
+	__u32 mtu;
+	if (egress_too_big(ctx, hmac, fib.ifindex, p->tot_len, sizeof(struct iphdr), &mtu))
 		return too_big(ctx, p, mtu, sizeof(struct iphdr), now);
 
 	struct iphdr o = {};

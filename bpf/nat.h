@@ -124,6 +124,13 @@ static __always_inline int nat_rewrite(struct xdp_md *ctx, const struct gvs_pkt 
 	return 0;
 }
 
+/* Toward server d: by the next hop gvsd resolved for it. */
+static __always_inline void xlate_hop(struct nat_xlate *x, const struct gvs_dest *d)
+{
+	x->hop_ifindex = d->ifindex;
+	__builtin_memcpy(x->hop_mac, d->mac, sizeof(x->hop_mac));
+}
+
 /* A reply the kernel's ip_forward would not forward (TTL expiring):
  * IPVS never sees it, and the stack sends the time exceeded. */
 static __always_inline int reply_ttl_expired(const struct gvs_pkt *p)
@@ -146,17 +153,12 @@ __gvs_subprog int nat_xmit(struct xdp_md *ctx, const struct gvs_pkt *p,
 	long rc;
 
 	if (src) {
-		__u32 mtu = p->tot_len;
+		__u32 mtu;
 		fib.ifindex = hop;
 		__builtin_memcpy(fib.dmac, x->hop_mac, ETH_ALEN);
 		__builtin_memcpy(fib.smac, src->mac, ETH_ALEN);
 		rc = BPF_FIB_LKUP_RET_SUCCESS;
-		if (src->mtu) {
-			if (p->tot_len > src->mtu) {
-				rc = BPF_FIB_LKUP_RET_FRAG_NEEDED;
-				fib.mtu_result = src->mtu;
-			}
-		} else if (bpf_check_mtu(ctx, hop, &mtu, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED) {
+		if (egress_too_big(ctx, src, hop, p->tot_len, 0, &mtu)) {
 			rc = BPF_FIB_LKUP_RET_FRAG_NEEDED;
 			fib.mtu_result = mtu;
 		}

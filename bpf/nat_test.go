@@ -39,9 +39,7 @@ func natServer(t *testing.T, o *Objects, addr netip.Addr) {
 	t.Helper()
 	var f NATSrc
 	must(t, o.NatSrcs.Lookup(uint32(0), &f))
-	w := ip4(addr)
-	bit := (w * 2654435761) >> 16
-	f.Bits[bit>>6] |= 1 << (bit & 63)
+	f.Set(ip4(addr))
 	must(t, o.NatSrcs.Put(uint32(0), &f))
 }
 
@@ -497,29 +495,16 @@ func TestNextHopCaches(t *testing.T) {
 	o := loadObjects(t)
 	cached := [6]byte{0x02, 0xca, 0xc4, 0xed, 0, 1}
 	vport := netip.AddrPortFrom(vip, 80)
+	putService(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR, dests: []uint32{1}})
+	natServer(t, o, natRIP.Addr())
 	inNetNS(t, func(gvs0 int) error {
+		// The next hop is on gvs0, known only in the namespace.
 		d := natDest(natRIP, fwdMasq)
 		d.Ifindex, d.Mac = uint32(gvs0), cached
 		if err := o.Dests.Put(uint32(1), &d); err != nil {
 			return err
 		}
-		k := SvcKey{Port: htons(80), Proto: unix.IPPROTO_TCP, Af: 4}
-		k.Addr[0] = ip4(vip)
-		s := Svc{Id: 1, Ndests: 1}
-		s.Dests[0] = 1
-		if err := o.Services.Put(&k, &s); err != nil {
-			return err
-		}
-		if err := o.SchedState.Put(uint32(1), &SchedState{RrLast: -1, WrrCl: -1}); err != nil {
-			return err
-		}
 		if err := o.Ifmacs.Put(uint32(gvs0), &IfMAC{Mac: [6]byte(dirMAC), Mtu: 1400}); err != nil {
-			return err
-		}
-		var f NATSrc
-		bit := (ip4(natRIP.Addr()) * 2654435761) >> 16
-		f.Bits[bit>>6] |= 1 << (bit & 63)
-		if err := o.NatSrcs.Put(uint32(0), &f); err != nil {
 			return err
 		}
 		if err := o.Config.Put(uint32(0), &Config{HopGen: 7}); err != nil {

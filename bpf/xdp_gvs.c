@@ -106,8 +106,7 @@ static __always_inline int fwd(struct xdp_md *ctx, const struct gvs_pkt *p,
 		x.saddr = c->laddr[0];
 		x.sport = c->lport;
 	}
-	x.hop_ifindex = d->ifindex;
-	__builtin_memcpy(x.hop_mac, d->mac, sizeof(x.hop_mac));
+	xlate_hop(&x, d);
 	return nat_xmit(ctx, p, &x, now, 0);
 }
 
@@ -321,8 +320,7 @@ __gvs_subprog int icmp_conn(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 n
 		x.in_dport = c->lport;
 	}
 	x.icmp_src = p->daddr;
-	x.hop_ifindex = d->ifindex;
-	__builtin_memcpy(x.hop_mac, d->mac, sizeof(x.hop_mac));
+	xlate_hop(&x, d);
 	return nat_xmit(ctx, p, &x, now, 0);
 pass:
 	ev_inc(GVS_EV_PASS);

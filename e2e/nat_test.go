@@ -35,7 +35,6 @@ func newNATTopo(t *testing.T, gateway bool) *natTopo {
 	if _, err := exec.LookPath("nsenter"); err != nil {
 		t.Skip("needs nsenter (util-linux)")
 	}
-	bin := binaries(t)
 	tp := newTopo(t)
 	tp.host("client", "198.18.0.1/24")
 	dir := tp.host("director", "198.18.0.2/24")
@@ -54,15 +53,7 @@ func newNATTopo(t *testing.T, gateway bool) *natTopo {
 		}
 		tp.serve(ns, "0.0.0.0:8080", name)
 	}
-	pinDir := "/sys/fs/bpf/" + tp.prefix
-	d := startWrapped(t, t.TempDir(), nsenter(dir), "--engine", "xdp", "--interface", "eth0", "--bpf-pin-dir", pinDir, "--max-conns", "131072")
-	t.Cleanup(func() {
-		d.stop()
-		tp.run("", append(nsenter(dir), filepath.Join(bin, "gvsd"), "--cleanup", "--bpf-pin-dir", pinDir)...)
-		if _, err := os.Stat(pinDir); err == nil {
-			t.Errorf("pins left in %s", pinDir)
-		}
-	})
+	d, pinDir := tp.startXDPDirector(dir)
 	// Traffic to and from the servers crosses the director's XDP program
 	// now: no GRO on the other hosts' switch ports, which would hand it
 	// frames merged beyond the MTU (a real NIC runs XDP before GRO).
@@ -181,14 +172,7 @@ func testNAT(t *testing.T, fullnat bool) {
 	d.must("-a", "-u", vip+":81", "-r", natServers[0]+":8081", method) // nothing listens there
 	client := tp.ns("client")
 
-	var spread []string
-	for range 3 {
-		out, err := tp.role(client, "hello", vip+":80")
-		if err != nil {
-			t.Fatalf("TCP through the director: %v %s\n%s", err, out, d.log)
-		}
-		spread = append(spread, strings.TrimSpace(out))
-	}
+	spread := tp.hellos(d, client, vip+":80", 3)
 	if strings.Join(spread, " ") != "rs3 rs2 rs1" {
 		t.Errorf("TCP spread %v, want rr from the newest server", spread)
 	}

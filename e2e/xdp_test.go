@@ -51,6 +51,17 @@ func newDRTopo(t *testing.T, tunnel bool) *drTopo {
 		tp.serve(ns, vip+":80", name)
 	}
 	_ = client
+	d, pinDir := tp.startXDPDirector(dir)
+	time.Sleep(200 * time.Millisecond)
+	return &drTopo{topo: tp, d: d, pinDir: pinDir}
+}
+
+// startXDPDirector runs gvsd's xdp engine on eth0 of namespace dir, with
+// its pins under a directory of the test's own, and at cleanup stops it,
+// removes program and pins, and fails the test if any pin is left.
+func (tp *topo) startXDPDirector(dir string) (*daemon, string) {
+	t := tp.t
+	bin := binaries(t)
 	pinDir := "/sys/fs/bpf/" + tp.prefix
 	d := startWrapped(t, t.TempDir(), nsenter(dir), "--engine", "xdp", "--interface", "eth0", "--bpf-pin-dir", pinDir, "--max-conns", "131072")
 	t.Cleanup(func() {
@@ -60,8 +71,22 @@ func newDRTopo(t *testing.T, tunnel bool) *drTopo {
 			t.Errorf("pins left in %s", pinDir)
 		}
 	})
-	time.Sleep(200 * time.Millisecond)
-	return &drTopo{topo: tp, d: d, pinDir: pinDir}
+	return d, pinDir
+}
+
+// hellos opens n TCP connections from namespace ns to addr and returns
+// the servers' greetings in order.
+func (tp *topo) hellos(d *daemon, ns, addr string, n int) []string {
+	tp.t.Helper()
+	var got []string
+	for range n {
+		out, err := tp.role(ns, "hello", addr)
+		if err != nil {
+			tp.t.Fatalf("TCP through the director: %v %s\n%s", err, out, d.log)
+		}
+		got = append(got, strings.TrimSpace(out))
+	}
+	return got
 }
 
 func fields(s string) string { return strings.Join(strings.Fields(s), " ") }
@@ -81,14 +106,7 @@ func testForwarding(t *testing.T, tunnel bool) {
 	d.must("-a", "-u", vip+":80", "-r", "198.18.0.12", method)
 
 	client := tp.ns("client")
-	var got []string
-	for range 4 {
-		out, err := tp.role(client, "hello", vip+":80")
-		if err != nil {
-			t.Fatalf("TCP through the director: %v %s\n%s", err, out, d.log)
-		}
-		got = append(got, strings.TrimSpace(out))
-	}
+	got := tp.hellos(d, client, vip+":80", 4)
 	if strings.Join(got, " ") != "rs2 rs1 rs2 rs1" {
 		t.Errorf("TCP spread %v, want rr from the newest server", got)
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"gvs/bpf"
 )
 
 // gvsd is the director under test: bin/gvsd --engine xdp on d0 and d1 of
@@ -134,16 +136,12 @@ func (g *gvsd) pinnedMap(name string) *ebpf.Map {
 	return m
 }
 
-// eventNames are gvs.h's enum gvs_event.
-var eventNames = []string{"pass", "forward", "drop_nodest", "no_dest", "conn_table_full", "frag_needed",
-	"no_route", "malformed", "too_big", "fwd_unsupported", "reply", "no_lport", "icmp", "ttl"}
-
 // events sums the data path's event counters.
 func (g *gvsd) events() map[string]uint64 {
 	m := g.pinnedMap("events")
 	defer m.Close()
 	out := map[string]uint64{}
-	for i, name := range eventNames {
+	for i, name := range bpf.EventNames {
 		var per []uint64
 		if m.Lookup(uint32(i), &per) != nil {
 			continue

@@ -160,34 +160,27 @@ func (b *bench) cases() {
 	baseFrame := frame{srcMAC: b.t.macs["g1"], dstMAC: b.t.macs["s1"], src: ap("198.18.2.1:10000"), dst: ap("198.18.2.2:9")}.bytes()
 	g0, s0, g1 := b.t.ifindex["g0"], b.t.ifindex["s0"], b.t.ifindex["g1"]
 
-	// live runs the generator for d and counts what the sinks got.
-	live := func(ns string, dev int, fr []byte, cfg benchprog.GenCfg, prog *ebpf.Program, d time.Duration) sample {
-		before, st := b.p.sunk(), progStats(prog)
-		el := b.p.generate(ns, dev, fr, cfg, d, 0)
-		n := b.p.sunk() - before
-		s := sample{pps: float64(n) / el.Seconds()}
-		if st2 := progStats(prog); st2.cnt > st.cnt {
-			s.bpfNs = float64(st2.ns-st.ns) / float64(st2.cnt-st.cnt)
+	// withGvsd measures send against a fresh gvsd with the rules, after
+	// warm (one packet per flow) if set.
+	withGvsd := func(warm func(), send func() sample) sample {
+		b.g.start()
+		defer b.g.stop()
+		b.g.restore(rules)
+		if warm != nil {
+			warm()
 		}
+		prog := b.g.prog() // d0's; replies entering on d1 run the same program
+		if prog != nil {
+			defer prog.Close()
+		}
+		s := withBPFTime(prog, send)
+		b.checkEvents()
 		return s
 	}
-	// gvs starts a fresh gvsd with the rules, warms flows up with one
-	// packet each if warm is set, and measures.
-	gvs := func(fr []byte, cfg benchprog.GenCfg, warm func()) func(time.Duration) sample {
+	// gvsLive is withGvsd with the live-frames generator on g0.
+	gvsLive := func(fr []byte, cfg benchprog.GenCfg, warm func()) func(time.Duration) sample {
 		return func(d time.Duration) sample {
-			b.g.start()
-			defer b.g.stop()
-			b.g.restore(rules)
-			if warm != nil {
-				warm()
-			}
-			prog := b.g.prog()
-			if prog != nil {
-				defer prog.Close()
-			}
-			s := live(b.t.gen, g0, fr, cfg, prog, d)
-			b.checkEvents()
-			return s
+			return withGvsd(warm, func() sample { return b.live(b.t.gen, g0, fr, cfg, d) })
 		}
 	}
 	warmUDP := func(port uint16) func() {
@@ -197,34 +190,26 @@ func (b *bench) cases() {
 
 	b.cs = []scenario{
 		{name: "no director (veth pair)", group: "live", peer: true, run: func(d time.Duration) sample {
-			return live(b.t.gen, g1, baseFrame, fixed, nil, d)
+			return b.live(b.t.gen, g1, baseFrame, fixed, d)
 		}},
 		{name: "minimal XDP forwarder", group: "live", peer: true, run: func(d time.Duration) sample {
 			b.p.attachFwd(b.t)
 			defer b.p.detachFwd()
-			return live(b.t.gen, g0, b.toVIP(1, false, 0), fixed, b.p.o.Fwd, d)
+			return withBPFTime(b.p.o.Fwd, func() sample { return b.live(b.t.gen, g0, b.toVIP(1, false, 0), fixed, d) })
 		}},
-		{name: "gvs DR, UDP established", group: "live", relFloor: 1.5, run: gvs(b.toVIP(1, false, 0), fixed, warmUDP(1))},
-		{name: "gvs DR, TCP established", group: "live", relFloor: 1.5, run: gvs(b.toVIP(1, true, tcpACK), fixed, warmSYN)},
-		{name: "gvs DR, UDP new flows", group: "live", target: 300, newFlows: true, run: gvs(b.toVIP(1, false, 0), newFlows, nil)},
-		{name: "gvs DR, TCP SYN new flows", group: "live", target: 300, newFlows: true, run: gvs(b.toVIP(1, true, tcpSYN), newFlows, nil)},
-		{name: "gvs TUN, UDP established", group: "live", relFloor: 1.5, run: gvs(b.toVIP(2, false, 0), fixed, warmUDP(2))},
-		{name: "gvs NAT, UDP established, client to server", group: "live", relFloor: 1.5, run: gvs(b.toVIP(3, false, 0), fixed, warmUDP(3))},
+		{name: "gvs DR, UDP established", group: "live", relFloor: 1.5, run: gvsLive(b.toVIP(1, false, 0), fixed, warmUDP(1))},
+		{name: "gvs DR, TCP established", group: "live", relFloor: 1.5, run: gvsLive(b.toVIP(1, true, tcpACK), fixed, warmSYN)},
+		{name: "gvs DR, UDP new flows", group: "live", target: 300, newFlows: true, run: gvsLive(b.toVIP(1, false, 0), newFlows, nil)},
+		{name: "gvs DR, TCP SYN new flows", group: "live", target: 300, newFlows: true, run: gvsLive(b.toVIP(1, true, tcpSYN), newFlows, nil)},
+		{name: "gvs TUN, UDP established", group: "live", relFloor: 1.5, run: gvsLive(b.toVIP(2, false, 0), fixed, warmUDP(2))},
+		{name: "gvs NAT, UDP established, client to server", group: "live", relFloor: 1.5, run: gvsLive(b.toVIP(3, false, 0), fixed, warmUDP(3))},
 		{name: "gvs NAT, UDP established, server to client", group: "live", relFloor: 1.5, run: func(d time.Duration) sample {
-			b.g.start()
-			defer b.g.stop()
-			b.g.restore(rules)
-			warmUDP(3)()
-			prog := b.g.prog() // d0's; replies enter on d1: same program
-			if prog != nil {
-				defer prog.Close()
-			}
 			reply := frame{srcMAC: b.t.macs["s0"], dstMAC: b.t.macs["d1"], src: ap(sinkIP + ":8080"), dst: ap(clientIP + ":10000")}.bytes()
 			rcfg := benchprog.GenCfg{Mode: benchprog.GenFixedDport, Nflows: uint32(b.o.flows), Port: 10000}
-			return live(b.t.sink, s0, reply, rcfg, prog, d)
+			return withGvsd(warmUDP(3), func() sample { return b.live(b.t.sink, s0, reply, rcfg, d) })
 		}},
-		{name: "gvs FULLNAT, UDP established", group: "live", relFloor: 1.5, run: gvs(b.toVIP(4, false, 0), fixed, warmUDP(4))},
-		{name: "gvs NAT, UDP new flows", group: "live", target: 300, newFlows: true, run: gvs(b.toVIP(3, false, 0), newFlows, nil)},
+		{name: "gvs FULLNAT, UDP established", group: "live", relFloor: 1.5, run: gvsLive(b.toVIP(4, false, 0), fixed, warmUDP(4))},
+		{name: "gvs NAT, UDP new flows", group: "live", target: 300, newFlows: true, run: gvsLive(b.toVIP(3, false, 0), newFlows, nil)},
 	}
 	if _, err := os.Stat("/usr/sbin/trafgen"); err != nil {
 		progress("trafgen (netsniff-ng) not installed: the kernel-path peers are skipped (scripts/install-deps.sh --bench)")
@@ -247,21 +232,28 @@ func (b *bench) cases() {
 			return fromG0(vip, "80")(d)
 		}},
 		scenario{name: "gvs DR, UDP established, trafgen", group: "trafgen", run: func(d time.Duration) sample {
-			b.g.start()
-			defer b.g.stop()
-			b.g.restore(rules)
-			prog := b.g.prog()
-			if prog != nil {
-				defer prog.Close()
-			}
-			st := progStats(prog)
-			s := fromG0(vip, "1")(d)
-			if st2 := progStats(prog); st2.cnt > st.cnt {
-				s.bpfNs = float64(st2.ns-st.ns) / float64(st2.cnt-st.cnt)
-			}
-			return s
+			return withGvsd(nil, func() sample { return fromG0(vip, "1")(d) })
 		}},
 	)
+}
+
+// live runs the live-frames generator for d and returns the rate the
+// sinks counted.
+func (b *bench) live(ns string, dev int, fr []byte, cfg benchprog.GenCfg, d time.Duration) sample {
+	before := b.p.sunk()
+	el := b.p.generate(ns, dev, fr, cfg, d, 0)
+	return sample{pps: float64(b.p.sunk()-before) / el.Seconds()}
+}
+
+// withBPFTime runs f and adds prog's BPF run time per packet meanwhile
+// (nil prog: none).
+func withBPFTime(prog *ebpf.Program, f func() sample) sample {
+	st := progStats(prog)
+	s := f()
+	if st2 := progStats(prog); st2.cnt > st.cnt {
+		s.bpfNs = float64(st2.ns-st.ns) / float64(st2.cnt-st.cnt)
+	}
+	return s
 }
 
 // checkEvents reports what gvs did with packets other than forwarding

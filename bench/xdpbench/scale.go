@@ -65,9 +65,7 @@ func (b *bench) scale() []scaleRow {
 	fr := b.toVIP(1, false, 0)
 	g0, g1 := b.t.ifindex["g0"], b.t.ifindex["g1"]
 	rate := func(ns string, dev int, f []byte, cfg benchprog.GenCfg, d time.Duration) float64 {
-		before := b.p.sunk()
-		el := b.p.generate(ns, dev, f, cfg, d, 0)
-		return float64(b.p.sunk()-before) / el.Seconds()
+		return b.live(ns, dev, f, cfg, d).pps
 	}
 	// measure runs established then new flows (fresh connections each
 	// round: setup restarts gvsd), each against the round's baseline.

@@ -5,10 +5,6 @@ import (
 	"gvs/model"
 )
 
-// natSrcBit is bpf/gvs.h's gvs_natsrc_bit: the filter bit of an IPv4
-// address word as the maps store it.
-func natSrcBit(addr uint32) uint32 { return (addr * 2654435761) >> 16 }
-
 // The reply filter (nat_srcs) holds a bit for every NAT/FULLNAT server
 // address the data path may hear a reply from. Bits are only ever set
 // while gvsd runs (a stray bit costs a reply-table lookup, a missing one
@@ -21,7 +17,7 @@ func (e *Engine) initNATSources() error {
 	f := &bpf.NATSrc{}
 	for id := range uint32(maxDests) {
 		if e.dmem.family(id) != 0 && isNAT(e.dmem.method(id)) {
-			setNATBit(f, e.dmem.addr4(id))
+			f.Set(e.dmem.addr4(id))
 		}
 	}
 	e.natSrcs = f
@@ -29,16 +25,6 @@ func (e *Engine) initNATSources() error {
 }
 
 func isNAT(m model.Method) bool { return m == model.Masq || m == model.FullNAT }
-
-func setNATBit(f *bpf.NATSrc, addr uint32) bool {
-	bit := natSrcBit(addr)
-	w, m := bit>>6, uint64(1)<<(bit&63)
-	if f.Bits[w]&m != 0 {
-		return false
-	}
-	f.Bits[w] |= m
-	return true
-}
 
 // addNATSources sets the bits of a service's NAT servers, writing the
 // filter only if one was missing. It runs before the service's new list
@@ -49,7 +35,7 @@ func (e *Engine) addNATSources(ids []uint32) error {
 	}
 	changed := false
 	for _, id := range ids {
-		if isNAT(e.dmem.method(id)) && setNATBit(e.natSrcs, e.dmem.addr4(id)) {
+		if isNAT(e.dmem.method(id)) && e.natSrcs.Set(e.dmem.addr4(id)) {
 			changed = true
 		}
 	}

@@ -77,10 +77,10 @@ func probe(addr netip.Addr) {
 	c.Close()
 }
 
-// resolveTunnel makes sure the kernel has a neighbour entry for the next
-// hop toward a TUN server (the server itself when on-link, else its
-// gateway), since bpf_fib_lookup only forwards to resolved neighbours.
-func resolveTunnel(addr netip.Addr) (nextHop, error) {
+// resolveRouted resolves the next hop toward a TUN or NAT server: the
+// server itself when on-link, else its gateway (bpf_fib_lookup, and the
+// cached next hop, both need a resolved neighbour).
+func resolveRouted(addr netip.Addr, wait time.Duration) (nextHop, error) {
 	routes, err := netlink.RouteGet(addr.AsSlice())
 	if err != nil || len(routes) == 0 {
 		return nextHop{}, fmt.Errorf("no route to real server %s: %v", addr, err)
@@ -89,7 +89,7 @@ func resolveTunnel(addr netip.Addr) (nextHop, error) {
 	if gw, ok := netip.AddrFromSlice(routes[0].Gw); ok && routes[0].Gw != nil {
 		hop = gw.Unmap()
 	}
-	return resolve(hop, resolveFor)
+	return resolve(hop, wait)
 }
 
 // hopResult is what resolve found for one address.
@@ -105,6 +105,14 @@ type hopKey struct {
 	gateway bool
 }
 
+// resolve finds k's next hop, waiting up to wait for the neighbour.
+func (k hopKey) resolve(wait time.Duration) (nextHop, error) {
+	if k.gateway {
+		return resolveRouted(k.addr, wait)
+	}
+	return resolve(k.addr, wait)
+}
+
 // hopOf is a server's next hop, resolved once per address until the next
 // refreshHops: a batch of many services on one server asks the kernel
 // once, and a server that does not answer costs one wait, not one per
@@ -114,13 +122,7 @@ func (e *Engine) hopOf(addr netip.Addr, gateway bool) (nextHop, error) {
 	if r, ok := e.addrHops[k]; ok {
 		return r.hop, r.err
 	}
-	var h nextHop
-	var err error
-	if gateway {
-		h, err = resolveTunnel(addr)
-	} else {
-		h, err = resolve(addr, resolveFor)
-	}
+	h, err := k.resolve(resolveFor)
 	if err != nil {
 		e.log.Warn("next hop not resolved yet; retrying", "server", addr, "err", err)
 	}

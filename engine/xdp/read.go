@@ -147,11 +147,9 @@ func (e *Engine) refreshHops(v *ipvs.IPVS) {
 			key := hopKey{d.Addr, d.Method != model.Route}
 			r, ok := found[key]
 			if !ok {
-				if key.gateway {
-					r.hop, r.err = resolveTunnel(d.Addr)
-				} else {
-					r.hop, r.err = resolve(d.Addr, 0)
-				}
+				// No wait under the table lock: a probe, and the next
+				// refresh sees the answer.
+				r.hop, r.err = key.resolve(0)
 				if r.err != nil {
 					probe(d.Addr)
 				}
