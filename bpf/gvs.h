@@ -229,6 +229,17 @@ struct gvs_config {
 	__u32 hop_gen;          /* next hops cached in connections are good
 				 * while this is theirs; gvsd moves it on
 				 * when it re-reads routes (0: no caching) */
+	/* IPVS sysctls (/proc/sys/net/ipv4/vs/ names), set by gvsd. */
+	__u32 conn_reuse_mode;  /* kernel default 1 */
+	__u8  sloppy_tcp;       /* a connection may start on any TCP packet */
+	__u8  sloppy_udp;
+	__u8  schedule_icmp;    /* an ICMP error with no connection is scheduled */
+	__u8  nat_icmp_send;    /* NAT: ICMP error for a reply with no connection */
+	__u8  snat_reroute;     /* kernel default 1 */
+	__u8  pad[3];
+	/* conn_ring: slots per CPU (the ring has ring_cpus * ring_part). */
+	__u32 ring_part;
+	__u32 ring_cpus;
 };
 
 /* ifmacs: interface index -> that interface's MAC (the source MAC of

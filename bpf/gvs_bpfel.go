@@ -23,6 +23,15 @@ type gvsGvsConfig struct {
 	LportMin                uint16
 	LportMax                uint16
 	HopGen                  uint32
+	ConnReuseMode           uint32
+	SloppyTcp               uint8
+	SloppyUdp               uint8
+	ScheduleIcmp            uint8
+	NatIcmpSend             uint8
+	SnatReroute             uint8
+	Pad                     [3]uint8
+	RingPart                uint32
+	RingCpus                uint32
 }
 
 type gvsGvsConn struct {

@@ -92,6 +92,10 @@ type Engine struct {
 	batching bool
 	dirty    map[model.ServiceKey]bool
 
+	// cfg is the config map's value as last written (writeConfig).
+	cfgMu sync.Mutex
+	cfg   bpf.Config
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -236,16 +240,27 @@ func (e *Engine) configure() error {
 			tunSrc = addr
 		}
 	}
-	cfg := bpf.Config{LblcExpiration: 24 * 3600, LblcrExpiration: 24 * 3600, HopGen: 1,
-		LportMin: e.opts.LocalPorts[0], LportMax: e.opts.LocalPorts[1]}
+	e.cfg = bpf.Config{LblcExpiration: 24 * 3600, LblcrExpiration: 24 * 3600, HopGen: 1,
+		LportMin: e.opts.LocalPorts[0], LportMax: e.opts.LocalPorts[1],
+		ConnReuseMode: 1, SnatReroute: 1}
 	if tunSrc.Is4() {
-		cfg.TunSrc = addrWords(tunSrc)[0]
+		e.cfg.TunSrc = addrWords(tunSrc)[0]
 		e.tunSrc = tunSrc
 	}
-	if err := e.objs.Config.Put(uint32(0), &cfg); err != nil {
+	e.cfgMu.Lock()
+	err := e.writeConfig()
+	e.cfgMu.Unlock()
+	if err != nil {
 		return err
 	}
 	return e.writeTimeouts()
+}
+
+// writeConfig writes e.cfg, the data path's settings, as one value.
+// Everything that changes a setting changes e.cfg and calls it, under
+// cfgMu.
+func (e *Engine) writeConfig() error {
+	return e.objs.Config.Put(uint32(0), &e.cfg)
 }
 
 func (e *Engine) writeTimeouts() error {

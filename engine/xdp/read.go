@@ -178,14 +178,12 @@ func (e *Engine) refreshHops(v *ipvs.IPVS) {
 // replies: each asks the FIB again at its next reply, so a route or
 // neighbour change reaches them within 30 s.
 func (e *Engine) nextHopGen() {
-	var cfg bpf.Config
-	if err := e.objs.Config.Lookup(uint32(0), &cfg); err != nil {
-		return
+	e.cfgMu.Lock()
+	defer e.cfgMu.Unlock()
+	if e.cfg.HopGen++; e.cfg.HopGen == 0 {
+		e.cfg.HopGen = 1
 	}
-	if cfg.HopGen++; cfg.HopGen == 0 {
-		cfg.HopGen = 1
-	}
-	if err := e.objs.Config.Put(uint32(0), &cfg); err != nil {
+	if err := e.writeConfig(); err != nil {
 		e.log.Warn("config", "err", err)
 	}
 }
