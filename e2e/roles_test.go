@@ -27,7 +27,12 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	unmount, err := ensureBPFFS()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+	}
 	code := m.Run()
+	unmount()
 	if binDir != "" {
 		os.RemoveAll(binDir) // the binaries built for this run
 	}
