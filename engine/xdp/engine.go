@@ -328,6 +328,15 @@ func checkService(s model.Service) error {
 }
 
 func (e *Engine) checkDest(d model.Dest) error {
+	// Services here are IPv4 (checkService), so a server that is not is
+	// of the other family: IPVS takes that for tunnelling only, and this
+	// data path tunnels IPv4 in IPv4 only.
+	if !d.Addr.Is4() {
+		if d.Method == model.Tunnel {
+			return engine.NotSupported("a tunnelled (-i) server of another address family than its service is not supported by the xdp engine: it tunnels IPv4 in IPv4 only")
+		}
+		return model.ErrInvalid
+	}
 	switch d.Method {
 	case model.Route:
 		return nil
