@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"gvs/api"
 	"gvs/engine"
@@ -23,11 +24,22 @@ type Core struct {
 	eng   engine.Engine
 	store *Store
 	log   *slog.Logger
+	// sysctls are set under mu; read without it, so a listing does not
+	// wait for a long batch.
+	sysctls atomic.Pointer[model.Sysctls]
 }
 
 // New returns a core over eng that persists to store (nil: no persistence).
 func New(eng engine.Engine, store *Store, log *slog.Logger) *Core {
-	return &Core{eng: eng, store: store, log: log}
+	c := &Core{eng: eng, store: store, log: log}
+	d := model.DefaultSysctls()
+	c.sysctls.Store(&d)
+	return c
+}
+
+// SysctlSetter is implemented by engines that honour the IPVS sysctls.
+type SysctlSetter interface {
+	SetSysctls(model.Sysctls) error
 }
 
 // Engine returns the engine, for reads (listings, counters).
@@ -46,25 +58,68 @@ func (e *BatchError) Unwrap() error { return e.Err }
 // Restore applies the saved rules at start. An engine that kept state of
 // its own across the restart (the XDP engine's pinned maps) is then told
 // to drop whatever the saved rules no longer have.
+//
+// Saved rules that cannot be read, or that the model or the engine
+// refuses, are not a reason to stop: nothing of them is left applied, the
+// file is moved aside (see Store.SetAside) with an error logged, and the
+// engine is not reconciled, so a data path that outlived the last gvsd
+// keeps forwarding what it had until the operator repairs the rules.
 func (c *Core) Restore() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.store != nil {
 		r, err := c.store.Load()
-		if err != nil {
-			return err
-		}
-		if r != nil {
-			if err := c.apply(r.Ops()); err != nil {
-				return fmt.Errorf("restoring saved rules: %w", err)
+		if err == nil && r != nil {
+			if err = c.restoreLocked(r); err == nil {
+				c.log.Info("rules restored", "services", len(r.Services), "file", c.store.Path())
 			}
-			c.log.Info("rules restored", "services", len(r.Services), "file", c.store.Path())
+		}
+		if err != nil {
+			c.setAside(err)
+			return nil
 		}
 	}
 	if rc, ok := c.eng.(interface{ Reconcile() error }); ok {
 		return rc.Reconcile()
 	}
 	return nil
+}
+
+// restoreLocked applies saved rules, all or nothing.
+func (c *Core) restoreLocked(r *Rules) error {
+	old := c.Sysctls()
+	want, err := model.DefaultSysctls().With(r.Sysctls)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.store.Path(), err)
+	}
+	ops := r.Ops()
+	if err := c.dryRun(ops); err != nil {
+		return fmt.Errorf("restoring saved rules: %w", err)
+	}
+	if err := c.setSysctlsLocked(want); err != nil {
+		return fmt.Errorf("restoring saved rules: %w", err)
+	}
+	if err := c.applyOrUndo(ops); err != nil {
+		c.undoSysctls(old)
+		return fmt.Errorf("restoring saved rules: %w", err)
+	}
+	return nil
+}
+
+// setAside moves unrestorable rules out of the way, keeping them for the
+// operator; when that fails nothing is saved from now on, so that they
+// are not overwritten either.
+func (c *Core) setAside(why error) {
+	path := c.store.Path()
+	dst, err := c.store.SetAside()
+	if err != nil {
+		c.log.Error("saved rules NOT restored and could not be moved aside: rule changes will not be saved, so as not to overwrite them",
+			"err", why, "file", path, "move_err", err)
+		c.store = nil
+		return
+	}
+	c.log.Error("saved rules NOT restored: serving without them, data path left as it is; repair the file and load it with gvsadm -R",
+		"err", why, "file", path, "moved_to", dst)
 }
 
 // Do applies a batch of operations, all or nothing, and saves the rules.
@@ -80,13 +135,7 @@ func (c *Core) doLocked(ops []api.Op) error {
 	if err := c.dryRun(ops); err != nil {
 		return err
 	}
-	before := c.rules()
-	if err := c.apply(ops); err != nil {
-		// The engine refused what the model accepted (a listener could
-		// not bind, say): undo what the batch changed, and only that.
-		if rerr := c.apply(Plan(c.rules(), before)); rerr != nil {
-			c.log.Error("rollback failed", "err", rerr)
-		}
+	if err := c.applyOrUndo(ops); err != nil {
 		return err
 	}
 	if mutates(ops) {
@@ -95,6 +144,64 @@ func (c *Core) doLocked(ops []api.Op) error {
 		}
 	}
 	return nil
+}
+
+// applyOrUndo applies ops to the engine; when the engine refuses what the
+// model accepted (a listener could not bind, say), it undoes what the
+// batch changed, and only that.
+func (c *Core) applyOrUndo(ops []api.Op) error {
+	before := c.rules()
+	if err := c.apply(ops); err != nil {
+		if rerr := c.apply(Plan(c.rules(), before)); rerr != nil {
+			c.log.Error("rollback failed", "err", rerr)
+		}
+		return err
+	}
+	return nil
+}
+
+// Sysctls returns the IPVS sysctls in force.
+func (c *Core) Sysctls() model.Sysctls { return *c.sysctls.Load() }
+
+// SetSysctls sets the sysctls named in m (the others keep their values),
+// and saves them with the rules.
+func (c *Core) SetSysctls(m map[string]int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.Sysctls()
+	want, err := old.With(m)
+	if err != nil || want == old {
+		return err
+	}
+	if err := c.setSysctlsLocked(want); err != nil {
+		return err
+	}
+	return c.save()
+}
+
+func (c *Core) setSysctlsLocked(s model.Sysctls) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if s == c.Sysctls() {
+		return nil
+	}
+	if e, ok := c.eng.(SysctlSetter); ok {
+		if err := e.SetSysctls(s); err != nil {
+			return fmt.Errorf("setting the sysctls: %w", err)
+		}
+	} else {
+		c.log.Warn("the engine does not honour the IPVS sysctls: they are kept and saved only", "engine", c.eng.Name())
+	}
+	c.sysctls.Store(&s)
+	return nil
+}
+
+// undoSysctls puts back the sysctls of before a refused change.
+func (c *Core) undoSysctls(old model.Sysctls) {
+	if err := c.setSysctlsLocked(old); err != nil {
+		c.log.Error("rollback of the sysctls failed", "err", err)
+	}
 }
 
 // Batcher is implemented by engines that apply a batch more cheaply (or
@@ -153,7 +260,7 @@ func (c *Core) Close() error {
 
 // rules reads the current rule set from the engine.
 func (c *Core) rules() *Rules {
-	r := &Rules{Version: rulesVersion, Timeouts: c.eng.Timeouts()}
+	r := &Rules{Version: rulesVersion, Timeouts: c.eng.Timeouts(), Sysctls: c.Sysctls().Map()}
 	for _, s := range c.eng.Services() {
 		sr := ServiceRules{Service: s.Service, LocalAddrs: s.LocalAddrs}
 		for _, d := range s.Dests {

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 
@@ -10,15 +11,47 @@ import (
 
 // Converge makes the running rules equal to desired with the fewest
 // changes (so unchanged services keep their listeners, connections and
-// scheduler state), all or nothing.
+// scheduler state), all or nothing. desired.Sysctls set the names they
+// give; the others keep their values.
+//
+// Rules without services delete every running one only when they say so
+// (desired.ExplicitEmpty): an empty or truncated config file must not
+// take a director down.
 func (c *Core) Converge(desired *Rules) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ops := Plan(c.rules(), desired)
-	if len(ops) == 0 {
+	cur := c.rules()
+	if len(desired.Services) == 0 && !desired.ExplicitEmpty && len(cur.Services) > 0 {
+		return &DeletesAllError{Running: len(cur.Services)}
+	}
+	old := c.Sysctls()
+	want, err := old.With(desired.Sysctls)
+	if err != nil {
+		return err
+	}
+	ops := Plan(cur, desired)
+	if len(ops) == 0 && want == old {
 		return nil
 	}
-	return c.doLocked(ops)
+	if err := c.dryRun(ops); err != nil {
+		return err
+	}
+	if err := c.setSysctlsLocked(want); err != nil {
+		return err
+	}
+	if err := c.applyOrUndo(ops); err != nil {
+		c.undoSysctls(old)
+		return err
+	}
+	return c.save()
+}
+
+// DeletesAllError refuses rules that have no services, would delete every
+// running one, and do not say that this is meant.
+type DeletesAllError struct{ Running int }
+
+func (e *DeletesAllError) Error() string {
+	return fmt.Sprintf("no services given: that would delete all %d running services; a config file that means it says so explicitly (services: [] in YAML, a -C line in ipvsadm-save form)", e.Running)
 }
 
 // Plan returns the operations that turn the rules cur into want.

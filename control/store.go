@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
+	"time"
 
 	"gvs/api"
 	"gvs/ipvs"
@@ -17,11 +19,19 @@ import (
 const rulesVersion = 1
 
 // Rules is the rule set as saved: services in creation order, each with its
-// destinations in kernel list order (newest first), and the timeouts.
+// destinations in kernel list order (newest first), the timeouts and the
+// sysctls.
 type Rules struct {
 	Version  int            `json:"version"`
 	Timeouts model.Timeouts `json:"timeouts"`
 	Services []ServiceRules `json:"services"`
+	// Sysctls are IPVS sysctls by name (model.Sysctls); saved rules hold
+	// all of them, desired rules the ones to change. Files saved before
+	// they existed have none: the kernel's defaults.
+	Sysctls map[string]int `json:"sysctls,omitempty"`
+	// ExplicitEmpty says that rules without services mean it (YAML
+	// services: [], an ipvsadm-save -C line): see Converge.
+	ExplicitEmpty bool `json:"-"`
 }
 
 // ServiceRules is one service, its destinations and its FULLNAT local
@@ -54,12 +64,54 @@ func (r *Rules) Ops() []api.Op {
 // point leaves the old file or the new one, never a mix.
 type Store struct{ path string }
 
-// NewStore returns a store in dir, creating dir if needed.
+// NewStore returns a store in dir, creating dir (mode 0700) if needed. It
+// refuses a dir that another user could change under gvsd: one owned by
+// another user or writable by others, or below such a dir (the non-root
+// defaults live in places others may write to, such as /tmp).
 func NewStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	if err := checkStateDir(dir); err != nil {
+		return nil, err
+	}
 	return &Store{path: filepath.Join(dir, "rules.json")}, nil
+}
+
+// checkStateDir: dir must be the user's own and writable by no one else;
+// each directory above must belong to the user or root and, when others
+// may write to it, be sticky (as /tmp is) so they cannot rename what is
+// in it.
+func checkStateDir(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	uid := uint32(os.Geteuid())
+	for d, first := abs, true; ; d, first = filepath.Dir(d), false {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("state dir %s: cannot read its owner", d)
+		}
+		mode := fi.Mode()
+		switch {
+		case first && st.Uid != uid:
+			return fmt.Errorf("state dir %s is owned by uid %d, not by this user (uid %d): refusing it (another user could change the rules)", d, st.Uid, uid)
+		case first && mode.Perm()&0o022 != 0:
+			return fmt.Errorf("state dir %s has mode %v, writable by others: refusing it (chmod go-w it)", d, mode.Perm())
+		case !first && st.Uid != uid && st.Uid != 0:
+			return fmt.Errorf("state dir %s: %s above it is owned by uid %d, neither this user (uid %d) nor root: refusing it", abs, d, st.Uid, uid)
+		case !first && mode.Perm()&0o022 != 0 && mode&os.ModeSticky == 0:
+			return fmt.Errorf("state dir %s: %s above it has mode %v, writable by others and not sticky: refusing it", abs, d, mode.Perm())
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
 
 // Path is the rules file.
@@ -82,6 +134,32 @@ func (s *Store) Load() (*Rules, error) {
 		return nil, fmt.Errorf("%s: rules version %d, this gvsd reads %d", s.path, r.Version, rulesVersion)
 	}
 	return &r, nil
+}
+
+// SetAside renames the rules file to rules.json.bad-TIME (UTC) and
+// returns the new name. It never replaces an earlier set-aside file.
+func (s *Store) SetAside() (string, error) {
+	base := s.path + ".bad-" + time.Now().UTC().Format("20060102T150405Z")
+	dst := base
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		dst = fmt.Sprintf("%s-%d", base, i)
+	}
+	if err := os.Rename(s.path, dst); err != nil {
+		return "", err
+	}
+	return dst, syncDir(filepath.Dir(s.path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // Save writes the rules: a temporary file in the same directory, synced,
@@ -112,17 +190,13 @@ func (s *Store) Save(r *Rules) error {
 	if err := os.Rename(tmp, s.path); err != nil {
 		return err
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return syncDir(dir)
 }
 
 // RulesFromOps replays ops (ipvsadm-restore lines, say) on an empty model
 // and returns the rules they build, or the first refusal. Timeouts are
-// left zero (unchanged) unless an operation sets them.
+// left zero (unchanged) unless an operation sets them; a Clear operation
+// makes rules without services explicit (ExplicitEmpty).
 func RulesFromOps(ops []api.Op) (*Rules, error) {
 	v := ipvs.New(ipvs.Options{})
 	for i, op := range ops {
@@ -130,7 +204,8 @@ func RulesFromOps(ops []api.Op) (*Rules, error) {
 			return nil, &BatchError{i, err}
 		}
 	}
-	r := &Rules{Version: rulesVersion}
+	// A -C asks for what follows and nothing else, even for nothing.
+	r := &Rules{Version: rulesVersion, ExplicitEmpty: slices.ContainsFunc(ops, func(o api.Op) bool { return o.Op == api.Clear })}
 	if slices.ContainsFunc(ops, func(o api.Op) bool { return o.Op == api.SetTimeouts }) {
 		r.Timeouts = v.Timeouts()
 	}
