@@ -21,7 +21,12 @@ import (
 // File is the YAML document.
 type File struct {
 	Timeouts *Timeouts `yaml:"timeouts"`
+	// Services nil (absent, or nothing under services:) is not the same
+	// as services: [], the only way to ask for no services.
 	Services []Service `yaml:"services"`
+	// Sysctls are IPVS sysctls by their /proc/sys/net/ipv4/vs/ names; the
+	// ones not given keep their values.
+	Sysctls map[string]int `yaml:"sysctls"`
 }
 
 // Timeouts are ipvsadm --set's values in seconds (0: the default).
@@ -102,7 +107,13 @@ func Parse(b []byte) (*control.Rules, error) {
 	if err := dec.Decode(&f); err != nil && err.Error() != "EOF" {
 		return nil, err
 	}
-	r := &control.Rules{}
+	r := &control.Rules{ExplicitEmpty: f.Services != nil && len(f.Services) == 0}
+	if f.Sysctls != nil {
+		if _, err := model.DefaultSysctls().With(f.Sysctls); err != nil {
+			return nil, err
+		}
+		r.Sysctls = f.Sysctls
+	}
 	if f.Timeouts != nil {
 		r.Timeouts = model.Timeouts{TCP: f.Timeouts.TCP, TCPFin: f.Timeouts.TCPFin, UDP: f.Timeouts.UDP}
 	}

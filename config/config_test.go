@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -100,5 +101,63 @@ func TestParseYAMLErrors(t *testing.T) {
 func TestSaveFormatDetected(t *testing.T) {
 	if !isSaveFormat([]byte("# saved\n\n-A -t 198.18.0.1:80 -s rr\n")) || isSaveFormat([]byte("services: []\n")) {
 		t.Fatal("format detection")
+	}
+}
+
+// Rules without services are explicit only when the file says services: [];
+// an empty file, one of comments only, or a services: with nothing under
+// it (a truncated file, say) are not, and gvsd refuses them when that
+// would delete every running service.
+func TestParseEmpty(t *testing.T) {
+	for _, tc := range []struct {
+		doc      string
+		explicit bool
+	}{
+		{"", false},
+		{"\n\n", false},
+		{"# rules\n# more rules\n", false},
+		{"services:\n", false},
+		{"services:\n# - tcp: 198.18.0.1:80\n", false},
+		{"timeouts: {tcp: 60}\n", false},
+		{"sysctls: {sloppy_tcp: 1}\n", false},
+		{"services: ~\n", false},
+		{"services: []\n", true},
+		{"# nothing\nservices: []  # on purpose\n", true},
+	} {
+		r, err := Parse([]byte(tc.doc))
+		if err != nil {
+			t.Errorf("%q: %v", tc.doc, err)
+			continue
+		}
+		if len(r.Services) != 0 || r.ExplicitEmpty != tc.explicit {
+			t.Errorf("%q: %d services, explicit %v, want %v", tc.doc, len(r.Services), r.ExplicitEmpty, tc.explicit)
+		}
+	}
+	// A truncated line is an error, not an empty file.
+	if _, err := Parse([]byte("serv")); err == nil {
+		t.Error(`"serv" accepted`)
+	}
+}
+
+func TestParseSysctls(t *testing.T) {
+	r, err := Parse([]byte("sysctls:\n  expire_nodest_conn: 1\n  conn_reuse_mode: 0\nservices: []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int{"expire_nodest_conn": 1, "conn_reuse_mode": 0}; !maps.Equal(r.Sysctls, want) {
+		t.Fatalf("sysctls %v, want %v", r.Sysctls, want)
+	}
+	if r, err := Parse([]byte("services: []\n")); err != nil || r.Sysctls != nil {
+		t.Fatalf("no sysctls: %v %v", r.Sysctls, err)
+	}
+	for _, tc := range []struct{ doc, want string }{
+		{"sysctls: {expire_nodest_con: 1}\n", `unknown sysctl "expire_nodest_con"`},
+		{"sysctls: {sloppy_udp: 2}\n", "sloppy_udp: 2 out of range 0..1"},
+		{"sysctls: {conn_reuse_mode: 4}\n", "conn_reuse_mode: 4 out of range 0..3"},
+		{"sysctls: {sloppy_udp: yes}\n", "cannot unmarshal"},
+	} {
+		if _, err := Parse([]byte(tc.doc)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.doc, err, tc.want)
+		}
 	}
 }
