@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,6 +11,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
+	"gvs/bench/pktgen"
 	"gvs/bpf/benchprog"
 )
 
@@ -135,8 +135,8 @@ func (p *progs) generate(ns string, dev int, frame []byte, cfg benchprog.GenCfg,
 	return elapsed
 }
 
-// frame is a 64-byte Ethernet frame (60 without FCS: 14 + 20 + 8 + 18
-// for UDP; TCP has no payload) with correct checksums.
+// frame is a 64-byte Ethernet frame with correct checksums (60 bytes
+// without the FCS): pktgen.Frame.
 type frame struct {
 	srcMAC, dstMAC net.HardwareAddr
 	src, dst       netip.AddrPort
@@ -145,51 +145,11 @@ type frame struct {
 }
 
 func (f frame) bytes() []byte {
-	var b []byte
-	b = append(b, f.dstMAC...)
-	b = append(b, f.srcMAC...)
-	b = append(b, 0x08, 0x00)
-	l4len, proto := 8+18, byte(unix.IPPROTO_UDP)
+	proto := pktgen.UDP
 	if f.tcp {
-		l4len, proto = 20+6, unix.IPPROTO_TCP
+		proto = pktgen.TCP
 	}
-	ip := []byte{0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, proto, 0, 0}
-	binary.BigEndian.PutUint16(ip[2:], uint16(20+l4len))
-	s4, d4 := f.src.Addr().As4(), f.dst.Addr().As4()
-	ip = append(append(ip, s4[:]...), d4[:]...)
-	binary.BigEndian.PutUint16(ip[10:], csum(ip))
-	b = append(b, ip...)
-	l4 := binary.BigEndian.AppendUint16(nil, f.src.Port())
-	l4 = binary.BigEndian.AppendUint16(l4, f.dst.Port())
-	if f.tcp {
-		l4 = binary.BigEndian.AppendUint32(l4, 1)
-		l4 = binary.BigEndian.AppendUint32(l4, 1)
-		l4 = append(l4, 5<<4, f.flags, 0xff, 0xff, 0, 0, 0, 0)
-		l4 = append(l4, make([]byte, 6)...)
-		ph := append(append(append([]byte{}, s4[:]...), d4[:]...), 0, proto)
-		ph = binary.BigEndian.AppendUint16(ph, uint16(len(l4)))
-		binary.BigEndian.PutUint16(l4[16:], csum(append(ph, l4...)))
-	} else {
-		// No UDP checksum (0): the generator varies the ports.
-		l4 = binary.BigEndian.AppendUint16(l4, uint16(l4len))
-		l4 = append(l4, 0, 0)
-		l4 = append(l4, make([]byte, 18)...)
-	}
-	return append(b, l4...)
-}
-
-func csum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s > 0xffff {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
+	return pktgen.Frame{SrcMAC: f.srcMAC, DstMAC: f.dstMAC, Src: f.src, Dst: f.dst, Proto: proto, TCPFlags: f.flags}.Bytes()
 }
 
 // bpfStats is a program's cumulative run time and count
