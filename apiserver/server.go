@@ -36,6 +36,7 @@ func New(core *control.Core, info api.Info, log *slog.Logger) *Server {
 	mux.HandleFunc("GET /v1/services", s.getServices)
 	mux.HandleFunc("GET /v1/conns", s.getConns)
 	mux.HandleFunc("GET /v1/timeouts", s.getTimeouts)
+	mux.HandleFunc("GET /v1/sysctls", s.getSysctls)
 	mux.HandleFunc("POST /v1/ops", s.postOps)
 	s.http = &http.Server{Handler: mux}
 	return s
