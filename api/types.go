@@ -65,6 +65,14 @@ type Snapshot struct {
 	Rates    stats.Rates    `json:"total_rates"`
 }
 
+// Events is GET /v1/events: the engine's data-path event counters by
+// name (drops and their reasons), since the engine started. An engine
+// that keeps none has an empty map.
+type Events struct {
+	Engine   string            `json:"engine"`
+	Counters map[string]uint64 `json:"counters"`
+}
+
 // DestRequest names a destination of a service in API requests.
 type DestRequest struct {
 	Service model.ServiceKey `json:"service"`

@@ -7,18 +7,34 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"gvs/api"
 	"gvs/control"
+	"gvs/engine"
 	"gvs/model"
 )
+
+// timeouts of the API's connections (tests shorten them). Requests are
+// small and local; a listing renews its write deadline as it goes, and
+// POST /v1/ops once its batch is applied, so neither is cut off for
+// being long, only for a peer that stops reading.
+var timeouts = struct{ header, read, write, idle time.Duration }{
+	header: 10 * time.Second,
+	read:   time.Minute, // a batch of ops may be 256 MiB
+	write:  time.Minute,
+	idle:   2 * time.Minute,
+}
 
 // Server serves the API of one core.
 type Server struct {
@@ -26,6 +42,7 @@ type Server struct {
 	info api.Info
 	log  *slog.Logger
 	http *http.Server
+	path string // the socket, removed by Close
 }
 
 // New returns the API server of core.
@@ -35,38 +52,31 @@ func New(core *control.Core, info api.Info, log *slog.Logger) *Server {
 	mux.HandleFunc("GET /v1/info", s.getInfo)
 	mux.HandleFunc("GET /v1/services", s.getServices)
 	mux.HandleFunc("GET /v1/conns", s.getConns)
+	mux.HandleFunc("GET /v1/events", s.getEvents)
 	mux.HandleFunc("GET /v1/timeouts", s.getTimeouts)
 	mux.HandleFunc("GET /v1/sysctls", s.getSysctls)
 	mux.HandleFunc("POST /v1/ops", s.postOps)
-	s.http = &http.Server{Handler: mux}
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: timeouts.header, ReadTimeout: timeouts.read,
+		WriteTimeout: timeouts.write, IdleTimeout: timeouts.idle}
 	return s
 }
 
-// Listen opens the unix socket at path with the given mode (0600: root
-// only; 0660 with group set: that group too) and serves until Close.
+// Listen opens the unix socket at path with the given mode (0600: the
+// owner only; 0660 with gid >= 0: that group too) and serves until Close.
+// The socket's directory is checked first (see socketDir).
 func (s *Server) Listen(path string, mode os.FileMode, gid int) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := socketDir(filepath.Dir(path), gid, s.log); err != nil {
 		return err
 	}
 	if c, err := net.Dial("unix", path); err == nil {
 		c.Close()
 		return errors.New("another gvsd is serving " + path)
 	}
-	os.Remove(path)
-	ln, err := net.Listen("unix", path)
+	ln, err := listenUnix(path, mode, gid)
 	if err != nil {
 		return err
 	}
-	if err := os.Chmod(path, mode); err != nil {
-		ln.Close()
-		return err
-	}
-	if gid >= 0 {
-		if err := os.Chown(path, -1, gid); err != nil {
-			ln.Close()
-			return err
-		}
-	}
+	s.path = path
 	go func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("api", "err", err)
@@ -75,11 +85,94 @@ func (s *Server) Listen(path string, mode os.FileMode, gid int) error {
 	return nil
 }
 
+// socketDir creates the socket's directory if it is missing (0700, or
+// 0710 in group gid so the group can reach a 0660 socket), and refuses
+// one where someone else could replace the socket or plant their own:
+// not a directory (a symbolic link), owned by a user other than gvsd's
+// and root, or writable by group or others.
+func socketDir(dir string, gid int, log *slog.Logger) error {
+	perm := os.FileMode(0o700)
+	if gid >= 0 {
+		perm = 0o710
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	err := os.Mkdir(dir, perm)
+	if err == nil {
+		// Mkdir's mode went through the umask, and the group is ours.
+		if gid >= 0 {
+			err = os.Chown(dir, -1, gid)
+		}
+		if err == nil {
+			err = os.Chmod(dir, perm)
+		}
+		if err != nil {
+			return err
+		}
+	} else if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.IsDir():
+		return fmt.Errorf("socket directory %s is not a directory", dir)
+	case st != nil && int(st.Uid) != os.Geteuid() && st.Uid != 0:
+		return fmt.Errorf("socket directory %s is owned by uid %d, not by gvsd's user (%d) or root: remove it, or choose another --socket", dir, st.Uid, os.Geteuid())
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("socket directory %s is writable by group or others (mode %04o): chmod go-w it, or choose another --socket", dir, fi.Mode().Perm())
+	}
+	if gid >= 0 && st != nil && fi.Mode().Perm()&0o001 == 0 && (int(st.Gid) != gid || fi.Mode().Perm()&0o010 == 0) {
+		log.Warn("the --socket-group cannot reach the socket through its directory", "dir", dir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+	}
+	return nil
+}
+
+// listenUnix binds the socket in a new 0700 directory beside path, gives
+// it its mode and group there, out of anyone else's reach, and renames it
+// into place: it never exists at path with the umask's wider mode, and
+// no one can swap it between bind and chmod. (Narrowing the umask around
+// bind instead would narrow, process-wide, the files other goroutines
+// create meanwhile.)
+func listenUnix(path string, mode os.FileMode, gid int) (*net.UnixListener, error) {
+	tmp, err := os.MkdirTemp(filepath.Dir(path), ".gvs")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	tpath := filepath.Join(tmp, "s")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tpath, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(false) // its name will be path, which Close removes
+	err = os.Chmod(tpath, mode)
+	if err == nil && gid >= 0 {
+		err = os.Chown(tpath, -1, gid)
+	}
+	if err == nil {
+		err = os.Rename(tpath, path)
+	}
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
 // Close stops serving, letting requests in progress finish (5 s at most).
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return s.http.Shutdown(ctx)
+	err := s.http.Shutdown(ctx)
+	if s.path != "" {
+		os.Remove(s.path)
+	}
+	return err
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -100,12 +193,86 @@ func (s *Server) getServices(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, 200, snap)
 }
 
+// getConns streams the connection table as a JSON array, entries encoded
+// as the engine yields them, so neither gvsd's memory nor the engine's
+// locks depend on how fast the client reads.
 func (s *Server) getConns(w http.ResponseWriter, _ *http.Request) {
-	conns := s.core.Engine().Conns()
-	if conns == nil {
-		conns = []api.Conn{}
+	sw := &streamWriter{w: w, rc: http.NewResponseController(w)}
+	enc := json.NewEncoder(sw)
+	sep := "["
+	err := s.core.Engine().Conns(func(c api.Conn) bool {
+		sw.WriteString(sep)
+		sep = ","
+		return enc.Encode(c) == nil
+	})
+	if err == nil && sw.err == nil {
+		if sep == "[" {
+			sw.WriteString("[")
+		}
+		sw.WriteString("]\n")
+		sw.flush()
+		return
 	}
-	writeJSON(w, 200, conns)
+	if err != nil && !sw.wrote {
+		writeJSON(w, http.StatusInternalServerError, api.Error{Message: "listing the connections: " + err.Error(), Errno: 5})
+		return
+	}
+	if err != nil {
+		s.log.Warn("listing the connections", "err", err)
+	}
+	// Half an array is sent: break the response so the client sees an
+	// error, not a shorter table.
+	panic(http.ErrAbortHandler)
+}
+
+// streamFlush is how much of a streamed response is buffered per write.
+const streamFlush = 64 << 10
+
+// streamWriter buffers a streamed response and writes it a piece at a
+// time, renewing the write deadline before each: a long response is not
+// cut off, a reader that stops reading is. Nothing is sent (wrote is
+// false) until the first piece, so an early error can still be a 500.
+type streamWriter struct {
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	buf   []byte
+	wrote bool
+	err   error
+}
+
+func (s *streamWriter) Write(p []byte) (int, error) {
+	s.buf = append(s.buf, p...)
+	if len(s.buf) >= streamFlush {
+		s.flush()
+	}
+	return len(p), s.err
+}
+
+func (s *streamWriter) WriteString(p string) { s.Write([]byte(p)) }
+
+func (s *streamWriter) flush() {
+	if s.err != nil || len(s.buf) == 0 {
+		return
+	}
+	if !s.wrote {
+		s.w.Header().Set("Content-Type", "application/json")
+		s.wrote = true
+	}
+	s.rc.SetWriteDeadline(time.Now().Add(timeouts.write))
+	if _, s.err = s.w.Write(s.buf); s.err == nil {
+		s.err = s.rc.Flush()
+	}
+	s.buf = s.buf[:0]
+}
+
+// getEvents lists the engine's event counters (none for an engine that
+// keeps none).
+func (s *Server) getEvents(w http.ResponseWriter, _ *http.Request) {
+	ev := api.Events{Engine: s.info.Engine, Counters: map[string]uint64{}}
+	if e, ok := s.core.Engine().(engine.Eventer); ok {
+		maps.Copy(ev.Counters, e.Events())
+	}
+	writeJSON(w, 200, ev)
 }
 
 func (s *Server) getTimeouts(w http.ResponseWriter, _ *http.Request) {
@@ -121,6 +288,8 @@ func (s *Server) postOps(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err := s.core.Do(body.Ops)
+	// The deadline is for writing the answer, not for applying the batch.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeouts.write))
 	if err == nil {
 		if slices.ContainsFunc(body.Ops, func(o api.Op) bool { return o.Op != api.Zero }) {
 			s.log.Info("rules changed", "ops", len(body.Ops))

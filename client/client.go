@@ -50,53 +50,87 @@ type Client struct {
 	http *http.Client
 }
 
+// idleTimeout is how long the client waits for gvsd to read or answer
+// anything before it gives up.
+var idleTimeout = 60 * time.Second
+
 // New returns a client of the gvsd at socket path.
 func New(path string) *Client {
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, "unix", path)
+		c, err := d.DialContext(ctx, "unix", path)
+		if err != nil {
+			return nil, err
+		}
+		return idleConn{c}, nil
 	}}
-	return &Client{path: path, http: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	// No overall timeout: a listing of a million connections may take
+	// longer than any fixed one; silence is what is timed.
+	return &Client{path: path, http: &http.Client{Transport: tr}}
+}
+
+// idleConn renews its deadline at each read and write.
+type idleConn struct{ net.Conn }
+
+func (c idleConn) Read(p []byte) (int, error) {
+	c.SetReadDeadline(time.Now().Add(idleTimeout))
+	return c.Conn.Read(p)
+}
+
+func (c idleConn) Write(p []byte) (int, error) {
+	c.SetWriteDeadline(time.Now().Add(idleTimeout))
+	return c.Conn.Write(p)
 }
 
 // ErrNotRunning is returned when nothing listens on the socket.
 var ErrNotRunning = errors.New("gvsd is not running")
 
 func (c *Client) do(method, path string, body, out any) error {
+	resp, err := c.request(method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// request sends a request and returns a 200 response, whose body the
+// caller closes; any other status is returned as an error.
+func (c *Client) request(method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequest(method, "http://gvsd"+path, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return fmt.Errorf("%w (no daemon on %s; start it with gvsd, or point GVS_SOCKET or --socket at its socket)", ErrNotRunning, c.path)
+			return nil, fmt.Errorf("%w (no daemon on %s; start it with gvsd, or point GVS_SOCKET or --socket at its socket)", ErrNotRunning, c.path)
 		}
 		if errors.Is(err, syscall.EACCES) {
-			return &model.Error{Errno: syscall.EPERM, Msg: "Permission denied (you must be root)"}
+			return nil, &model.Error{Errno: syscall.EPERM, Msg: "Permission denied (you must be root)"}
 		}
-		return err
+		return nil, err
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
 		var e api.Error
 		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
-			return fmt.Errorf("gvsd: %s", resp.Status)
+			return nil, fmt.Errorf("gvsd: %s", resp.Status)
 		}
-		return &OpError{Index: e.Index, Err: &model.Error{Errno: syscall.Errno(e.Errno), Msg: e.Message}}
+		return nil, &OpError{Index: e.Index, Err: &model.Error{Errno: syscall.Errno(e.Errno), Msg: e.Message}}
 	}
-	if out == nil {
-		return nil
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	return resp, nil
 }
 
 // OpError is a refused operation: which one of the batch, and why.
@@ -117,7 +151,41 @@ func (c *Client) Services() (s api.Snapshot, err error) {
 }
 
 // Conns returns the connection table.
-func (c *Client) Conns() (cs []api.Conn, err error) { return cs, c.do("GET", "/v1/conns", nil, &cs) }
+func (c *Client) Conns() ([]api.Conn, error) {
+	cs := []api.Conn{}
+	err := c.EachConn(func(x api.Conn) bool { cs = append(cs, x); return true })
+	return cs, err
+}
+
+// EachConn calls yield for each entry of the connection table as it is
+// read from gvsd, until yield returns false.
+func (c *Client) EachConn(yield func(api.Conn) bool) error {
+	resp, err := c.request("GET", "/v1/conns", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+		return fmt.Errorf("gvsd: connection listing: not an array (%v)", err)
+	}
+	for dec.More() {
+		var x api.Conn
+		if err := dec.Decode(&x); err != nil {
+			return fmt.Errorf("gvsd: connection listing: %w", err)
+		}
+		if !yield(x) {
+			return nil
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return fmt.Errorf("gvsd: connection listing: %w", err)
+	}
+	return nil
+}
+
+// Events returns the engine's event counters.
+func (c *Client) Events() (e api.Events, err error) { return e, c.do("GET", "/v1/events", nil, &e) }
 
 // Timeouts returns the --set values.
 func (c *Client) Timeouts() (t model.Timeouts, err error) {

@@ -24,11 +24,27 @@ type Engine interface {
 	// destinations in kernel list order (newest first), with counters.
 	Services() []api.Service
 	Totals() (stats.Counters, stats.Rates)
-	Conns() []api.Conn
+	// Conns calls yield for each entry of the connection table,
+	// templates included, until yield returns false. It reads the table
+	// in batches and holds no lock while yield runs, so a slow consumer
+	// (a client reading a listing) blocks neither the data path's
+	// bookkeeping nor rule changes; entries added or removed meanwhile
+	// may be listed or not. The error is what cut the listing short.
+	Conns(yield func(api.Conn) bool) error
 	Timeouts() model.Timeouts
 
 	// Close stops forwarding and releases what the engine holds.
 	Close() error
+}
+
+// Eventer is implemented by engines that count data-path events (drops
+// and their reasons): GET /v1/events lists them.
+type Eventer interface {
+	// Events returns each counter by name (lower_snake_case, e.g.
+	// "udp_flow_limit", or bpf.EventNames for the xdp engine), counted
+	// since the engine started (the xdp engine's since its maps were
+	// created); every counter the engine has, zero ones included.
+	Events() map[string]uint64
 }
 
 // Rules are the rule operations, one per ipvsadm command. The model

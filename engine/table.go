@@ -125,19 +125,41 @@ func (t *Table) Totals() (c stats.Counters, r stats.Rates) {
 	return c, r
 }
 
-// Conns lists the connection table, templates included.
-func (t *Table) Conns() []api.Conn {
-	var out []api.Conn
-	t.Do(func(v *ipvs.IPVS) {
-		now := t.Now()
-		for _, c := range v.Conns() {
-			out = append(out, api.Conn{
-				Protocol: c.Protocol, Client: c.Client, Virtual: c.Virtual, Dest: c.Dest,
-				State: c.State.String(), ExpireMS: c.Remaining(now).Milliseconds(), Template: c.Template,
-			})
+// connBatch is how many entries Conns converts per hold of the lock.
+const connBatch = 1024
+
+// Conns lists the connection table, templates included, in the model's
+// order. Under the lock it takes only the entries' pointers, then
+// converts them a batch at a time, yielding with the lock released;
+// entries gone meanwhile are skipped.
+func (t *Table) Conns(yield func(api.Conn) bool) error {
+	var all []*ipvs.Conn
+	t.Do(func(v *ipvs.IPVS) { all = v.Conns() })
+	batch := make([]api.Conn, 0, min(len(all), connBatch))
+	for len(all) > 0 {
+		n := min(len(all), connBatch)
+		batch = batch[:0]
+		t.Do(func(v *ipvs.IPVS) {
+			now := t.Now()
+			for _, c := range all[:n] {
+				if !v.Has(c) {
+					continue
+				}
+				batch = append(batch, api.Conn{
+					Protocol: c.Protocol, Client: c.Client, Virtual: c.Virtual, Dest: c.Dest,
+					State: c.State.String(), ExpireMS: c.Remaining(now).Milliseconds(), Template: c.Template,
+				})
+			}
+		})
+		clear(all[:n]) // listed entries may be collected
+		all = all[n:]
+		for _, c := range batch {
+			if !yield(c) {
+				return nil
+			}
 		}
-	})
-	return out
+	}
+	return nil
 }
 
 // RunTimers runs the kernel's periodic work until stop is closed: expiry

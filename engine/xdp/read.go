@@ -251,29 +251,21 @@ func (e *Engine) Totals() (stats.Counters, stats.Rates) {
 	return e.Table.Totals()
 }
 
-// Conns lists the BPF connection and template tables.
-func (e *Engine) Conns() []api.Conn {
+// Conns lists the BPF connection and template tables a batch at a time
+// (countersChunk entries per lookup), converting each batch under e.mu so
+// no server id it names is freed and reused meanwhile, and yielding it
+// with no lock held: a slow reader holds up neither the sweep nor rule
+// changes.
+func (e *Engine) Conns(yield func(api.Conn) bool) error {
 	t := now()
-	var out []api.Conn
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	destAddr := func(id uint32, port uint16) netip.AddrPort {
-		var d bpf.Dest
-		if e.objs.Dests.Lookup(id, &d) != nil {
-			return netip.AddrPort{}
-		}
-		if port == 0 {
-			port = htons(d.Port)
-		}
-		return netip.AddrPortFrom(wordsAddr(d.Addr, d.Af), port)
-	}
 	remaining := func(exp uint64) int64 {
 		if exp <= t {
 			return 0
 		}
 		return int64(time.Duration(exp - t).Milliseconds())
 	}
-	eachEntry(e.objs.Conns, func(k *bpf.ConnKey, c *bpf.Conn) {
+	out := make([]api.Conn, 0, countersChunk)
+	more, err := listBatches(e, e.objs.Conns, &out, yield, func(destAddr func(uint32, uint16) netip.AddrPort, k *bpf.ConnKey, c *bpf.Conn) {
 		ac := api.Conn{
 			Protocol: model.Protocol(k.Proto),
 			Client:   netip.AddrPortFrom(wordsAddr(k.Caddr, k.Af), htons(k.Cport)),
@@ -287,7 +279,10 @@ func (e *Engine) Conns() []api.Conn {
 		}
 		out = append(out, ac)
 	})
-	eachEntry(e.objs.Templates, func(k *bpf.ConnKey, tv *bpf.Template) {
+	if err != nil || !more {
+		return err
+	}
+	_, err = listBatches(e, e.objs.Templates, &out, yield, func(destAddr func(uint32, uint16) netip.AddrPort, k *bpf.ConnKey, tv *bpf.Template) {
 		st := conn.None
 		if k.Proto == uint8(model.ProtoUDP) {
 			st = conn.StateUDP
@@ -306,5 +301,52 @@ func (e *Engine) Conns() []api.Conn {
 			Template: true,
 		})
 	})
-	return out
+	return err
+}
+
+// listBatches reads m a batch at a time; for each, under e.mu, it calls
+// conv per entry (with destAddr, a server's address and port, looked up
+// once per batch and server), then yields what conv appended to out with
+// e.mu released. more is false once yield has asked to stop.
+func listBatches[K, V any](e *Engine, m *ebpf.Map, out *[]api.Conn, yield func(api.Conn) bool,
+	conv func(destAddr func(uint32, uint16) netip.AddrPort, k *K, v *V)) (more bool, err error) {
+	keys := make([]K, countersChunk)
+	vals := make([]V, countersChunk)
+	dests := map[uint32]netip.AddrPort{}
+	destAddr := func(id uint32, port uint16) netip.AddrPort {
+		a, ok := dests[id]
+		if !ok {
+			var d bpf.Dest
+			if e.objs.Dests.Lookup(id, &d) == nil {
+				a = netip.AddrPortFrom(wordsAddr(d.Addr, d.Af), htons(d.Port))
+			}
+			dests[id] = a
+		}
+		if port == 0 || !a.IsValid() {
+			return a
+		}
+		return netip.AddrPortFrom(a.Addr(), port)
+	}
+	var cursor ebpf.MapBatchCursor
+	for {
+		e.mu.Lock()
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		clear(dests)
+		*out = (*out)[:0]
+		for i := range n {
+			conv(destAddr, &keys[i], &vals[i])
+		}
+		e.mu.Unlock()
+		for _, c := range *out {
+			if !yield(c) {
+				return false, nil
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) || err == nil && n == 0 {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
 }
