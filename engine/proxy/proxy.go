@@ -48,6 +48,23 @@ const DialTimeout = 5 * time.Second
 // udpReaders is the number of goroutines reading each UDP service socket.
 const udpReaders = 4
 
+// DefaultMaxUDPFlows bounds the UDP flows open at once: each holds a
+// socket, a goroutine and a 64 KiB buffer for up to the UDP timeout.
+const DefaultMaxUDPFlows = 65536
+
+// Option configures New.
+type Option func(*Engine)
+
+// WithMaxUDPFlows bounds the UDP flows open at once, all services
+// together (default DefaultMaxUDPFlows); a datagram whose flow would pass
+// it is dropped and counted (EvUDPFlowLimit).
+func WithMaxUDPFlows(n int) Option { return func(e *Engine) { e.maxFlows = n } }
+
+// WithMaxUDPFlowsPerService bounds the UDP flows of each service too, so
+// one busy service cannot take them all (default 0: no bound but the
+// total).
+func WithMaxUDPFlowsPerService(n int) Option { return func(e *Engine) { e.maxSvcFlows = n } }
+
 // Engine is the proxy engine.
 type Engine struct {
 	*engine.Table
@@ -57,6 +74,11 @@ type Engine struct {
 	listeners map[model.ServiceKey]listener
 	tcpConns  map[*tcpConn]struct{}
 	flows     map[*ipvs.Conn]*udpFlow
+	svcFlows  map[netip.AddrPort]int // open flows by virtual address
+
+	maxFlows, maxSvcFlows int
+	ev                    events
+	acceptLog, flowLog    sparseLog
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -65,14 +87,19 @@ type Engine struct {
 type listener interface{ Close() error }
 
 // New returns a running proxy engine with no services.
-func New(log *slog.Logger) *Engine {
+func New(log *slog.Logger, opts ...Option) *Engine {
 	e := &Engine{
 		Table:     engine.NewTable(ipvs.Options{}),
 		log:       log,
 		listeners: map[model.ServiceKey]listener{},
 		tcpConns:  map[*tcpConn]struct{}{},
 		flows:     map[*ipvs.Conn]*udpFlow{},
+		svcFlows:  map[netip.AddrPort]int{},
+		maxFlows:  DefaultMaxUDPFlows,
 		stop:      make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(e)
 	}
 	e.wg.Add(1)
 	go func() {
@@ -276,7 +303,7 @@ func (e *Engine) afterExpiry(v *ipvs.IPVS) {
 	now := e.Now()
 	for c, f := range e.flows {
 		if !v.Has(c) && now.After(f.until) {
-			delete(e.flows, c)
+			e.dropFlow(c)
 			f.upstream.Close()
 		}
 	}

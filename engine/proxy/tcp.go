@@ -29,16 +29,40 @@ func addrPort(a net.Addr) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
-func (e *Engine) serveTCP(ln *net.TCPListener) {
+// Accept back-off: what net/http's server does.
+const (
+	minAcceptDelay = 5 * time.Millisecond
+	maxAcceptDelay = time.Second
+)
+
+// acceptor is what serveTCP needs of its listener.
+type acceptor interface {
+	AcceptTCP() (*net.TCPConn, error)
+}
+
+func (e *Engine) serveTCP(ln acceptor) {
+	var delay time.Duration
 	for {
 		c, err := ln.AcceptTCP()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			e.log.Warn("accept", "err", err)
+			// Out of descriptors (EMFILE, ENFILE) the next accept fails
+			// too: retrying at once would spin and flood the log.
+			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
+			e.ev.acceptError.Add(1)
+			e.acceptLog.warn(e.log, "accept failed; backing off", "err", err, "retry_in", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-e.stop:
+				t.Stop()
+				return
+			}
 			continue
 		}
+		delay = 0
 		go e.handleTCP(c)
 	}
 }

@@ -49,19 +49,30 @@ func (e *Engine) serveUDP(pc *net.UDPConn, vip netip.AddrPort) {
 	}
 }
 
-// flowFor returns the flow of connection c, opening it on first use. The
-// table is locked.
+// flowFor returns the flow of connection c, opening it on first use; nil
+// (the datagram is dropped, and counted) at the flow limit or when the
+// socket cannot be opened. The table is locked.
+//
+// At the limit the model's entry stays, as IPVS keeps one whose packet
+// could not be sent: the client's next datagram tries again.
 func (e *Engine) flowFor(v *ipvs.IPVS, c *ipvs.Conn, pc *net.UDPConn) *udpFlow {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if f := e.flows[c]; f != nil {
 		return f
 	}
+	if len(e.flows) >= e.maxFlows || e.maxSvcFlows > 0 && e.svcFlows[c.Virtual] >= e.maxSvcFlows {
+		e.ev.udpFlowLimit.Add(1)
+		e.flowLog.warn(e.log, "udp flow limit reached: datagrams of new flows dropped", "service", c.Virtual,
+			"flows", len(e.flows), "service_flows", e.svcFlows[c.Virtual])
+		return nil
+	}
 	local, _ := v.NextLocalAddr(c)
 	d := upstreamDialer(local, model.ProtoUDP)
 	conn, err := d.Dial("udp", c.Dest.String())
 	if err != nil {
-		e.log.Warn("udp upstream", "dest", c.Dest, "err", err)
+		e.ev.udpUpstreamError.Add(1)
+		e.flowLog.warn(e.log, "udp upstream", "dest", c.Dest, "err", err)
 		return nil
 	}
 	f := &udpFlow{upstream: conn.(*net.UDPConn)}
@@ -69,8 +80,17 @@ func (e *Engine) flowFor(v *ipvs.IPVS, c *ipvs.Conn, pc *net.UDPConn) *udpFlow {
 		f.until = e.Now().Add(onePacketWait)
 	}
 	e.flows[c] = f
+	e.svcFlows[c.Virtual]++
 	go e.replies(c, f, pc)
 	return f
+}
+
+// dropFlow forgets c's flow. e.mu is held.
+func (e *Engine) dropFlow(c *ipvs.Conn) {
+	delete(e.flows, c)
+	if e.svcFlows[c.Virtual]--; e.svcFlows[c.Virtual] <= 0 {
+		delete(e.svcFlows, c.Virtual)
+	}
 }
 
 // replies carries the real server's datagrams back to the client from the
