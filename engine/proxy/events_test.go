@@ -81,15 +81,15 @@ func TestAcceptBackoffClose(t *testing.T) {
 }
 
 // udpClient sends one datagram from a socket of its own (a new flow)
-// and says whether the answer came back.
-func udpClient(t *testing.T, vip netip.AddrPort) bool {
+// and says whether the answer came back within wait.
+func udpClient(t *testing.T, vip netip.AddrPort, wait time.Duration) bool {
 	t.Helper()
 	c, err := net.Dial("udp4", vip.String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+	c.SetDeadline(time.Now().Add(wait))
 	if _, err := c.Write([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,11 @@ func TestUDPFlowLimit(t *testing.T) {
 		{b, false, 2}, // the total's
 		{b, false, 3},
 	} {
-		if got := udpClient(t, step.vip); got != step.through {
+		wait := 300 * time.Millisecond // for an answer that should not come
+		if step.through {
+			wait = 5 * time.Second
+		}
+		if got := udpClient(t, step.vip, wait); got != step.through {
 			t.Fatalf("flow %d: answered %v, want %v", i, got, step.through)
 		}
 		if got := e.Events()[EvUDPFlowLimit]; got != step.dropped {
@@ -176,14 +180,14 @@ func TestUDPFlowLimitExpiry(t *testing.T) {
 	}
 	var src sources
 	vip := udpService(t, e, udpServer(t, &src))
-	if !udpClient(t, vip) {
+	if !udpClient(t, vip, 5*time.Second) {
 		t.Fatal("first flow not answered")
 	}
-	if udpClient(t, vip) {
+	if udpClient(t, vip, 300*time.Millisecond) {
 		t.Fatal("a second flow passed the bound of 1")
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for !udpClient(t, vip) {
+	for !udpClient(t, vip, 300*time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no flow opens after the first expired")
 		}
