@@ -25,8 +25,8 @@ type (
 func LoadSpec() (*ebpf.CollectionSpec, error) { return loadGvs() }
 
 // SizeConns sets the capacity of the connection table and of its reply
-// table (both preallocated: the memory is taken at load). 0 keeps
-// GVS_MAX_CONNS.
+// table (both preallocated: the memory is taken at load), and sizes the
+// connection index conn_ring to twice that. 0 keeps GVS_MAX_CONNS.
 func SizeConns(spec *ebpf.CollectionSpec, n uint32) {
 	if n == 0 {
 		return
@@ -36,6 +36,27 @@ func SizeConns(spec *ebpf.CollectionSpec, n uint32) {
 			m.MaxEntries = n
 		}
 	}
+	if m, ok := spec.Maps["conn_ring"]; ok {
+		m.MaxEntries = 2 * n
+	}
+}
+
+// DefaultConfig is the config map's value with the kernel's defaults of
+// the IPVS sysctls it carries (conn_reuse_mode 1, snat_reroute 1, the
+// others 0) and lblc/lblcr's 24-hour expiration; the rest is gvsd's to
+// fill.
+func DefaultConfig() Config {
+	return Config{ConnReuseMode: 1, SnatReroute: 1, LblcExpiration: 24 * 3600, LblcrExpiration: 24 * 3600}
+}
+
+// SetRing gives each of cpus CPUs an equal part of a conn_ring of size
+// slots (see maps.h); cpus is the number of possible CPUs.
+func (c *Config) SetRing(slots, cpus uint32) {
+	if cpus == 0 || slots < cpus {
+		c.RingPart, c.RingCpus = 0, 0
+		return
+	}
+	c.RingPart, c.RingCpus = slots/cpus, cpus
 }
 
 // LoadObjectsSized is LoadObjects with a connection table of n entries.
@@ -90,4 +111,5 @@ func (f *NATSrc) Set(addr uint32) bool {
 
 // EventNames are enum gvs_event's names, by index (the events map).
 var EventNames = []string{"pass", "forward", "drop_nodest", "no_dest", "conn_table_full", "frag_needed",
-	"no_route", "malformed", "too_big", "fwd_unsupported", "reply", "no_lport", "icmp", "ttl"}
+	"no_route", "malformed", "too_big", "fwd_unsupported", "reply", "no_lport", "icmp", "ttl",
+	"evicted", "reclaimed", "unindexed", "busy", "family", "template_full"}

@@ -334,16 +334,114 @@ static __always_inline void conn_remove(struct gvs_conn_key *key, struct gvs_con
 	}
 }
 
-/* reopens: conn_reuse_mode 1, a bare SYN on a finished, uncontrolled TCP
- * connection starts a new one. */
-static __always_inline int conn_reopens(const struct gvs_conn *c, const struct gvs_pkt *p)
+/* Whether a live entry may be evicted to make room for a new one: a
+ * handshake that has not completed, a finished connection, or a UDP flow
+ * no reply has confirmed. Never an established or closing TCP connection
+ * (its data is still flowing), nor an entry being created. */
+static __always_inline int conn_evictable(const struct gvs_conn *c)
 {
-	if (p->proto != IPPROTO_TCP ||
+	__u8 s = RD(c->state);
+
+	if (RD(c->dest) == GVS_DEST_NONE)
+		return 0;
+	if (s == GVS_S_UDP)
+		return !(RD(c->flags) & GVS_CONN_F_REPLIED);
+	return s != GVS_S_ESTABLISHED && s != GVS_S_FIN_WAIT &&
+	       s != GVS_S_CLOSE_WAIT && s != GVS_S_LAST_ACK;
+}
+
+/* Slots of conn_ring a hand looks at per new connection: for a free slot
+ * (the ring is twice the table, so one is near), and, when the table is
+ * full, for an entry to evict. */
+#define RING_FREE_TRIES  8
+#define RING_EVICT_TRIES 32
+
+struct ring_walk {
+	__u64 now;
+	__u32 base;   /* this CPU's partition */
+	__u32 part;
+	__s64 slot;   /* the slot found, or -1 */
+	__u32 evict;
+	__u32 pad;
+};
+
+/* One slot at the hand: usable when its key names no entry, or an
+ * expired one (reclaimed), or with evict an evictable one (evicted). */
+static long ring_visit(__u64 i, void *vw)
+{
+	struct ring_walk *w = vw;
+	__u32 zero = 0;
+	__u32 *hand = bpf_map_lookup_elem(&ring_hand, &zero);
+
+	if (!hand || !w->part)
+		return 1;
+	__u32 slot = w->base + (*hand % w->part);
+
+	*hand += 1;
+	struct gvs_conn_key *k = bpf_map_lookup_elem(&conn_ring, &slot);
+	if (!k)
+		return 1;
+	if (!k->proto) {
+		w->slot = slot;
+		return 1;
+	}
+	struct gvs_conn *c = bpf_map_lookup_elem(&conns, k);
+	if (!c) {
+		w->slot = slot;
+		return 1;
+	}
+	if (RD(c->expires) <= w->now && RD(c->dest) != GVS_DEST_NONE) {
+		conn_remove(k, c);
+		ev_inc(GVS_EV_RECLAIMED);
+		w->slot = slot;
+		return 1;
+	}
+	if (w->evict && conn_evictable(c)) {
+		conn_remove(k, c);
+		ev_inc(GVS_EV_EVICTED);
+		w->slot = slot;
+		return 1;
+	}
+	return 0;
+}
+
+/* Walk this CPU's part of conn_ring from its hand (see maps.h): the slot
+ * for a new connection's key, or -1 (none found in the tries, or no ring
+ * configured). */
+__gvs_subprog __s64 ring_step(__u64 now, int evict)
+{
+	__u32 zero = 0;
+	struct gvs_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	__u32 *hand = bpf_map_lookup_elem(&ring_hand, &zero);
+
+	if (!cfg || !hand || !cfg->ring_part || !cfg->ring_cpus)
+		return -1;
+	struct ring_walk w = {
+		.now = now,
+		.base = (bpf_get_smp_processor_id() % cfg->ring_cpus) * cfg->ring_part,
+		.part = cfg->ring_part,
+		.slot = -1,
+		.evict = evict,
+	};
+	bpf_loop(evict ? RING_EVICT_TRIES : RING_FREE_TRIES, ring_visit, &w, 0);
+	return w.slot;
+}
+
+/* reopens (conn_reuse_mode, is_new_conn_expected): a bare SYN on a
+ * finished, uncontrolled TCP connection starts a new one; with bit 2 of
+ * the mode also on a DR/TUN one in FIN_WAIT. 0: never. */
+static __always_inline int conn_reopens(const struct gvs_conn *c, const struct gvs_pkt *p,
+					const struct gvs_config *cfg)
+{
+	__u32 mode = cfg->conn_reuse_mode;
+
+	if (!mode || p->proto != IPPROTO_TCP ||
 	    (p->tcpflags & (TCPF_SYN | TCPF_ACK | TCPF_RST)) != TCPF_SYN ||
 	    (RD(c->flags) & GVS_CONN_F_CONTROLLED))
 		return 0;
 	__u8 s = RD(c->state);
-	return s == GVS_S_TIME_WAIT || s == GVS_S_CLOSE;
+	return s == GVS_S_TIME_WAIT || s == GVS_S_CLOSE ||
+	       ((mode & 2) && s == GVS_S_FIN_WAIT && (RD(c->flags) & GVS_CONN_F_NOOUTPUT));
 }
 
 static __always_inline void stats_out(__u32 svc, __u32 dest, __u32 len)

@@ -46,7 +46,7 @@ func FuzzXDP(f *testing.F) {
 	putService(f, o, svcSpec{id: 3, proto: unix.IPPROTO_TCP, addr: vip, port: 0, sched: 12 /* mh */, flags: 1 | 8,
 		timeout: 60, netmask: 0xffffffff, slot: 0, dests: []uint32{1}})
 	must(f, o.Ifmacs.Put(uint32(1), &IfMAC{Mac: ifMAC}))
-	must(f, o.Config.Put(uint32(0), &Config{TunSrc: ip4(tunSrc)}))
+	must(f, o.Config.Put(uint32(0), conf(Config{TunSrc: ip4(tunSrc)})))
 	for i := range 4093 {
 		must(f, o.MhTables.Put(uint32(i), uint32(1)))
 	}

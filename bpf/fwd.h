@@ -181,7 +181,7 @@ __gvs_subprog int fwd_dr(struct xdp_md *ctx, const struct gvs_pkt *p,
 				  const struct gvs_dest *d, __u64 now)
 {
 	__u32 ifindex = d->ifindex;
-	struct gvs_ifmac *src = ifindex ? bpf_map_lookup_elem(&ifmacs, &ifindex) : 0;
+	struct gvs_ifmac *src = ifmac_get(ifindex);
 
 	if (!src) {
 		ev_inc(GVS_EV_NO_ROUTE);
@@ -213,7 +213,7 @@ __gvs_subprog int fwd_tun(struct xdp_md *ctx, const struct gvs_pkt *p,
 	struct bpf_fib_lookup fib = {};
 	__u32 src = cfg->tun_src;
 	__u32 hop = d->ifindex;
-	struct gvs_ifmac *hmac = hop ? bpf_map_lookup_elem(&ifmacs, &hop) : 0;
+	struct gvs_ifmac *hmac = ifmac_get(hop);
 
 	if (!src) {
 		ev_inc(GVS_EV_NO_ROUTE);

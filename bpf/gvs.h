@@ -80,6 +80,9 @@ enum gvs_sched {
 #define GVS_CONN_F_NOOUTPUT   0x2 /* DR/TUN: input-only TCP table */
 #define GVS_CONN_F_CONTROLLED 0x4 /* has a persistence template */
 #define GVS_CONN_F_NAT        0x8 /* NAT/FULLNAT: has a reply entry in rconns */
+#define GVS_CONN_F_REPLIED    0x10 /* a reply was seen (NAT/FULLNAT): a UDP
+				    * flow the server answered, kept under
+				    * pressure like an established TCP one */
 
 /* TCP states: conn.State values (IP_VS_TCP_S_*); UDP uses GVS_S_UDP. */
 #define GVS_S_NONE        0
@@ -171,11 +174,15 @@ struct gvs_conn_key {
 
 struct gvs_conn {
 	__u64 expires;   /* bpf_ktime_get_coarse_ns() deadline */
-	__u32 dest;      /* destination id */
+	__u32 dest;      /* destination id; GVS_DEST_NONE while the entry
+			  * is reserved and its packet is being scheduled */
 	__u32 svc;       /* service id */
 	__u8  state;     /* GVS_S_* */
 	__u8  flags;     /* GVS_CONN_F_* */
-	__u16 pad;
+	__u8  method;    /* GVS_FWD_*, fixed at creation as IPVS's cp->flags:
+			  * editing the server's method moves new
+			  * connections only */
+	__u8  pad;
 	__u32 timeout;   /* seconds, of the current state (for listing) */
 	/* NAT/FULLNAT: the server leg's client side, as the server sees it
 	 * (the client for NAT, the local address and port for FULLNAT), and
@@ -292,7 +299,7 @@ enum gvs_event {
 	GVS_EV_FORWARD,
 	GVS_EV_DROP_NODEST,    /* connection to a deleted server */
 	GVS_EV_NO_DEST,        /* no server could take a new connection */
-	GVS_EV_CONN_TABLE_FULL,
+	GVS_EV_CONN_TABLE_FULL,/* no room even after evicting: dropped */
 	GVS_EV_FRAG_NEEDED,    /* TUN: answered with ICMP fragmentation needed */
 	GVS_EV_NO_ROUTE,       /* TUN: fib lookup failed */
 	GVS_EV_MALFORMED,
@@ -302,6 +309,17 @@ enum gvs_event {
 	GVS_EV_NO_LPORT,       /* FULLNAT: no free local port, refused */
 	GVS_EV_ICMP,           /* ICMP error about a connection forwarded */
 	GVS_EV_TTL,            /* reply with TTL <= 1: passed to the stack */
+	GVS_EV_EVICTED,        /* a half-open TCP or unanswered UDP entry
+				* removed to make room for a new one */
+	GVS_EV_RECLAIMED,      /* an expired entry removed by the data path
+				* to make room (gvsd's sweep had not yet) */
+	GVS_EV_UNINDEXED,      /* a connection the ring could not index: only
+				* its own packets or gvsd's sweep remove it */
+	GVS_EV_BUSY,           /* a packet of a connection another CPU was
+				* creating at that instant: dropped */
+	GVS_EV_FAMILY,         /* a server of another address family than the
+				* data path forwards to: passed */
+	GVS_EV_TEMPLATE_FULL,  /* persistence template table full: refused */
 	GVS_EV_MAX,
 };
 

@@ -41,7 +41,8 @@ type gvsGvsConn struct {
 	Svc        uint32
 	State      uint8
 	Flags      uint8
-	Pad        uint16
+	Method     uint8
+	Pad        uint8
 	Timeout    uint32
 	Laddr      [4]uint32
 	Lport      uint16
@@ -206,6 +207,7 @@ type gvsGvsWork struct {
 	Tk  gvsGvsConnKey
 	Rk  gvsGvsConnKey
 	Nc  gvsGvsConn
+	Ss  gvsGvsSchedState
 }
 
 type gvsLportSearch struct {
@@ -223,6 +225,7 @@ type gvsLportSearch struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	gvsMapConfig              = "config"
+	gvsMapConnRing            = "conn_ring"
 	gvsMapConns               = "conns"
 	gvsMapDestStats           = "dest_stats"
 	gvsMapDests               = "dests"
@@ -235,7 +238,9 @@ const (
 	gvsMapLportScratch        = "lport_scratch"
 	gvsMapMhTables            = "mh_tables"
 	gvsMapNatSrcs             = "nat_srcs"
+	gvsMapPressure            = "pressure"
 	gvsMapRconns              = "rconns"
+	gvsMapRingHand            = "ring_hand"
 	gvsMapSchedState          = "sched_state"
 	gvsMapServices            = "services"
 	gvsMapSvcStats            = "svc_stats"
@@ -297,6 +302,7 @@ type gvsProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type gvsMapSpecs struct {
 	Config       *ebpf.MapSpec `ebpf:"config"`
+	ConnRing     *ebpf.MapSpec `ebpf:"conn_ring"`
 	Conns        *ebpf.MapSpec `ebpf:"conns"`
 	DestStats    *ebpf.MapSpec `ebpf:"dest_stats"`
 	Dests        *ebpf.MapSpec `ebpf:"dests"`
@@ -309,7 +315,9 @@ type gvsMapSpecs struct {
 	LportScratch *ebpf.MapSpec `ebpf:"lport_scratch"`
 	MhTables     *ebpf.MapSpec `ebpf:"mh_tables"`
 	NatSrcs      *ebpf.MapSpec `ebpf:"nat_srcs"`
+	Pressure     *ebpf.MapSpec `ebpf:"pressure"`
 	Rconns       *ebpf.MapSpec `ebpf:"rconns"`
+	RingHand     *ebpf.MapSpec `ebpf:"ring_hand"`
 	SchedState   *ebpf.MapSpec `ebpf:"sched_state"`
 	Services     *ebpf.MapSpec `ebpf:"services"`
 	SvcStats     *ebpf.MapSpec `ebpf:"svc_stats"`
@@ -345,6 +353,7 @@ func (o *gvsObjects) Close() error {
 // It can be passed to loadGvsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type gvsMaps struct {
 	Config       *ebpf.Map `ebpf:"config"`
+	ConnRing     *ebpf.Map `ebpf:"conn_ring"`
 	Conns        *ebpf.Map `ebpf:"conns"`
 	DestStats    *ebpf.Map `ebpf:"dest_stats"`
 	Dests        *ebpf.Map `ebpf:"dests"`
@@ -357,7 +366,9 @@ type gvsMaps struct {
 	LportScratch *ebpf.Map `ebpf:"lport_scratch"`
 	MhTables     *ebpf.Map `ebpf:"mh_tables"`
 	NatSrcs      *ebpf.Map `ebpf:"nat_srcs"`
+	Pressure     *ebpf.Map `ebpf:"pressure"`
 	Rconns       *ebpf.Map `ebpf:"rconns"`
+	RingHand     *ebpf.Map `ebpf:"ring_hand"`
 	SchedState   *ebpf.Map `ebpf:"sched_state"`
 	Services     *ebpf.Map `ebpf:"services"`
 	SvcStats     *ebpf.Map `ebpf:"svc_stats"`
@@ -369,6 +380,7 @@ type gvsMaps struct {
 func (m *gvsMaps) Close() error {
 	return _GvsClose(
 		m.Config,
+		m.ConnRing,
 		m.Conns,
 		m.DestStats,
 		m.Dests,
@@ -381,7 +393,9 @@ func (m *gvsMaps) Close() error {
 		m.LportScratch,
 		m.MhTables,
 		m.NatSrcs,
+		m.Pressure,
 		m.Rconns,
+		m.RingHand,
 		m.SchedState,
 		m.Services,
 		m.SvcStats,

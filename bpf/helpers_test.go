@@ -56,6 +56,12 @@ const (
 	evNoLport
 	evICMP
 	evTTL
+	evEvicted
+	evReclaimed
+	evUnindexed
+	evBusy
+	evFamily
+	evTemplateFull
 	evMax
 )
 
@@ -83,6 +89,9 @@ func loadObjects(t testing.TB) *Objects {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { o.Close() })
+	if err := o.Config.Put(uint32(0), conf(Config{})); err != nil {
+		t.Fatal(err)
+	}
 	// The kernel's default timeouts, as conn.NewTimeouts has them.
 	ct := conn.NewTimeouts(model.Timeouts{})
 	var to Timeouts
@@ -342,4 +351,17 @@ func clearHash[K, V any](t testing.TB, m *ebpf.Map, k *K, v *V) {
 	for i := range keys {
 		must(t, m.Delete(&keys[i]))
 	}
+}
+
+// conf is c over the defaults (DefaultConfig) of the fields it leaves
+// zero that have nonzero defaults.
+func conf(c Config) *Config {
+	d := DefaultConfig()
+	if c.ConnReuseMode == 0 {
+		c.ConnReuseMode = d.ConnReuseMode
+	}
+	if c.SnatReroute == 0 {
+		c.SnatReroute = d.SnatReroute
+	}
+	return &c
 }

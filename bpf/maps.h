@@ -62,6 +62,38 @@ struct {
 	__type(value, struct gvs_conn_key);
 } rconns SEC(".maps");
 
+/* The connection index: every connection's key in a ring, so the data
+ * path can find entries to reclaim without gvsd. Each CPU owns a
+ * partition of config.ring_part slots and a hand (ring_hand) that walks
+ * it: a new connection takes the first slot at the hand whose entry is
+ * gone or expired (removing an expired one on the way), and when the
+ * table is full, the first whose entry is half-open or an unanswered
+ * UDP flow (evicted, oldest first). Established connections are never
+ * evicted. Twice the table's size (SizeConns), so a free slot is near. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * GVS_MAX_CONNS);
+	__type(key, __u32);
+	__type(value, struct gvs_conn_key);
+} conn_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} ring_hand SEC(".maps");
+
+/* Per CPU: until when (ktime) this CPU is under table pressure (it had to
+ * evict): new handshakes then count as inactive until they complete, as
+ * IPVS's secure_tcp makes a flood of SYNs weigh nothing in lc/wlc. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} pressure SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -183,6 +215,17 @@ static __always_inline void ev_inc(__u32 ev)
 	__u64 *v = bpf_map_lookup_elem(&events, &ev);
 	if (v)
 		*v += 1;
+}
+
+/* An interface's MAC and MTU, if gvsd wrote them: an ARRAY lookup never
+ * fails in range, so an interface gvsd does not know reads as zeros. */
+static __always_inline struct gvs_ifmac *ifmac_get(__u32 ifindex)
+{
+	struct gvs_ifmac *m = ifindex ? bpf_map_lookup_elem(&ifmacs, &ifindex) : 0;
+
+	if (!m || !(m->mac[0] | m->mac[1] | m->mac[2] | m->mac[3] | m->mac[4] | m->mac[5]))
+		return 0;
+	return m;
 }
 
 static __always_inline struct gvs_dest *dest_get(__u32 id)

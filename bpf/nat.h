@@ -149,7 +149,7 @@ __gvs_subprog int nat_xmit(struct xdp_md *ctx, const struct gvs_pkt *p,
 {
 	struct bpf_fib_lookup fib = {};
 	__u32 hop = x->hop_ifindex;
-	struct gvs_ifmac *src = hop ? bpf_map_lookup_elem(&ifmacs, &hop) : 0;
+	struct gvs_ifmac *src = ifmac_get(hop);
 	long rc;
 
 	if (src) {
@@ -237,6 +237,11 @@ struct {
 	__type(value, struct lport_search);
 } lport_scratch SEC(".maps");
 
+/* Probes per new connection, over all pool addresses: a refusal costs
+ * at most this many inserts. With a range three quarters taken, 64
+ * random probes all miss with probability 0.75^64 = 1e-8. */
+#define LPORT_PROBES 64
+
 static long lport_try(__u64 i, void *unused)
 {
 	__u32 zero = 0;
@@ -244,7 +249,13 @@ static long lport_try(__u64 i, void *unused)
 
 	if (!s)
 		return 1;
-	__u32 port = s->min + (s->start + (__u32)i) % s->span;
+	/* A range of at most LPORT_PROBES ports is scanned from start; a
+	 * larger one probed at random: a nearly full range costs a few
+	 * inserts, not tens of thousands. */
+	__u32 off = s->start + (__u32)i;
+	if (i && s->span > LPORT_PROBES)
+		off = bpf_get_prandom_u32();
+	__u32 port = s->min + off % s->span;
 
 	s->rk.vport = bpf_htons(port);
 	long err = bpf_map_update_elem(&rconns, &s->rk, &s->fk, BPF_NOEXIST);
@@ -273,9 +284,9 @@ struct lport_req {
 
 /* Reserve a local address and port for a FULLNAT connection: each pool
  * address in turn from a random one (or the route's source without a
- * pool), every port of the range if need be, so a connection is refused
- * only when all are taken. Returns 0 and sets *laddr, *lport (network
- * order); -1 when none is free. */
+ * pool), random ports of the range, LPORT_PROBES in all (at least 4 per
+ * address). Returns 0 and sets *laddr, *lport (network order); -1 when
+ * none was free. */
 __gvs_subprog int lport_alloc(const struct lport_req *r, __u32 *laddr, __u16 *lport)
 {
 	__u32 zero = 0;
@@ -301,6 +312,12 @@ __gvs_subprog int lport_alloc(const struct lport_req *r, __u32 *laddr, __u16 *lp
 	if (n > GVS_SVC_LADDRS)
 		n = GVS_SVC_LADDRS;
 	__u32 first = n ? bpf_get_prandom_u32() % n : 0;
+	__u32 tries = n ? LPORT_PROBES / n : LPORT_PROBES;
+
+	if (tries < 4)
+		tries = 4;
+	if (s->span <= LPORT_PROBES)
+		tries = s->span;
 
 	for (int j = 0; j < GVS_SVC_LADDRS; j++) {
 		__u32 a;
@@ -320,7 +337,7 @@ __gvs_subprog int lport_alloc(const struct lport_req *r, __u32 *laddr, __u16 *lp
 		s->rk.vaddr[0] = a;
 		s->start = bpf_get_prandom_u32() % s->span;
 		s->found = 0;
-		bpf_loop(s->span, lport_try, 0, 0);
+		bpf_loop(tries, lport_try, 0, 0);
 		if (s->found == 1) {
 			*laddr = a;
 			*lport = s->rk.vport;

@@ -359,7 +359,7 @@ func TestLocalPorts(t *testing.T) {
 	putDest(t, o, 1, natDest(natRIP, fwdFullNAT))
 	natServer(t, o, natRIP.Addr())
 	putService(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR, dests: []uint32{1}})
-	must(t, o.Config.Put(uint32(0), &Config{LportMin: 5000, LportMax: 5003}))
+	must(t, o.Config.Put(uint32(0), conf(Config{LportMin: 5000, LportMax: 5003})))
 	vport := netip.AddrPortFrom(vip, 80)
 	client := func(i int) netip.AddrPort { return netip.AddrPortFrom(natClient.Addr(), uint16(30000+i)) }
 
@@ -507,7 +507,7 @@ func TestNextHopCaches(t *testing.T) {
 		if err := o.Ifmacs.Put(uint32(gvs0), &IfMAC{Mac: [6]byte(dirMAC), Mtu: 1400}); err != nil {
 			return err
 		}
-		if err := o.Config.Put(uint32(0), &Config{HopGen: 7}); err != nil {
+		if err := o.Config.Put(uint32(0), conf(Config{HopGen: 7})); err != nil {
 			return err
 		}
 		in := pkt{srcMAC: clientMAC, dstMAC: vipMAC, src: natClient, dst: vport, flags: tcpSYN}
@@ -544,10 +544,53 @@ func TestNextHopCaches(t *testing.T) {
 			return fmt.Errorf("reply to %x, want the connection's cached hop", out[0:6])
 		}
 		// ...and replaced once it moves on.
-		if err := o.Config.Put(uint32(0), &Config{HopGen: 8}); err != nil {
+		if err := o.Config.Put(uint32(0), conf(Config{HopGen: 8})); err != nil {
 			return err
 		}
 		_, err = expect(o, "reply after a new generation", r.build(), xdpRedirect, toGW(want))
 		return err
+	})
+}
+
+// TestLocalPortRefusalUndoesRR: a FULLNAT connection refused for want of
+// a local port leaves the rr position as it found it, so the refusal
+// shifts no later client's server.
+func TestLocalPortRefusalUndoesRR(t *testing.T) {
+	o := loadObjects(t)
+	rip2 := ap("198.18.64.21:8080")
+	putDest(t, o, 1, natDest(natRIP, fwdFullNAT))
+	putDest(t, o, 2, natDest(rip2, fwdFullNAT))
+	natServer(t, o, natRIP.Addr())
+	natServer(t, o, rip2.Addr())
+	putService(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR, dests: []uint32{2, 1}})
+	must(t, o.Config.Put(uint32(0), conf(Config{LportMin: 5000, LportMax: 5000})))
+	vport := netip.AddrPortFrom(vip, 80)
+	client := func(i int) netip.AddrPort { return netip.AddrPortFrom(natClient.Addr(), uint16(30000+i)) }
+
+	inNetNS(t, func(int) error {
+		for i := range 2 { // one port per server: both taken
+			in := pkt{srcMAC: clientMAC, dstMAC: vipMAC, src: client(i), dst: vport, flags: tcpSYN}
+			if _, err := expect(o, fmt.Sprint("syn ", i), in.build(), xdpRedirect, nil); err != nil {
+				return err
+			}
+		}
+		var before, after SchedState
+		if err := o.SchedState.Lookup(uint32(1), &before); err != nil {
+			return err
+		}
+		in := pkt{srcMAC: clientMAC, dstMAC: vipMAC, src: client(2), dst: vport, flags: tcpSYN}
+		if _, err := expect(o, "refused", in.build(), xdpDrop, nil); err != nil {
+			return err
+		}
+		if err := o.SchedState.Lookup(uint32(1), &after); err != nil {
+			return err
+		}
+		if before != after {
+			return fmt.Errorf("refused connection moved rr: %+v -> %+v", before, after)
+		}
+		if n, r := countEntries(o); n != 2 || r != 2 {
+			return fmt.Errorf("%d connections, %d reply entries after a refusal", n, r)
+		}
+		return nil
 	})
 }

@@ -108,7 +108,7 @@ func TestTunnelAndMTU(t *testing.T) {
 	rsFar := netip.MustParseAddr("203.0.113.10") // no route to it
 	putDest(t, o, 2, tunDest(rsFar, 1))
 	putService(t, o, svcSpec{id: 2, proto: unix.IPPROTO_TCP, addr: vip, port: 81, sched: schedRR, dests: []uint32{2}})
-	must(t, o.Config.Put(uint32(0), &Config{TunSrc: ip4(tunSrc)}))
+	must(t, o.Config.Put(uint32(0), conf(Config{TunSrc: ip4(tunSrc)})))
 
 	inNetNS(t, func(gvs0 int) error {
 		// DR out of gvs0 (MTU 1400): service 82.

@@ -54,6 +54,7 @@ struct gvs_work {
 	struct gvs_conn_key tk;  /* its persistence template's key */
 	struct gvs_conn_key rk;  /* a new NAT connection's reply key */
 	struct gvs_conn nc;      /* a new connection */
+	struct gvs_sched_state ss; /* rr/wrr position before scheduling */
 };
 
 struct {
@@ -68,30 +69,48 @@ enum {
 	SP_OK = 0,
 	SP_REJECT,      /* no server */
 	SP_FULL,        /* template table full */
-	SP_UNSUPPORTED, /* the server is Masq/FULLNAT */
+	SP_UNSUPPORTED, /* the server is of a method or family not forwarded */
+	SP_BUSY,        /* another CPU is making the template */
 };
 
+/* Whether the data path forwards to d: IPv4 servers (gvsd refuses
+ * others; a stale or foreign entry must not send IPv4 packets to the
+ * first word of an IPv6 address) by a method it implements. */
 static __always_inline int fwd_supported(const struct gvs_dest *d)
 {
+	if (d->af != 4)
+		return 0;
 	return d->method == GVS_FWD_ROUTE || d->method == GVS_FWD_TUNNEL ||
 	       d->method == GVS_FWD_MASQ || d->method == GVS_FWD_FULLNAT;
 }
 
-static __always_inline int is_nat(const struct gvs_dest *d)
+static __always_inline int is_nat_method(__u8 m)
 {
-	return d->method == GVS_FWD_MASQ || d->method == GVS_FWD_FULLNAT;
+	return m == GVS_FWD_MASQ || m == GVS_FWD_FULLNAT;
 }
 
-/* Forward a client's packet of connection c to server d. */
+static __always_inline int is_nat(const struct gvs_dest *d)
+{
+	return is_nat_method(d->method);
+}
+
+/* Forward a client's packet of connection c to server d, by the method c
+ * was created with. */
 static __always_inline int fwd(struct xdp_md *ctx, const struct gvs_pkt *p,
 			       const struct gvs_dest *d, const struct gvs_conn *c,
 			       const struct gvs_config *cfg, __u64 now)
 {
-	if (d->method == GVS_FWD_ROUTE)
+	__u8 m = RD(c->method);
+
+	if (d->af != 4) {
+		ev_inc(GVS_EV_FAMILY);
+		return XDP_PASS;
+	}
+	if (m == GVS_FWD_ROUTE)
 		return fwd_dr(ctx, p, d, now);
-	if (d->method == GVS_FWD_TUNNEL)
+	if (m == GVS_FWD_TUNNEL)
 		return fwd_tun(ctx, p, d, cfg, now);
-	if (!is_nat(d)) {
+	if (!is_nat_method(m)) {
 		ev_inc(GVS_EV_FWD_UNSUPPORTED);
 		return XDP_PASS;
 	}
@@ -102,7 +121,7 @@ static __always_inline int fwd(struct xdp_md *ctx, const struct gvs_pkt *p,
 		.dport = c->rport,
 		.icmp_src = p->daddr,
 	};
-	if (d->method == GVS_FWD_FULLNAT) {
+	if (m == GVS_FWD_FULLNAT) {
 		x.saddr = c->laddr[0];
 		x.sport = c->lport;
 	}
@@ -124,10 +143,12 @@ static __always_inline int persist_check(__u32 id, __u32 *did)
 
 static __always_inline int sched_persist(const struct gvs_svc *svc, const struct gvs_pkt *p,
 					 struct gvs_conn_key *tk, __u64 now,
-					 const struct gvs_config *cfg, __u32 *did)
+					 const struct gvs_config *cfg, __u32 *did, int *created)
 {
 	struct gvs_template *t = bpf_map_lookup_elem(&templates, tk);
 
+	if (t && RD(t->dest) == GVS_DEST_NONE)
+		return SP_BUSY;
 	if (t && RD(t->expires) <= now) {
 		if (RD(t->n_control) > 0) {
 			/* ip_vs_conn_expire: still controls connections,
@@ -167,31 +188,39 @@ static __always_inline int sched_persist(const struct gvs_svc *svc, const struct
 		return persist_check(RD(t->dest), did);
 	}
 
-	__u32 id = gvs_schedule(svc, p, now, cfg);
-	struct gvs_dest *nd = dest_get(id);
-	if (!nd)
-		return SP_REJECT;
-	if (!fwd_supported(nd))
-		return SP_UNSUPPORTED;
+	/* No template: its entry goes in first, so a full table refuses
+	 * the packet before the scheduler moves; it is published (dest set)
+	 * once a server is chosen. */
 	struct gvs_template nt = {
 		.expires = now + (__u64)svc->timeout * NS_PER_SEC,
-		.dest = id,
+		.dest = GVS_DEST_NONE,
 		.svc = svc->id,
 		.n_control = 0,
 		.timeout = svc->timeout,
 	};
 	long err = bpf_map_update_elem(&templates, tk, &nt, BPF_NOEXIST);
-	if (err == 0) {
-		dest_bind(nd, BIND_TEMPLATE);
-		*did = id;
-		return SP_OK;
-	}
 	if (err == -17 /* EEXIST */) {
 		t = bpf_map_lookup_elem(&templates, tk);
-		if (t)
+		if (t && RD(t->dest) != GVS_DEST_NONE)
 			return persist_check(RD(t->dest), did);
+		return SP_BUSY;
 	}
-	return SP_FULL;
+	if (err)
+		return SP_FULL;
+	t = bpf_map_lookup_elem(&templates, tk);
+	if (!t)
+		return SP_BUSY;
+	__u32 id = gvs_schedule(svc, p, now, cfg);
+	struct gvs_dest *nd = dest_get(id);
+	if (!nd || !fwd_supported(nd)) {
+		bpf_map_delete_elem(&templates, tk);
+		return nd ? SP_UNSUPPORTED : SP_REJECT;
+	}
+	dest_bind(nd, BIND_TEMPLATE);
+	__sync_val_compare_and_swap(&t->dest, GVS_DEST_NONE, id);
+	*did = id;
+	*created = 1;
+	return SP_OK;
 }
 
 /* A packet of a known connection. */
@@ -227,11 +256,24 @@ static __always_inline int out_conn(struct xdp_md *ctx, const struct gvs_pkt *p,
 		ev_inc(GVS_EV_PASS);
 		return XDP_PASS;
 	}
+	/* The reply entry was read before this lookup: with preallocated
+	 * maps another CPU may have removed both and reused the memory for
+	 * another connection meanwhile. Only a connection whose own reply
+	 * tuple is this packet's is translated. */
+	__u32 did = RD(c->dest);
+	struct gvs_dest *d = dest_get(did);
+	if (!d || !(RD(c->flags) & GVS_CONN_F_NAT) || d->addr[0] != p->saddr ||
+	    c->rport != p->sport || c->laddr[0] != p->daddr || c->lport != p->dport ||
+	    fk->proto != p->proto) {
+		ev_inc(GVS_EV_PASS);
+		return XDP_PASS;
+	}
 	if (reply_ttl_expired(p))
 		return XDP_PASS;
-	__u32 did = RD(c->dest);
 	stats_out(RD(c->svc), did, p->tot_len);
-	conn_set_state(c, dest_get(did), p, to, 1);
+	if (p->proto == IPPROTO_UDP && !(RD(c->flags) & GVS_CONN_F_REPLIED))
+		__sync_fetch_and_or((__u32 *)&c->state, (__u32)GVS_CONN_F_REPLIED << 8);
+	conn_set_state(c, d, p, to, 1);
 	c->expires = now + (__u64)RD(c->timeout) * NS_PER_SEC;
 	struct nat_xlate x = {
 		.saddr = fk->vaddr[0],
@@ -271,8 +313,10 @@ __gvs_subprog int icmp_conn(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 n
 	struct gvs_conn_key *fk = nat_src_maybe(p->in_daddr) ? bpf_map_lookup_elem(&rconns, &k) : 0;
 	if (fk) {
 		struct gvs_conn_key f = *fk;
-		struct gvs_conn *c = bpf_map_lookup_elem(&conns, fk);
-		if (!c)
+		struct gvs_conn *c = bpf_map_lookup_elem(&conns, &f);
+		/* As in out_conn: the connection must still own this tuple. */
+		if (!c || !(RD(c->flags) & GVS_CONN_F_NAT) || c->laddr[0] != k.vaddr[0] ||
+		    c->lport != k.vport || c->rport != k.cport)
 			goto pass;
 		if (reply_ttl_expired(p))
 			return XDP_PASS;
@@ -300,13 +344,16 @@ __gvs_subprog int icmp_conn(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 n
 	struct gvs_dest *d = dest_get(did);
 	if (!d || !(RD(d->flags) & GVS_DEST_F_AVAILABLE))
 		goto pass;
+	__u8 m = RD(c->method);
+	if (d->af != 4)
+		goto pass;
 	stats_in(RD(c->svc), did, p->tot_len, 0);
 	ev_inc(GVS_EV_ICMP);
-	if (d->method == GVS_FWD_ROUTE)
+	if (m == GVS_FWD_ROUTE)
 		return fwd_dr(ctx, p, d, now);
-	if (d->method == GVS_FWD_TUNNEL)
+	if (m == GVS_FWD_TUNNEL)
 		return fwd_tun(ctx, p, d, cfg, now);
-	if (!is_nat(d))
+	if (!is_nat_method(m))
 		goto pass;
 	x.saddr = p->saddr;
 	x.daddr = d->addr[0];
@@ -314,7 +361,7 @@ __gvs_subprog int icmp_conn(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 n
 	x.in_sport = c->rport;
 	x.in_daddr = p->in_daddr;
 	x.in_dport = p->in_dport;
-	if (d->method == GVS_FWD_FULLNAT) {
+	if (m == GVS_FWD_FULLNAT) {
 		x.saddr = c->laddr[0];
 		x.in_daddr = c->laddr[0];
 		x.in_dport = c->lport;
@@ -327,7 +374,98 @@ pass:
 	return XDP_PASS;
 }
 
-/* The first packet of a connection: ip_vs_schedule and ip_vs_conn_new. */
+/* Make room for a new connection's entry before anything is scheduled:
+ * the entry goes in as a reservation (dest GVS_DEST_NONE), taking its key
+ * a slot of conn_ring. A full table first gives up its expired entries,
+ * then its oldest half-open and unanswered ones (conn_ring); established
+ * connections keep theirs. Returns 0, GVS_NEW_RACE, or RESERVE_FULL
+ * (counted). */
+#define RESERVE_FULL (-2)
+
+static __always_inline int conn_reserve(struct gvs_work *w, __u64 now, __u32 svc)
+{
+	struct gvs_conn *nc = &w->nc;
+	__u32 zero = 0;
+
+	__builtin_memset(nc, 0, sizeof(*nc));
+	nc->dest = GVS_DEST_NONE;
+	nc->svc = svc;
+	nc->expires = now + 10 * NS_PER_SEC; /* replaced within this run */
+	__u32 *hand = bpf_map_lookup_elem(&ring_hand, &zero);
+	__u32 h0 = hand ? *hand : 0;
+	__s64 slot = ring_step(now, 0);
+	long err = bpf_map_update_elem(&conns, &w->key, nc, BPF_NOEXIST);
+	if (err && err != -17 /* EEXIST */) {
+		__u64 *until = bpf_map_lookup_elem(&pressure, &zero);
+		if (until)
+			*until = now + 2 * NS_PER_SEC;
+		/* Evict from where the search began: the oldest first, so a
+		 * handshake lives as long as a table of SYNs takes to
+		 * arrive, whatever the free search skipped. */
+		if (hand)
+			*hand = h0;
+		slot = ring_step(now, 1);
+		if (slot >= 0)
+			err = bpf_map_update_elem(&conns, &w->key, nc, BPF_NOEXIST);
+	}
+	if (err == -17)
+		return GVS_NEW_RACE;
+	if (err) {
+		ev_inc(GVS_EV_CONN_TABLE_FULL);
+		return RESERVE_FULL;
+	}
+	if (slot >= 0) {
+		__u32 s = slot;
+		struct gvs_conn_key *rk = bpf_map_lookup_elem(&conn_ring, &s);
+		if (rk)
+			*rk = w->key;
+	} else {
+		ev_inc(GVS_EV_UNINDEXED);
+	}
+	return 0;
+}
+
+/* Whether this CPU evicted recently (see the pressure map). */
+static __always_inline int under_pressure(__u64 now)
+{
+	__u32 zero = 0;
+	__u64 *until = bpf_map_lookup_elem(&pressure, &zero);
+
+	return until && now < *until;
+}
+
+/* Put the rr/wrr position back as it was before a refused packet moved
+ * it, unless another packet moved it since. */
+static __always_inline void sched_undo(const struct gvs_svc *svc, const struct gvs_sched_state *before,
+				       const struct gvs_sched_state *after)
+{
+	__u32 sid = svc->id;
+
+	if (svc->sched != GVS_SCHED_RR && svc->sched != GVS_SCHED_WRR)
+		return;
+	struct gvs_sched_state *st = bpf_map_lookup_elem(&sched_state, &sid);
+	if (!st)
+		return;
+	if (st->rr_last == after->rr_last && st->wrr_cl == after->wrr_cl && st->wrr_cw == after->wrr_cw) {
+		st->rr_last = before->rr_last;
+		st->wrr_cl = before->wrr_cl;
+		st->wrr_cw = before->wrr_cw;
+	}
+}
+
+/* A new connection may start with this TCP packet: a SYN, or with
+ * sloppy_tcp any packet; never a RST (tcp_conn_schedule). */
+static __always_inline int tcp_may_start(const struct gvs_pkt *p, const struct gvs_config *cfg)
+{
+	if (p->tcpflags & TCPF_RST)
+		return 0;
+	return (p->tcpflags & TCPF_SYN) || cfg->sloppy_tcp;
+}
+
+/* The first packet of a connection: ip_vs_schedule and ip_vs_conn_new.
+ * The entry (and a new persistence template) is reserved before the
+ * scheduler runs, so a packet refused for want of room changes no
+ * scheduler state, template or count, only its drop counter. */
 __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 {
 	const struct gvs_pkt *p = &w->p;
@@ -359,29 +497,51 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 	}
 	if (!svc)
 		goto pass;
-	if (p->proto == IPPROTO_TCP &&
-	    (!(p->tcpflags & TCPF_SYN) || (p->tcpflags & TCPF_RST)))
+	if (p->proto == IPPROTO_TCP && !tcp_may_start(p, cfg))
 		goto pass;
 
 	__u32 did = GVS_DEST_NONE;
 	int persistent = svc->flags & GVS_SVC_F_PERSISTENT;
+	int one = (svc->flags & GVS_SVC_F_ONEPACKET) && p->proto == IPPROTO_UDP;
+	int created = 0; /* this packet made the template */
+	int verdict = XDP_PASS;
 
+	if (!persistent && !exact)
+		goto pass; /* port-zero services need persistence */
+	if (!one) {
+		int r = conn_reserve(w, now, svc->id);
+		if (r == GVS_NEW_RACE)
+			return r;
+		if (r)
+			return XDP_DROP;
+	}
+	{
+		__u32 sid = svc->id;
+		struct gvs_sched_state *st = bpf_map_lookup_elem(&sched_state, &sid);
+		if (st)
+			w->ss = *st;
+	}
 	if (persistent) {
 		tmpl_key(tk, key, svc->netmask, exact);
-		int r = sched_persist(svc, p, tk, now, cfg, &did);
+		int r = sched_persist(svc, p, tk, now, cfg, &did, &created);
 		if (r == SP_REJECT)
 			goto reject;
 		if (r == SP_FULL) {
-			ev_inc(GVS_EV_CONN_TABLE_FULL);
-			return XDP_PASS;
+			ev_inc(GVS_EV_TEMPLATE_FULL);
+			verdict = XDP_DROP;
+			goto unreserve;
+		}
+		if (r == SP_BUSY) {
+			ev_inc(GVS_EV_BUSY);
+			verdict = XDP_DROP;
+			goto unreserve;
 		}
 		if (r == SP_UNSUPPORTED) {
-			ev_inc(GVS_EV_FWD_UNSUPPORTED);
-			return XDP_PASS;
+			struct gvs_dest *ud = dest_get(did);
+			ev_inc(ud && ud->af != 4 ? GVS_EV_FAMILY : GVS_EV_FWD_UNSUPPORTED);
+			goto unreserve;
 		}
 	} else {
-		if (!exact)
-			goto pass; /* port-zero services need persistence */
 		did = gvs_schedule(svc, p, now, cfg);
 		if (did == GVS_DEST_NONE)
 			goto reject;
@@ -390,22 +550,25 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 	if (!d)
 		goto reject;
 	if (!fwd_supported(d)) {
-		ev_inc(GVS_EV_FWD_UNSUPPORTED);
-		return XDP_PASS;
+		ev_inc(d->af != 4 ? GVS_EV_FAMILY : GVS_EV_FWD_UNSUPPORTED);
+		goto unreserve;
 	}
 
 	/* The connection as it is after this packet: created inactive and
-	 * input-only, then the packet's transition (a SYN: SYN_RECV). */
+	 * input-only, then the packet's transition (a SYN: SYN_RECV). Under
+	 * table pressure a handshake stays inactive until it completes. */
 	__builtin_memset(nc, 0, sizeof(*nc));
 	nc->dest = did;
 	nc->svc = svc->id;
+	nc->method = d->method;
 	nc->state = p->proto == IPPROTO_TCP ? GVS_S_NONE : GVS_S_UDP;
 	nc->flags = GVS_CONN_F_INACTIVE | GVS_CONN_F_NOOUTPUT |
 		    (persistent ? GVS_CONN_F_CONTROLLED : 0);
 	int active = 0;
 	if (p->proto == IPPROTO_TCP) {
 		__u8 next = tcp_next(GVS_S_NONE, is_nat(d) ? TCP_DIR_INPUT : TCP_DIR_INPUT_ONLY, p->tcpflags);
-		if (next != GVS_S_NONE && state_active(next)) {
+		if (next != GVS_S_NONE && state_active(next) &&
+		    (next == GVS_S_ESTABLISHED || !under_pressure(now))) {
 			nc->flags &= ~GVS_CONN_F_INACTIVE;
 			active = 1;
 		}
@@ -414,7 +577,6 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 	nc->timeout = state_timeout(to, p->proto, nc->state);
 	nc->expires = now + (__u64)nc->timeout * NS_PER_SEC;
 
-	int one = (svc->flags & GVS_SVC_F_ONEPACKET) && p->proto == IPPROTO_UDP;
 	int nat = is_nat(d);
 	if (nat) {
 		/* The server leg: NAT keeps the client's address and port,
@@ -437,24 +599,40 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 				/* No reply is matched: no port to hold. */
 				nc->laddr[0] = svc->nladdrs ? svc->laddrs[0] : req.route_src;
 			} else if (lport_alloc(&req, &nc->laddr[0], &nc->lport)) {
+				/* Refused after all: undo what choosing moved. */
 				ev_inc(GVS_EV_NO_LPORT);
-				return XDP_DROP;
+				__u32 sid = svc->id;
+				struct gvs_sched_state *st = bpf_map_lookup_elem(&sched_state, &sid);
+				if (st) {
+					struct gvs_sched_state after = *st;
+					sched_undo(svc, &w->ss, &after);
+				}
+				if (created) {
+					struct gvs_template *t = bpf_map_lookup_elem(&templates, tk);
+					if (t && RD(t->n_control) == 0)
+						tmpl_remove(tk, t);
+				}
+				verdict = XDP_DROP;
+				goto unreserve;
 			}
 		}
 	}
 	/* The reply entry: FULLNAT's was made by the port allocation. */
 	reply_key(rk, d->addr[0], nc->laddr[0], nc->rport, nc->lport, p->proto);
 	if (!one) {
-		long err = bpf_map_update_elem(&conns, key, nc, BPF_NOEXIST);
-		if (err) {
-			if (nat && d->method == GVS_FWD_FULLNAT)
+		/* Fill the reservation, then publish it by its dest. */
+		struct gvs_conn *c = bpf_map_lookup_elem(&conns, key);
+		if (!c) {
+			if (d->method == GVS_FWD_FULLNAT)
 				bpf_map_delete_elem(&rconns, rk);
-			if (err == -17 /* EEXIST */)
-				return GVS_NEW_RACE;
-			ev_inc(GVS_EV_CONN_TABLE_FULL);
-			return XDP_PASS;
+			ev_inc(GVS_EV_BUSY);
+			return XDP_DROP;
 		}
-		if (nat && d->method == GVS_FWD_MASQ &&
+		nc->dest = GVS_DEST_NONE;
+		*c = *nc;
+		nc->dest = did;
+		__sync_val_compare_and_swap(&c->dest, GVS_DEST_NONE, did);
+		if (d->method == GVS_FWD_MASQ &&
 		    bpf_map_update_elem(&rconns, rk, key, BPF_ANY)) {
 			bpf_map_delete_elem(&conns, key);
 			ev_inc(GVS_EV_CONN_TABLE_FULL);
@@ -480,10 +658,16 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 
 reject:
 	/* ip_vs_leave: ICMP port unreachable, and the packet dropped. */
+	if (!one)
+		bpf_map_delete_elem(&conns, key);
 	ev_inc(GVS_EV_NO_DEST);
 	if (icmp_reply(ctx, p, ICMP_ARG(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0), p->daddr, now) == 0)
 		return XDP_TX;
 	return XDP_DROP;
+unreserve:
+	if (!one)
+		bpf_map_delete_elem(&conns, key);
+	return verdict;
 pass:
 	ev_inc(GVS_EV_PASS);
 	return XDP_PASS;
@@ -526,7 +710,12 @@ int xdp_gvs(struct xdp_md *ctx)
 	key->af = 4;
 
 	struct gvs_conn *c = bpf_map_lookup_elem(&conns, key);
-	if (c && (RD(c->expires) <= now || conn_reopens(c, p))) {
+	if (c && RD(c->dest) == GVS_DEST_NONE) {
+		/* Another CPU is creating it this instant. */
+		ev_inc(GVS_EV_BUSY);
+		return XDP_DROP;
+	}
+	if (c && (RD(c->expires) <= now || conn_reopens(c, p, cfg))) {
 		/* Expired (its timer would have fired) or reopened by a SYN. */
 		conn_remove(key, c);
 		c = 0;
@@ -536,8 +725,11 @@ int xdp_gvs(struct xdp_md *ctx)
 		 * run even if another CPU deletes it: RCU.) */
 		if (nat_src_maybe(p->saddr)) {
 			struct gvs_conn_key *fk = bpf_map_lookup_elem(&rconns, key);
-			if (fk)
-				return out_conn(ctx, p, fk, now, to, cfg);
+			if (fk) {
+				/* A copy: the entry may be reused under us. */
+				w->tk = *fk;
+				return out_conn(ctx, p, &w->tk, now, to, cfg);
+			}
 		}
 		int v = in_new(ctx, w, now);
 		if (v != GVS_NEW_RACE)
@@ -545,6 +737,10 @@ int xdp_gvs(struct xdp_md *ctx)
 		c = bpf_map_lookup_elem(&conns, key);
 		if (!c)
 			return XDP_PASS;
+		if (RD(c->dest) == GVS_DEST_NONE) {
+			ev_inc(GVS_EV_BUSY);
+			return XDP_DROP;
+		}
 	}
 	return in_conn(ctx, p, key, c, now, to, cfg);
 }

@@ -367,7 +367,7 @@ func TestPersistence(t *testing.T) {
 	// template is replaced, in place, by one to the other server.
 	d.Weight = 0
 	putDest(t, o, dests[0], d)
-	must(t, o.Config.Put(uint32(0), &Config{ExpireQuiescentTemplate: 1}))
+	must(t, o.Config.Put(uint32(0), conf(Config{ExpireQuiescentTemplate: 1})))
 	act, out = run(t, o, syn(ap("198.18.5.79:3"), 443).build())
 	if act != xdpTX || uint32(out[5]) == dests[0] {
 		t.Fatalf("quiesced: action %s dest %d", actionNames[act], out[5])
@@ -510,7 +510,7 @@ func TestExpiry(t *testing.T) {
 	}
 
 	// expire_nodest_conn: a packet for a deleted server drops its conn.
-	must(t, o.Config.Put(uint32(0), &Config{ExpireNodestConn: 1}))
+	must(t, o.Config.Put(uint32(0), conf(Config{ExpireNodestConn: 1})))
 	d := getDest(t, o, 2)
 	d.Flags &^= destAvailable
 	putDest(t, o, 2, d)
@@ -522,7 +522,7 @@ func TestExpiry(t *testing.T) {
 	}
 	d.Flags |= destAvailable
 	putDest(t, o, 2, d)
-	must(t, o.Config.Put(uint32(0), &Config{}))
+	must(t, o.Config.Put(uint32(0), conf(Config{})))
 
 	// Templates: expired while controlling connections, 60 more seconds;
 	// expired and idle, replaced.

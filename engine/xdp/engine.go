@@ -92,6 +92,7 @@ type Engine struct {
 	batching bool
 	dirty    map[model.ServiceKey]bool
 
+	warner eventWarner // rate-limited warnings of data-path events
 	// cfg is the config map's value as last written (writeConfig).
 	cfgMu sync.Mutex
 	cfg   bpf.Config
@@ -240,15 +241,20 @@ func (e *Engine) configure() error {
 			tunSrc = addr
 		}
 	}
-	e.cfg = bpf.Config{LblcExpiration: 24 * 3600, LblcrExpiration: 24 * 3600, HopGen: 1,
-		LportMin: e.opts.LocalPorts[0], LportMax: e.opts.LocalPorts[1],
-		ConnReuseMode: 1, SnatReroute: 1}
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return err
+	}
+	e.cfg = bpf.DefaultConfig()
+	e.cfg.HopGen = 1
+	e.cfg.LportMin, e.cfg.LportMax = e.opts.LocalPorts[0], e.opts.LocalPorts[1]
+	e.cfg.SetRing(e.objs.ConnRing.MaxEntries(), uint32(cpus))
 	if tunSrc.Is4() {
 		e.cfg.TunSrc = addrWords(tunSrc)[0]
 		e.tunSrc = tunSrc
 	}
 	e.cfgMu.Lock()
-	err := e.writeConfig()
+	err = e.writeConfig()
 	e.cfgMu.Unlock()
 	if err != nil {
 		return err

@@ -47,6 +47,9 @@ func (m *destMem) word(id uint32, off int) *int32 {
 
 // unbind is model.Server.Unbind on a BPF destination.
 func (m *destMem) unbind(id uint32, template, inactive bool) {
+	if int(id) >= len(m.b)/m.stride {
+		return // GVS_DEST_NONE: an entry reserved, never bound
+	}
 	switch {
 	case template:
 		atomic.AddInt32(m.word(id, destOffPersist), -1)

@@ -114,6 +114,7 @@ func (e *Engine) tick(v *ipvs.IPVS) {
 		e.log.Warn("expiry sweep", "err", err)
 	}
 	e.pullLocked(v)
+	e.warnOnEvents()
 	if e.ticks++; e.ticks%30 == 0 {
 		e.refreshHops(v)
 		if err := e.writeIfaces(); err != nil {
@@ -266,6 +267,9 @@ func (e *Engine) Conns(yield func(api.Conn) bool) error {
 	}
 	out := make([]api.Conn, 0, countersChunk)
 	more, err := listBatches(e, e.objs.Conns, &out, yield, func(destAddr func(uint32, uint16) netip.AddrPort, k *bpf.ConnKey, c *bpf.Conn) {
+		if c.Dest == destNone {
+			return // being created this instant
+		}
 		ac := api.Conn{
 			Protocol: model.Protocol(k.Proto),
 			Client:   netip.AddrPortFrom(wordsAddr(k.Caddr, k.Af), htons(k.Cport)),
@@ -274,7 +278,7 @@ func (e *Engine) Conns(yield func(api.Conn) bool) error {
 			State:    conn.State(c.State).String(),
 			ExpireMS: remaining(c.Expires),
 		}
-		if c.Flags&connNAT != 0 && e.dmem.method(c.Dest) == model.FullNAT {
+		if c.Flags&connNAT != 0 && model.Method(c.Method) == model.FullNAT { // the method it was made with
 			ac.Local = netip.AddrPortFrom(wordsAddr(c.Laddr, k.Af), htons(c.Lport))
 		}
 		out = append(out, ac)

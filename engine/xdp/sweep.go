@@ -38,7 +38,8 @@ func (e *Engine) sweep() error {
 	var expired []bpf.ConnKey
 	iterErr := eachEntry(e.objs.Conns, func(k *bpf.ConnKey, c *bpf.Conn) {
 		e.refs.conn(c)
-		if c.Expires <= t {
+		// destNone: an entry the data path is creating this instant.
+		if c.Expires <= t && c.Dest != destNone {
 			expired = append(expired, *k)
 		}
 	})
@@ -67,7 +68,7 @@ func (e *Engine) sweep() error {
 	var due []bpf.ConnKey
 	err := eachEntry(e.objs.Templates, func(tk *bpf.ConnKey, tv *bpf.Template) {
 		e.refs.template(tv)
-		if tv.Expires <= t {
+		if tv.Expires <= t && tv.Dest != destNone {
 			due = append(due, *tk)
 		}
 	})
