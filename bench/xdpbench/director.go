@@ -27,6 +27,10 @@ type gvsd struct {
 	pins   string
 	cmd    *exec.Cmd
 	log    bytes.Buffer
+	// ifaces and maxConns are what gvsd runs on and its table's size
+	// (newGvsd: d0 and d1, 2,097,152).
+	ifaces   []string
+	maxConns int
 }
 
 func newGvsd(t *topo, bin string) *gvsd {
@@ -34,7 +38,8 @@ func newGvsd(t *topo, bin string) *gvsd {
 	if err != nil {
 		fatal(err)
 	}
-	g := &gvsd{t: t, bin: bin, state: state, socket: filepath.Join(state, "gvsd.sock"), pins: "/sys/fs/bpf/" + t.prefix}
+	g := &gvsd{t: t, bin: bin, state: state, socket: filepath.Join(state, "gvsd.sock"), pins: "/sys/fs/bpf/" + t.prefix,
+		ifaces: []string{"d0", "d1"}, maxConns: 2097152}
 	cleanups = append(cleanups, func() { g.stop(); os.RemoveAll(state) })
 	return g
 }
@@ -47,10 +52,14 @@ func (g *gvsd) nsenter(args ...string) *exec.Cmd {
 func (g *gvsd) start(extra ...string) {
 	os.Remove(filepath.Join(g.state, "rules.json"))
 	g.log.Reset()
-	args := append([]string{filepath.Join(g.bin, "gvsd"), "--engine", "xdp", "--interface", "d0", "--interface", "d1",
-		"--bpf-pin-dir", g.pins, "--state-dir", g.state, "--socket", g.socket,
+	args := []string{filepath.Join(g.bin, "gvsd"), "--engine", "xdp"}
+	for _, i := range g.ifaces {
+		args = append(args, "--interface", i)
+	}
+	args = append(args, "--bpf-pin-dir", g.pins, "--state-dir", g.state, "--socket", g.socket,
 		// Room for a second of new flows (the 1M-connection scale run asks for more).
-		"--max-conns", "2097152"}, extra...)
+		"--max-conns", fmt.Sprint(g.maxConns))
+	args = append(args, extra...)
 	g.cmd = g.nsenter(args...)
 	g.cmd.Stdout, g.cmd.Stderr = &g.log, &g.log
 	g.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

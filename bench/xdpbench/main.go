@@ -4,6 +4,7 @@
 // DNAT load balancing, on one topology of network namespaces (topo.go).
 //
 //	go run ./bench/xdpbench -bin bin [-runs 5] [-duration 2s] [-scale] [-plot docs/bench-cost.png]
+//	go run ./bench/xdpbench -bin bin -flood-only [-flood-runs 3]
 //
 // Two generators, as shared/BENCHMARKING.md found: BPF_PROG_RUN live
 // frames (frames reach the director as from a NIC driver) for the XDP
@@ -13,7 +14,9 @@
 // packet is 1e9/rate(with) - 1e9/rate(without). Rounds go over every
 // scenario in turn, so drift on the shared CPUs spreads over all alike;
 // the report gives medians. Results: a markdown report on stdout, the
-// plot as PNG.
+// plot as PNG. -flood (or -flood-only) adds the SYN-flood benchmark
+// (flood.go): legitimate connections and an established transfer through
+// gvs and through nftables DNAT under the same flood.
 package main
 
 import (
@@ -60,6 +63,9 @@ type options struct {
 	scaleRuns int
 	plot      string
 	only      string
+	flood     bool
+	floodOnly bool
+	fl        floodOptions
 }
 
 func main() {
@@ -72,6 +78,18 @@ func main() {
 	flag.IntVar(&o.scaleRuns, "scale-runs", 3, "rounds of each scale measurement")
 	flag.StringVar(&o.plot, "plot", "docs/bench-cost.png", "where to write the plot of cost per packet (empty: none)")
 	flag.StringVar(&o.only, "only", "", "run only scenarios whose name contains one of these (comma-separated)")
+	flag.BoolVar(&o.flood, "flood", false, "also run the SYN-flood benchmark (flood.go; about 3 minutes with -flood-runs 3)")
+	flag.BoolVar(&o.floodOnly, "flood-only", false, "run only the SYN-flood benchmark")
+	flag.IntVar(&o.fl.runs, "flood-runs", 3, "rounds of the flood benchmark (the median is reported)")
+	flag.IntVar(&o.fl.conns, "flood-conns", 100, "legitimate connections per measurement")
+	flag.DurationVar(&o.fl.interval, "flood-interval", 20*time.Millisecond, "time between two legitimate connections")
+	flag.DurationVar(&o.fl.timeout, "flood-timeout", time.Second, "a legitimate connection's time to connect, and then to send its request and read the answer")
+	flag.DurationVar(&o.fl.ramp, "flood-ramp", 500*time.Millisecond, "flood before the legitimate connections start (gvsd's table is full within it)")
+	flag.DurationVar(&o.fl.fillMax, "flood-fill-max", 15*time.Second, "nftables: flood until conntrack's table is full, at most this long, before the legitimate connections start")
+	flag.IntVar(&o.fl.maxConns, "flood-max-conns", 4096, "gvsd --max-conns in the flood benchmark")
+	flag.StringVar(&o.fl.prefix, "flood-prefix", "198.19.0.0/16", "the flood's spoofed source addresses")
+	flag.Float64Var(&o.fl.xferRate, "flood-xfer-rate", 50, "the established transfer's rate in MB/s (0: as fast as it goes)")
+	flag.StringVar(&o.fl.only, "flood-only-case", "", "run only the flood measurements whose \"director, generator\" contains this")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "xdpbench: needs root (network namespaces, XDP)")
@@ -84,6 +102,11 @@ func main() {
 	defer cleanup()
 	defer enableBPFStats()()
 
+	if o.floodOnly {
+		rows := runFlood(o.fl, o.bin)
+		floodReport(os.Stdout, o.fl, rows)
+		return
+	}
 	t := newTopo(1024)
 	p := loadProgs(t)
 	g := newGvsd(t, o.bin)
@@ -100,6 +123,11 @@ func main() {
 			fatal(err)
 		}
 		progress("plot: %s", o.plot)
+	}
+	if o.flood {
+		t.destroy()
+		rows := runFlood(o.fl, o.bin)
+		floodReport(os.Stdout, o.fl, rows)
 	}
 }
 
