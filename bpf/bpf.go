@@ -70,7 +70,7 @@ func LoadObjectsSized(obj *Objects, n uint32) error {
 }
 
 // LoadObjects loads the program and its maps into the kernel (minimum
-// kernel 5.17 for bpf_loop; XDP, BTF and bpf_fib_lookup are older) and
+// kernel 5.19 for bpf_map_lookup_percpu_elem, 5.17 for bpf_loop; XDP, BTF and bpf_fib_lookup are older) and
 // assigns them to obj; opts may be nil. Close obj when done.
 func LoadObjects(obj *Objects, opts *ebpf.CollectionOptions) error {
 	return loadGvsObjects(obj, opts)

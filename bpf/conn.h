@@ -352,41 +352,50 @@ static __always_inline int conn_evictable(const struct gvs_conn *c)
 
 /* Slots of conn_ring a hand looks at per new connection: for a free slot
  * (the ring is twice the table, so one is near), and, when the table is
- * full, for an entry to evict. */
+ * full, for an entry to evict (in this CPU's part, then in another's). */
 #define RING_FREE_TRIES  8
-#define RING_EVICT_TRIES 32
+#define RING_EVICT_TRIES 64
 
 struct ring_walk {
 	__u64 now;
-	__u32 base;   /* this CPU's partition */
+	__u32 cpu;    /* whose part and hand */
+	__u32 base;   /* that part's first slot */
 	__u32 part;
-	__s64 slot;   /* the slot found, or -1 */
 	__u32 evict;
-	__u32 pad;
+	__s64 slot;   /* the slot found, or -1 */
 };
 
-/* One slot at the hand: usable when its key names no entry, or an
- * expired one (reclaimed), or with evict an evictable one (evicted). */
+/* One slot at the hand. Keys are written in the hand's order, so an
+ * empty slot is the part's frontier: nothing past it was ever used. For
+ * a free slot (evict 0) any slot whose key names no live entry will do,
+ * an expired entry being reclaimed on the way; to make room (evict 1)
+ * only a slot whose entry is removed (expired, or evictable) counts, and
+ * at the frontier the hand goes back to the part's start, the oldest. */
 static long ring_visit(__u64 i, void *vw)
 {
 	struct ring_walk *w = vw;
 	__u32 zero = 0;
-	__u32 *hand = bpf_map_lookup_elem(&ring_hand, &zero);
+	__u32 *hand = bpf_map_lookup_percpu_elem(&ring_hand, &zero, w->cpu);
 
 	if (!hand || !w->part)
 		return 1;
-	__u32 slot = w->base + (*hand % w->part);
-
-	*hand += 1;
+	/* Atomic: another CPU making room may walk this part too. */
+	__u32 slot = w->base + (__sync_fetch_and_add(hand, 1) % w->part);
 	struct gvs_conn_key *k = bpf_map_lookup_elem(&conn_ring, &slot);
 	if (!k)
 		return 1;
 	if (!k->proto) {
-		w->slot = slot;
-		return 1;
+		if (!w->evict) {
+			w->slot = slot;
+			return 1;
+		}
+		*hand = 0;
+		return 0;
 	}
 	struct gvs_conn *c = bpf_map_lookup_elem(&conns, k);
 	if (!c) {
+		if (w->evict)
+			return 0; /* a stale key frees nothing */
 		w->slot = slot;
 		return 1;
 	}
@@ -405,25 +414,33 @@ static long ring_visit(__u64 i, void *vw)
 	return 0;
 }
 
-/* Walk this CPU's part of conn_ring from its hand (see maps.h): the slot
- * for a new connection's key, or -1 (none found in the tries, or no ring
- * configured). */
+/* Walk a part of conn_ring from its hand (see maps.h): the slot for a
+ * new connection's key, or -1 (none found in the tries, or no ring
+ * configured). Making room, a part that has nothing to give up is
+ * followed by another CPU's (the table is shared: its entries may all
+ * have come in on other CPUs). */
 __gvs_subprog __s64 ring_step(__u64 now, int evict)
 {
 	__u32 zero = 0;
 	struct gvs_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	__u32 *hand = bpf_map_lookup_elem(&ring_hand, &zero);
 
-	if (!cfg || !hand || !cfg->ring_part || !cfg->ring_cpus)
+	if (!cfg || !cfg->ring_part || !cfg->ring_cpus)
 		return -1;
+	__u32 cpus = cfg->ring_cpus;
 	struct ring_walk w = {
 		.now = now,
-		.base = (bpf_get_smp_processor_id() % cfg->ring_cpus) * cfg->ring_part,
+		.cpu = bpf_get_smp_processor_id() % cpus,
 		.part = cfg->ring_part,
-		.slot = -1,
 		.evict = evict,
+		.slot = -1,
 	};
+	w.base = w.cpu * w.part;
 	bpf_loop(evict ? RING_EVICT_TRIES : RING_FREE_TRIES, ring_visit, &w, 0);
+	if (w.slot >= 0 || !evict || cpus < 2)
+		return w.slot;
+	w.cpu = (w.cpu + 1 + bpf_get_prandom_u32() % (cpus - 1)) % cpus;
+	w.base = w.cpu * w.part;
+	bpf_loop(RING_EVICT_TRIES, ring_visit, &w, 0);
 	return w.slot;
 }
 

@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"net/netip"
+	"runtime"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -32,6 +33,27 @@ func loadSmall(t *testing.T, n, tmpls uint32) *Objects {
 	cfg.SetRing(s.ConnRing.MaxEntries(), uint32(cpus))
 	must(t, s.Config.Put(uint32(0), cfg))
 	return &s
+}
+
+// onOneCPU keeps the test's packets on one CPU (BPF_PROG_RUN runs on the
+// caller's), so they share one part of conn_ring and its order.
+func onOneCPU(t *testing.T) { onCPU(t, 0) }
+
+// onCPU moves the test's thread to CPU cpu (and back to all at the end).
+func onCPU(t *testing.T, cpu int) {
+	t.Helper()
+	runtime.LockOSThread()
+	t.Cleanup(runtime.UnlockOSThread)
+	var set unix.CPUSet
+	set.Set(cpu)
+	must(t, unix.SchedSetaffinity(0, &set))
+	t.Cleanup(func() {
+		var all unix.CPUSet
+		for i := range runtime.NumCPU() {
+			all.Set(i)
+		}
+		unix.SchedSetaffinity(0, &all)
+	})
 }
 
 // floodSrc is the i-th spoofed source.
@@ -92,6 +114,7 @@ func TestSYNFloodEvictsHalfOpen(t *testing.T) {
 	const n = 256
 	o := loadSmall(t, n, 0)
 	drService(t, o)
+	onOneCPU(t)
 
 	var est []netip.AddrPort
 	for i := range 20 {
@@ -187,6 +210,9 @@ func TestReclaimWithoutDaemon(t *testing.T) {
 	const n = 128
 	o := loadSmall(t, n, 0)
 	drService(t, o)
+	// The entries come in on one CPU, the new flows on another: the
+	// table is shared, its index in parts per CPU.
+	onCPU(t, 0)
 	for i := range n {
 		establish(t, o, netip.AddrPortFrom(netip.MustParseAddr("198.18.6.1"), uint16(2000+i)))
 	}
@@ -202,6 +228,9 @@ func TestReclaimWithoutDaemon(t *testing.T) {
 		must(t, o.Conns.Lookup(&k, &c))
 		c.Expires = 1
 		must(t, o.Conns.Put(&k, &c))
+	}
+	if runtime.NumCPU() > 1 {
+		onCPU(t, 1)
 	}
 	for i := range 2 * n {
 		if act, _ := run(t, o, syn(floodSrc(i), 80).build()); act != xdpTX {

@@ -392,7 +392,7 @@ static __always_inline int conn_reserve(struct gvs_work *w, __u64 now, __u32 svc
 	nc->svc = svc;
 	nc->expires = now + 10 * NS_PER_SEC; /* replaced within this run */
 	__u32 *hand = bpf_map_lookup_elem(&ring_hand, &zero);
-	__u32 h0 = hand ? *hand : 0;
+	__u32 h0 = hand ? RD(*hand) : 0;
 	__s64 slot = ring_step(now, 0);
 	long err = bpf_map_update_elem(&conns, &w->key, nc, BPF_NOEXIST);
 	if (err && err != -17 /* EEXIST */) {

@@ -110,6 +110,36 @@ func playRole(args []string) error {
 			return nil
 		}
 		return fmt.Errorf("read: %v, want connection refused", err)
+	case "tries": // tries ADDR N TIMEOUT: N connections one after another, each given TIMEOUT to greet; print how many did
+		n, _ := strconv.Atoi(args[2])
+		timeout, err := time.ParseDuration(args[3])
+		if err != nil {
+			return err
+		}
+		ok := 0
+		var errs []string
+		for i := range n {
+			c, err := net.DialTimeout("tcp", args[1], timeout)
+			if err == nil {
+				c.SetDeadline(time.Now().Add(timeout))
+				_, err = bufio.NewReader(c).ReadString('\n')
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+			}
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("try %d: %v", i, err))
+				continue
+			}
+			ok++
+		}
+		fmt.Println(ok)
+		for _, e := range errs {
+			fmt.Println(e)
+		}
+		return nil
+	case "udpmany": // udpmany ADDR N: N flows (a socket each), each must be answered; print per-server counts
+		n, _ := strconv.Atoi(args[2])
+		return manyUDP(args[1], n)
 	case "bulk": // bulk ADDR N: receive N bytes and check every one
 		n, _ := strconv.ParseInt(args[2], 10, 64)
 		c, err := net.DialTimeout("tcp", args[1], 5*time.Second)
@@ -209,6 +239,51 @@ func manyConns(addr string, n int) error {
 	per := map[string]int{}
 	for _, name := range names {
 		per[name]++
+	}
+	keys := make([]string, 0, len(per))
+	for k := range per {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Printf("%s=%d\n", k, per[k])
+	}
+	return nil
+}
+
+// manyUDP sends one datagram from each of n sockets (n flows) and wants
+// every one answered; prints how many each server answered.
+func manyUDP(addr string, n int) error {
+	per := map[string]int{}
+	failed := 0
+	var first error
+	buf := make([]byte, 2048)
+	for i := range n {
+		c, err := net.Dial("udp", addr)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			msg := fmt.Sprintf("flow-%d", i)
+			if _, err = c.Write([]byte(msg)); err == nil {
+				var k int
+				if k, err = c.Read(buf); err == nil {
+					name, back, _ := strings.Cut(string(buf[:k]), ":")
+					if back != msg {
+						err = fmt.Errorf("answer %q to %q", buf[:k], msg)
+					}
+					per[name]++
+				}
+			}
+			c.Close()
+		}
+		if err != nil {
+			failed++
+			if first == nil {
+				first = fmt.Errorf("flow %d: %w", i, err)
+			}
+		}
+	}
+	if first != nil {
+		return fmt.Errorf("%d of %d flows failed; first: %w", failed, n, first)
 	}
 	keys := make([]string, 0, len(per))
 	for k := range per {

@@ -22,7 +22,11 @@ type drTopo struct {
 
 func nsenter(ns string) []string { return []string{"nsenter", "--net=/run/netns/" + ns} }
 
-func newDRTopo(t *testing.T, tunnel bool) *drTopo {
+func newDRTopo(t *testing.T, tunnel bool) *drTopo { return newDRTopoArgs(t, tunnel) }
+
+// newDRTopoArgs is newDRTopo with more gvsd arguments (they win over the
+// harness's own: --max-conns, say).
+func newDRTopoArgs(t *testing.T, tunnel bool, gvsdArgs ...string) *drTopo {
 	t.Helper()
 	needRoot(t)
 	if _, err := exec.LookPath("nsenter"); err != nil {
@@ -51,7 +55,7 @@ func newDRTopo(t *testing.T, tunnel bool) *drTopo {
 		tp.serve(ns, vip+":80", name)
 	}
 	_ = client
-	d, pinDir := tp.startXDPDirector(dir)
+	d, pinDir := tp.startXDPDirector(dir, gvsdArgs...)
 	time.Sleep(200 * time.Millisecond)
 	return &drTopo{topo: tp, d: d, pinDir: pinDir}
 }
@@ -59,11 +63,12 @@ func newDRTopo(t *testing.T, tunnel bool) *drTopo {
 // startXDPDirector runs gvsd's xdp engine on eth0 of namespace dir, with
 // its pins under a directory of the test's own, and at cleanup stops it,
 // removes program and pins, and fails the test if any pin is left.
-func (tp *topo) startXDPDirector(dir string) (*daemon, string) {
+func (tp *topo) startXDPDirector(dir string, extra ...string) (*daemon, string) {
 	t := tp.t
 	bin := binaries(t)
 	pinDir := "/sys/fs/bpf/" + tp.prefix
-	d := startWrapped(t, t.TempDir(), nsenter(dir), "--engine", "xdp", "--interface", "eth0", "--bpf-pin-dir", pinDir, "--max-conns", "131072")
+	args := append([]string{"--engine", "xdp", "--interface", "eth0", "--bpf-pin-dir", pinDir, "--max-conns", "131072"}, extra...)
+	d := startWrapped(t, t.TempDir(), nsenter(dir), args...)
 	t.Cleanup(func() {
 		d.stop()
 		tp.run("", append(nsenter(dir), filepath.Join(bin, "gvsd"), "--cleanup", "--bpf-pin-dir", pinDir)...)
