@@ -30,7 +30,9 @@ import (
 //     the client to a server through it, at -flood-xfer-rate;
 //  2. after 1 s, starts the flood: pktgen on c0, spoofed sources of
 //     -flood-prefix, to VIP:80, as fast as the generator goes;
-//  3. after -flood-ramp (the table fills), opens -flood-conns
+//  3. after -flood-ramp, and once the director's table is full (gvs:
+//     it has refused or evicted for room; nftables: conntrack holds 99%
+//     of nf_conntrack_max) or -flood-fill-max has passed, opens -flood-conns
 //     connections from the client's real sockets, one every
 //     -flood-interval, each with -flood-timeout to connect and as much
 //     again to send a request and read the answer;
@@ -46,7 +48,7 @@ type floodOptions struct {
 	timeout  time.Duration
 	ramp     time.Duration
 	fillMax  time.Duration
-	maxConns int
+	maxConns string // gvsd --max-conns, comma-separated: gvs is measured with each
 	prefix   string
 	xferRate float64 // MB/s, 0: unlimited
 	only     string
@@ -99,8 +101,19 @@ func runFlood(o floodOptions, bin string) []floodRow {
 	t := newFloodTopo(o.prefix)
 	g := newGvsd(&topo{prefix: t.prefix, dir: t.dir}, bin)
 	g.ifaces = []string{"d0", "d1", "d2", "d3"}
-	g.maxConns = o.maxConns
-	dirs := []floodDirector{gvsDirector(g, "gvs DR", "-g"), gvsDirector(g, "gvs NAT", "-m")}
+	var dirs []floodDirector
+	sizes := strings.Split(o.maxConns, ",")
+	for _, size := range sizes {
+		n, err := strconv.Atoi(strings.TrimSpace(size))
+		if err != nil || n <= 0 {
+			fatal(fmt.Errorf("-flood-max-conns %q: sizes of gvsd's table, comma-separated", o.maxConns))
+		}
+		suffix := ""
+		if len(sizes) > 1 {
+			suffix = fmt.Sprintf(" (%d)", n)
+		}
+		dirs = append(dirs, gvsDirector(g, "gvs DR"+suffix, "-g", n), gvsDirector(g, "gvs NAT"+suffix, "-m", n))
+	}
 	if _, err := exec.LookPath("nft"); err == nil {
 		dirs = append(dirs, nftDirector(t))
 	} else {
@@ -271,9 +284,9 @@ func snmp(out, group, name string) float64 {
 	return 0
 }
 
-// gvsDirector is gvsd's xdp engine with a TCP service VIP:80, rr, the
-// three servers by method (-g or -m).
-func gvsDirector(g *gvsd, name, method string) floodDirector {
+// gvsDirector is gvsd's xdp engine with a table of maxConns and a TCP
+// service VIP:80, rr, the three servers by method (-g or -m).
+func gvsDirector(g *gvsd, name, method string, maxConns int) floodDirector {
 	var rules strings.Builder
 	fmt.Fprintf(&rules, "-A -t %s:%d -s rr\n", fVIP, fPort)
 	for i := range fNSrv {
@@ -287,10 +300,18 @@ func gvsDirector(g *gvsd, name, method string) floodDirector {
 		name: name,
 		gens: []string{genLive, genPkt},
 		up: func() {
+			g.maxConns = maxConns
 			g.start()
 			g.restore(rules.String())
 		},
 		down: g.stop,
+		// Full once the data path has had no free entry for a new
+		// connection: refused it (conn_table_full) or, with the
+		// defences, evicted a half-open one for it.
+		full: func() bool {
+			ev := g.events()
+			return ev["conn_table_full"]+ev["evicted"] > 0
+		},
 		snap: func() map[string]float64 {
 			m := map[string]float64{}
 			for k, v := range g.events() {
@@ -434,7 +455,7 @@ func ctStats(out string) map[string]float64 {
 // floodReport writes the flood benchmark's tables.
 func floodReport(w io.Writer, o floodOptions, rows []floodRow) {
 	fmt.Fprintf(w, "\n## Under a SYN flood\n\n")
-	fmt.Fprintf(w, "Medians of %d runs; %d legitimate connections (one every %v, %v to connect and %v more for the answer), a transfer at %s, gvsd --max-conns %d.\n\n",
+	fmt.Fprintf(w, "Medians of %d runs; %d legitimate connections (one every %v, %v to connect and %v more for the answer), a transfer at %s, gvsd --max-conns %s (in brackets when several).\n\n",
 		o.runs, o.conns, o.interval, o.timeout, o.timeout, rateString(o.xferRate), o.maxConns)
 	fmt.Fprintln(w, "| director | flood generator | flood sent (SYN/s) | SYNs the director took (/s) | flood before the clients (s) | legitimate connections | transfer before (MB/s) | transfer during (MB/s) | transfer byte-exact |")
 	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|")
