@@ -23,3 +23,21 @@ func TestSaveLinesLocalAddrs(t *testing.T) {
 		t.Fatal("a pool address of the other family was accepted")
 	}
 }
+
+// In ipvsadm-save form, a -C line is how a config asks for no services.
+func TestSaveLinesExplicitEmpty(t *testing.T) {
+	for _, c := range []struct {
+		text     string
+		explicit bool
+	}{
+		{"-C\n", true},
+		{"# cleared on purpose\n-C\n", true},
+		{"-A -t 198.18.0.1:80\n-D -t 198.18.0.1:80\n", false},
+		{"--set 60 120 300\n", false},
+	} {
+		r, err := saveLinesToRules([]byte(c.text))
+		if err != nil || len(r.Services) != 0 || r.ExplicitEmpty != c.explicit {
+			t.Errorf("%q: %+v %v, want explicit %v", c.text, r, err, c.explicit)
+		}
+	}
+}

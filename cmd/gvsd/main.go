@@ -13,6 +13,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,12 +25,33 @@ import (
 	"gvs/engine"
 	"gvs/engine/proxy"
 	"gvs/engine/xdp"
+	"gvs/model"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 type listFlag []string
+
+// sysctlFlag collects --sysctl NAME=VALUE.
+type sysctlFlag map[string]int
+
+func (f sysctlFlag) String() string {
+	var l []string
+	for k, v := range f {
+		l = append(l, fmt.Sprintf("%s=%d", k, v))
+	}
+	slices.Sort(l)
+	return strings.Join(l, ",")
+}
+func (f sysctlFlag) Set(s string) error {
+	name, v, err := model.ParseSysctl(s)
+	if err != nil {
+		return err
+	}
+	f[name] = v
+	return nil
+}
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error {
@@ -68,11 +90,13 @@ func main() {
 	tunSrc := fs.String("tun-src", "", "outer source address of TUN (-i) packets (default: the first IPv4 address of the first --interface)")
 	maxConns := fs.Uint("max-conns", 1<<20, "capacity of the xdp engine's connection table, taken at start (about 300 bytes per entry with its NAT reply table); new connections beyond it pass to the stack, counted")
 	lports := fs.String("fullnat-ports", "1024-32767", "FULLNAT source ports of the xdp engine, MIN-MAX (keep them out of net.ipv4.ip_local_port_range, which the director's own connections use)")
+	sysctls := sysctlFlag{}
+	fs.Var(sysctls, "sysctl", "an IPVS sysctl, NAME=VALUE, named as in /proc/sys/net/ipv4/vs/ (repeat): "+strings.Join(model.SysctlNames(), ", "))
 	cleanup := fs.Bool("cleanup", false, "detach the XDP program and remove the pins under --bpf-pin-dir (drops the xdp engine's connections), then exit")
 	// Hidden: for profiling the engine (make bench), not in the usage.
 	cpuProfile := fs.String("cpuprofile", "", "")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: gvsd [--engine auto|xdp|proxy] [--interface IF ...] [--socket PATH] [--state-dir DIR] [--config FILE]\n       gvsd --cleanup\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: gvsd [--engine auto|xdp|proxy] [--interface IF ...] [--socket PATH] [--state-dir DIR] [--config FILE]\n            [--sysctl NAME=VALUE ...]\n       gvsd --cleanup\n\n")
 		shown := flag.NewFlagSet("gvsd", flag.ContinueOnError)
 		shown.SetOutput(fs.Output())
 		fs.VisitAll(func(f *flag.Flag) {
@@ -125,7 +149,12 @@ func main() {
 		os.Exit(2)
 	}
 	xo := xdp.Options{Interfaces: ifaces, PinDir: *pinDir, TunSrc: tun, LocalPorts: [2]uint16{lo, hi}, MaxConns: uint32(*maxConns)}
-	if err := run(log, *engineName, xo, client.Socket(*socket), *socketGroup, *stateDir, *configFile); err != nil {
+	// Caught from here on: a signal before the API is up waits for it.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	o := options{engine: *engineName, xdp: xo, socket: client.Socket(*socket), group: *socketGroup,
+		stateDir: *stateDir, configFile: *configFile, sysctls: sysctls}
+	if err := run(log, o, sig); err != nil {
 		log.Error("gvsd", "err", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -171,19 +200,34 @@ func parsePortRange(s string) (lo, hi uint16, err error) {
 	return uint16(x), uint16(y), nil
 }
 
-func run(log *slog.Logger, engineName string, xo xdp.Options, socket, group, stateDir, configFile string) error {
-	eng, why, err := newEngine(log, engineName, xo)
+// options are run's settings, from the command line.
+type options struct {
+	engine     string
+	xdp        xdp.Options
+	socket     string
+	group      string
+	stateDir   string
+	configFile string
+	sysctls    map[string]int
+}
+
+// run serves until SIGTERM or SIGINT arrives on sig; SIGHUP reloads the
+// config. Once the engine is up, bad saved rules or a bad config are
+// logged, not fatal: exiting would leave an XDP program forwarding with
+// no gvsd to repair it.
+func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
+	// Before the engine, so an unsafe state dir attaches nothing.
+	store, err := control.NewStore(o.stateDir)
 	if err != nil {
 		return err
 	}
-	log.Info("gvsd starting", "engine", eng.Name(), "why", why, "version", version, "socket", socket, "state_dir", stateDir)
+	eng, why, err := newEngine(log, o.engine, o.xdp)
+	if err != nil {
+		return err
+	}
+	log.Info("gvsd starting", "engine", eng.Name(), "why", why, "version", version, "socket", o.socket, "state_dir", o.stateDir)
 	if eng.Name() == "proxy" {
 		log.Info("proxy engine: real servers see the director's address (full NAT); -g and -i need the xdp engine")
-	}
-	store, err := control.NewStore(stateDir)
-	if err != nil {
-		eng.Close()
-		return err
 	}
 	core := control.New(eng, store, log)
 	// Closed last, after the API has finished its requests, and under the
@@ -192,16 +236,22 @@ func run(log *slog.Logger, engineName string, xo xdp.Options, socket, group, sta
 	if err := core.Restore(); err != nil {
 		return err
 	}
-	if configFile != "" {
-		if err := applyConfig(core, configFile); err != nil {
-			return err
+	if len(o.sysctls) > 0 {
+		if err := core.SetSysctls(o.sysctls); err != nil {
+			log.Error("--sysctl not applied", "err", err)
 		}
-		log.Info("config applied", "file", configFile)
+	}
+	if o.configFile != "" {
+		if err := applyConfig(core, o.configFile); err != nil {
+			log.Error("config NOT applied: serving the rules as they are; fix it and send SIGHUP", "file", o.configFile, "err", err)
+		} else {
+			log.Info("config applied", "file", o.configFile)
+		}
 	}
 
 	mode, gid := os.FileMode(0o600), -1
-	if group != "" {
-		g, err := user.LookupGroup(group)
+	if o.group != "" {
+		g, err := user.LookupGroup(o.group)
 		if err != nil {
 			return err
 		}
@@ -209,25 +259,23 @@ func run(log *slog.Logger, engineName string, xo xdp.Options, socket, group, sta
 		mode = 0o660
 	}
 	srv := apiserver.New(core, api.Info{Version: api.Version, ConnTableSize: 4096, Engine: eng.Name(), GVSVersion: version}, log)
-	if err := srv.Listen(socket, mode, gid); err != nil {
+	if err := srv.Listen(o.socket, mode, gid); err != nil {
 		return err
 	}
-	defer os.Remove(socket)
+	defer os.Remove(o.socket)
 	defer srv.Close()
-	log.Info("ready", "socket", socket)
+	log.Info("ready", "socket", o.socket)
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for s := range sig {
 		if s == syscall.SIGHUP {
-			if configFile == "" {
+			if o.configFile == "" {
 				log.Info("SIGHUP without --config: nothing to reload")
 				continue
 			}
-			if err := applyConfig(core, configFile); err != nil {
-				log.Error("config reload refused; rules unchanged", "file", configFile, "err", err)
+			if err := applyConfig(core, o.configFile); err != nil {
+				log.Error("config reload refused; rules unchanged", "file", o.configFile, "err", err)
 			} else {
-				log.Info("config reloaded", "file", configFile)
+				log.Info("config reloaded", "file", o.configFile)
 			}
 			continue
 		}
