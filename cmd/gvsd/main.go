@@ -234,7 +234,7 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 	// core's lock so no operation is half-way.
 	defer core.Close()
 	if err := core.Restore(); err != nil {
-		return err
+		log.Error("dropping what the saved rules do not have from the data path failed; serving anyway", "err", err)
 	}
 	if len(o.sysctls) > 0 {
 		if err := core.SetSysctls(o.sysctls); err != nil {
