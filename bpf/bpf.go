@@ -112,4 +112,4 @@ func (f *NATSrc) Set(addr uint32) bool {
 // EventNames are enum gvs_event's names, by index (the events map).
 var EventNames = []string{"pass", "forward", "drop_nodest", "no_dest", "conn_table_full", "frag_needed",
 	"no_route", "malformed", "too_big", "fwd_unsupported", "reply", "no_lport", "icmp", "ttl",
-	"evicted", "reclaimed", "unindexed", "busy", "family", "template_full"}
+	"evicted", "reclaimed", "unindexed", "busy", "family", "template_full", "frag", "frag_unknown"}

@@ -320,6 +320,10 @@ enum gvs_event {
 	GVS_EV_FAMILY,         /* a server of another address family than the
 				* data path forwards to: passed */
 	GVS_EV_TEMPLATE_FULL,  /* persistence template table full: refused */
+	GVS_EV_FRAG,           /* a later fragment sent as its first was */
+	GVS_EV_FRAG_UNKNOWN,   /* a later fragment whose first was not seen:
+				* dropped if it may be a NAT server's (it
+				* would leave untranslated), else passed */
 	GVS_EV_MAX,
 };
 

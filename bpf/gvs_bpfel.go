@@ -83,6 +83,21 @@ type gvsGvsDest struct {
 	Pad          [2]uint8
 }
 
+type gvsGvsFrag struct {
+	_     structs.HostLayout
+	Sport uint16
+	Dport uint16
+}
+
+type gvsGvsFragKey struct {
+	_     structs.HostLayout
+	Saddr uint32
+	Daddr uint32
+	Id    uint16
+	Proto uint8
+	Pad   uint8
+}
+
 type gvsGvsIcmpRate struct {
 	_      structs.HostLayout
 	Last   uint64
@@ -201,7 +216,8 @@ type gvsGvsWork struct {
 		InSport  uint16
 		InDport  uint16
 		InProto  uint8
-		Pad      [3]uint8
+		Frag     uint8
+		IpId     uint16
 	}
 	Key gvsGvsConnKey
 	Tk  gvsGvsConnKey
@@ -230,6 +246,7 @@ const (
 	gvsMapDestStats           = "dest_stats"
 	gvsMapDests               = "dests"
 	gvsMapEvents              = "events"
+	gvsMapFrags               = "frags"
 	gvsMapHashTables          = "hash_tables"
 	gvsMapIcmpRate            = "icmp_rate"
 	gvsMapIfmacs              = "ifmacs"
@@ -307,6 +324,7 @@ type gvsMapSpecs struct {
 	DestStats    *ebpf.MapSpec `ebpf:"dest_stats"`
 	Dests        *ebpf.MapSpec `ebpf:"dests"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	Frags        *ebpf.MapSpec `ebpf:"frags"`
 	HashTables   *ebpf.MapSpec `ebpf:"hash_tables"`
 	IcmpRate     *ebpf.MapSpec `ebpf:"icmp_rate"`
 	Ifmacs       *ebpf.MapSpec `ebpf:"ifmacs"`
@@ -358,6 +376,7 @@ type gvsMaps struct {
 	DestStats    *ebpf.Map `ebpf:"dest_stats"`
 	Dests        *ebpf.Map `ebpf:"dests"`
 	Events       *ebpf.Map `ebpf:"events"`
+	Frags        *ebpf.Map `ebpf:"frags"`
 	HashTables   *ebpf.Map `ebpf:"hash_tables"`
 	IcmpRate     *ebpf.Map `ebpf:"icmp_rate"`
 	Ifmacs       *ebpf.Map `ebpf:"ifmacs"`
@@ -385,6 +404,7 @@ func (m *gvsMaps) Close() error {
 		m.DestStats,
 		m.Dests,
 		m.Events,
+		m.Frags,
 		m.HashTables,
 		m.IcmpRate,
 		m.Ifmacs,

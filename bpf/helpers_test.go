@@ -62,6 +62,8 @@ const (
 	evBusy
 	evFamily
 	evTemplateFull
+	evFrag
+	evFragUnknown
 	evMax
 )
 

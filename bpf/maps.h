@@ -84,6 +84,30 @@ struct {
 	__type(value, __u32);
 } ring_hand SEC(".maps");
 
+/* Fragments: the first fragment's ports by (source, destination, IP id,
+ * protocol), so the later ones (no L4 header) find the connection the
+ * first went by, as Cilium's fragment map does. LRU: a datagram's
+ * fragments arrive within moments. */
+struct gvs_frag_key {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 id;
+	__u8  proto;
+	__u8  pad;
+};
+
+struct gvs_frag {
+	__u16 sport;
+	__u16 dport;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct gvs_frag_key);
+	__type(value, struct gvs_frag);
+} frags SEC(".maps");
+
 /* Per CPU: until when (ktime) this CPU is under table pressure (it had to
  * evict): new handshakes then count as inactive until they complete, as
  * IPVS's secure_tcp makes a flood of SYNs weigh nothing in lc/wlc. */

@@ -78,6 +78,9 @@ static __always_inline int nat_rewrite(struct xdp_md *ctx, const struct gvs_pkt 
 	ip->check = csum_replace(ip->check, ipdiff);
 	ip->saddr = x->saddr;
 	ip->daddr = x->daddr;
+	if (p->frag == GVS_FRAG_LATER)
+		return 0; /* no L4 header: the first fragment's checksum
+			   * took the pseudo-header's change */
 
 	void *l4 = (void *)ip + hl;
 	if (p->proto == IPPROTO_TCP) {

@@ -34,7 +34,14 @@ enum parse_result {
 	PARSE_OK = 0,
 	PARSE_NOT_OURS,  /* well formed, but nothing gvs handles: pass */
 	PARSE_MALFORMED, /* truncated or inconsistent: pass, counted */
+	PARSE_FRAG,      /* a TCP/UDP fragment after the first: its ports
+			  * are the first fragment's (frags map) */
 };
+
+/* gvs_pkt.frag */
+#define GVS_FRAG_NONE  0
+#define GVS_FRAG_FIRST 1 /* offset 0, more fragments: has the L4 header */
+#define GVS_FRAG_LATER 2 /* no L4 header: ports from the first */
 
 struct vlan_hdr_gvs {
 	__be16 tci;
@@ -63,7 +70,8 @@ struct gvs_pkt {
 	__u16 in_sport;
 	__u16 in_dport;
 	__u8  in_proto;
-	__u8  pad[3];
+	__u8  frag;      /* GVS_FRAG_* */
+	__u16 ip_id;     /* fragments: the IP identification */
 };
 
 #define ICMP_TYPE_DEST_UNREACH  3
@@ -165,8 +173,18 @@ static __always_inline int parse_pkt(struct xdp_md *ctx, struct gvs_pkt *p)
 	p->tos = ip->tos;
 	p->ttl = ip->ttl;
 
-	if (ip->frag_off & IP_FRAG_BE)
-		return PARSE_NOT_OURS; /* fragments: the stack reassembles */
+	if (ip->frag_off & IP_FRAG_BE) {
+		/* Fragments of TCP/UDP follow their first fragment's
+		 * decision (frags map); the rest is the stack's. */
+		if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
+			return PARSE_NOT_OURS;
+		p->ip_id = ip->id;
+		if (ip->frag_off & bpf_htons(0x1fff)) {
+			p->frag = GVS_FRAG_LATER;
+			return PARSE_FRAG;
+		}
+		p->frag = GVS_FRAG_FIRST;
+	}
 
 	void *l4 = (void *)ip + hl;
 
@@ -188,7 +206,8 @@ static __always_inline int parse_pkt(struct xdp_md *ctx, struct gvs_pkt *p)
 		if ((void *)(uh + 1) > data_end || hl + sizeof(*uh) > tot)
 			return PARSE_MALFORMED;
 		__u32 ulen = bpf_ntohs(uh->len);
-		if (ulen < sizeof(*uh) || hl + ulen > tot)
+		/* A first fragment carries only part of the datagram. */
+		if (ulen < sizeof(*uh) || (hl + ulen > tot && p->frag != GVS_FRAG_FIRST))
 			return PARSE_MALFORMED;
 		p->sport = uh->source;
 		p->dport = uh->dest;

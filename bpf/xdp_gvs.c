@@ -238,7 +238,8 @@ static __always_inline int in_conn(struct xdp_md *ctx, const struct gvs_pkt *p,
 		return XDP_DROP;
 	}
 	stats_in(RD(c->svc), did, p->tot_len, 0);
-	conn_set_state(c, d, p, to, 0);
+	if (p->frag != GVS_FRAG_LATER) /* no TCP flags to move the state by */
+		conn_set_state(c, d, p, to, 0);
 	c->expires = now + (__u64)RD(c->timeout) * NS_PER_SEC;
 	return fwd(ctx, p, d, c, cfg, now);
 }
@@ -273,7 +274,8 @@ static __always_inline int out_conn(struct xdp_md *ctx, const struct gvs_pkt *p,
 	stats_out(RD(c->svc), did, p->tot_len);
 	if (p->proto == IPPROTO_UDP && !(RD(c->flags) & GVS_CONN_F_REPLIED))
 		__sync_fetch_and_or((__u32 *)&c->state, (__u32)GVS_CONN_F_REPLIED << 8);
-	conn_set_state(c, d, p, to, 1);
+	if (p->frag != GVS_FRAG_LATER)
+		conn_set_state(c, d, p, to, 1);
 	c->expires = now + (__u64)RD(c->timeout) * NS_PER_SEC;
 	struct nat_xlate x = {
 		.saddr = fk->vaddr[0],
@@ -673,6 +675,47 @@ pass:
 	return XDP_PASS;
 }
 
+static __always_inline void frag_key(struct gvs_frag_key *k, const struct gvs_pkt *p)
+{
+	k->saddr = p->saddr;
+	k->daddr = p->daddr;
+	k->id = p->ip_id;
+	k->proto = p->proto;
+	k->pad = 0;
+}
+
+/* A first fragment: note its ports for the rest of its datagram. */
+static __always_inline void frag_note(const struct gvs_pkt *p)
+{
+	struct gvs_frag_key k;
+	struct gvs_frag v = { .sport = p->sport, .dport = p->dport };
+
+	frag_key(&k, p);
+	bpf_map_update_elem(&frags, &k, &v, BPF_ANY);
+}
+
+#define FRAG_DROP (-1)
+
+/* A later fragment: its first's ports, so it goes where the first went
+ * (PARSE_OK). Without them it passes to the stack, unless it may be a
+ * NAT server's reply, which the stack would forward untranslated,
+ * leaking the server's address: that is dropped. */
+static __always_inline int frag_ports(struct gvs_pkt *p)
+{
+	struct gvs_frag_key k;
+
+	frag_key(&k, p);
+	struct gvs_frag *v = bpf_map_lookup_elem(&frags, &k);
+	if (v) {
+		p->sport = v->sport;
+		p->dport = v->dport;
+		ev_inc(GVS_EV_FRAG);
+		return PARSE_OK;
+	}
+	ev_inc(GVS_EV_FRAG_UNKNOWN);
+	return nat_src_maybe(p->saddr) ? FRAG_DROP : PARSE_NOT_OURS;
+}
+
 SEC("xdp")
 int xdp_gvs(struct xdp_md *ctx)
 {
@@ -684,6 +727,12 @@ int xdp_gvs(struct xdp_md *ctx)
 	__builtin_memset(p, 0, sizeof(*p));
 	int r = parse_pkt(ctx, p);
 
+	if (r == PARSE_FRAG)
+		r = frag_ports(p);
+	else if (r == PARSE_OK && p->frag == GVS_FRAG_FIRST)
+		frag_note(p);
+	if (r == FRAG_DROP)
+		return XDP_DROP;
 	if (r != PARSE_OK) {
 		ev_inc(r == PARSE_MALFORMED ? GVS_EV_MALFORMED : GVS_EV_PASS);
 		return XDP_PASS;
@@ -730,6 +779,11 @@ int xdp_gvs(struct xdp_md *ctx)
 				w->tk = *fk;
 				return out_conn(ctx, p, &w->tk, now, to, cfg);
 			}
+		}
+		if (p->frag == GVS_FRAG_LATER) {
+			/* Its first fragment made no connection. */
+			ev_inc(GVS_EV_PASS);
+			return XDP_PASS;
 		}
 		int v = in_new(ctx, w, now);
 		if (v != GVS_NEW_RACE)

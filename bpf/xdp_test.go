@@ -220,9 +220,9 @@ func TestPassThrough(t *testing.T) {
 		}(),
 		"arp":  append(append(append([]byte{}, bytes.Repeat([]byte{0xff}, 6)...), clientMAC[:]...), 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1),
 		"ipv6": append(append(append([]byte{}, vipMAC[:]...), clientMAC[:]...), append([]byte{0x86, 0xdd, 0x60}, make([]byte, 60)...)...),
-		"fragment": func() []byte {
+		"later fragment, first unseen": func() []byte {
 			b := syn(client, 80).build()
-			binary.BigEndian.PutUint16(b[20:], 0x2000) // MF
+			binary.BigEndian.PutUint16(b[20:], 0x0003) // offset 24 bytes
 			binary.BigEndian.PutUint16(b[24:], 0)
 			binary.BigEndian.PutUint16(b[24:], checksum(b[14:34]))
 			return b

@@ -182,6 +182,18 @@ func testNAT(t *testing.T, fullnat bool) {
 			t.Fatalf("UDP %d: %q %v", i, out, err)
 		}
 	}
+	// Datagrams beyond the MTU cross in fragments both ways: each
+	// follows its first fragment, and every fragment of the reply is
+	// translated (none leaves with a server's address).
+	for i := range 3 {
+		out, err := tp.role(client, "udpbig", vip+":80", "4000")
+		if err != nil || strings.TrimSpace(out) != "rs"+strconv.Itoa(3-i) {
+			t.Fatalf("fragmented UDP %d: %q %v", i, out, err)
+		}
+	}
+	if ev := d.events(); ev["frag"] < 12 || ev["frag_unknown"] != 0 {
+		t.Errorf("events %v: want every later fragment sent as its first", ev)
+	}
 	if out, err := tp.role(client, "refused", vip+":81"); err != nil || strings.TrimSpace(out) != "refused" {
 		t.Errorf("ICMP port unreachable through the director: %q %v", out, err)
 	}

@@ -137,6 +137,32 @@ func playRole(args []string) error {
 			fmt.Println(e)
 		}
 		return nil
+	case "udpbig": // udpbig ADDR N: an N-byte datagram (fragmented beyond the MTU) must come back whole after the server's name; print the name
+		n, _ := strconv.Atoi(args[2])
+		c, err := net.Dial("udp", args[1])
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		msg := make([]byte, n)
+		for i := range msg {
+			msg[i] = pattern(int64(i))
+		}
+		if _, err := c.Write(msg); err != nil {
+			return err
+		}
+		buf := make([]byte, 65536)
+		k, err := c.Read(buf)
+		if err != nil {
+			return err
+		}
+		name, back, ok := strings.Cut(string(buf[:k]), ":")
+		if !ok || back != string(msg) {
+			return fmt.Errorf("answer of %d bytes is not the %d sent", k, n)
+		}
+		fmt.Println(name)
+		return nil
 	case "udpmany": // udpmany ADDR N: N flows (a socket each), each must be answered; print per-server counts
 		n, _ := strconv.Atoi(args[2])
 		return manyUDP(args[1], n)
