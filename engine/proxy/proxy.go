@@ -328,3 +328,11 @@ func ipHeader(a netip.Addr) int {
 	}
 	return 40
 }
+
+// SetSysctls implements control.SysctlSetter: the model the proxy runs
+// honours expire_nodest_conn and expire_quiescent_template; the others
+// are about packets the proxy never sees (it works on sockets).
+func (e *Engine) SetSysctls(s model.Sysctls) error {
+	e.Do(func(v *ipvs.IPVS) { v.SetSysctls(s) })
+	return nil
+}
