@@ -349,3 +349,35 @@ func TestEventNames(t *testing.T) {
 		t.Fatalf("%d event names for %d events", len(EventNames), evMax)
 	}
 }
+
+// TestAllowList: a service flagged with an allow list takes new
+// connections only from its prefixes; others are dropped and counted.
+func TestAllowList(t *testing.T) {
+	o := loadObjects(t)
+	drService(t, o)
+	k := SvcKey{Port: htons(80), Proto: unix.IPPROTO_TCP, Af: 4}
+	k.Addr[0] = ip4(vip)
+	var s Svc
+	must(t, o.Services.Lookup(&k, &s))
+	s.Flags |= svcAllowList
+	must(t, o.Services.Put(&k, &s))
+	ak := AllowKey{Prefixlen: 32 + 24, Svc: 7}
+	ak.Addr[0] = ip4(netip.MustParseAddr("198.18.5.0"))
+	must(t, o.Allow.Put(&ak, uint8(1)))
+
+	if act, _ := run(t, o, syn(client, 80).build()); act != xdpTX { // 198.18.5.1
+		t.Fatalf("SYN from an allowed prefix: %s", actionNames[act])
+	}
+	if act, _ := run(t, o, syn(ap("198.18.6.1:1000"), 80).build()); act != xdpDrop {
+		t.Fatalf("SYN from elsewhere: %s, want DROP", actionNames[act])
+	}
+	// Other services keep taking everyone.
+	p := syn(ap("198.18.6.1:1000"), 80)
+	p.proto = unix.IPPROTO_UDP
+	if act, _ := run(t, o, p.build()); act != xdpTX {
+		t.Fatalf("UDP service without a list: %s", actionNames[act])
+	}
+	if ev := events(t, o); ev[evDenied] != 1 {
+		t.Fatalf("denied %d, want 1", ev[evDenied])
+	}
+}

@@ -64,6 +64,9 @@ enum gvs_sched {
 #define GVS_SVC_F_ONEPACKET   0x0004
 #define GVS_SVC_F_SCHED1      0x0008 /* sh/mh fallback */
 #define GVS_SVC_F_SCHED2      0x0010 /* sh/mh port */
+/* gvs's own: new connections only from the service's allow list (the
+ * allow map), for what INPUT/FORWARD rules did before XDP ran first. */
+#define GVS_SVC_F_ALLOWLIST   0x1000
 
 /* Forwarding methods: model.Method values. */
 #define GVS_FWD_MASQ     0
@@ -249,6 +252,14 @@ struct gvs_config {
 	__u32 ring_cpus;
 };
 
+/* allow: a service's allowed source prefixes, an LPM trie key: the
+ * service id, then the address (prefixlen = 32 + the prefix's length). */
+struct gvs_allow_key {
+	__u32 prefixlen;
+	__u32 svc;
+	__u32 addr[4];
+};
+
 /* ifmacs: interface index -> that interface's MAC (the source MAC of
  * what the data path sends out of it) and MTU (0: ask the kernel). */
 struct gvs_ifmac {
@@ -324,6 +335,8 @@ enum gvs_event {
 	GVS_EV_FRAG_UNKNOWN,   /* a later fragment whose first was not seen:
 				* dropped if it may be a NAT server's (it
 				* would leave untranslated), else passed */
+	GVS_EV_DENIED,         /* a new connection from a source the
+				* service's allow list does not have: dropped */
 	GVS_EV_MAX,
 };
 

@@ -13,6 +13,13 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type gvsGvsAllowKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Svc       uint32
+	Addr      [4]uint32
+}
+
 type gvsGvsConfig struct {
 	_                       structs.HostLayout
 	ExpireNodestConn        uint32
@@ -240,6 +247,7 @@ type gvsLportSearch struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	gvsMapAllow               = "allow"
 	gvsMapConfig              = "config"
 	gvsMapConnRing            = "conn_ring"
 	gvsMapConns               = "conns"
@@ -318,6 +326,7 @@ type gvsProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type gvsMapSpecs struct {
+	Allow        *ebpf.MapSpec `ebpf:"allow"`
 	Config       *ebpf.MapSpec `ebpf:"config"`
 	ConnRing     *ebpf.MapSpec `ebpf:"conn_ring"`
 	Conns        *ebpf.MapSpec `ebpf:"conns"`
@@ -370,6 +379,7 @@ func (o *gvsObjects) Close() error {
 //
 // It can be passed to loadGvsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type gvsMaps struct {
+	Allow        *ebpf.Map `ebpf:"allow"`
 	Config       *ebpf.Map `ebpf:"config"`
 	ConnRing     *ebpf.Map `ebpf:"conn_ring"`
 	Conns        *ebpf.Map `ebpf:"conns"`
@@ -398,6 +408,7 @@ type gvsMaps struct {
 
 func (m *gvsMaps) Close() error {
 	return _GvsClose(
+		m.Allow,
 		m.Config,
 		m.ConnRing,
 		m.Conns,

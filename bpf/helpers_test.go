@@ -38,6 +38,8 @@ const (
 	connControlled = 0x4
 
 	destNone = 0xffffffff
+
+	svcAllowList = 0x1000
 )
 
 // Events (enum gvs_event).
@@ -64,6 +66,7 @@ const (
 	evTemplateFull
 	evFrag
 	evFragUnknown
+	evDenied
 	evMax
 )
 

@@ -108,6 +108,16 @@ struct {
 	__type(value, struct gvs_frag);
 } frags SEC(".maps");
 
+/* Allow lists of the services flagged GVS_SVC_F_ALLOWLIST (gvs_allow_key;
+ * the value is unused). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct gvs_allow_key);
+	__type(value, __u8);
+} allow SEC(".maps");
+
 /* Per CPU: until when (ktime) this CPU is under table pressure (it had to
  * evict): new handshakes then count as inactive until they complete, as
  * IPVS's secure_tcp makes a flood of SYNs weigh nothing in lc/wlc. */

@@ -464,6 +464,15 @@ static __always_inline int tcp_may_start(const struct gvs_pkt *p, const struct g
 	return (p->tcpflags & TCPF_SYN) || cfg->sloppy_tcp;
 }
 
+/* Whether the service's allow list has the source. */
+static __always_inline int allowed(__u32 svc, __u32 saddr)
+{
+	struct gvs_allow_key k = { .prefixlen = 64, .svc = svc };
+
+	k.addr[0] = saddr;
+	return bpf_map_lookup_elem(&allow, &k) != 0;
+}
+
 /* The first packet of a connection: ip_vs_schedule and ip_vs_conn_new.
  * The entry (and a new persistence template) is reserved before the
  * scheduler runs, so a packet refused for want of room changes no
@@ -501,6 +510,10 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 		goto pass;
 	if (p->proto == IPPROTO_TCP && !tcp_may_start(p, cfg))
 		goto pass;
+	if ((svc->flags & GVS_SVC_F_ALLOWLIST) && !allowed(svc->id, p->saddr)) {
+		ev_inc(GVS_EV_DENIED);
+		return XDP_DROP;
+	}
 
 	__u32 did = GVS_DEST_NONE;
 	int persistent = svc->flags & GVS_SVC_F_PERSISTENT;
