@@ -235,7 +235,7 @@ func (e *Engine) writeDest(id uint32, d *model.Server) error {
 				ok = true
 			}
 		}
-		if ok {
+		if ok && e.ifaceKnown(h.ifindex) {
 			ifindex, mac = uint32(h.ifindex), h.mac
 		}
 	}
