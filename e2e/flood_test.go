@@ -162,3 +162,28 @@ func TestXDPWithoutDaemon(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 }
+
+// A weight-0 server of a persistent service keeps its returning clients
+// (the template holds them, as IPVS does by default) until
+// expire_quiescent_template is set; then they are rescheduled and the
+// drain can finish.
+func TestXDPQuiescentTemplateDrain(t *testing.T) {
+	tp := newDRTopo(t, false)
+	d := tp.d
+	d.must("-A", "-t", vip+":80", "-s", "rr", "-p", "300")
+	d.must("-a", "-t", vip+":80", "-r", "198.18.0.11", "-g")
+	d.must("-a", "-t", vip+":80", "-r", "198.18.0.12", "-g")
+	client := tp.ns("client")
+	first := tp.hellos(d, client, vip+":80", 1)[0]
+	ip := map[string]string{"rs1": "198.18.0.11", "rs2": "198.18.0.12"}[first]
+	d.must("-e", "-t", vip+":80", "-r", ip, "-g", "-w", "0")
+	if again := tp.hellos(d, client, vip+":80", 1)[0]; again != first {
+		t.Fatalf("with the default expire_quiescent_template=0 the client moved from %s to %s", first, again)
+	}
+	d.stop()
+	d.args = append(d.args, "--sysctl", "expire_quiescent_template=1")
+	d.start()
+	if moved := tp.hellos(d, client, vip+":80", 1)[0]; moved == first {
+		t.Fatalf("with expire_quiescent_template=1 the client still goes to the quiesced %s", first)
+	}
+}
