@@ -80,6 +80,9 @@ type Service struct {
 	// addresses were added; localNext is the round robin's next index.
 	localAddrs []netip.Addr
 	localNext  int
+	// allow is the source allow list (model.NormalizeAllow's form); nil:
+	// every source may connect.
+	allow []netip.Prefix
 }
 
 // Scheduler returns the service's scheduler.
@@ -101,6 +104,11 @@ func (s *Service) Server(a netip.AddrPort) *model.Server {
 // LocalAddrs returns the FULLNAT local address pool in the order the
 // addresses were added. The slice is the service's own: do not modify it.
 func (s *Service) LocalAddrs() []netip.Addr { return s.localAddrs }
+
+// Allow returns the service's source allow list, masked and sorted (nil:
+// none, every source may connect). The slice is the service's own: do not
+// modify it.
+func (s *Service) Allow() []netip.Prefix { return s.allow }
 
 // Services returns the services in creation order.
 func (v *IPVS) Services() []*Service { return v.services }
@@ -313,6 +321,23 @@ func (v *IPVS) DelLocalAddr(k model.ServiceKey, a netip.Addr) error {
 	if i < s.localNext {
 		s.localNext--
 	}
+	return nil
+}
+
+// SetAllow replaces service k's source allow list (gvs's own; no ipvsadm
+// command has it): new connections only from the sources it covers, once
+// it is not empty; connections already made go on. An empty list removes
+// it. The list survives -E and goes with the service at -D and -C.
+func (v *IPVS) SetAllow(k model.ServiceKey, list []netip.Prefix) error {
+	s := v.byKey[k]
+	if s == nil {
+		return model.ErrServiceNotDefined
+	}
+	l, err := model.NormalizeAllow(s.Config, list)
+	if err != nil {
+		return err
+	}
+	s.allow = l
 	return nil
 }
 

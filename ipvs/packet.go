@@ -43,6 +43,9 @@ const (
 	// Reject: no server may take the new connection; answer with ICMP
 	// port unreachable and discard it, as ip_vs_leave does.
 	Reject
+	// Deny: the first packet of a connection from a source the service's
+	// allow list does not cover (gvs's own, Service.Allow); discard it.
+	Deny
 )
 
 // Conn is an entry of the connection table: a connection, or a persistence
@@ -102,6 +105,9 @@ func (v *IPVS) In(p Packet, now time.Time) (*Conn, Verdict) {
 		}
 		if p.Protocol == model.ProtoTCP && (p.TCPFlags&conn.SYN == 0 || p.TCPFlags&conn.RST != 0) {
 			return nil, Pass
+		}
+		if !model.AllowListed(svc.allow, p.Src.Addr()) {
+			return nil, Deny
 		}
 		var verdict Verdict
 		if c, verdict = v.schedule(svc, p, now); c == nil {

@@ -60,3 +60,11 @@ var (
 	ErrNoSuchLocalAddr   = &Error{syscall.ENOENT, "No such Local address"}
 	ErrTooManyLocalAddrs = &Error{syscall.ENOSPC, fmt.Sprintf("Too many local addresses (a service has at most %d)", MaxLocalAddrs)}
 )
+
+// The refusals of a service's source allow list (gvs's own: ipvsadm has
+// none). Entries are named by the caller (NormalizeAllow wraps them).
+var (
+	ErrAllowInvalid  = &Error{syscall.EINVAL, "Invalid allow list entry (want an address or prefix of the service's family)"}
+	ErrAllowExists   = &Error{syscall.EEXIST, "Allow list entry given twice"}
+	ErrTooManyAllows = &Error{syscall.ENOSPC, fmt.Sprintf("Too many allow list entries (a service has at most %d)", MaxAllow)}
+)

@@ -113,6 +113,9 @@ const (
 	// MaxLocalAddrs bounds a service's FULLNAT local address pool: the
 	// XDP data path keeps the pool in a fixed array of this size.
 	MaxLocalAddrs = 16
+	// MaxAllow bounds a service's source allow list (gvs's own, see
+	// NormalizeAllow).
+	MaxAllow = 1024
 )
 
 // Schedulers lists every scheduler the model implements, by the names

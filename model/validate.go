@@ -1,6 +1,10 @@
 package model
 
-import "net/netip"
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+)
 
 // Validate checks a service as ipvsadm and the kernel do before adding or
 // editing it. It does not check whether the service exists.
@@ -107,6 +111,57 @@ func ValidateLocalAddr(svc Service, a netip.Addr) error {
 		return ErrInvalid
 	}
 	return nil
+}
+
+// NormalizeAllow checks a source allow list for service svc and returns
+// it in its one form: each prefix masked (198.18.0.7/24 is 198.18.0.0/24),
+// sorted by address then length; nil for an empty list (no list: every
+// source may connect). An entry must be a prefix of the service's family
+// (an address is its /32 or /128); the same prefix twice, or more than
+// MaxAllow entries, are refused. Errors name the entry and wrap
+// ErrAllowInvalid, ErrAllowExists or ErrTooManyAllows.
+func NormalizeAllow(svc Service, list []netip.Prefix) ([]netip.Prefix, error) {
+	if len(list) == 0 {
+		return nil, nil
+	}
+	if len(list) > MaxAllow {
+		return nil, fmt.Errorf("%d allow list entries: %w", len(list), ErrTooManyAllows)
+	}
+	out := make([]netip.Prefix, 0, len(list))
+	seen := make(map[netip.Prefix]bool, len(list))
+	for _, p := range list {
+		if !p.IsValid() || p.Addr().Zone() != "" || p.Addr().Is4In6() || FamilyOf(p.Addr()) != svc.Family {
+			return nil, fmt.Errorf("allow entry %s: %w", p, ErrAllowInvalid)
+		}
+		m := p.Masked()
+		if seen[m] {
+			return nil, fmt.Errorf("allow entry %s: %w", p, ErrAllowExists)
+		}
+		seen[m] = true
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return out, nil
+}
+
+// AllowListed reports whether allow list l (NormalizeAllow's form; nil:
+// no list) lets a connect.
+func AllowListed(l []netip.Prefix, a netip.Addr) bool {
+	if l == nil {
+		return true
+	}
+	a = a.Unmap()
+	for _, p := range l {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func unicast(a netip.Addr) bool {
