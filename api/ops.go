@@ -24,12 +24,17 @@ const (
 	// FULLNAT local address pools (DPVS ipvsadm's -P and -Q).
 	AddLocalAddr OpKind = "add-laddr" // -P
 	DelLocalAddr OpKind = "del-laddr" // -Q
+
+	// SetAllow replaces a service's source allow list with Allow (empty:
+	// no list); gvs's own, no ipvsadm command has it.
+	SetAllow OpKind = "set-allow"
 )
 
 // Op is one rule operation. Service carries the service (its key alone
-// for del-service, del-dest, add-dest, edit-dest, zero, add-laddr and
-// del-laddr), Dest the destination for the dest operations, LocalAddr
-// the address for the local address operations.
+// for del-service, del-dest, add-dest, edit-dest, zero, add-laddr,
+// del-laddr and set-allow), Dest the destination for the dest operations,
+// LocalAddr the address for the local address operations, Allow the list
+// of set-allow.
 type Op struct {
 	Op       OpKind         `json:"op"`
 	Service  model.Service  `json:"service,omitzero"`
@@ -37,6 +42,9 @@ type Op struct {
 	Timeouts model.Timeouts `json:"timeouts,omitzero"`
 	// LocalAddr is the FULLNAT local address of add-laddr and del-laddr.
 	LocalAddr netip.Addr `json:"local_addr,omitzero"`
+	// Allow is set-allow's list: the whole list, prefixes in CIDR
+	// notation (an address is ADDR/32 or ADDR/128).
+	Allow []netip.Prefix `json:"allow,omitempty"`
 	// AllServices with zero: every counter (ipvsadm -Z without a service).
 	AllServices bool `json:"all_services,omitempty"`
 }

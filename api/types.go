@@ -30,6 +30,9 @@ type Service struct {
 	// LocalAddrs is the FULLNAT local address pool, in the order the
 	// addresses were added (empty: the director's own address).
 	LocalAddrs []netip.Addr `json:"local_addrs,omitempty"`
+	// Allow is the source allow list: new connections only from these
+	// prefixes, masked and sorted (absent: from anywhere).
+	Allow []netip.Prefix `json:"allow,omitempty"`
 }
 
 // Dest is a destination with its live counts.

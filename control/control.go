@@ -262,7 +262,7 @@ func (c *Core) Close() error {
 func (c *Core) rules() *Rules {
 	r := &Rules{Version: rulesVersion, Timeouts: c.eng.Timeouts(), Sysctls: c.Sysctls().Map()}
 	for _, s := range c.eng.Services() {
-		sr := ServiceRules{Service: s.Service, LocalAddrs: s.LocalAddrs}
+		sr := ServiceRules{Service: s.Service, LocalAddrs: s.LocalAddrs, Allow: s.Allow}
 		for _, d := range s.Dests {
 			sr.Dests = append(sr.Dests, d.Dest)
 		}
@@ -310,6 +310,8 @@ func applyTo(t engine.Rules, op api.Op) error {
 		return t.AddLocalAddr(k, op.LocalAddr)
 	case api.DelLocalAddr:
 		return t.DelLocalAddr(k, op.LocalAddr)
+	case api.SetAllow:
+		return t.SetAllow(k, op.Allow)
 	case api.Zero:
 		if op.AllServices {
 			return t.Zero(nil)

@@ -80,6 +80,10 @@ func Plan(cur, want *Rules) []api.Op {
 		} else if h.Service != w.Service {
 			ops = append(ops, api.Op{Op: api.EditService, Service: w.Service})
 		}
+		// Before the servers: a new service is never served without it.
+		if op, ok := planAllow(key, w.Service, h.Allow, w.Allow); ok {
+			ops = append(ops, op)
+		}
 		for _, d := range h.Dests {
 			if !slices.ContainsFunc(w.Dests, func(x model.Dest) bool { return x.AddrPort() == d.AddrPort() }) {
 				ops = append(ops, api.Op{Op: api.DelDest, Service: key, Dest: d})
@@ -124,4 +128,22 @@ func planLocalAddrs(key model.Service, cur, want []netip.Addr) []api.Op {
 		ops = append(ops, api.Op{Op: api.AddLocalAddr, Service: key, LocalAddr: a})
 	}
 	return ops
+}
+
+// planAllow is the set-allow that turns the allow list cur (the running
+// one, in model.NormalizeAllow's form) into want, if they differ; want is
+// compared in that form too, so a list given in another order or
+// unmasked changes nothing. One operation carries the whole list: the
+// engines replace a list as one change.
+func planAllow(key, svc model.Service, cur, want []netip.Prefix) (api.Op, bool) {
+	norm, err := model.NormalizeAllow(svc, want)
+	if err == nil && slices.Equal(cur, norm) {
+		return api.Op{}, false
+	}
+	// A list the model refuses goes as given, for the dry run to refuse
+	// it with the reason.
+	if err == nil {
+		want = norm
+	}
+	return api.Op{Op: api.SetAllow, Service: key, Allow: want}, true
 }

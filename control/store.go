@@ -34,22 +34,30 @@ type Rules struct {
 	ExplicitEmpty bool `json:"-"`
 }
 
-// ServiceRules is one service, its destinations and its FULLNAT local
-// address pool (in the order the addresses were added).
+// ServiceRules is one service, its destinations, its FULLNAT local
+// address pool (in the order the addresses were added) and its source
+// allow list (model.NormalizeAllow; files saved before allow lists
+// existed have none).
 type ServiceRules struct {
-	Service    model.Service `json:"service"`
-	Dests      []model.Dest  `json:"dests"`
-	LocalAddrs []netip.Addr  `json:"local_addrs,omitempty"`
+	Service    model.Service  `json:"service"`
+	Dests      []model.Dest   `json:"dests"`
+	LocalAddrs []netip.Addr   `json:"local_addrs,omitempty"`
+	Allow      []netip.Prefix `json:"allow,omitempty"`
 }
 
 // Ops returns the operations that rebuild the rules on an empty engine.
-// Destinations are added oldest first, so that each new one going to the
-// head of the list recreates the saved order; local addresses follow in
-// their order.
+// A service's allow list comes right after it, before its destinations
+// (so an engine that applies one operation at a time never serves it
+// without its list). Destinations are added oldest first, so that each
+// new one going to the head of the list recreates the saved order; local
+// addresses follow in their order.
 func (r *Rules) Ops() []api.Op {
 	ops := []api.Op{{Op: api.SetTimeouts, Timeouts: r.Timeouts}}
 	for _, s := range r.Services {
 		ops = append(ops, api.Op{Op: api.AddService, Service: s.Service})
+		if len(s.Allow) > 0 {
+			ops = append(ops, api.Op{Op: api.SetAllow, Service: model.Service{ServiceKey: s.Service.ServiceKey}, Allow: s.Allow})
+		}
 		for _, d := range slices.Backward(s.Dests) {
 			ops = append(ops, api.Op{Op: api.AddDest, Service: model.Service{ServiceKey: s.Service.ServiceKey}, Dest: d})
 		}
@@ -210,7 +218,7 @@ func RulesFromOps(ops []api.Op) (*Rules, error) {
 		r.Timeouts = v.Timeouts()
 	}
 	for _, s := range v.Services() {
-		sr := ServiceRules{Service: s.Config, LocalAddrs: slices.Clone(s.LocalAddrs())}
+		sr := ServiceRules{Service: s.Config, LocalAddrs: slices.Clone(s.LocalAddrs()), Allow: slices.Clone(s.Allow())}
 		for _, d := range s.Servers() {
 			sr.Dests = append(sr.Dests, d.Dest)
 		}

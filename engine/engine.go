@@ -63,6 +63,11 @@ type Rules interface {
 	// address pool (DPVS ipvsadm -P and -Q).
 	AddLocalAddr(model.ServiceKey, netip.Addr) error
 	DelLocalAddr(model.ServiceKey, netip.Addr) error
+	// SetAllow replaces a service's source allow list (empty: none):
+	// new connections from sources it does not cover are refused (the
+	// proxy closes or drops them, the xdp engine drops their packets),
+	// counted as the event "denied"; established ones go on.
+	SetAllow(model.ServiceKey, []netip.Prefix) error
 }
 
 // NotSupported returns a model.Error (exit status 1 in gvsadm) whose

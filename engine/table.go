@@ -94,6 +94,11 @@ func (t *Table) DelLocalAddr(k model.ServiceKey, a netip.Addr) error {
 	return t.do(func(v *ipvs.IPVS) error { return v.DelLocalAddr(k, a) })
 }
 
+// SetAllow replaces a service's source allow list.
+func (t *Table) SetAllow(k model.ServiceKey, l []netip.Prefix) error {
+	return t.do(func(v *ipvs.IPVS) error { return v.SetAllow(k, l) })
+}
+
 // Timeouts returns the --set values.
 func (t *Table) Timeouts() (to model.Timeouts) {
 	t.Do(func(v *ipvs.IPVS) { to = v.Timeouts() })
@@ -106,7 +111,7 @@ func (t *Table) Services() []api.Service {
 	t.Do(func(v *ipvs.IPVS) {
 		for _, s := range v.Services() {
 			as := api.Service{Service: s.Config, Stats: s.Stats.Counters(), Rates: s.Stats.Rates(), Dests: []api.Dest{},
-				LocalAddrs: slices.Clone(s.LocalAddrs())}
+				LocalAddrs: slices.Clone(s.LocalAddrs()), Allow: slices.Clone(s.Allow())}
 			for _, d := range s.Servers() {
 				as.Dests = append(as.Dests, api.Dest{
 					Dest: d.Dest, ActiveConns: d.ActiveConns, InactConns: d.InactConns, PersistConns: d.PersistConns,

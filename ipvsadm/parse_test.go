@@ -417,7 +417,7 @@ func TestLaddrOps(t *testing.T) {
 			t.Fatal(err)
 		}
 		op, ok, err := c.Op()
-		if err != nil || ok != tc.ok || op != tc.want {
+		if err != nil || ok != tc.ok || !reflect.DeepEqual(op, tc.want) {
 			t.Errorf("%s: %+v %v %v, want %+v %v", tc.args, op, ok, err, tc.want, tc.ok)
 		}
 	}
