@@ -27,6 +27,9 @@ type File struct {
 	// Sysctls are IPVS sysctls by their /proc/sys/net/ipv4/vs/ names; the
 	// ones not given keep their values.
 	Sysctls map[string]int `yaml:"sysctls"`
+	// Allow is the source allow list of every service that has no allow
+	// key of its own: its entries of the service's family.
+	Allow []string `yaml:"allow"`
 }
 
 // Timeouts are ipvsadm --set's values in seconds (0: the default).
@@ -53,6 +56,10 @@ type Service struct {
 	// LocalAddrs is the FULLNAT local address pool, in round robin order
 	// (DPVS ipvsadm -P).
 	LocalAddrs []string `yaml:"local_addrs"`
+	// Allow is the source allow list: addresses or prefixes of the
+	// service's family. Absent: the top-level list; empty (allow: []):
+	// none, every source.
+	Allow []string `yaml:"allow"`
 }
 
 // Server is one real server.
@@ -117,9 +124,17 @@ func Parse(b []byte) (*control.Rules, error) {
 	if f.Timeouts != nil {
 		r.Timeouts = model.Timeouts{TCP: f.Timeouts.TCP, TCPFin: f.Timeouts.TCPFin, UDP: f.Timeouts.UDP}
 	}
+	var allow []netip.Prefix
+	for j, text := range f.Allow {
+		p, err := parseAllow(text)
+		if err != nil {
+			return nil, fmt.Errorf("allow entry %d: %w", j+1, err)
+		}
+		allow = append(allow, p)
+	}
 	seen := map[model.ServiceKey]bool{}
 	for i, s := range f.Services {
-		sr, err := s.rules()
+		sr, err := s.rules(allow)
 		if err != nil {
 			return nil, fmt.Errorf("service %d: %w", i+1, err)
 		}
@@ -132,7 +147,8 @@ func Parse(b []byte) (*control.Rules, error) {
 	return r, nil
 }
 
-func (s Service) rules() (control.ServiceRules, error) {
+// rules reads one service; allow is the top-level allow list.
+func (s Service) rules(allow []netip.Prefix) (control.ServiceRules, error) {
 	var sr control.ServiceRules
 	svc := model.Service{Scheduler: s.Scheduler}
 	n := 0
@@ -224,7 +240,48 @@ func (s Service) rules() (control.ServiceRules, error) {
 		}
 		sr.LocalAddrs = append(sr.LocalAddrs, a)
 	}
+	var list []netip.Prefix
+	if s.Allow != nil {
+		for j, text := range s.Allow {
+			p, err := parseAllow(text)
+			if err != nil {
+				return sr, fmt.Errorf("%s: allow entry %d: %w", svc.ServiceKey, j+1, err)
+			}
+			list = append(list, p)
+		}
+	} else if len(allow) > 0 {
+		for _, p := range allow {
+			if model.FamilyOf(p.Addr()) == svc.Family {
+				list = append(list, p)
+			}
+		}
+		if len(list) == 0 {
+			return sr, fmt.Errorf("%s: the top-level allow list has no IPv%d entry for it: give the service an allow list of its own (allow: [] for none)", svc.ServiceKey, svc.Family)
+		}
+	}
+	l, err := model.NormalizeAllow(svc, list)
+	if err != nil {
+		return sr, fmt.Errorf("%s: %w", svc.ServiceKey, err)
+	}
+	sr.Allow = l
 	return sr, nil
+}
+
+// parseAllow reads an allow list entry: a prefix (ADDR/LEN) or an
+// address (its /32 or /128).
+func parseAllow(text string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(text); err == nil {
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, -1))
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(text)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q: want an address or a prefix (ADDR/LEN)", text)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func parseNetmask(s string, f model.Family) (uint32, error) {

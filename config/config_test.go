@@ -161,3 +161,90 @@ func TestParseSysctls(t *testing.T) {
 		}
 	}
 }
+
+func prefixes(ss ...string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range ss {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}
+
+// allow: prefixes or bare addresses, masked and sorted; a service without
+// an allow key takes the top-level list's entries of its family, allow: []
+// takes none.
+func TestParseAllow(t *testing.T) {
+	r, err := Parse([]byte(`
+allow: [198.18.9.0/24, "2001:db8:9::/48"]
+services:
+  - tcp: 198.18.0.1:80
+    allow: [203.0.113.7, 198.18.0.77/24, "::ffff:10.1.2.3"]
+  - udp: 198.18.0.1:53
+  - tcp: "[2001:db8::1]:443"
+  - tcp: 198.18.0.2:80
+    allow: []
+  - tcp: 198.18.0.3:80
+    allow:
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][]netip.Prefix{
+		prefixes("10.1.2.3/32", "198.18.0.0/24", "203.0.113.7/32"),
+		prefixes("198.18.9.0/24"),
+		prefixes("2001:db8:9::/48"),
+		nil,
+		prefixes("198.18.9.0/24"), // allow: with nothing is absent
+	} {
+		if got := r.Services[i].Allow; !slices.Equal(got, want) {
+			t.Errorf("service %d: allow %v, want %v", i+1, got, want)
+		}
+	}
+	r, err = Parse([]byte("services:\n  - tcp: 198.18.0.1:80\n"))
+	if err != nil || r.Services[0].Allow != nil {
+		t.Fatalf("no allow anywhere: %v %v", r.Services[0].Allow, err)
+	}
+}
+
+func TestParseAllowErrors(t *testing.T) {
+	var many []string
+	for i := range model.MaxAllow + 1 {
+		many = append(many, fmt.Sprintf("10.0.%d.%d", i>>8, i&255))
+	}
+	tooMany := strings.Join(many, ", ")
+	for _, tc := range []struct {
+		doc  string
+		want []string // all in the message
+		is   error
+	}{
+		{"services:\n  - tcp: 198.18.0.1:80\n    allow: [198.18.0.0/24, nope]\n",
+			[]string{"service 1", "-t 198.18.0.1:80", "allow entry 2", `"nope"`, "want an address or a prefix"}, nil},
+		{"services:\n  - tcp: 198.18.0.1:80\n    allow: [198.18.0.0/33]\n",
+			[]string{"service 1", "allow entry 1", `"198.18.0.0/33"`}, nil},
+		{"services:\n  - tcp: 198.18.0.1:80\n  - tcp: 198.18.0.2:80\n    allow: [198.18.0.0/24, \"2001:db8::/32\"]\n",
+			[]string{"service 2", "-t 198.18.0.2:80", "allow entry 2001:db8::/32", "Invalid allow list entry"}, model.ErrAllowInvalid},
+		{"services:\n  - tcp: 198.18.0.1:80\n    allow: [198.18.0.1/24, 198.18.0.0/24]\n",
+			[]string{"service 1", "198.18.0.0/24", "given twice"}, model.ErrAllowExists},
+		{"services:\n  - tcp: 198.18.0.1:80\n    allow: [" + tooMany + "]\n",
+			[]string{"service 1", "1025 allow list entries", "at most 1024"}, model.ErrTooManyAllows},
+		{"allow: [198.18.0.0/24, x]\nservices:\n  - tcp: 198.18.0.1:80\n",
+			[]string{"allow entry 2", `"x"`}, nil},
+		{"allow: [198.18.0.0/24]\nservices:\n  - tcp: 198.18.0.1:80\n  - udp: \"[2001:db8::1]:53\"\n",
+			[]string{"service 2", "-u [2001:db8::1]:53", "no IPv6 entry", "allow: []"}, nil},
+		{"allow: 198.18.0.0/24\nservices:\n  - tcp: 198.18.0.1:80\n", []string{"cannot unmarshal"}, nil},
+	} {
+		_, err := Parse([]byte(tc.doc))
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: %v, want %q in it", tc.doc, err, w)
+			}
+		}
+		if tc.is != nil && !errors.Is(err, tc.is) {
+			t.Errorf("%q: %v is not %v", tc.doc, err, tc.is)
+		}
+	}
+	// Exactly the maximum is fine.
+	if _, err := Parse([]byte("services:\n  - tcp: 198.18.0.1:80\n    allow: [" + strings.Join(many[:model.MaxAllow], ", ") + "]\n")); err != nil {
+		t.Fatal(err)
+	}
+}
