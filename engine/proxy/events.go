@@ -18,10 +18,14 @@ const (
 	// EvUDPUpstreamError counts datagrams dropped because their flow's
 	// socket toward the real server could not be opened.
 	EvUDPUpstreamError = "udp_upstream_error"
+	// EvDenied counts TCP connections closed and UDP datagrams dropped
+	// because their source is not in their service's allow list (new
+	// connections and flows only), as the xdp engine's "denied".
+	EvDenied = "denied"
 )
 
 type events struct {
-	acceptError, udpFlowLimit, udpUpstreamError atomic.Uint64
+	acceptError, udpFlowLimit, udpUpstreamError, denied atomic.Uint64
 }
 
 // Events implements engine.Eventer.
@@ -30,6 +34,7 @@ func (e *Engine) Events() map[string]uint64 {
 		EvAcceptError:      e.ev.acceptError.Load(),
 		EvUDPFlowLimit:     e.ev.udpFlowLimit.Load(),
 		EvUDPUpstreamError: e.ev.udpUpstreamError.Load(),
+		EvDenied:           e.ev.denied.Load(),
 	}
 }
 

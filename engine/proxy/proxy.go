@@ -5,6 +5,10 @@
 // privileges beyond binding the virtual address. FULLNAT destinations of a
 // service with a local address pool (DPVS ipvsadm -P) see the pool's
 // addresses instead, in round robin per service; NAT (-m) ones do not.
+// A service with a source allow list (engine.Rules.SetAllow) closes TCP
+// connections from other sources as soon as it accepts them (a reset)
+// and drops their datagrams, counting both (EvDenied); connections and
+// flows made before go on.
 //
 // How the IPVS counters are derived at the socket level:
 //   - Conns: one per accepted TCP connection or new UDP flow (the model's

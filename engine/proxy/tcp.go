@@ -94,7 +94,11 @@ func (e *Engine) handleTCP(client *net.TCPConn) {
 		}
 	})
 	if verdict != ipvs.Forward {
-		// No server may take it (or the service just went): refuse.
+		if verdict == ipvs.Deny {
+			e.ev.denied.Add(1)
+		}
+		// No server may take it, its source is not allowed (or the
+		// service just went): refuse.
 		client.SetLinger(0)
 		client.Close()
 		return

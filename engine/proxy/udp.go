@@ -45,6 +45,8 @@ func (e *Engine) serveUDP(pc *net.UDPConn, vip netip.AddrPort) {
 		})
 		if f != nil {
 			f.upstream.Write(buf[:n])
+		} else if verdict == ipvs.Deny {
+			e.ev.denied.Add(1)
 		}
 	}
 }
