@@ -91,6 +91,8 @@ type Engine struct {
 	tunSrc   netip.Addr // outer source of TUN packets, if any
 	batching bool
 	dirty    map[model.ServiceKey]bool
+	// allowed holds the allow map's entries by service id (allow.go).
+	allowed map[uint32]map[bpf.AllowKey]bool
 
 	warner eventWarner // rate-limited warnings of data-path events
 	// managed are the --interface indexes; extraIfaces other interfaces
@@ -141,15 +143,7 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 			m.Pinning = ebpf.PinByName
 		}
 	}
-	e := &Engine{
-		Table: engine.NewTable(ipvs.Options{}), log: log, opts: o,
-		svcIDs: map[model.ServiceKey]uint32{}, destIDs: map[model.ServiceKey]map[netip.AddrPort]uint32{},
-		hashSlots: newSlots(hashSlots), mhSlots: newSlots(mhSlots), seen: map[model.ServiceKey]bool{}, svcMeta: map[uint32]svcMeta{}, dirty: map[model.ServiceKey]bool{},
-		hops: map[uint32]nextHop{}, addrHops: map[hopKey]hopResult{}, stop: make(chan struct{}),
-		svcKeys: map[uint32]model.ServiceKey{}, destKeys: map[uint32]destRef{}, refs: newRefs(),
-	}
-	e.svcPool = newIDPool(maxServices, e.cleanSvc)
-	e.destPool = newIDPool(maxDests, e.cleanDest)
+	e := newEngine(log, o)
 	if err := spec.LoadAndAssign(&e.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: o.PinDir}}); err != nil {
 		if errors.Is(err, ebpf.ErrMapIncompatible) {
 			return nil, fmt.Errorf("the maps pinned under %s are from an incompatible gvs: run gvsd --cleanup (drops their connections): %w", o.PinDir, err)
@@ -161,6 +155,10 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 		return nil, err
 	}
 	if err := e.recoverIDs(); err != nil {
+		e.objs.Close()
+		return nil, err
+	}
+	if err := e.recoverAllow(); err != nil {
 		e.objs.Close()
 		return nil, err
 	}
@@ -189,6 +187,21 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 		e.RunTimers(e.stop, e.tick)
 	}()
 	return e, nil
+}
+
+// newEngine is an engine with nothing loaded yet.
+func newEngine(log *slog.Logger, o Options) *Engine {
+	e := &Engine{
+		Table: engine.NewTable(ipvs.Options{}), log: log, opts: o,
+		svcIDs: map[model.ServiceKey]uint32{}, destIDs: map[model.ServiceKey]map[netip.AddrPort]uint32{},
+		hashSlots: newSlots(hashSlots), mhSlots: newSlots(mhSlots), seen: map[model.ServiceKey]bool{}, svcMeta: map[uint32]svcMeta{}, dirty: map[model.ServiceKey]bool{},
+		hops: map[uint32]nextHop{}, addrHops: map[hopKey]hopResult{}, stop: make(chan struct{}),
+		svcKeys: map[uint32]model.ServiceKey{}, destKeys: map[uint32]destRef{}, refs: newRefs(),
+		allowed: map[uint32]map[bpf.AllowKey]bool{},
+	}
+	e.svcPool = newIDPool(maxServices, e.cleanSvc)
+	e.destPool = newIDPool(maxDests, e.cleanDest)
+	return e
 }
 
 // Name implements engine.Engine.

@@ -83,10 +83,14 @@ func (e *Engine) releaseIDs() {
 	e.destPool.release(dests)
 }
 
-// cleanSvc zeroes a service id's counters (adding them to the totals of
-// the services gone) and its scheduler state, its used mark last: a gvsd
+// cleanSvc deletes a service id's allow list entries (if any were left),
+// zeroes its counters (adding them to the totals of the services gone)
+// and its scheduler state, its used mark last: a gvsd
 // stopped half-way leaves the id retired, not free and dirty.
 func (e *Engine) cleanSvc(id uint32) error {
+	if err := e.deleteAllow(id, nil); err != nil {
+		return err
+	}
 	per := make([]bpf.Stats, ebpfCPUs())
 	if err := e.objs.SvcStats.Lookup(id, &per); err != nil {
 		return err

@@ -140,7 +140,7 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 			e.svcPool.retire(id, e.passes)
 		}
 		e.retireDests(k, live)
-		return nil
+		return e.dropAllow(k) // after the service value: allow.go
 	}
 	cfg := s.Config
 	servers := s.Servers()
@@ -207,12 +207,15 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 	if err := e.addNATSources(sv.Dests[:len(servers)]); err != nil {
 		return err
 	}
+	if err := e.writeAllow(id, s, &sv); err != nil { // entries, then the flag: allow.go
+		return err
+	}
 	if err := e.objs.Services.Put(svcKey(k), &sv); err != nil {
 		return err
 	}
 	// Only now is no server that left the list in BPF's copy of it.
 	e.retireDests(k, live)
-	return nil
+	return e.pruneAllow(id, s)
 }
 
 // writeDest writes a server's configuration in place, leaving the counts
