@@ -28,6 +28,15 @@ type Options struct {
 	// ExpireQuiescentTemplate is the sysctl expire_quiescent_template:
 	// a persistence template whose server has weight 0 stops being used.
 	ExpireQuiescentTemplate bool
+	// SloppyTCP is the sysctl sloppy_tcp: any TCP packet but a RST may
+	// start a connection, not only a SYN.
+	SloppyTCP bool
+	// NoConnReuse and ConnReuseFinWait are conn_reuse_mode 0 (a SYN never
+	// reopens a finished connection) and its bit 2 (a DR/TUN connection
+	// in FIN_WAIT is reopened too); the zero Options are mode 1, the
+	// kernel's default.
+	NoConnReuse      bool
+	ConnReuseFinWait bool
 }
 
 // IPVS is one instance: what the kernel keeps per network namespace.

@@ -92,9 +92,9 @@ func (v *IPVS) In(p Packet, now time.Time) (*Conn, Verdict) {
 		return nil, Pass
 	}
 	c := v.lookup(v.conns, connKey{p.Protocol, p.Src, p.Dst}, now)
-	if c != nil && reopens(c, p) {
+	if c != nil && v.reopens(c, p) {
 		// A SYN for a finished connection starts a new one
-		// (conn_reuse_mode 1).
+		// (conn_reuse_mode).
 		v.remove(c)
 		c = nil
 	}
@@ -103,7 +103,7 @@ func (v *IPVS) In(p Packet, now time.Time) (*Conn, Verdict) {
 		if svc == nil {
 			return nil, Pass
 		}
-		if p.Protocol == model.ProtoTCP && (p.TCPFlags&conn.SYN == 0 || p.TCPFlags&conn.RST != 0) {
+		if p.Protocol == model.ProtoTCP && (p.TCPFlags&conn.SYN == 0 && !v.opts.SloppyTCP || p.TCPFlags&conn.RST != 0) {
 			return nil, Pass
 		}
 		if !model.AllowListed(svc.allow, p.Src.Addr()) {
@@ -146,12 +146,15 @@ func (v *IPVS) Out(p Packet, now time.Time) (*Conn, Verdict) {
 	return c, Forward
 }
 
-// reopens is is_new_conn && is_new_conn_expected for conn_reuse_mode 1.
-func reopens(c *Conn, p Packet) bool {
-	if c.Protocol != model.ProtoTCP || p.TCPFlags&(conn.SYN|conn.ACK|conn.RST) != conn.SYN || c.control != nil {
+// reopens is is_new_conn && is_new_conn_expected under conn_reuse_mode:
+// 0 never; else a finished TCP connection, and with bit 2 a DR/TUN one
+// (no output seen) in FIN_WAIT.
+func (v *IPVS) reopens(c *Conn, p Packet) bool {
+	if v.opts.NoConnReuse || c.Protocol != model.ProtoTCP || p.TCPFlags&(conn.SYN|conn.ACK|conn.RST) != conn.SYN || c.control != nil {
 		return false
 	}
-	return c.State == conn.TimeWait || c.State == conn.Close
+	return c.State == conn.TimeWait || c.State == conn.Close ||
+		v.opts.ConnReuseFinWait && c.State == conn.FinWait && c.noOutput
 }
 
 // lookup finds an entry, expiring it first if its time is up (the kernel's

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"gvs/conn"
 	"gvs/model"
 )
 
@@ -55,5 +56,40 @@ func TestSetSysctlsExpireQuiescentTemplate(t *testing.T) {
 	v.SetSysctls(s)
 	if d := next(5002, 2*time.Second); d == first.Dest {
 		t.Fatalf("expire_quiescent_template=1: new connection still to the quiesced %v", d)
+	}
+}
+
+func TestSetSysctlsSloppyTCPAndConnReuse(t *testing.T) {
+	v := New(Options{})
+	svc := model.Service{ServiceKey: model.ServiceKey{Protocol: model.ProtoTCP, Addr: netip.MustParseAddr("198.18.0.100"), Port: 80, Family: model.IPv4}, Scheduler: "rr"}
+	if err := v.AddService(svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.AddDest(svc.ServiceKey, model.Dest{Addr: netip.MustParseAddr("198.18.0.11"), Port: 80, Method: model.Route, Weight: 1}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	pkt := func(port uint16, flags conn.TCPFlags) Packet {
+		return Packet{Protocol: model.ProtoTCP, Src: netip.AddrPortFrom(netip.MustParseAddr("198.18.5.1"), port),
+			Dst: netip.MustParseAddrPort("198.18.0.100:80"), TCPFlags: flags, Len: 40}
+	}
+	if _, vd := v.In(pkt(1000, conn.ACK), now); vd != Pass {
+		t.Fatalf("a bare ACK with sloppy_tcp 0: %v, want Pass", vd)
+	}
+	v.SetSysctls(model.Sysctls{SloppyTCP: 1, ConnReuseMode: 1})
+	if c, vd := v.In(pkt(1001, conn.ACK), now); vd != Forward || c.State != conn.Established {
+		t.Fatalf("a bare ACK with sloppy_tcp 1: %v, want a new established connection", vd)
+	}
+	// conn_reuse_mode 0: a SYN on a closed connection continues it.
+	v.SetSysctls(model.Sysctls{ConnReuseMode: 0})
+	c, _ := v.In(pkt(1002, conn.SYN), now)
+	v.In(pkt(1002, conn.RST), now)
+	if c2, _ := v.In(pkt(1002, conn.SYN), now); c2 != c {
+		t.Fatal("conn_reuse_mode 0 reopened a closed connection")
+	}
+	v.In(pkt(1002, conn.RST), now) // closed again
+	v.SetSysctls(model.Sysctls{ConnReuseMode: 1})
+	if c3, _ := v.In(pkt(1002, conn.SYN), now); c3 == c {
+		t.Fatal("conn_reuse_mode 1 did not reopen a closed connection")
 	}
 }
