@@ -266,6 +266,12 @@ func manyConns(addr string, n int) error {
 	for _, name := range names {
 		per[name]++
 	}
+	printPerServer(per)
+	return nil
+}
+
+// printPerServer prints how many each server took, NAME=N by name.
+func printPerServer(per map[string]int) {
 	keys := make([]string, 0, len(per))
 	for k := range per {
 		keys = append(keys, k)
@@ -274,7 +280,6 @@ func manyConns(addr string, n int) error {
 	for _, k := range keys {
 		fmt.Printf("%s=%d\n", k, per[k])
 	}
-	return nil
 }
 
 // manyUDP sends one datagram from each of n sockets (n flows) and wants
@@ -311,14 +316,7 @@ func manyUDP(addr string, n int) error {
 	if first != nil {
 		return fmt.Errorf("%d of %d flows failed; first: %w", failed, n, first)
 	}
-	keys := make([]string, 0, len(per))
-	for k := range per {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Printf("%s=%d\n", k, per[k])
-	}
+	printPerServer(per)
 	return nil
 }
 
