@@ -28,7 +28,7 @@ import (
 //
 //  1. starts the director fresh (empty tables) and a bulk transfer from
 //     the client to a server through it, at -flood-xfer-rate;
-//  2. after 1 s, starts the flood: pktgen on c0, spoofed sources of
+//  2. after 1 s, starts the flood: pktgen on f0 (or c0), spoofed sources of
 //     -flood-prefix, to VIP:80, as fast as the generator goes;
 //  3. after -flood-ramp, and once the director's table is full (gvs:
 //     it has refused or evicted for room; nftables: conntrack holds 99%
@@ -42,16 +42,17 @@ import (
 //
 // The same without a flood is each director's baseline in the round.
 type floodOptions struct {
-	runs     int
-	conns    int
-	interval time.Duration
-	timeout  time.Duration
-	ramp     time.Duration
-	fillMax  time.Duration
-	maxConns string // gvsd --max-conns, comma-separated: gvs is measured with each
-	prefix   string
-	xferRate float64 // MB/s, 0: unlimited
-	only     string
+	runs       int
+	conns      int
+	interval   time.Duration
+	timeout    time.Duration
+	ramp       time.Duration
+	fillMax    time.Duration
+	maxConns   string // gvsd --max-conns, comma-separated: gvs is measured with each
+	prefix     string
+	xferRate   float64 // MB/s, 0: unlimited
+	sharedLink bool    // the flood from the client's namespace, over c0
+	only       string
 }
 
 // floodDirector is a director under test.
@@ -93,14 +94,13 @@ const (
 )
 
 func runFlood(o floodOptions, bin string) []floodRow {
-	floodPrefixFlag = o.prefix
 	prefix, err := netip.ParsePrefix(o.prefix)
 	if err != nil || !prefix.Addr().Is4() {
 		fatal(fmt.Errorf("-flood-prefix %q: an IPv4 prefix", o.prefix))
 	}
-	t := newFloodTopo(o.prefix)
+	t := newFloodTopo(o.prefix, o.sharedLink)
 	g := newGvsd(&topo{prefix: t.prefix, dir: t.dir}, bin)
-	g.ifaces = []string{"d0", "d1", "d2", "d3"}
+	g.ifaces = []string{"d0", "d1", "d2", "d3", "d4"}
 	var dirs []floodDirector
 	sizes := strings.Split(o.maxConns, ",")
 	for _, size := range sizes {
@@ -148,8 +148,9 @@ func runFlood(o floodOptions, bin string) []floodRow {
 	return rows
 }
 
-// genRate is one generator's rate straight into an XDP program on d0
-// that counts and drops (no director): the most it delivers here.
+// genRate is one generator's rate straight into an XDP program on the
+// director's interface that counts and drops (no director): the most it
+// delivers here.
 type genRate struct {
 	gen            string
 	sent, received float64 // frames per second
@@ -159,7 +160,11 @@ type genRate struct {
 var floodCal []genRate
 
 func calibrate(t *floodTopo, prefix netip.Prefix, r, runs int) []genRate {
-	c, err := pktgen.StartCapture("/run/netns/"+t.dir, "d0")
+	sinkIf := "d4"
+	if t.floodIf == "c0" {
+		sinkIf = "d0"
+	}
+	c, err := pktgen.StartCapture("/run/netns/"+t.dir, sinkIf)
 	if err != nil {
 		fatal(err)
 	}
@@ -172,7 +177,7 @@ func calibrate(t *floodTopo, prefix netip.Prefix, r, runs int) []genRate {
 		}
 		n0, _ := c.Count()
 		start := time.Now()
-		sent, err := pktgen.SYNFlood(context.Background(), pktgen.Flood{NetNS: "/run/netns/" + t.cli, Iface: "c0", DstMAC: t.macs["d0"],
+		sent, err := pktgen.SYNFlood(context.Background(), pktgen.Flood{NetNS: "/run/netns/" + t.floodNS, Iface: t.floodIf, DstMAC: t.floodDst,
 			SrcPrefix: prefix, Dst: netip.MustParseAddrPort(fmt.Sprintf("%s:%d", fVIP, fPort)), Method: method, Duration: time.Second})
 		if err != nil {
 			fatal(err)
@@ -181,7 +186,7 @@ func calibrate(t *floodTopo, prefix netip.Prefix, r, runs int) []genRate {
 		time.Sleep(20 * time.Millisecond)
 		n1, _ := c.Count()
 		g := genRate{gen: gen, sent: float64(sent) / el.Seconds(), received: float64(n1-n0) / el.Seconds()}
-		progress("round %d/%d  generator %-11s into an XDP sink on d0: sent %8.0f/s, received %8.0f/s", r, runs, gen, g.sent, g.received)
+		progress("round %d/%d  generator %-11s into an XDP sink on the director: sent %8.0f/s, received %8.0f/s", r, runs, gen, g.sent, g.received)
 		out = append(out, g)
 	}
 	return out
@@ -216,7 +221,7 @@ func measureFlood(t *floodTopo, d floodDirector, gen string, prefix netip.Prefix
 			method = pktgen.LiveFrames
 		}
 		go func() {
-			n, err := pktgen.SYNFlood(ctx, pktgen.Flood{NetNS: "/run/netns/" + t.cli, Iface: "c0", DstMAC: t.macs["d0"],
+			n, err := pktgen.SYNFlood(ctx, pktgen.Flood{NetNS: "/run/netns/" + t.floodNS, Iface: t.floodIf, DstMAC: t.floodDst,
 				SrcPrefix: prefix, Dst: netip.MustParseAddrPort(fmt.Sprintf("%s:%d", fVIP, fPort)), Method: method})
 			done <- result{n, err, time.Since(start)}
 		}()
@@ -485,7 +490,7 @@ func floodReport(w io.Writer, o floodOptions, rows []floodRow) {
 			median(ok), n, span(ok), median(before), median(during), exact, len(r.s))
 	}
 	if len(floodCal) > 0 {
-		fmt.Fprintf(w, "\nThe generators straight into an XDP program on d0 that counts and drops (no director; 1 s each, medians):\n\n")
+		fmt.Fprintf(w, "\nThe generators straight into an XDP program on the director's interface that counts and drops (no director; 1 s each, medians):\n\n")
 		fmt.Fprintln(w, "| generator | sent (frames/s) | received (frames/s) |")
 		fmt.Fprintln(w, "|---|--:|--:|")
 		for _, gen := range []string{genLive, genPkt} {

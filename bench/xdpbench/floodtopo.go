@@ -17,22 +17,27 @@ import (
 // The flood benchmark's network (-flood), its own namespaces:
 //
 //	cli: c0 198.18.0.1/24  <->  dir: d0 198.18.0.2/24 + VIP 198.18.0.100/32
+//	fl:  f0 198.18.4.1/24  <->  dir: d4 198.18.4.2/24
 //	                            dir: d1 198.18.11.1/24 <-> srv1: e0 198.18.11.2/24
 //	                            dir: d2 198.18.12.1/24 <-> srv2: e0 198.18.12.2/24
 //	                            dir: d3 198.18.13.1/24 <-> srv3: e0 198.18.13.2/24
 //
-// cli holds the legitimate clients (real sockets) and the flood source
-// (pktgen on c0, spoofing sources of -flood-prefix); the director is gvsd
-// (xdp engine on d0-d3) or nftables DNAT; each server has the VIP on lo
-// (DR), its default route through the director (NAT's replies; DR's go
-// through the director's kernel forwarding, as to any gateway), and a
-// Go server on port 80. Replies to spoofed sources are routed back to
-// cli, which drops them (it does not forward). All neighbours are
-// permanent.
+// cli holds the legitimate clients (real sockets), fl the flood source
+// (pktgen on f0, spoofing sources of -flood-prefix), which reaches the
+// director by a link of its own (as from another part of the Internet;
+// -flood-shared-link sends it from cli over c0 instead). The director is
+// gvsd (xdp engine on d0-d4) or nftables DNAT; each server has the VIP
+// on lo (DR), its default route through the director (NAT's replies;
+// DR's go through the director's kernel forwarding, as to any gateway),
+// and a Go server on port 80. Replies to spoofed sources are routed back
+// to the flood's side, which drops them (it does not forward). All
+// neighbours are permanent.
 const (
 	fVIP    = "198.18.0.100"
 	fClient = "198.18.0.1"
 	fDirIP  = "198.18.0.2"
+	fFlood  = "198.18.4.1" // f0
+	fDirFl  = "198.18.4.2" // d4
 	fPort   = 80
 	fNSrv   = 3
 )
@@ -41,13 +46,18 @@ func fSrvIP(i int) string { return fmt.Sprintf("198.18.%d.2", 11+i) }
 func fGwIP(i int) string  { return fmt.Sprintf("198.18.%d.1", 11+i) }
 
 type floodTopo struct {
-	prefix    string
-	cli, dir  string
-	srv       []string
-	macs      map[string]net.HardwareAddr // c0, d0..d3, e0 of srv i as "e1".."e3"
-	destroyed bool
-	servers   []net.Listener
-	xferBytes atomic.Uint64 // bytes the servers have read from bulk transfers
+	prefix   string
+	cli, dir string
+	fl       string // the flood's namespace
+	// floodNS, floodIf, floodDst: where the flood leaves from and the
+	// MAC it is sent to (f0 to d4, or c0 to d0 with -flood-shared-link).
+	floodNS, floodIf string
+	floodDst         net.HardwareAddr
+	srv              []string
+	macs             map[string]net.HardwareAddr // c0, d0..d3, e0 of srv i as "e1".."e3"
+	destroyed        bool
+	servers          []net.Listener
+	xferBytes        atomic.Uint64 // bytes the servers have read from bulk transfers
 }
 
 // nsx is a command in namespace ns with nsenter (ip netns exec would
@@ -56,16 +66,16 @@ func nsx(ns string, args ...string) []string {
 	return append([]string{"nsenter", "--net=/run/netns/" + ns}, args...)
 }
 
-func newFloodTopo(floodPrefix string) *floodTopo {
+func newFloodTopo(floodPrefix string, sharedLink bool) *floodTopo {
 	b := make([]byte, 3)
 	rand.Read(b)
 	p := "gvsf" + hex.EncodeToString(b)
-	t := &floodTopo{prefix: p, cli: p + "-cli", dir: p + "-dir", macs: map[string]net.HardwareAddr{}}
+	t := &floodTopo{prefix: p, cli: p + "-cli", dir: p + "-dir", fl: p + "-fl", macs: map[string]net.HardwareAddr{}}
 	for i := range fNSrv {
 		t.srv = append(t.srv, fmt.Sprintf("%s-srv%d", p, i+1))
 	}
 	cleanups = append(cleanups, t.destroy)
-	all := append([]string{t.cli, t.dir}, t.srv...)
+	all := append([]string{t.cli, t.dir, t.fl}, t.srv...)
 	for _, ns := range all {
 		must("ip", "netns", "add", ns)
 		must("ip", "-n", ns, "link", "set", "lo", "up")
@@ -81,9 +91,12 @@ func newFloodTopo(floodPrefix string) *floodTopo {
 	addr(t.cli, "c0", fClient+"/24")
 	addr(t.dir, "d0", fDirIP+"/24")
 	addr(t.dir, "d0", fVIP+"/32")
+	pair("f0", t.fl, "d4", t.dir)
+	addr(t.fl, "f0", fFlood+"/24")
+	addr(t.dir, "d4", fDirFl+"/24")
 	dirSysctl := []string{"sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.forwarding=1",
 		"net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.d0.rp_filter=0",
-		"net.ipv4.conf.d0.forwarding=1"}
+		"net.ipv4.conf.d0.forwarding=1", "net.ipv4.conf.d4.rp_filter=0", "net.ipv4.conf.d4.forwarding=1"}
 	for i, ns := range t.srv {
 		d := fmt.Sprintf("d%d", i+1)
 		pair(d, t.dir, "e0", ns)
@@ -98,16 +111,20 @@ func newFloodTopo(floodPrefix string) *floodTopo {
 			"net.ipv4.conf."+d+".accept_local=1")
 	}
 	must(nsx(t.dir, dirSysctl...)...)
-	// Replies to the spoofed sources go back to the client side, which
+	// Replies to the spoofed sources go back to the flood's side, which
 	// drops them.
-	must("ip", "-n", t.dir, "route", "add", floodPrefixFlag, "via", fClient, "dev", "d0")
+	if sharedLink {
+		must("ip", "-n", t.dir, "route", "add", floodPrefix, "via", fClient, "dev", "d0")
+	} else {
+		must("ip", "-n", t.dir, "route", "add", floodPrefix, "via", fFlood, "dev", "d4")
+	}
 	// Checksums in the packets (as a NIC would have filled them in: the
 	// director's XDP sees and rewrites real ones); GRO on the hosts, the
 	// NAPI that veth needs to take XDP_TX and redirected frames.
-	for _, x := range [][2]string{{"c0", t.cli}, {"e0", t.srv[0]}, {"e0", t.srv[1]}, {"e0", t.srv[2]}} {
+	for _, x := range [][2]string{{"c0", t.cli}, {"f0", t.fl}, {"e0", t.srv[0]}, {"e0", t.srv[1]}, {"e0", t.srv[2]}} {
 		must(nsx(x[1], "ethtool", "-K", x[0], "tx", "off", "gro", "on")...)
 	}
-	for i := range fNSrv + 1 {
+	for i := range fNSrv + 2 {
 		must(nsx(t.dir, "ethtool", "-K", fmt.Sprintf("d%d", i), "tx", "off")...)
 	}
 	mac := func(ns, dev string) net.HardwareAddr {
@@ -124,7 +141,8 @@ func newFloodTopo(floodPrefix string) *floodTopo {
 		return m
 	}
 	t.macs["c0"] = mac(t.cli, "c0")
-	for i := range fNSrv + 1 {
+	t.macs["f0"] = mac(t.fl, "f0")
+	for i := range fNSrv + 2 {
 		t.macs[fmt.Sprintf("d%d", i)] = mac(t.dir, fmt.Sprintf("d%d", i))
 	}
 	neigh := func(ns, ip, m, dev string) {
@@ -133,6 +151,11 @@ func newFloodTopo(floodPrefix string) *floodTopo {
 	neigh(t.cli, fVIP, t.macs["d0"].String(), "c0")
 	neigh(t.cli, fDirIP, t.macs["d0"].String(), "c0")
 	neigh(t.dir, fClient, t.macs["c0"].String(), "d0")
+	neigh(t.dir, fFlood, t.macs["f0"].String(), "d4")
+	t.floodNS, t.floodIf, t.floodDst = t.fl, "f0", t.macs["d4"]
+	if sharedLink {
+		t.floodNS, t.floodIf, t.floodDst = t.cli, "c0", t.macs["d0"]
+	}
 	for i, ns := range t.srv {
 		e := mac(ns, "e0")
 		t.macs[fmt.Sprintf("e%d", i+1)] = e
@@ -144,9 +167,6 @@ func newFloodTopo(floodPrefix string) *floodTopo {
 	return t
 }
 
-// floodPrefixFlag is -flood-prefix (set before newFloodTopo).
-var floodPrefixFlag string
-
 func (t *floodTopo) destroy() {
 	if t.destroyed {
 		return
@@ -155,7 +175,7 @@ func (t *floodTopo) destroy() {
 	for _, l := range t.servers {
 		l.Close()
 	}
-	for _, ns := range append([]string{t.cli, t.dir}, t.srv...) {
+	for _, ns := range append([]string{t.cli, t.dir, t.fl}, t.srv...) {
 		run("ip", "netns", "del", ns)
 	}
 }

@@ -87,6 +87,7 @@ func main() {
 	flag.DurationVar(&o.fl.ramp, "flood-ramp", 500*time.Millisecond, "flood at least this long before the legitimate connections start")
 	flag.DurationVar(&o.fl.fillMax, "flood-fill-max", 15*time.Second, "flood until the director's table is full, at most this long, before the legitimate connections start")
 	flag.StringVar(&o.fl.maxConns, "flood-max-conns", "4096", "gvsd --max-conns in the flood benchmark; several, comma-separated, measure gvs with each")
+	flag.BoolVar(&o.fl.sharedLink, "flood-shared-link", false, "send the flood from the clients' namespace over their link (default: from a namespace and link of its own)")
 	flag.StringVar(&o.fl.prefix, "flood-prefix", "198.19.0.0/16", "the flood's spoofed source addresses")
 	flag.Float64Var(&o.fl.xferRate, "flood-xfer-rate", 50, "the established transfer's rate in MB/s (0: as fast as it goes)")
 	flag.StringVar(&o.fl.only, "flood-only-case", "", "run only the flood measurements whose \"director, generator\" contains this")
