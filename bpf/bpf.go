@@ -39,6 +39,12 @@ func SizeConns(spec *ebpf.CollectionSpec, n uint32) {
 	if m, ok := spec.Maps["conn_ring"]; ok {
 		m.MaxEntries = 2 * n
 	}
+	// Templates (allocated as used) at least as many as connections: the
+	// connection table fills first, and evicting a flood's handshakes
+	// frees their templates too.
+	if m, ok := spec.Maps["templates"]; ok && m.MaxEntries < n {
+		m.MaxEntries = n
+	}
 }
 
 // DefaultConfig is the config map's value with the kernel's defaults of

@@ -307,8 +307,37 @@ __gvs_subprog void reply_remove(const struct gvs_conn_key *key, __u32 raddr, __u
 		bpf_map_delete_elem(&rconns, &rk);
 }
 
+/* A removed controlled connection lets go of its template (found by
+ * key, see above); with drop_idle, a template it was the last to hold
+ * goes too. A call of its own: the template key's stack is not the
+ * caller's. */
+__gvs_subprog void tmpl_release(const struct gvs_conn_key *key, __u32 svc, int drop_idle)
+{
+	int exact = 0;
+	struct gvs_svc *s = svc_by_id(key, svc, &exact);
+
+	if (!s)
+		return;
+	struct gvs_conn_key tk;
+	tmpl_key(&tk, key, s->netmask, exact);
+	struct gvs_template *t = bpf_map_lookup_elem(&templates, &tk);
+	if (t && __sync_fetch_and_add(&t->n_control, -1) == 1 && drop_idle)
+		tmpl_remove(&tk, t);
+}
+
+static __always_inline void conn_remove_ex(struct gvs_conn_key *key, struct gvs_conn *c, int drop_idle_tmpl);
+
 /* ip_vs_conn_expire / remove for a connection the packet path drops. */
 static __always_inline void conn_remove(struct gvs_conn_key *key, struct gvs_conn *c)
+{
+	conn_remove_ex(key, c, 0);
+}
+
+/* conn_remove; with drop_idle_tmpl, a persistence template the
+ * connection was the last to hold goes too (an evicted handshake's: a
+ * flood's templates must not outlive its half-open entries and fill
+ * their table). */
+static __always_inline void conn_remove_ex(struct gvs_conn_key *key, struct gvs_conn *c, int drop_idle_tmpl)
 {
 	__u32 dest = RD(c->dest), svc = RD(c->svc), laddr = c->laddr[0];
 	__u16 lport = c->lport, rport = c->rport;
@@ -321,17 +350,8 @@ static __always_inline void conn_remove(struct gvs_conn_key *key, struct gvs_con
 		dest_unbind(d, (flags & GVS_CONN_F_INACTIVE) ? BIND_INACTIVE : BIND_ACTIVE);
 	if (d && (flags & GVS_CONN_F_NAT))
 		reply_remove(key, d->addr[0], laddr, rport, lport);
-	if (flags & GVS_CONN_F_CONTROLLED) {
-		int exact = 0;
-		struct gvs_svc *s = svc_by_id(key, svc, &exact);
-		if (s) {
-			struct gvs_conn_key tk;
-			tmpl_key(&tk, key, s->netmask, exact);
-			struct gvs_template *t = bpf_map_lookup_elem(&templates, &tk);
-			if (t)
-				__sync_fetch_and_add(&t->n_control, -1);
-		}
-	}
+	if (flags & GVS_CONN_F_CONTROLLED)
+		tmpl_release(key, svc, drop_idle_tmpl);
 }
 
 /* Whether a live entry may be evicted to make room for a new one: a
@@ -406,7 +426,12 @@ static long ring_visit(__u64 i, void *vw)
 		return 1;
 	}
 	if (w->evict && conn_evictable(c)) {
-		conn_remove(k, c);
+		__u8 st = RD(c->state);
+		/* A handshake's template goes with it if nothing else holds
+		 * it; a finished connection's or a UDP flow's stays (its
+		 * persistence is the client's). */
+		conn_remove_ex(k, c, st == GVS_S_SYN_RECV || st == GVS_S_SYN_SENT ||
+				     st == GVS_S_SYNACK || st == GVS_S_NONE);
 		ev_inc(GVS_EV_EVICTED);
 		w->slot = slot;
 		return 1;

@@ -381,3 +381,46 @@ func TestAllowList(t *testing.T) {
 		t.Fatalf("denied %d, want 1", ev[evDenied])
 	}
 }
+
+// TestSYNFloodPersistent: on a persistent service a flood's templates go
+// with its evicted handshakes, so the template table does not fill and
+// refuse new clients; an established client keeps its template.
+func TestSYNFloodPersistent(t *testing.T) {
+	const n = 128
+	o := loadSmall(t, n, n)
+	putDest(t, o, 1, drDest(rs1, 80, 1, 1, 1))
+	putDest(t, o, 2, drDest(rs2, 80, 1, 1, 2))
+	putService(t, o, svcSpec{id: 7, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR,
+		flags: 1, timeout: 300, netmask: 0xffffffff, dests: []uint32{2, 1}})
+	must(t, o.Ifmacs.Put(uint32(1), &IfMAC{Mac: ifMAC}))
+	onOneCPU(t)
+	est := ap("198.18.6.1:2000")
+	establish(t, o, est)
+	for i := range 4 * n {
+		if act, _ := run(t, o, syn(floodSrc(i), 80).build()); act != xdpTX {
+			t.Fatalf("flood SYN %d: %s (events %v)", i, actionNames[act], events(t, o))
+		}
+	}
+	if ev := events(t, o); ev[evTemplateFull] != 0 || ev[evEvicted] == 0 {
+		t.Fatalf("template_full %d evicted %d", ev[evTemplateFull], ev[evEvicted])
+	}
+	tk := ConnKey{Proto: unix.IPPROTO_TCP, Af: 4, Vport: htons(80)}
+	tk.Caddr[0] = ip4(est.Addr())
+	tk.Vaddr[0] = ip4(vip)
+	var tv Template
+	if err := o.Templates.Lookup(&tk, &tv); err != nil || tv.N_control != 1 {
+		t.Fatalf("the established client's template: %+v %v", tv, err)
+	}
+	// Every template left is held by a connection (the counts agree).
+	var k ConnKey
+	var persist int32
+	for it := o.Templates.Iterate(); it.Next(&k, &tv); {
+		if tv.N_control < 1 {
+			t.Fatalf("template %+v holds nothing", tv)
+		}
+		persist++
+	}
+	if d1, d2 := getDest(t, o, 1), getDest(t, o, 2); d1.Persistconns+d2.Persistconns != persist {
+		t.Fatalf("persistconns %d+%d, %d templates", d1.Persistconns, d2.Persistconns, persist)
+	}
+}
