@@ -376,14 +376,30 @@ static __always_inline int conn_evictable(const struct gvs_conn *c)
 #define RING_FREE_TRIES  8
 #define RING_EVICT_TRIES 64
 
+/* Making room, NAT handshakes the server has not answered yet are passed
+ * over for up to this many slots: their clients may be waiting on a
+ * server slowed by the flood, while an answered one a real client
+ * completes within a round trip. */
+#define RING_UNANSWERED_SKIP 8
+
 struct ring_walk {
 	__u64 now;
 	__u32 cpu;    /* whose part and hand */
 	__u32 base;   /* that part's first slot */
 	__u32 part;
-	__u32 evict;
-	__s64 slot;   /* the slot found, or -1 */
+	__s32 slot;   /* the slot found, or -1 (rings are under 2^31) */
+	__s32 cand;   /* the first unanswered NAT handshake passed over */
+	__u16 evict;
+	__u16 skipped;
 };
+
+/* A NAT/FULLNAT handshake whose server has not answered. */
+static __always_inline int conn_unanswered(const struct gvs_conn *c)
+{
+	__u8 f = RD(c->flags);
+
+	return RD(c->state) != GVS_S_UDP && (f & GVS_CONN_F_NAT) && !(f & GVS_CONN_F_REPLIED);
+}
 
 /* One slot at the hand. Keys are written in the hand's order, so an
  * empty slot is the part's frontier: nothing past it was ever used. For
@@ -426,6 +442,12 @@ static long ring_visit(__u64 i, void *vw)
 		return 1;
 	}
 	if (w->evict && conn_evictable(c)) {
+		if (conn_unanswered(c) && w->skipped < RING_UNANSWERED_SKIP) {
+			if (w->cand < 0)
+				w->cand = slot;
+			w->skipped++;
+			return 0;
+		}
 		__u8 st = RD(c->state);
 		/* A handshake's template goes with it if nothing else holds
 		 * it; a finished connection's or a UDP flow's stays (its
@@ -437,6 +459,22 @@ static long ring_visit(__u64 i, void *vw)
 		return 1;
 	}
 	return 0;
+}
+
+/* Evict the entry at ring slot s (an unanswered handshake passed over),
+ * if it is still there and evictable: the slot, or -1. */
+__gvs_subprog __s64 ring_evict_at(__s64 s)
+{
+	__u32 slot = s;
+	struct gvs_conn_key *k = bpf_map_lookup_elem(&conn_ring, &slot);
+	if (!k || !k->proto)
+		return -1;
+	struct gvs_conn *c = bpf_map_lookup_elem(&conns, k);
+	if (!c || !conn_evictable(c))
+		return -1;
+	conn_remove_ex(k, c, 1);
+	ev_inc(GVS_EV_EVICTED);
+	return slot;
 }
 
 /* Walk a part of conn_ring from its hand (see maps.h): the slot for a
@@ -460,13 +498,20 @@ __gvs_subprog __s64 ring_step(__u64 now, int evict)
 		.slot = -1,
 	};
 	w.base = w.cpu * w.part;
+	w.cand = -1;
 	bpf_loop(evict ? RING_EVICT_TRIES : RING_FREE_TRIES, ring_visit, &w, 0);
-	if (w.slot >= 0 || !evict || cpus < 2)
+	if (w.slot >= 0 || !evict)
 		return w.slot;
-	w.cpu = (w.cpu + 1 + bpf_get_prandom_u32() % (cpus - 1)) % cpus;
-	w.base = w.cpu * w.part;
-	bpf_loop(RING_EVICT_TRIES, ring_visit, &w, 0);
-	return w.slot;
+	if (w.cand < 0 && cpus > 1) {
+		w.cpu = (w.cpu + 1 + bpf_get_prandom_u32() % (cpus - 1)) % cpus;
+		w.base = w.cpu * w.part;
+		bpf_loop(RING_EVICT_TRIES, ring_visit, &w, 0);
+		if (w.slot >= 0)
+			return w.slot;
+	}
+	if (w.cand >= 0)
+		return ring_evict_at(w.cand);
+	return -1;
 }
 
 /* reopens (conn_reuse_mode, is_new_conn_expected): a bare SYN on a

@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"fmt"
 	"net/netip"
 	"runtime"
 	"testing"
@@ -423,4 +424,48 @@ func TestSYNFloodPersistent(t *testing.T) {
 	if d1, d2 := getDest(t, o, 1), getDest(t, o, 2); d1.Persistconns+d2.Persistconns != persist {
 		t.Fatalf("persistconns %d+%d, %d templates", d1.Persistconns, d2.Persistconns, persist)
 	}
+}
+
+// TestNATEvictsAnsweredFirst: making room, a NAT handshake its server
+// has not answered yet (its client may be waiting on a slow server) is
+// passed over for answered ones, which a real client would have
+// completed within a round trip.
+func TestNATEvictsAnsweredFirst(t *testing.T) {
+	const n = 64
+	o := loadSmall(t, n, 0)
+	putDest(t, o, 1, natDest(natRIP, fwdMasq))
+	natServer(t, o, natRIP.Addr())
+	putService(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR, dests: []uint32{1}})
+	vport := netip.AddrPortFrom(vip, 80)
+	inNetNS(t, func(int) error {
+		var set unix.CPUSet // one CPU: one part of the ring, in order
+		set.Set(0)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return err
+		}
+		legit := pkt{srcMAC: clientMAC, dstMAC: vipMAC, src: natClient, dst: vport, flags: tcpSYN}
+		if _, err := expect(o, "legitimate SYN", legit.build(), xdpRedirect, nil); err != nil {
+			return err
+		}
+		for i := range n + n/2 {
+			src := floodSrc(i)
+			syn := pkt{srcMAC: clientMAC, dstMAC: vipMAC, src: src, dst: vport, flags: tcpSYN}
+			if act, _, err := runNS(o, syn.build()); err != nil || act != xdpRedirect {
+				return fmt.Errorf("flood SYN %d: %s %v (events %v)", i, actionNames[act], err, events(t, o))
+			}
+			// The server answers it (the answer goes nowhere: no route
+			// to the spoofed source here; what counts is that it came).
+			ack := pkt{srcMAC: [6]byte(gwMAC), dstMAC: [6]byte(dirMAC), src: natRIP, dst: src, flags: tcpSYN | tcpACK}
+			if _, _, err := runNS(o, ack.build()); err != nil {
+				return err
+			}
+		}
+		if _, err := lookupConn(o, unix.IPPROTO_TCP, natClient, vport); err != nil {
+			return fmt.Errorf("the unanswered handshake, the oldest, was evicted: %v (events %v)", err, events(t, o))
+		}
+		if ev := events(t, o); ev[evEvicted] < n/2 {
+			return fmt.Errorf("evicted %d, want the answered ones to make room", ev[evEvicted])
+		}
+		return nil
+	})
 }

@@ -84,8 +84,10 @@ enum gvs_sched {
 #define GVS_CONN_F_CONTROLLED 0x4 /* has a persistence template */
 #define GVS_CONN_F_NAT        0x8 /* NAT/FULLNAT: has a reply entry in rconns */
 #define GVS_CONN_F_REPLIED    0x10 /* a reply was seen (NAT/FULLNAT): a UDP
-				    * flow the server answered, kept under
-				    * pressure like an established TCP one */
+				    * flow the server answered is kept under
+				    * pressure like an established TCP one;
+				    * an answered TCP handshake is evicted
+				    * before an unanswered one */
 
 /* TCP states: conn.State values (IP_VS_TCP_S_*); UDP uses GVS_S_UDP. */
 #define GVS_S_NONE        0

@@ -272,7 +272,7 @@ static __always_inline int out_conn(struct xdp_md *ctx, const struct gvs_pkt *p,
 	if (reply_ttl_expired(p))
 		return XDP_PASS;
 	stats_out(RD(c->svc), did, p->tot_len);
-	if (p->proto == IPPROTO_UDP && !(RD(c->flags) & GVS_CONN_F_REPLIED))
+	if (!(RD(c->flags) & GVS_CONN_F_REPLIED))
 		__sync_fetch_and_or((__u32 *)&c->state, (__u32)GVS_CONN_F_REPLIED << 8);
 	if (p->frag != GVS_FRAG_LATER)
 		conn_set_state(c, d, p, to, 1);
