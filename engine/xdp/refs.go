@@ -23,10 +23,13 @@ func (r *refs) reset() {
 	r.complete = false
 }
 
-func (r *refs) conn(c *bpf.Conn) {
+// conn notes a connection's ids; live says it is not expired: only a
+// live one still holds its service's templates (an expired one is
+// removed by this very pass).
+func (r *refs) conn(c *bpf.Conn, live bool) {
 	r.svc.set(c.Svc)
 	r.dest.set(c.Dest)
-	if c.Flags&connControlled != 0 {
+	if live && c.Flags&connControlled != 0 {
 		r.controlled.set(c.Svc)
 	}
 }

@@ -37,7 +37,7 @@ func (e *Engine) sweep() error {
 	e.refs.reset()
 	var expired []bpf.ConnKey
 	iterErr := eachEntry(e.objs.Conns, func(k *bpf.ConnKey, c *bpf.Conn) {
-		e.refs.conn(c)
+		e.refs.conn(c, c.Expires > t)
 		// destNone: an entry the data path is creating this instant.
 		if c.Expires <= t && c.Dest != destNone {
 			expired = append(expired, *k)
