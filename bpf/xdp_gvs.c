@@ -437,9 +437,10 @@ static __always_inline int under_pressure(__u64 now)
 }
 
 /* Put the rr/wrr position back as it was before a refused packet moved
- * it, unless another packet moved it since. */
-static __always_inline void sched_undo(const struct gvs_svc *svc, const struct gvs_sched_state *before,
-				       const struct gvs_sched_state *after)
+ * it. Another CPU's choice made in between is undone too (its server
+ * then comes up once more): the position is shared without a lock, as
+ * sched_state says. */
+static __always_inline void sched_undo(const struct gvs_svc *svc, const struct gvs_sched_state *before)
 {
 	__u32 sid = svc->id;
 
@@ -448,11 +449,9 @@ static __always_inline void sched_undo(const struct gvs_svc *svc, const struct g
 	struct gvs_sched_state *st = bpf_map_lookup_elem(&sched_state, &sid);
 	if (!st)
 		return;
-	if (st->rr_last == after->rr_last && st->wrr_cl == after->wrr_cl && st->wrr_cw == after->wrr_cw) {
-		st->rr_last = before->rr_last;
-		st->wrr_cl = before->wrr_cl;
-		st->wrr_cw = before->wrr_cw;
-	}
+	st->rr_last = before->rr_last;
+	st->wrr_cl = before->wrr_cl;
+	st->wrr_cw = before->wrr_cw;
 }
 
 /* A new connection may start with this TCP packet: a SYN, or with
@@ -616,12 +615,7 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 			} else if (lport_alloc(&req, &nc->laddr[0], &nc->lport)) {
 				/* Refused after all: undo what choosing moved. */
 				ev_inc(GVS_EV_NO_LPORT);
-				__u32 sid = svc->id;
-				struct gvs_sched_state *st = bpf_map_lookup_elem(&sched_state, &sid);
-				if (st) {
-					struct gvs_sched_state after = *st;
-					sched_undo(svc, &w->ss, &after);
-				}
+				sched_undo(svc, &w->ss);
 				if (created) {
 					struct gvs_template *t = bpf_map_lookup_elem(&templates, tk);
 					if (t && RD(t->n_control) == 0)
