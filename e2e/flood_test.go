@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -185,5 +187,50 @@ func TestXDPQuiescentTemplateDrain(t *testing.T) {
 	d.start()
 	if moved := tp.hellos(d, client, vip+":80", 1)[0]; moved == first {
 		t.Fatalf("with expire_quiescent_template=1 the client still goes to the quiesced %s", first)
+	}
+}
+
+// A corrupt rules.json and a bad --config at start do not stop gvsd: the
+// program stays attached and a running transfer goes on byte-exact, the
+// bad file is set aside, the API serves, and the rules can be restored
+// with gvsadm -R.
+func TestXDPCorruptRulesAtStart(t *testing.T) {
+	tp := newDRTopo(t, false)
+	d := tp.d
+	d.must("-A", "-t", vip+":80", "-s", "rr")
+	d.must("-a", "-t", vip+":80", "-r", "198.18.0.11", "-g")
+	saved := d.must("-S", "-n")
+	const size = "300000000"
+	done := make(chan error, 1)
+	var out string
+	go func() {
+		var err error
+		out, err = tp.role(tp.ns("client"), "bulk", vip+":80", size)
+		done <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+	d.stop()
+	rules := filepath.Join(d.stateDir, "rules.json")
+	if err := os.WriteFile(rules, []byte(`{"version": 1, "services": [`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "gvs.yaml")
+	if err := os.WriteFile(cfg, []byte("services:\n  - this is not a service\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.args = append(d.args, "--config", cfg)
+	d.start()
+	if err := <-done; err != nil || strings.TrimSpace(out) != size {
+		t.Fatalf("transfer across a start with corrupt rules: %q %v\n%s", out, err, d.log)
+	}
+	bad, _ := filepath.Glob(rules + ".bad-*")
+	if len(bad) != 1 {
+		t.Fatalf("the corrupt rules were not set aside: %v\n%s", bad, d.log)
+	}
+	if _, errs, code := d.adm(saved, "-R"); code != 0 {
+		t.Fatalf("gvsadm -R after the bad start: %s", errs)
+	}
+	if got := tp.hellos(d, tp.ns("client"), vip+":80", 1)[0]; got != "rs1" {
+		t.Fatalf("after the repair: %q", got)
 	}
 }
