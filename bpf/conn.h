@@ -374,6 +374,7 @@ static __always_inline int conn_evictable(const struct gvs_conn *c)
  * (the ring is twice the table, so one is near), and, when the table is
  * full, for an entry to evict (in this CPU's part, then in another's). */
 #define RING_FREE_TRIES  8
+#define RING_OFF (-2) /* ring_step: no ring configured */
 #define RING_EVICT_TRIES 64
 
 /* Making room, NAT handshakes the server has not answered yet are passed
@@ -488,7 +489,7 @@ __gvs_subprog __s64 ring_step(__u64 now, int evict)
 	struct gvs_config *cfg = bpf_map_lookup_elem(&config, &zero);
 
 	if (!cfg || !cfg->ring_part || !cfg->ring_cpus)
-		return -1;
+		return RING_OFF;
 	__u32 cpus = cfg->ring_cpus;
 	struct ring_walk w = {
 		.now = now,

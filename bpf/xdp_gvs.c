@@ -129,6 +129,12 @@ static __always_inline int fwd(struct xdp_md *ctx, const struct gvs_pkt *p,
 	return nat_xmit(ctx, p, &x, now, 0);
 }
 
+/* How long a reservation (an entry whose dest is GVS_DEST_NONE) may live:
+ * the program that made it fills it within its run, so one still there
+ * after this was abandoned (gvsd's sweep took the entry meanwhile and put
+ * a copy back) and is removed, unbound, by whoever meets it. */
+#define RESERVATION_NS (10 * NS_PER_SEC)
+
 static __always_inline int persist_check(__u32 id, __u32 *did)
 {
 	struct gvs_dest *d = dest_get(id);
@@ -147,8 +153,12 @@ static __always_inline int sched_persist(const struct gvs_svc *svc, const struct
 {
 	struct gvs_template *t = bpf_map_lookup_elem(&templates, tk);
 
-	if (t && RD(t->dest) == GVS_DEST_NONE)
-		return SP_BUSY;
+	if (t && RD(t->dest) == GVS_DEST_NONE) {
+		if (RD(t->expires) > now)
+			return SP_BUSY;
+		bpf_map_delete_elem(&templates, tk); /* abandoned: bound nothing */
+		t = 0;
+	}
 	if (t && RD(t->expires) <= now) {
 		if (RD(t->n_control) > 0) {
 			/* ip_vs_conn_expire: still controls connections,
@@ -192,7 +202,7 @@ static __always_inline int sched_persist(const struct gvs_svc *svc, const struct
 	 * the packet before the scheduler moves; it is published (dest set)
 	 * once a server is chosen. */
 	struct gvs_template nt = {
-		.expires = now + (__u64)svc->timeout * NS_PER_SEC,
+		.expires = now + RESERVATION_NS,
 		.dest = GVS_DEST_NONE,
 		.svc = svc->id,
 		.n_control = 0,
@@ -217,6 +227,7 @@ static __always_inline int sched_persist(const struct gvs_svc *svc, const struct
 		return nd ? SP_UNSUPPORTED : SP_REJECT;
 	}
 	dest_bind(nd, BIND_TEMPLATE);
+	t->expires = now + (__u64)svc->timeout * NS_PER_SEC;
 	__sync_val_compare_and_swap(&t->dest, GVS_DEST_NONE, id);
 	*did = id;
 	*created = 1;
@@ -317,8 +328,12 @@ __gvs_subprog int icmp_conn(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 n
 		struct gvs_conn_key f = *fk;
 		struct gvs_conn *c = bpf_map_lookup_elem(&conns, &f);
 		/* As in out_conn: the connection must still own this tuple. */
-		if (!c || !(RD(c->flags) & GVS_CONN_F_NAT) || c->laddr[0] != k.vaddr[0] ||
-		    c->lport != k.vport || c->rport != k.cport)
+		if (!c || RD(c->expires) <= now || !(RD(c->flags) & GVS_CONN_F_NAT) ||
+		    c->laddr[0] != k.vaddr[0] || c->lport != k.vport || c->rport != k.cport ||
+		    f.proto != k.proto)
+			goto pass;
+		struct gvs_dest *sd = dest_get(RD(c->dest));
+		if (!sd || sd->addr[0] != k.caddr[0])
 			goto pass;
 		if (reply_ttl_expired(p))
 			return XDP_PASS;
@@ -392,7 +407,7 @@ static __always_inline int conn_reserve(struct gvs_work *w, __u64 now, __u32 svc
 	__builtin_memset(nc, 0, sizeof(*nc));
 	nc->dest = GVS_DEST_NONE;
 	nc->svc = svc;
-	nc->expires = now + 10 * NS_PER_SEC; /* replaced within this run */
+	nc->expires = now + RESERVATION_NS; /* replaced within this run */
 	__u32 *hand = bpf_map_lookup_elem(&ring_hand, &zero);
 	__u32 h0 = hand ? RD(*hand) : 0;
 	__s64 slot = ring_step(now, 0);
@@ -410,21 +425,22 @@ static __always_inline int conn_reserve(struct gvs_work *w, __u64 now, __u32 svc
 		if (slot >= 0)
 			err = bpf_map_update_elem(&conns, &w->key, nc, BPF_NOEXIST);
 	}
-	if (err == -17)
-		return GVS_NEW_RACE;
-	if (err) {
+	if (err && err != -17) {
 		ev_inc(GVS_EV_CONN_TABLE_FULL);
 		return RESERVE_FULL;
 	}
+	/* The slot taken is written even when another CPU made the entry
+	 * first (a second index of a key is harmless; an unwritten slot
+	 * would be a hole that ends the eviction walk there). */
 	if (slot >= 0) {
 		__u32 s = slot;
 		struct gvs_conn_key *rk = bpf_map_lookup_elem(&conn_ring, &s);
 		if (rk)
 			*rk = w->key;
-	} else {
+	} else if (slot != RING_OFF && !err) {
 		ev_inc(GVS_EV_UNINDEXED);
 	}
-	return 0;
+	return err ? GVS_NEW_RACE : 0;
 }
 
 /* Whether this CPU evicted recently (see the pressure map). */
@@ -767,9 +783,13 @@ int xdp_gvs(struct xdp_md *ctx)
 
 	struct gvs_conn *c = bpf_map_lookup_elem(&conns, key);
 	if (c && RD(c->dest) == GVS_DEST_NONE) {
-		/* Another CPU is creating it this instant. */
-		ev_inc(GVS_EV_BUSY);
-		return XDP_DROP;
+		if (RD(c->expires) > now) {
+			/* Another CPU is creating it this instant. */
+			ev_inc(GVS_EV_BUSY);
+			return XDP_DROP;
+		}
+		bpf_map_delete_elem(&conns, key); /* abandoned: bound nothing */
+		c = 0;
 	}
 	if (c && (RD(c->expires) <= now || conn_reopens(c, p, cfg))) {
 		/* Expired (its timer would have fired) or reopened by a SYN. */

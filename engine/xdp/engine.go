@@ -95,11 +95,11 @@ type Engine struct {
 	allowed map[uint32]map[bpf.AllowKey]bool
 
 	warner eventWarner // rate-limited warnings of data-path events
-	// managed are the --interface indexes; extraIfaces other interfaces
-	// servers are reached through (ifaceKnown).
-	ifMu        sync.Mutex
-	managed     map[int]bool
-	extraIfaces map[int]bool
+	// managed are the --interface indexes; warnedIfaces the others a
+	// server was found behind (ifaceKnown).
+	ifMu         sync.Mutex
+	managed      map[int]bool
+	warnedIfaces map[int]bool
 	// cfg is the config map's value as last written (writeConfig).
 	cfgMu sync.Mutex
 	cfg   bpf.Config
@@ -228,8 +228,7 @@ func (e *Engine) Close() error {
 
 // writeIfaces writes each interface's MAC and MTU (ifmacs): the data
 // path's source MAC and its too-big check. Rewritten every 30 s, so an
-// MTU change is followed. Besides the --interface ones, the interfaces
-// servers were found behind (ifaceKnown) are written too.
+// MTU change is followed.
 func (e *Engine) writeIfaces() error {
 	for _, ifname := range e.opts.Interfaces {
 		ifc, err := net.InterfaceByName(ifname)
@@ -246,19 +245,6 @@ func (e *Engine) writeIfaces() error {
 		e.managed[ifc.Index] = true
 		e.ifMu.Unlock()
 	}
-	e.ifMu.Lock()
-	extra := make([]int, 0, len(e.extraIfaces))
-	for i := range e.extraIfaces {
-		extra = append(extra, i)
-	}
-	e.ifMu.Unlock()
-	for _, i := range extra {
-		if ifc, err := net.InterfaceByIndex(i); err == nil && len(ifc.HardwareAddr) == 6 {
-			if err := e.writeIface(ifc); err != nil {
-				return err
-			}
-		}
-	}
 	return nil
 }
 
@@ -271,37 +257,31 @@ func (e *Engine) writeIface(ifc *net.Interface) error {
 	return nil
 }
 
-// ifaceKnown reports whether the data path can send out of interface
-// ifindex, a server's next hop: one of --interface, or another Ethernet
-// interface, whose MAC and MTU it then writes into ifmacs (the data path
-// never sends a frame with a zero source MAC: an interface it has no
-// entry for passes the packet to the stack, counted as no_route). A
-// server behind an interface with no Ethernet MAC is not forwarded to
-// directly (TUN and NAT then ask the FIB per packet).
+// ifaceKnown reports whether the data path may send out of interface
+// ifindex, a server's next hop: only the --interface ones, which run the
+// program (a redirect to a device without XDP transmit support would be
+// dropped in the kernel after the data path counted it forwarded). A
+// server behind another interface is not given a next hop: its DR
+// packets pass to the stack (counted no_route) and TUN/NAT ask the FIB;
+// gvsd says so once per interface.
 func (e *Engine) ifaceKnown(ifindex int) bool {
 	e.ifMu.Lock()
-	ok := e.managed[ifindex] || e.extraIfaces[ifindex]
-	e.ifMu.Unlock()
-	if ok {
+	defer e.ifMu.Unlock()
+	if e.managed[ifindex] {
 		return true
 	}
-	ifc, err := net.InterfaceByIndex(ifindex)
-	if err != nil || len(ifc.HardwareAddr) != 6 {
-		e.log.Warn("a real server's next hop is an interface without an Ethernet address: its packets go to the stack", "ifindex", ifindex, "err", err)
-		return false
+	if !e.warnedIfaces[ifindex] {
+		if e.warnedIfaces == nil {
+			e.warnedIfaces = map[int]bool{}
+		}
+		e.warnedIfaces[ifindex] = true
+		name := fmt.Sprint(ifindex)
+		if ifc, err := net.InterfaceByIndex(ifindex); err == nil {
+			name = ifc.Name
+		}
+		e.log.Warn("a real server is reached through an interface not in --interface: the data path does not forward to it (add the interface to --interface)", "interface", name)
 	}
-	if err := e.writeIface(ifc); err != nil {
-		e.log.Warn("interface", "name", ifc.Name, "err", err)
-		return false
-	}
-	e.ifMu.Lock()
-	if e.extraIfaces == nil {
-		e.extraIfaces = map[int]bool{}
-	}
-	e.extraIfaces[ifindex] = true
-	e.ifMu.Unlock()
-	e.log.Info("a real server is reached through an interface without the XDP program: frames are redirected there", "interface", ifc.Name)
-	return true
+	return false
 }
 
 // configure writes the interface MACs, the TUN source and the timeouts.

@@ -287,6 +287,9 @@ func (e *Engine) Conns(yield func(api.Conn) bool) error {
 		return err
 	}
 	_, err = listBatches(e, e.objs.Templates, &out, yield, func(destAddr func(uint32, uint16) netip.AddrPort, k *bpf.ConnKey, tv *bpf.Template) {
+		if tv.Dest == destNone {
+			return // being created, or an abandoned reservation
+		}
 		st := conn.None
 		if k.Proto == uint8(model.ProtoUDP) {
 			st = conn.StateUDP

@@ -38,8 +38,8 @@ func (e *Engine) sweep() error {
 	var expired []bpf.ConnKey
 	iterErr := eachEntry(e.objs.Conns, func(k *bpf.ConnKey, c *bpf.Conn) {
 		e.refs.conn(c, c.Expires > t)
-		// destNone: an entry the data path is creating this instant.
-		if c.Expires <= t && c.Dest != destNone {
+		// An expired reservation (destNone) was abandoned: see below.
+		if c.Expires <= t {
 			expired = append(expired, *k)
 		}
 	})
@@ -56,6 +56,12 @@ func (e *Engine) sweep() error {
 				continue
 			}
 		}
+		if got.Dest == destNone {
+			// A reservation (the data path's RESERVATION_NS): one
+			// being made was put back above; an expired one was
+			// abandoned and never bound anything.
+			continue
+		}
 		e.dmem.unbind(got.Dest, false, got.Flags&connInactive != 0)
 		if got.Flags&connNAT != 0 {
 			e.releaseReply(key, &got)
@@ -68,7 +74,7 @@ func (e *Engine) sweep() error {
 	var due []bpf.ConnKey
 	err := eachEntry(e.objs.Templates, func(tk *bpf.ConnKey, tv *bpf.Template) {
 		e.refs.template(tv)
-		if tv.Expires <= t && tv.Dest != destNone {
+		if tv.Expires <= t {
 			due = append(due, *tk)
 		}
 	})
@@ -79,6 +85,14 @@ func (e *Engine) sweep() error {
 	for _, key := range due {
 		var got bpf.Template
 		if err := e.objs.Templates.LookupAndDelete(&key, &got); err != nil {
+			continue
+		}
+		if got.Dest == destNone {
+			// A reservation: put back while it may still be
+			// published, else abandoned (it bound nothing).
+			if got.Expires > now() {
+				e.objs.Templates.Update(&key, &got, ebpf.UpdateNoExist)
+			}
 			continue
 		}
 		if got.Expires > now() || got.N_control > 0 && (!allConns || e.refs.controlled.has(got.Svc)) {
