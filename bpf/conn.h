@@ -501,8 +501,18 @@ __gvs_subprog __s64 ring_step(__u64 now, int evict)
 	w.base = w.cpu * w.part;
 	w.cand = -1;
 	bpf_loop(evict ? RING_EVICT_TRIES : RING_FREE_TRIES, ring_visit, &w, 0);
-	if (w.slot >= 0 || !evict)
+	if (w.slot >= 0)
 		return w.slot;
+	if (!evict) {
+		/* This part is dense (a CPU that takes more than its share
+		 * of new flows): index the connection in another's. */
+		if (cpus < 2)
+			return -1;
+		w.cpu = (w.cpu + 1 + bpf_get_prandom_u32() % (cpus - 1)) % cpus;
+		w.base = w.cpu * w.part;
+		bpf_loop(RING_FREE_TRIES, ring_visit, &w, 0);
+		return w.slot;
+	}
 	if (w.cand < 0 && cpus > 1) {
 		w.cpu = (w.cpu + 1 + bpf_get_prandom_u32() % (cpus - 1)) % cpus;
 		w.base = w.cpu * w.part;

@@ -17,6 +17,8 @@ import (
 	"math/bits"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -299,7 +301,7 @@ func (e *Engine) configure() error {
 			tunSrc = addr
 		}
 	}
-	cpus, err := ebpf.PossibleCPU()
+	cpus, err := onlineCPUs()
 	if err != nil {
 		return err
 	}
@@ -318,6 +320,36 @@ func (e *Engine) configure() error {
 		return err
 	}
 	return e.writeTimeouts()
+}
+
+// onlineCPUs counts the CPUs online (the ring's parts: one per CPU that
+// can run the program; possible CPUs can be many more on a VM). A CPU
+// brought online later shares a part (the data path folds CPU ids).
+func onlineCPUs() (int, error) {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if n, ok := countCPUList(string(b)); err == nil && ok {
+		return n, nil
+	}
+	return ebpf.PossibleCPU()
+}
+
+// countCPUList counts the CPUs of a kernel CPU list ("0-3,8,10-11").
+func countCPUList(s string) (int, bool) {
+	n := 0
+	for _, r := range strings.Split(strings.TrimSpace(s), ",") {
+		lo, hi, found := strings.Cut(r, "-")
+		a, err1 := strconv.Atoi(lo)
+		z := a
+		var err2 error
+		if found {
+			z, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil || z < a {
+			return 0, false
+		}
+		n += z - a + 1
+	}
+	return n, n > 0
 }
 
 // writeConfig writes e.cfg, the data path's settings, as one value.

@@ -24,3 +24,12 @@ func TestEventWarnerRateLimited(t *testing.T) {
 		t.Fatalf("nothing new, got %v", d)
 	}
 }
+
+func TestCountCPUList(t *testing.T) {
+	for in, want := range map[string]int{"0-1\n": 2, "0": 1, "0-3,8,10-11": 7, "": 0, "x": 0, "3-1": 0} {
+		n, ok := countCPUList(in)
+		if ok != (want > 0) || n != want {
+			t.Errorf("%q: %d %v, want %d", in, n, ok, want)
+		}
+	}
+}
