@@ -47,7 +47,9 @@ func genConn(i int) api.Conn {
 
 type eventEngine struct{ tableEngine }
 
-func (eventEngine) Events() map[string]uint64 { return map[string]uint64{"udp_flow_limit": 3, "accept_error": 0} }
+func (eventEngine) Events() map[string]uint64 {
+	return map[string]uint64{"udp_flow_limit": 3, "accept_error": 0}
+}
 
 func newTable() tableEngine { return tableEngine{engine.NewTable(ipvs.Options{})} }
 

@@ -62,13 +62,7 @@ func TestXDPSYNFlood(t *testing.T) {
 	client := tp.ns("client")
 
 	const size = "300000000"
-	bulk := make(chan error, 1)
-	var bulkOut string
-	go func() {
-		var err error
-		bulkOut, err = tp.role(client, "bulk", vip+":80", size)
-		bulk <- err
-	}()
+	bulk := tp.bulk(client, vip+":80", size)
 	time.Sleep(300 * time.Millisecond)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -112,7 +106,7 @@ func TestXDPSYNFlood(t *testing.T) {
 	if ok < 99 {
 		t.Errorf("%d of 100 legitimate clients connected under the flood, want at least 99", ok)
 	}
-	if err := <-bulk; err != nil || strings.TrimSpace(bulkOut) != size {
+	if bulkOut, err := bulk(); err != nil || strings.TrimSpace(bulkOut) != size {
 		t.Fatalf("transfer under the flood: %q %v\n%s", bulkOut, err, d.log)
 	}
 	if ev["conn_table_full"] != 0 {
@@ -207,13 +201,7 @@ func TestXDPCorruptRulesAtStart(t *testing.T) {
 	d.must("-a", "-t", vip+":80", "-r", "198.18.0.11", "-g")
 	saved := d.must("-S", "-n")
 	const size = "300000000"
-	done := make(chan error, 1)
-	var out string
-	go func() {
-		var err error
-		out, err = tp.role(tp.ns("client"), "bulk", vip+":80", size)
-		done <- err
-	}()
+	bulk := tp.bulk(tp.ns("client"), vip+":80", size)
 	time.Sleep(500 * time.Millisecond)
 	d.stop()
 	rules := filepath.Join(d.stateDir, "rules.json")
@@ -226,7 +214,7 @@ func TestXDPCorruptRulesAtStart(t *testing.T) {
 	}
 	d.args = append(d.args, "--config", cfg)
 	d.start()
-	if err := <-done; err != nil || strings.TrimSpace(out) != size {
+	if out, err := bulk(); err != nil || strings.TrimSpace(out) != size {
 		t.Fatalf("transfer across a start with corrupt rules: %q %v\n%s", out, err, d.log)
 	}
 	bad, _ := filepath.Glob(rules + ".bad-*")

@@ -200,17 +200,11 @@ func testNAT(t *testing.T, fullnat bool) {
 	// A long transfer, byte for byte, across a gvsd restart: the reply
 	// entries and the FULLNAT ports are in the pinned maps too.
 	const size = "200000000"
-	done := make(chan error, 1)
-	var bulk string
-	go func() {
-		var err error
-		bulk, err = tp.role(client, "bulk", vip+":80", size)
-		done <- err
-	}()
+	transfer := tp.bulk(client, vip+":80", size)
 	time.Sleep(300 * time.Millisecond)
 	d.stop()
 	d.start()
-	if err := <-done; err != nil || strings.TrimSpace(bulk) != size {
+	if bulk, err := transfer(); err != nil || strings.TrimSpace(bulk) != size {
 		t.Fatalf("bulk transfer across a restart: %q %v\n%s", bulk, err, d.log)
 	}
 	// Replies go through the director: OutPkts and OutBytes count them.

@@ -351,6 +351,22 @@ func serveTCP(c net.Conn, name string) {
 	io.Copy(c, r)
 }
 
+// bulk starts a byte-checked transfer of size bytes from namespace ns to
+// addr (role bulk) in the background; wait returns its output (the
+// count received) and error.
+func (tp *topo) bulk(ns, addr, size string) (wait func() (string, error)) {
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := tp.role(ns, "bulk", addr, size)
+		done <- result{out, err}
+	}()
+	return func() (string, error) { r := <-done; return r.out, r.err }
+}
+
 // role runs the test binary in namespace ns in the given role and
 // returns its output.
 func (tp *topo) role(ns string, args ...string) (string, error) {

@@ -209,20 +209,15 @@ func TestXDPRestartKeepsConnections(t *testing.T) {
 	d.must("-a", "-t", vip+":80", "-r", "198.18.0.12", "-g", "-w", "0")
 	rules := d.must("-S", "-n")
 	const size = "400000000"
-	done := make(chan error, 1)
-	var out string
-	go func() {
-		var err error
-		out, err = tp.role(tp.ns("client"), "bulk", vip+":80", size)
-		done <- err
-	}()
+	bulk := tp.bulk(tp.ns("client"), vip+":80", size)
 	time.Sleep(500 * time.Millisecond)
 	before := d.must("-L", "-n", "-c")
 	d.stop()
 	time.Sleep(300 * time.Millisecond)
 	d.start()
 	after := d.must("-L", "-n", "-c")
-	if err := <-done; err != nil || strings.TrimSpace(out) != size {
+	out, err := bulk()
+	if err != nil || strings.TrimSpace(out) != size {
 		t.Fatalf("transfer across the restart: %q %v\nbefore:\n%s\nafter:\n%s\n%s", out, err, before, after, d.log)
 	}
 	if got := d.must("-S", "-n"); got != rules {

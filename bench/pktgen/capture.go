@@ -25,7 +25,7 @@ func StartCapture(netns, iface string) (*Capture, error) {
 	if err := benchprog.LoadFlood(&c.o); err != nil {
 		return nil, fmt.Errorf("pktgen: loading the capture program: %w", err)
 	}
-	err := inNetNS(netns, func() error {
+	err := InNetNS(netns, func() error {
 		ifi, err := net.InterfaceByName(iface)
 		if err != nil {
 			return err

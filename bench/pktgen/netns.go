@@ -6,11 +6,11 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// inNetNS runs f on an OS thread inside the network namespace at path
+// InNetNS runs f on an OS thread inside the network namespace at path
 // ("": the caller's). The thread goes back to Go's pool only if it
 // could return to its own namespace; otherwise it ends with f's
 // goroutine.
-func inNetNS(path string, f func() error) error {
+func InNetNS(path string, f func() error) error {
 	if path == "" {
 		return f()
 	}

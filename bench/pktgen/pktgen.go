@@ -123,7 +123,7 @@ func Send(ctx context.Context, f Flood) (sent uint64, err error) {
 	if err := f.check(); err != nil {
 		return 0, err
 	}
-	err = inNetNS(f.NetNS, func() error {
+	err = InNetNS(f.NetNS, func() error {
 		ifi, err := net.InterfaceByName(f.Iface)
 		if err != nil {
 			return fmt.Errorf("pktgen: %w", err)

@@ -145,7 +145,7 @@ func startCapture(t *testing.T, ns, iface string) *Capture {
 func TestFloodDelivers(t *testing.T) {
 	ns := vethNS(t)
 	var peerMAC net.HardwareAddr
-	inNetNS(ns, func() error {
+	InNetNS(ns, func() error {
 		ifi, err := net.InterfaceByName("a1")
 		if err == nil {
 			peerMAC = ifi.HardwareAddr

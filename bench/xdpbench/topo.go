@@ -7,10 +7,9 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
-	"runtime"
 	"strings"
 
-	"github.com/vishvananda/netns"
+	"gvs/bench/pktgen"
 )
 
 // The benchmark's network, three namespaces:
@@ -145,33 +144,4 @@ func (t *topo) destroy() {
 
 // inNS runs f on an OS thread inside namespace name: BPF_PROG_RUN's
 // ingress device and XDP attachment resolve interfaces there.
-func inNS(name string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		// The thread goes back to the pool only if it is back home;
-		// otherwise it dies with this goroutine.
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		h, err := netns.GetFromName(name)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		err = f()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
-}
+func inNS(name string, f func() error) error { return pktgen.InNetNS("/run/netns/"+name, f) }
