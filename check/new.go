@@ -1,0 +1,95 @@
+package check
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// constructors holds each kind's constructor; each checker's file
+// registers its own.
+var constructors = map[Kind]func(Spec, Target) (Checker, error){}
+
+func register(k Kind, f func(Spec, Target) (Checker, error)) { constructors[k] = f }
+
+// New returns the checker spec describes for target, spec's defaults
+// filled in (Defaults).
+func New(spec Spec, t Target) (Checker, error) {
+	f, ok := constructors[spec.Kind]
+	if !ok {
+		return nil, fmt.Errorf("checker %q: not supported", spec.Kind)
+	}
+	return f(spec.Defaults(), t)
+}
+
+// keepalived's defaults.
+const (
+	DefaultConnectTimeout = 5 * time.Second
+	DefaultDelayLoop      = 60 * time.Second
+)
+
+// Defaults returns spec with keepalived's defaults in place of zero
+// values (Warmup stays nil: "delay_loop").
+func (s Spec) Defaults() Spec {
+	if s.ConnectTimeout == 0 {
+		s.ConnectTimeout = DefaultConnectTimeout
+	}
+	if s.DelayLoop == 0 {
+		s.DelayLoop = DefaultDelayLoop
+	}
+	if s.Retry == nil {
+		n := 1
+		switch s.Kind {
+		case DNS:
+			n = 3
+		case Misc:
+			n = 0
+		}
+		s.Retry = &n
+	}
+	if s.DelayBeforeRetry == 0 {
+		switch s.Kind {
+		case DNS:
+			s.DelayBeforeRetry = s.DelayLoop
+		case HTTP, SSL:
+			s.DelayBeforeRetry = 3 * time.Second
+		default:
+			s.DelayBeforeRetry = time.Second
+		}
+	}
+	switch s.Kind {
+	case UDP:
+		if s.UDP.MaxReplyLen == 0 {
+			s.UDP.MaxReplyLen = 255
+		}
+	case DNS:
+		if s.DNS.Type == "" {
+			s.DNS.Type = "SOA"
+		}
+		if s.DNS.Name == "" {
+			s.DNS.Name = "."
+		}
+	case HTTP, SSL:
+		if s.HTTP.Protocol == "" {
+			s.HTTP.Protocol = "1.0"
+		}
+	case File:
+		if s.File.Weight == 0 {
+			s.File.Weight = 1
+		}
+	}
+	return s
+}
+
+// Dest returns where a check of t goes: connect_ip and connect_port in
+// place of the server's address and port.
+func (s Spec) Dest(t Target) netip.AddrPort {
+	a, p := t.Server.Addr(), t.Server.Port()
+	if s.ConnectIP.IsValid() {
+		a = s.ConnectIP
+	}
+	if s.ConnectPort != 0 {
+		p = s.ConnectPort
+	}
+	return netip.AddrPortFrom(a, p)
+}
