@@ -15,8 +15,16 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"gvs/control"
+	"gvs/health"
 	"gvs/model"
 )
+
+// Config is what a config file asks for: the rules, and the health
+// checks of their servers (nil: none; the ipvsadm-save form has none).
+type Config struct {
+	Rules  *control.Rules
+	Health *health.Config
+}
 
 // File is the YAML document.
 type File struct {
@@ -77,7 +85,7 @@ type SaveParser func(lines []byte) (*control.Rules, error)
 
 // Load reads path: ipvsadm-save lines when its first rule line starts with
 // "-", YAML otherwise.
-func Load(path string, save SaveParser) (*control.Rules, error) {
+func Load(path string, save SaveParser) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -91,7 +99,7 @@ func Load(path string, save SaveParser) (*control.Rules, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return r, nil
+	return &Config{Rules: r}, nil
 }
 
 func isSaveFormat(b []byte) bool {

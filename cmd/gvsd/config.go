@@ -11,11 +11,11 @@ import (
 
 // applyConfig converges the running rules to the config file's.
 func applyConfig(core *control.Core, path string) error {
-	r, err := config.Load(path, saveLinesToRules)
+	c, err := config.Load(path, saveLinesToRules)
 	if err != nil {
 		return err
 	}
-	return core.Converge(r)
+	return core.Converge(c.Rules)
 }
 
 // saveLinesToRules reads ipvsadm-save lines (gvsadm -S output) as rules.
