@@ -27,11 +27,17 @@ type Core struct {
 	// sysctls are set under mu; read without it, so a listing does not
 	// wait for a long batch.
 	sysctls atomic.Pointer[model.Sysctls]
+	// cfg is the configured rules (services and timeouts), what is saved;
+	// the engine serves their effective form under health (health.go).
+	// Replaced, never changed in place.
+	cfg    *Rules
+	health map[model.ServiceKey]ServiceHealth
 }
 
 // New returns a core over eng that persists to store (nil: no persistence).
 func New(eng engine.Engine, store *Store, log *slog.Logger) *Core {
-	c := &Core{eng: eng, store: store, log: log}
+	c := &Core{eng: eng, store: store, log: log, health: map[model.ServiceKey]ServiceHealth{}}
+	c.cfg = c.engineRules()
 	d := model.DefaultSysctls()
 	c.sysctls.Store(&d)
 	return c
@@ -93,16 +99,18 @@ func (c *Core) restoreLocked(r *Rules) error {
 		return fmt.Errorf("%s: %w", c.store.Path(), err)
 	}
 	ops := r.Ops()
-	if err := c.dryRun(ops); err != nil {
+	v, err := c.dryRun(ops)
+	if err != nil {
 		return fmt.Errorf("restoring saved rules: %w", err)
 	}
 	if err := c.setSysctlsLocked(want); err != nil {
 		return fmt.Errorf("restoring saved rules: %w", err)
 	}
-	if err := c.applyOrUndo(ops); err != nil {
+	if err := c.applyOrUndo(ops, true); err != nil {
 		c.undoSysctls(old)
 		return fmt.Errorf("restoring saved rules: %w", err)
 	}
+	c.cfg = rulesOfModel(v)
 	return nil
 }
 
@@ -132,13 +140,15 @@ func (c *Core) Do(ops []api.Op) error {
 func (c *Core) doLocked(ops []api.Op) error {
 	// Check the whole batch on a copy of the model first, so a bad
 	// operation anywhere changes nothing.
-	if err := c.dryRun(ops); err != nil {
+	v, err := c.dryRun(ops)
+	if err != nil {
 		return err
 	}
-	if err := c.applyOrUndo(ops); err != nil {
+	if err := c.applyOrUndo(ops, true); err != nil {
 		return err
 	}
 	if mutates(ops) {
+		c.cfg = rulesOfModel(v)
 		if err := c.save(); err != nil {
 			return err
 		}
@@ -146,13 +156,14 @@ func (c *Core) doLocked(ops []api.Op) error {
 	return nil
 }
 
-// applyOrUndo applies ops to the engine; when the engine refuses what the
-// model accepted (a listener could not bind, say), it undoes what the
-// batch changed, and only that.
-func (c *Core) applyOrUndo(ops []api.Op) error {
-	before := c.rules()
-	if err := c.apply(ops); err != nil {
-		if rerr := c.apply(Plan(c.rules(), before)); rerr != nil {
+// applyOrUndo applies ops to the engine (translated by toEngine when
+// they are operations on the configured rules); when the engine refuses
+// what the model accepted (a listener could not bind, say), it undoes
+// what the batch changed, and only that.
+func (c *Core) applyOrUndo(ops []api.Op, configured bool) error {
+	before := c.engineRules()
+	if err := c.apply(ops, configured); err != nil {
+		if rerr := c.apply(Plan(c.engineRules(), before), false); rerr != nil {
 			c.log.Error("rollback failed", "err", rerr)
 		}
 		return err
@@ -216,31 +227,39 @@ func mutates(ops []api.Op) bool {
 	return slices.ContainsFunc(ops, func(o api.Op) bool { return o.Op != api.Zero })
 }
 
-func (c *Core) dryRun(ops []api.Op) error {
+// dryRun applies ops to a copy of the configured rules in the model and
+// returns it, or the first refusal.
+func (c *Core) dryRun(ops []api.Op) (*ipvs.IPVS, error) {
 	v := ipvs.New(ipvs.Options{})
 	for _, op := range c.rules().Ops() {
 		if err := applyTo(modelTarget{v}, op); err != nil {
-			return fmt.Errorf("current rules do not replay: %w", err)
+			return nil, fmt.Errorf("current rules do not replay: %w", err)
 		}
 	}
 	for i, op := range ops {
 		if ch, ok := c.eng.(interface{ Check(api.Op) error }); ok {
 			if err := ch.Check(op); err != nil {
-				return &BatchError{i, err}
+				return nil, &BatchError{i, err}
 			}
 		}
 		if err := applyTo(modelTarget{v}, op); err != nil {
-			return &BatchError{i, err}
+			return nil, &BatchError{i, err}
 		}
 	}
-	return nil
+	return v, nil
 }
 
-func (c *Core) apply(ops []api.Op) error {
+func (c *Core) apply(ops []api.Op, configured bool) error {
 	run := func() error {
 		for i, op := range ops {
-			if err := applyTo(c.eng, op); err != nil {
-				return &BatchError{i, err}
+			eops := []api.Op{op}
+			if configured {
+				eops = toEngine(op, c.health)
+			}
+			for _, eop := range eops {
+				if err := applyTo(c.eng, eop); err != nil {
+					return &BatchError{i, err}
+				}
 			}
 		}
 		return nil
@@ -258,9 +277,24 @@ func (c *Core) Close() error {
 	return c.eng.Close()
 }
 
-// rules reads the current rule set from the engine.
+// rules returns the configured rule set, sysctls included.
 func (c *Core) rules() *Rules {
-	r := &Rules{Version: rulesVersion, Timeouts: c.eng.Timeouts(), Sysctls: c.Sysctls().Map()}
+	r := *c.cfg
+	r.Sysctls = c.Sysctls().Map()
+	return &r
+}
+
+// Rules returns the configured rule set: what gvsadm -S shows and what
+// is saved (the engine serves its effective form, see health.go).
+func (c *Core) Rules() *Rules {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rules()
+}
+
+// engineRules reads the rule set the engine serves.
+func (c *Core) engineRules() *Rules {
+	r := &Rules{Version: rulesVersion, Timeouts: c.eng.Timeouts()}
 	for _, s := range c.eng.Services() {
 		sr := ServiceRules{Service: s.Service, LocalAddrs: s.LocalAddrs, Allow: s.Allow}
 		for _, d := range s.Dests {

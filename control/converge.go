@@ -33,16 +33,18 @@ func (c *Core) Converge(desired *Rules) error {
 	if len(ops) == 0 && want == old {
 		return nil
 	}
-	if err := c.dryRun(ops); err != nil {
+	v, err := c.dryRun(ops)
+	if err != nil {
 		return err
 	}
 	if err := c.setSysctlsLocked(want); err != nil {
 		return err
 	}
-	if err := c.applyOrUndo(ops); err != nil {
+	if err := c.applyOrUndo(ops, true); err != nil {
 		c.undoSysctls(old)
 		return err
 	}
+	c.cfg = rulesOfModel(v)
 	return c.save()
 }
 

@@ -217,6 +217,13 @@ func RulesFromOps(ops []api.Op) (*Rules, error) {
 	if slices.ContainsFunc(ops, func(o api.Op) bool { return o.Op == api.SetTimeouts }) {
 		r.Timeouts = v.Timeouts()
 	}
+	r.Services = rulesOfModel(v).Services
+	return r, nil
+}
+
+// rulesOfModel returns the services and timeouts of the model v.
+func rulesOfModel(v *ipvs.IPVS) *Rules {
+	r := &Rules{Version: rulesVersion, Timeouts: v.Timeouts()}
 	for _, s := range v.Services() {
 		sr := ServiceRules{Service: s.Config, LocalAddrs: slices.Clone(s.LocalAddrs()), Allow: slices.Clone(s.Allow())}
 		for _, d := range s.Servers() {
@@ -224,5 +231,5 @@ func RulesFromOps(ops []api.Op) (*Rules, error) {
 		}
 		r.Services = append(r.Services, sr)
 	}
-	return r, nil
+	return r
 }

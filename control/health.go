@@ -1,0 +1,236 @@
+package control
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"gvs/api"
+	"gvs/model"
+)
+
+// The control core keeps two views of every destination apart, as
+// keepalived and the kernel's IPVS appear to operators: the configured
+// one (what the operator asked for: saved, shown by gvsadm -S, changed by
+// -a/-e/-d and the config file) and the effective one the engine serves
+// (shown by -L), which the health checks change. A failed server is
+// removed from the engine (or kept at weight 0 with inhibit_on_failure)
+// and comes back with its configured weight; a sorry server is served
+// while a service's quorum is lost. What the health checks decide never
+// changes the configured rules, and what an operator changes by hand is
+// served through the health state: a server added by hand while its
+// checks say it is down is configured but not served until they say up.
+
+// DestHealth is what the health checks make of one configured
+// destination. The zero value is "up, as configured".
+type DestHealth struct {
+	// Down takes the destination out of service: removed from the
+	// engine, or with Inhibit (inhibit_on_failure) kept at weight 0.
+	Down    bool `json:"down,omitempty"`
+	Inhibit bool `json:"inhibit,omitempty"`
+	// Dynamic are the weights MISC_CHECK misc_dynamic checkers ask for,
+	// and Add what FILE_CHECK dynamic checkers add: keepalived's
+	// effective weight is configured + sum(dynamic - configured) + add.
+	Dynamic []int64 `json:"dynamic,omitempty"`
+	Add     int64   `json:"add,omitempty"`
+}
+
+// Weight returns the weight the destination is served with, given its
+// configured weight, within IPVS's range.
+func (h DestHealth) Weight(configured int32) int32 {
+	if h.Down {
+		return 0
+	}
+	w := int64(configured) + h.Add
+	for _, d := range h.Dynamic {
+		w += d - int64(configured)
+	}
+	return int32(min(max(w, 0), model.MaxWeight))
+}
+
+// served says whether the destination is in the engine at all.
+func (h DestHealth) served() bool { return !h.Down || h.Inhibit }
+
+// SorryHealth is a service's sorry server as the health checks have it.
+type SorryHealth struct {
+	Dest model.Dest `json:"dest"`
+	// Active: the quorum is lost and the sorry server is served with its
+	// weight; otherwise it is absent, or with Inhibit
+	// (sorry_server_inhibit) kept at weight 0.
+	Active  bool `json:"active,omitempty"`
+	Inhibit bool `json:"inhibit,omitempty"`
+}
+
+// ServiceHealth is what the health checks make of a service.
+type ServiceHealth struct {
+	// Dests by address; a configured destination not in the map is
+	// served as configured.
+	Dests map[netip.AddrPort]DestHealth `json:"dests,omitempty"`
+	Sorry *SorryHealth                  `json:"sorry,omitempty"`
+}
+
+// effective returns what the engine serves of the configured
+// destinations cfg (kernel order) under h: the destinations served, with
+// their effective weights, and the sorry server when it is served and is
+// not one of the configured destinations.
+func (h ServiceHealth) effective(cfg []model.Dest) []model.Dest {
+	var out []model.Dest
+	if s := h.Sorry; s != nil && (s.Active || s.Inhibit) &&
+		!slices.ContainsFunc(cfg, func(d model.Dest) bool { return d.AddrPort() == s.Dest.AddrPort() }) {
+		d := s.Dest
+		if !s.Active {
+			d.Weight = 0
+		}
+		out = append(out, d)
+	}
+	for _, d := range cfg {
+		if e, ok := h.dest(d); ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// dest returns the effective form of the configured destination d, and
+// whether it is served.
+func (h ServiceHealth) dest(d model.Dest) (model.Dest, bool) {
+	dh := h.Dests[d.AddrPort()]
+	if !dh.served() {
+		return d, false
+	}
+	d.Weight = dh.Weight(d.Weight)
+	return d, true
+}
+
+// sorryServed returns the sorry server as the engine has it, if it is
+// served apart from the configured destinations cfg.
+func (h ServiceHealth) sorryServed(cfg []model.Dest) (model.Dest, bool) {
+	for _, d := range h.effective(cfg) {
+		if h.Sorry != nil && d.AddrPort() == h.Sorry.Dest.AddrPort() &&
+			!slices.ContainsFunc(cfg, func(x model.Dest) bool { return x.AddrPort() == d.AddrPort() }) {
+			return d, true
+		}
+	}
+	return model.Dest{}, false
+}
+
+// toEngine translates an operation on the configured rules into the
+// operations that keep the engine serving their effective form.
+func toEngine(op api.Op, health map[model.ServiceKey]ServiceHealth) []api.Op {
+	k := op.Service.ServiceKey
+	h := health[k]
+	switch op.Op {
+	case api.AddService:
+		ops := []api.Op{op}
+		if d, ok := h.sorryServed(nil); ok {
+			ops = append(ops, api.Op{Op: api.AddDest, Service: model.Service{ServiceKey: k}, Dest: d})
+		}
+		return ops
+	case api.AddDest, api.EditDest:
+		e, ok := h.dest(op.Dest)
+		if !ok {
+			return nil
+		}
+		op.Dest = e
+		return []api.Op{op}
+	case api.DelDest:
+		if _, ok := h.dest(op.Dest); !ok {
+			return nil
+		}
+		return []api.Op{op}
+	}
+	return []api.Op{op}
+}
+
+// SetHealth records what the health checks make of service k and
+// brings the engine to it. A service that is not configured (deleted by
+// hand, say) only has its health recorded, for when it comes back.
+func (c *Core) SetHealth(k model.ServiceKey, h ServiceHealth) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.health[k]
+	i := slices.IndexFunc(c.cfg.Services, func(s ServiceRules) bool { return s.Service.ServiceKey == k })
+	if i < 0 {
+		c.setHealthLocked(k, h)
+		return nil
+	}
+	cfg := c.cfg.Services[i].Dests
+	ops := planDests(model.Service{ServiceKey: k}, old.effective(cfg), h.effective(cfg))
+	if len(ops) > 0 {
+		if err := c.applyOrUndo(ops, false); err != nil {
+			return fmt.Errorf("%s: applying the health checks' verdict: %w", k, err)
+		}
+	}
+	c.setHealthLocked(k, h)
+	return nil
+}
+
+func (c *Core) setHealthLocked(k model.ServiceKey, h ServiceHealth) {
+	if len(h.Dests) == 0 && h.Sorry == nil {
+		delete(c.health, k)
+		return
+	}
+	c.health[k] = h
+}
+
+// ClearHealth forgets the health of every service not in keep and serves
+// their configured destinations again (the config file no longer checks
+// them).
+func (c *Core) ClearHealth(keep map[model.ServiceKey]bool) error {
+	c.mu.Lock()
+	var drop []model.ServiceKey
+	for k := range c.health {
+		if !keep[k] {
+			drop = append(drop, k)
+		}
+	}
+	c.mu.Unlock()
+	for _, k := range drop {
+		if err := c.SetHealth(k, ServiceHealth{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Health returns the health state of service k.
+func (c *Core) Health(k model.ServiceKey) ServiceHealth {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.health[k]
+}
+
+// ConfiguredDests returns service k's configured destinations (kernel
+// order), and whether it is configured.
+func (c *Core) ConfiguredDests(k model.ServiceKey) ([]model.Dest, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.cfg.Services {
+		if s.Service.ServiceKey == k {
+			return slices.Clone(s.Dests), true
+		}
+	}
+	return nil, false
+}
+
+// planDests returns the operations that turn the engine's destinations
+// of one service from cur into want: removals first, then additions
+// (oldest first, so they keep their relative order) and edits.
+func planDests(key model.Service, cur, want []model.Dest) []api.Op {
+	var ops []api.Op
+	for _, d := range cur {
+		if !slices.ContainsFunc(want, func(x model.Dest) bool { return x.AddrPort() == d.AddrPort() }) {
+			ops = append(ops, api.Op{Op: api.DelDest, Service: key, Dest: d})
+		}
+	}
+	for _, d := range slices.Backward(want) {
+		i := slices.IndexFunc(cur, func(x model.Dest) bool { return x.AddrPort() == d.AddrPort() })
+		switch {
+		case i < 0:
+			ops = append(ops, api.Op{Op: api.AddDest, Service: key, Dest: d})
+		case cur[i] != d:
+			ops = append(ops, api.Op{Op: api.EditDest, Service: key, Dest: d})
+		}
+	}
+	return ops
+}
