@@ -183,7 +183,22 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func (s *Server) getInfo(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, s.info) }
 
-func (s *Server) getServices(w http.ResponseWriter, _ *http.Request) {
+// getServices lists what the engine serves (gvsadm -L), or with
+// ?configured=1 the configured rules without counters (gvsadm -S): they
+// differ while health checks keep a server out or change its weight.
+func (s *Server) getServices(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("configured") == "1" {
+		snap := api.Snapshot{Info: s.info, Services: []api.Service{}}
+		for _, sr := range s.core.Rules().Services {
+			as := api.Service{Service: sr.Service, LocalAddrs: sr.LocalAddrs, Allow: sr.Allow, Dests: []api.Dest{}}
+			for _, d := range sr.Dests {
+				as.Dests = append(as.Dests, api.Dest{Dest: d})
+			}
+			snap.Services = append(snap.Services, as)
+		}
+		writeJSON(w, 200, snap)
+		return
+	}
 	eng := s.core.Engine()
 	snap := api.Snapshot{Info: s.info, Services: eng.Services()}
 	snap.Total, snap.Rates = eng.Totals()

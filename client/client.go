@@ -150,6 +150,13 @@ func (c *Client) Services() (s api.Snapshot, err error) {
 	return s, c.do("GET", "/v1/services", nil, &s)
 }
 
+// ConfiguredServices returns the configured rules (gvsadm -S), which
+// differ from Services' while health checks keep a server out of service
+// or change its weight; they have no counters.
+func (c *Client) ConfiguredServices() (s api.Snapshot, err error) {
+	return s, c.do("GET", "/v1/services?configured=1", nil, &s)
+}
+
 // Conns returns the connection table.
 func (c *Client) Conns() ([]api.Conn, error) {
 	cs := []api.Conn{}

@@ -78,7 +78,8 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case ipvsadm.KindList:
 		return list(c, cmd, stdout, stderr)
 	case ipvsadm.KindSave:
-		snap, err := c.Services()
+		// The operator's rules, not the health checks' view of them.
+		snap, err := c.ConfiguredServices()
 		if err != nil {
 			return fail(stderr, err)
 		}
