@@ -4,6 +4,7 @@ package api
 
 import (
 	"net/netip"
+	"time"
 
 	"gvs/model"
 	"gvs/stats"
@@ -80,4 +81,51 @@ type Events struct {
 type DestRequest struct {
 	Service model.ServiceKey `json:"service"`
 	Dest    model.Dest       `json:"dest"`
+}
+
+// Health is GET /v1/checks: every health-checked service (gvs's
+// extension; ipvsadm has no such listing).
+type Health struct {
+	Services []ServiceHealth `json:"services"`
+}
+
+// ServiceHealth is one checked service: its quorum and its servers.
+type ServiceHealth struct {
+	Service    model.ServiceKey `json:"service"`
+	QuorumUp   bool             `json:"quorum_up"`
+	LiveWeight int64            `json:"live_weight"` // effective weights of the live servers
+	Quorum     uint32           `json:"quorum"`
+	Hysteresis uint32           `json:"hysteresis"`
+	// Sorry is the sorry server (absent: none); SorryActive while it
+	// replaces the real servers.
+	Sorry       *netip.AddrPort `json:"sorry_server,omitempty"`
+	SorryActive bool            `json:"sorry_active"`
+	Servers     []ServerHealth  `json:"servers"`
+}
+
+// ServerHealth is one checked real server.
+type ServerHealth struct {
+	Server  netip.AddrPort `json:"server"`
+	Up      bool           `json:"up"`
+	Inhibit bool           `json:"inhibit_on_failure"`
+	Checks  []CheckStatus  `json:"checks"`
+}
+
+// CheckStatus is one checker of a server.
+type CheckStatus struct {
+	Kind string `json:"kind"` // TCP_CHECK, HTTP_GET, ...
+	// Target is what it checks: ADDR:PORT, the MISC_CHECK command or the
+	// FILE_CHECK file.
+	Target string `json:"target"`
+	Up     bool   `json:"up"`
+	// LastResult is "ok", "failed", or "" before the first check;
+	// LastReason says why (or what passed).
+	LastResult          string    `json:"last_result"`
+	LastReason          string    `json:"last_reason,omitempty"`
+	LastCheck           time.Time `json:"last_check,omitzero"`
+	LastTransition      time.Time `json:"last_transition,omitzero"`
+	ConsecutiveFailures int       `json:"consecutive_failures"`
+	// Weight is a dynamic checker's last answer (MISC_CHECK's weight,
+	// FILE_CHECK's addition).
+	Weight *int64 `json:"weight,omitempty"`
 }

@@ -93,3 +93,17 @@ func (s Spec) Dest(t Target) netip.AddrPort {
 	}
 	return netip.AddrPortFrom(a, p)
 }
+
+// Describe says what a check of t looks at, for listings: the address
+// and port it connects to, the command it runs or the file it reads.
+func (s Spec) Describe(t Target) string {
+	switch s.Kind {
+	case Misc:
+		return s.Misc.Path
+	case File:
+		return s.File.Path
+	case Ping:
+		return s.Dest(t).Addr().String()
+	}
+	return s.Dest(t).String()
+}

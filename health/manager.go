@@ -1,0 +1,498 @@
+package health
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"gvs/api"
+	"gvs/check"
+	"gvs/control"
+	"gvs/model"
+)
+
+// Core is what the manager drives: the control core.
+type Core interface {
+	SetHealth(model.ServiceKey, control.ServiceHealth) error
+	ClearHealth(keep map[model.ServiceKey]bool) error
+	ConfiguredDests(model.ServiceKey) ([]model.Dest, bool)
+}
+
+// Manager runs the checks of a Config and applies keepalived's ipwrapper
+// semantics through the core.
+type Manager struct {
+	core Core
+	log  *slog.Logger
+	// newChecker and localAddr are replaced in tests.
+	newChecker func(check.Spec, check.Target) (check.Checker, error)
+	isLocal    func(netip.Addr) bool
+	scripts    scriptRunner
+
+	mu       sync.Mutex
+	ctx      context.Context
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+	services map[model.ServiceKey]*service
+	order    []model.ServiceKey
+}
+
+type service struct {
+	cfg     Service
+	quorum  bool // keepalived's quorum_state_up
+	sorryOn bool // the sorry server is in service
+	servers []*server
+}
+
+type server struct {
+	cfg      Server
+	alive    bool // ISALIVE: in service as far as the checks go
+	failed   int  // checkers that are down (num_failed_checkers)
+	checkers []*checker
+}
+
+// checker is one running checker and what it has found.
+type checker struct {
+	svc    *service
+	srv    *server
+	spec   check.Spec // defaults applied
+	id     string     // identity across reloads
+	c      check.Checker
+	target check.Target
+	cancel context.CancelFunc
+
+	up          bool // is_up
+	hasRun      bool
+	weight      *int64 // a dynamic checker's last answer
+	retries     int    // failed checks of this round so far
+	lastCheck   time.Time
+	lastResult  string
+	lastReason  string
+	lastChange  time.Time
+	consecutive int // failed checks in a row
+}
+
+// NewManager returns a manager that drives core; it checks nothing until
+// Update gives it a config.
+func NewManager(core Core, log *slog.Logger) *Manager {
+	ctx, stop := context.WithCancel(context.Background())
+	return &Manager{core: core, log: log, newChecker: check.New, isLocal: isLocalAddr,
+		scripts: execScripts{log: log, wg: &sync.WaitGroup{}}, ctx: ctx, stop: stop, services: map[model.ServiceKey]*service{}}
+}
+
+// Update makes cfg the checks that run. Checkers whose service, server
+// and options are unchanged keep running with their state (a reload does
+// not take servers down or bring them back); others stop or start.
+// Services that are no longer checked are served as configured again.
+func (m *Manager) Update(cfg *Config) error {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	m.mu.Lock()
+	old := m.services
+	m.services = map[model.ServiceKey]*service{}
+	m.order = nil
+	keep := map[model.ServiceKey]bool{}
+	var stopped []*checker
+	for _, sc := range cfg.Services {
+		if _, dup := m.services[sc.Key]; dup {
+			continue
+		}
+		svc := &service{cfg: sc, quorum: true}
+		prev := old[sc.Key]
+		if prev != nil {
+			svc.quorum, svc.sorryOn = prev.quorum, prev.sorryOn
+		}
+		for _, rc := range sc.Servers {
+			srv := &server{cfg: rc, alive: true}
+			var psrv *server
+			if prev != nil {
+				if i := slices.IndexFunc(prev.servers, func(s *server) bool { return s.cfg.Addr == rc.Addr }); i >= 0 {
+					psrv = prev.servers[i]
+				}
+			}
+			for i, spec := range rc.Checks {
+				spec = spec.Defaults()
+				id := checkerID(i, spec)
+				if psrv != nil {
+					if j := slices.IndexFunc(psrv.checkers, func(c *checker) bool { return c.id == id }); j >= 0 {
+						ck := psrv.checkers[j]
+						psrv.checkers[j] = nil
+						ck.svc, ck.srv = svc, srv
+						srv.checkers = append(srv.checkers, ck)
+						continue
+					}
+				}
+				srv.checkers = append(srv.checkers, &checker{svc: svc, srv: srv, spec: spec, id: id, up: !spec.Alpha,
+					target: check.Target{Server: rc.Addr, VIP: netip.AddrPortFrom(sc.Key.Addr, sc.Key.Port)}})
+			}
+			for _, ck := range srv.checkers {
+				if !ck.up {
+					srv.failed++
+				}
+			}
+			// Kept checkers keep their state; new ones start up unless
+			// alpha (keepalived's init_service_rs): the server is alive
+			// when none of them is down.
+			srv.alive = srv.failed == 0
+			svc.servers = append(svc.servers, srv)
+		}
+		m.services[sc.Key] = svc
+		m.order = append(m.order, sc.Key)
+		keep[sc.Key] = true
+	}
+	for _, svc := range old {
+		for _, srv := range svc.servers {
+			for _, ck := range srv.checkers {
+				if ck != nil {
+					stopped = append(stopped, ck)
+				}
+			}
+		}
+	}
+	for _, ck := range stopped {
+		if ck.cancel != nil {
+			ck.cancel()
+		}
+	}
+	var errs []error
+	for _, k := range m.order {
+		svc := m.services[k]
+		m.updateQuorum(svc, old[k] == nil)
+		if err := m.apply(svc); err != nil {
+			errs = append(errs, err)
+		}
+		for _, srv := range svc.servers {
+			for _, ck := range srv.checkers {
+				if ck.cancel == nil {
+					if err := m.start(ck); err != nil {
+						errs = append(errs, err)
+					}
+				}
+			}
+		}
+	}
+	m.mu.Unlock()
+	if err := m.core.ClearHealth(keep); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("health checks: %w", errs[0])
+	}
+	return nil
+}
+
+// checkerID identifies a checker across reloads: its place and options.
+func checkerID(i int, s check.Spec) string {
+	b, _ := json.Marshal(s)
+	return fmt.Sprintf("%d:%s", i, b)
+}
+
+// start starts ck's goroutine. m.mu is held.
+func (m *Manager) start(ck *checker) error {
+	c, err := m.newChecker(ck.spec, ck.target)
+	if err != nil {
+		return fmt.Errorf("%s: server %s: %w", ck.svc.cfg.Key, ck.target.Server, err)
+	}
+	ck.c = c
+	ctx, cancel := context.WithCancel(m.ctx)
+	ck.cancel = cancel
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.run(ctx, ck)
+	}()
+	return nil
+}
+
+// run checks until ctx ends: a random warmup first (so thousands of
+// checkers spread over the loop), then every delay_loop, or
+// delay_before_retry after a failure that has retries left.
+func (m *Manager) run(ctx context.Context, ck *checker) {
+	warm := ck.spec.DelayLoop
+	if ck.spec.Warmup != nil {
+		warm = *ck.spec.Warmup
+	}
+	delay := time.Duration(0)
+	if warm > 0 {
+		delay = rand.N(warm)
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var next time.Duration
+		if m.suspended(ck) {
+			next = ck.spec.DelayLoop
+		} else {
+			res := ck.c.Check(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			next = m.handle(ck, res)
+		}
+		t.Reset(next)
+	}
+}
+
+// suspended says whether ha_suspend holds ck's checks: its service's VIP
+// is not on this host.
+func (m *Manager) suspended(ck *checker) bool {
+	m.mu.Lock()
+	on := ck.svc.cfg.HASuspend && ck.svc.cfg.Key.Addr.IsValid()
+	m.mu.Unlock()
+	return on && !m.isLocal(ck.svc.cfg.Key.Addr)
+}
+
+// handle takes one check's result (keepalived's checker epilogue and
+// update_svr_checker_state) and returns the delay before the next check.
+func (m *Manager) handle(ck *checker, res check.Result) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.services[ck.svc.cfg.Key] != ck.svc {
+		return ck.spec.DelayLoop // replaced by a reload; about to stop
+	}
+	ck.lastCheck = time.Now()
+	ck.lastReason = res.Reason
+	if res.Up {
+		ck.lastResult, ck.consecutive = "ok", 0
+	} else {
+		ck.lastResult = "failed"
+		ck.consecutive++
+	}
+	retry := *ck.spec.Retry
+	if !res.Up && ck.up && ck.retries < retry {
+		ck.retries++
+		if ck.spec.LogAllFailures {
+			m.log.Info("check failed, retrying", m.attrs(ck, "reason", res.Reason, "retry", ck.retries, "of", retry)...)
+		}
+		return ck.spec.DelayBeforeRetry
+	}
+	retries := ck.retries
+	ck.retries = 0
+	next := jitter(ck.spec.DelayLoop)
+	if !res.Up && !ck.up && ck.spec.LogAllFailures {
+		m.log.Info("check failed", m.attrs(ck, "reason", res.Reason)...)
+	}
+	changed := false
+	if res.Up && !weightEq(ck.weight, res.Weight) {
+		ck.weight, changed = res.Weight, true
+		if res.Weight != nil {
+			m.log.Info("dynamic weight", m.attrs(ck, "weight", *res.Weight)...)
+		}
+	}
+	if res.Up != ck.up {
+		why := res.Reason
+		if !res.Up && retries > 0 {
+			why = fmt.Sprintf("%s (after %d retries)", why, retries)
+		}
+		m.transition(ck, res.Up, why)
+		changed = true
+	} else if !ck.hasRun && !res.Up {
+		// An alpha checker's first failure confirms the server down:
+		// keepalived runs its down notifier then.
+		m.log.Info("check failed", m.attrs(ck, "reason", res.Reason)...)
+		m.scripts.run(ck.srv.cfg.NotifyDown)
+	}
+	ck.hasRun = true
+	if changed {
+		m.updateQuorum(ck.svc, false)
+		if err := m.apply(ck.svc); err != nil {
+			m.log.Error("health verdict not applied", "err", err)
+		}
+	}
+	return next
+}
+
+// transition records a checker going up or down, and its server's
+// (keepalived: a server goes down with its first failing checker and
+// comes back with the last one recovering).
+func (m *Manager) transition(ck *checker, up bool, why string) {
+	srv := ck.srv
+	ck.up = up
+	ck.lastChange = time.Now()
+	if up {
+		srv.failed--
+	} else {
+		srv.failed++
+	}
+	m.log.Info("check "+map[bool]string{true: "succeeded", false: "failed"}[up], m.attrs(ck, "reason", why)...)
+	alive := srv.failed == 0
+	if alive == srv.alive {
+		return
+	}
+	srv.alive = alive
+	verb := map[bool]string{true: "adding", false: "removing"}[alive]
+	if srv.cfg.Inhibit {
+		verb = map[bool]string{true: "enabling", false: "disabling (weight 0)"}[alive]
+	}
+	m.log.Warn("real server "+map[bool]string{true: "up", false: "down"}[alive]+": "+verb,
+		"service", ck.svc.cfg.Key.String(), "server", srv.cfg.Addr.String(), "checker", string(ck.spec.Kind), "reason", why)
+	script := srv.cfg.NotifyDown
+	if alive {
+		script = srv.cfg.NotifyUp
+	}
+	m.scripts.run(script)
+}
+
+// updateQuorum applies keepalived's quorum rule to svc: the quorum is
+// gained when the live weight reaches quorum+hysteresis and lost when it
+// drops below quorum-hysteresis (or to 0); the sorry server replaces the
+// live servers while it is lost. init is a service's first look: it
+// starts with the quorum up if the live weight is at least
+// quorum+hysteresis, and brings the sorry server in if not.
+func (m *Manager) updateQuorum(svc *service, init bool) {
+	sum := m.liveWeight(svc)
+	q, hy := int64(max(svc.cfg.Quorum, 1)), int64(svc.cfg.Hysteresis)
+	if init {
+		svc.quorum = sum >= q+hy
+	}
+	threshold := q + hy
+	if svc.quorum {
+		threshold = q - hy
+	}
+	k := svc.cfg.Key.String()
+	switch {
+	case !svc.quorum && sum >= threshold:
+		svc.quorum = true
+		m.log.Warn("quorum gained", "service", k, "live_weight", sum, "threshold", threshold,
+			"sorry_server", map[bool]string{true: "removed", false: "none"}[svc.sorryOn])
+		svc.sorryOn = false
+		m.scripts.run(svc.cfg.QuorumUp)
+	case svc.quorum && (sum == 0 || sum < threshold), init && !svc.quorum && svc.cfg.Sorry != nil && !svc.sorryOn:
+		svc.quorum = false
+		svc.sorryOn = svc.cfg.Sorry != nil
+		m.log.Warn(map[bool]string{true: "starting with quorum down", false: "quorum lost"}[init], "service", k,
+			"live_weight", sum, "threshold", threshold, "sorry_server", map[bool]string{true: "added", false: "none"}[svc.sorryOn])
+		m.scripts.run(svc.cfg.QuorumDown)
+	}
+}
+
+// liveWeight is the sum of the effective weights of the live servers.
+func (m *Manager) liveWeight(svc *service) int64 {
+	cfg, _ := m.core.ConfiguredDests(svc.cfg.Key)
+	var sum int64
+	for _, srv := range svc.servers {
+		if !srv.alive {
+			continue
+		}
+		i := slices.IndexFunc(cfg, func(d model.Dest) bool { return d.AddrPort() == srv.cfg.Addr })
+		if i < 0 {
+			continue // not configured (deleted by hand): not served
+		}
+		sum += int64(srv.health(false).Weight(cfg[i].Weight))
+	}
+	return sum
+}
+
+// health is what the core is told about srv.
+func (srv *server) health(sorryOn bool) control.DestHealth {
+	h := control.DestHealth{Down: !srv.alive || sorryOn, Inhibit: srv.cfg.Inhibit}
+	for _, ck := range srv.checkers {
+		if ck.weight == nil || !ck.up {
+			continue
+		}
+		switch ck.spec.Kind {
+		case check.Misc:
+			h.Dynamic = append(h.Dynamic, *ck.weight)
+		case check.File:
+			h.Add += *ck.weight
+		}
+	}
+	return h
+}
+
+// apply tells the core what the checks make of svc. m.mu is held.
+func (m *Manager) apply(svc *service) error {
+	h := control.ServiceHealth{Dests: map[netip.AddrPort]control.DestHealth{}}
+	for _, srv := range svc.servers {
+		if dh := srv.health(svc.sorryOn); dh.Down || dh.Dynamic != nil || dh.Add != 0 {
+			h.Dests[srv.cfg.Addr] = dh
+		}
+	}
+	if s := svc.cfg.Sorry; s != nil {
+		h.Sorry = &control.SorryHealth{Dest: s.Dest, Active: svc.sorryOn, Inhibit: s.Inhibit}
+	}
+	return m.core.SetHealth(svc.cfg.Key, h)
+}
+
+// Close stops every checker and waits for them; with omega, the down
+// notifiers of what was up run, as keepalived's do on shutdown.
+func (m *Manager) Close() {
+	m.stop()
+	m.wg.Wait()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range m.order {
+		svc := m.services[k]
+		if !svc.cfg.Omega {
+			continue
+		}
+		for _, srv := range svc.servers {
+			if srv.alive {
+				m.scripts.run(srv.cfg.NotifyDown)
+			}
+		}
+		if svc.quorum {
+			m.scripts.run(svc.cfg.QuorumDown)
+		}
+	}
+	m.scripts.wait()
+}
+
+func (m *Manager) attrs(ck *checker, kv ...any) []any {
+	return append([]any{"service", ck.svc.cfg.Key.String(), "server", ck.srv.cfg.Addr.String(),
+		"checker", string(ck.spec.Kind)}, kv...)
+}
+
+func weightEq(a, b *int64) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// jitter spreads d by up to 5% either way, so that checkers started
+// together (warmup 0) drift apart instead of checking in lockstep.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d - d/20 + rand.N(d/10+1)
+}
+
+// Status returns every checked service, server and checker.
+func (m *Manager) Status() api.Health {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := api.Health{Services: []api.ServiceHealth{}}
+	for _, k := range m.order {
+		svc := m.services[k]
+		sh := api.ServiceHealth{Service: k, QuorumUp: svc.quorum, LiveWeight: m.liveWeight(svc),
+			Quorum: max(svc.cfg.Quorum, 1), Hysteresis: svc.cfg.Hysteresis, SorryActive: svc.sorryOn, Servers: []api.ServerHealth{}}
+		if svc.cfg.Sorry != nil {
+			a := svc.cfg.Sorry.Dest.AddrPort()
+			sh.Sorry = &a
+		}
+		for _, srv := range svc.servers {
+			vh := api.ServerHealth{Server: srv.cfg.Addr, Up: srv.alive, Inhibit: srv.cfg.Inhibit, Checks: []api.CheckStatus{}}
+			for _, ck := range srv.checkers {
+				vh.Checks = append(vh.Checks, api.CheckStatus{Kind: string(ck.spec.Kind), Target: ck.spec.Describe(ck.target),
+					Up: ck.up, LastResult: ck.lastResult, LastReason: ck.lastReason, LastCheck: ck.lastCheck,
+					LastTransition: ck.lastChange, ConsecutiveFailures: ck.consecutive, Weight: ck.weight})
+			}
+			sh.Servers = append(sh.Servers, vh)
+		}
+		out.Services = append(out.Services, sh)
+	}
+	return out
+}
