@@ -43,7 +43,13 @@ type Server struct {
 	log  *slog.Logger
 	http *http.Server
 	path string // the socket, removed by Close
+	// health reports the health checks (nil: none run).
+	health func() api.Health
 }
+
+// SetHealth gives the server the health checks' status, for GET
+// /v1/checks. Call it before Listen.
+func (s *Server) SetHealth(f func() api.Health) { s.health = f }
 
 // New returns the API server of core.
 func New(core *control.Core, info api.Info, log *slog.Logger) *Server {
@@ -55,6 +61,7 @@ func New(core *control.Core, info api.Info, log *slog.Logger) *Server {
 	mux.HandleFunc("GET /v1/events", s.getEvents)
 	mux.HandleFunc("GET /v1/timeouts", s.getTimeouts)
 	mux.HandleFunc("GET /v1/sysctls", s.getSysctls)
+	mux.HandleFunc("GET /v1/checks", s.getChecks)
 	mux.HandleFunc("POST /v1/ops", s.postOps)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: timeouts.header, ReadTimeout: timeouts.read,
 		WriteTimeout: timeouts.write, IdleTimeout: timeouts.idle}
@@ -288,6 +295,14 @@ func (s *Server) getEvents(w http.ResponseWriter, _ *http.Request) {
 		maps.Copy(ev.Counters, e.Events())
 	}
 	writeJSON(w, 200, ev)
+}
+
+func (s *Server) getChecks(w http.ResponseWriter, _ *http.Request) {
+	h := api.Health{Services: []api.ServiceHealth{}}
+	if s.health != nil {
+		h = s.health()
+	}
+	writeJSON(w, 200, h)
 }
 
 func (s *Server) getTimeouts(w http.ResponseWriter, _ *http.Request) {

@@ -157,6 +157,9 @@ func (c *Client) ConfiguredServices() (s api.Snapshot, err error) {
 	return s, c.do("GET", "/v1/services?configured=1", nil, &s)
 }
 
+// Checks returns the health checks and their state.
+func (c *Client) Checks() (h api.Health, err error) { return h, c.do("GET", "/v1/checks", nil, &h) }
+
 // Conns returns the connection table.
 func (c *Client) Conns() ([]api.Conn, error) {
 	cs := []api.Conn{}

@@ -8,6 +8,7 @@
 package health
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -64,4 +65,23 @@ type Script struct {
 	User    string        `json:"user,omitempty"`
 	Group   string        `json:"group,omitempty"`
 	Timeout time.Duration `json:"timeout,omitempty"`
+}
+
+// Validate checks that every checker can be built (its kind is known and
+// its options make sense), so that a config with a bad checker changes
+// nothing. A nil config is valid.
+func (c *Config) Validate() error {
+	if c == nil {
+		return nil
+	}
+	for _, s := range c.Services {
+		for _, srv := range s.Servers {
+			for _, spec := range srv.Checks {
+				if _, err := check.New(spec, check.Target{Server: srv.Addr}); err != nil {
+					return fmt.Errorf("%s: real server %s: %w", s.Key, srv.Addr, err)
+				}
+			}
+		}
+	}
+	return nil
 }

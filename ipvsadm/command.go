@@ -32,6 +32,7 @@ const (
 	KindAddLaddr         // -P, --add-laddr (DPVS ipvsadm)
 	KindDelLaddr         // -Q, --del-laddr (DPVS ipvsadm)
 	KindGetLaddr         // -G, --get-laddr (DPVS ipvsadm)
+	KindListChecks       // --list-checks (gvs extension: the health checks)
 	KindHelp             // -h, --help: print Usage, exit 0
 	KindVersion          // -v, --version: print Version, exit 0
 )
@@ -55,6 +56,7 @@ var cmdNames = [...]string{
 	KindAddLaddr:    "add-laddr",
 	KindDelLaddr:    "del-laddr",
 	KindGetLaddr:    "get-laddr",
+	KindListChecks:  "list-checks",
 	KindHelp:        "help",
 	KindVersion:     "version",
 }

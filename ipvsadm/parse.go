@@ -173,6 +173,8 @@ func (p Parser) parse(args []string) (*Command, *Error) {
 		s.cmd = KindDelLaddr
 	case 'G':
 		s.cmd = KindGetLaddr
+	case tagListChecks:
+		s.cmd = KindListChecks
 	case tagStartDaemon:
 		s.cmd = KindStartDaemon
 		if *arg != "master" && *arg != "backup" {
@@ -632,6 +634,7 @@ var commandsVOptions = [...][numOptions]byte{
 	KindAddLaddr:    {'x', 'x', '+', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', '+', ' '},
 	KindDelLaddr:    {'x', 'x', '+', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', '+', ' '},
 	KindGetLaddr:    {'x', 'x', ' ', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x'},
+	KindListChecks:  {' ', 'x', ' ', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x'},
 }
 
 // genericOptCheck is ipvsadm's generic_opt_check.

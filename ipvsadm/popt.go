@@ -42,6 +42,7 @@ const (
 	tagTunCsum
 	tagTunRemCsum
 	tagFullNAT // gvs extension
+	tagListChecks
 	tagSyncID  // ipvsadm uses 'I' but gives the option no short name
 )
 
@@ -118,6 +119,7 @@ var optionTable = []optSpec{
 	{"add-laddr", 'P', argNone, 'P'},
 	{"del-laddr", 'Q', argNone, 'Q'},
 	{"get-laddr", 'G', argNone, 'G'},
+	{"list-checks", 0, argNone, tagListChecks},
 	{"laddr", 'z', argRequired, 'z'},
 	{"ifname", 'F', argRequired, 'F'},
 }

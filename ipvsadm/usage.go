@@ -44,6 +44,7 @@ func UsageAs(w io.Writer, program string) error {
 		"  " + p + " -d virtual-service -r server-address\n" +
 		"  " + p + " -P|Q virtual-service -z local-address\n" +
 		"  " + p + " -G [virtual-service]\n" +
+		"  " + p + " --list-checks [virtual-service] [-n]\n" +
 		"  " + p + " -L|l [virtual-service] [options]\n" +
 		"  " + p + " -Z [virtual-service]\n" +
 		"  " + p + " --set tcp tcpfin udp\n" +
@@ -60,6 +61,7 @@ func UsageAs(w io.Writer, program string) error {
 		"  --add-laddr       -P        add FULLNAT local address (as DPVS)\n" +
 		"  --del-laddr       -Q        delete FULLNAT local address (as DPVS)\n" +
 		"  --get-laddr       -G        list FULLNAT local addresses (as DPVS)\n" +
+		"  --list-checks               list health checks and their state (gvs)\n" +
 		"  --save            -S        save rules to stdout\n" +
 		"  --add-server      -a        add real server with options\n" +
 		"  --edit-server     -e        edit real server with options\n" +

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gvs/api"
 	"gvs/client"
@@ -89,6 +90,19 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return restore(c, prog, stdin, stderr)
 	case ipvsadm.KindGetLaddr:
 		return getLaddrs(c, cmd, stdout, stderr)
+	case ipvsadm.KindListChecks:
+		h, err := c.Checks()
+		if err == nil {
+			var k *model.ServiceKey
+			if cmd.HasService() {
+				k = &cmd.Service.ServiceKey
+			}
+			err = ipvsadm.ListChecks(stdout, h, k, cmd.Format, time.Now())
+		}
+		if err != nil {
+			return fail(stderr, err)
+		}
+		return 0
 	}
 	op, ok, err := cmd.Op()
 	if err != nil {

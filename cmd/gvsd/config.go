@@ -2,20 +2,30 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 
 	"gvs/api"
 	"gvs/config"
 	"gvs/control"
+	"gvs/health"
 	"gvs/ipvsadm"
 )
 
-// applyConfig converges the running rules to the config file's.
-func applyConfig(core *control.Core, path string) error {
+// applyConfig converges the running rules to the config file's, then
+// runs its health checks. A file whose rules or checks are refused
+// changes neither.
+func applyConfig(core *control.Core, checks *health.Manager, path string) error {
 	c, err := config.Load(path, saveLinesToRules)
 	if err != nil {
 		return err
 	}
-	return core.Converge(c.Rules)
+	if err := c.Health.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := core.Converge(c.Rules); err != nil {
+		return err
+	}
+	return checks.Update(c.Health)
 }
 
 // saveLinesToRules reads ipvsadm-save lines (gvsadm -S output) as rules.

@@ -25,6 +25,7 @@ import (
 	"gvs/engine"
 	"gvs/engine/proxy"
 	"gvs/engine/xdp"
+	"gvs/health"
 	"gvs/model"
 )
 
@@ -236,13 +237,17 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 	if err := core.Restore(); err != nil {
 		log.Error("dropping what the saved rules do not have from the data path failed; serving anyway", "err", err)
 	}
+	// Stopped before the core closes (defers run last first); with omega
+	// its down notifiers run then.
+	checks := health.NewManager(core, log)
+	defer checks.Close()
 	if len(o.sysctls) > 0 {
 		if err := core.SetSysctls(o.sysctls); err != nil {
 			log.Error("--sysctl not applied", "err", err)
 		}
 	}
 	if o.configFile != "" {
-		if err := applyConfig(core, o.configFile); err != nil {
+		if err := applyConfig(core, checks, o.configFile); err != nil {
 			log.Error("config NOT applied: serving the rules as they are; fix it and send SIGHUP", "file", o.configFile, "err", err)
 		} else {
 			log.Info("config applied", "file", o.configFile)
@@ -259,6 +264,7 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 		mode = 0o660
 	}
 	srv := apiserver.New(core, api.Info{Version: api.Version, ConnTableSize: 4096, Engine: eng.Name(), GVSVersion: version}, log)
+	srv.SetHealth(checks.Status)
 	if err := srv.Listen(o.socket, mode, gid); err != nil {
 		return err
 	}
@@ -272,7 +278,7 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 				log.Info("SIGHUP without --config: nothing to reload")
 				continue
 			}
-			if err := applyConfig(core, o.configFile); err != nil {
+			if err := applyConfig(core, checks, o.configFile); err != nil {
 				log.Error("config reload refused; rules unchanged", "file", o.configFile, "err", err)
 			} else {
 				log.Info("config reloaded", "file", o.configFile)
