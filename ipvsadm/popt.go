@@ -43,7 +43,7 @@ const (
 	tagTunRemCsum
 	tagFullNAT // gvs extension
 	tagListChecks
-	tagSyncID  // ipvsadm uses 'I' but gives the option no short name
+	tagSyncID // ipvsadm uses 'I' but gives the option no short name
 )
 
 type optSpec struct {
