@@ -1,6 +1,7 @@
-// Package config reads gvsd's declarative rules file: YAML, or the
-// ipvsadm-save format (what gvsadm -S prints). The result is the complete
-// desired rule set; gvsd converges the running rules to it.
+// Package config reads gvsd's declarative rules file: YAML, keepalived.conf
+// (package keepalived), or the ipvsadm-save format (what gvsadm -S
+// prints). The result is the complete desired rule set and the health
+// checks of its servers; gvsd converges the running rules to it.
 package config
 
 import (
@@ -16,6 +17,7 @@ import (
 
 	"gvs/control"
 	"gvs/health"
+	"gvs/keepalived"
 	"gvs/model"
 )
 
@@ -24,6 +26,10 @@ import (
 type Config struct {
 	Rules  *control.Rules
 	Health *health.Config
+	// Notices are what the file gives that gvs does not use (the
+	// keepalived.conf form's VRRP part, say), "file:line: what", for
+	// gvsd to log.
+	Notices []string
 }
 
 // File is the YAML document.
@@ -68,6 +74,22 @@ type Service struct {
 	// service's family. Absent: the top-level list; empty (allow: []):
 	// none, every source.
 	Allow []string `yaml:"allow"`
+
+	// Health checking, as keepalived's virtual_server: the least sum of
+	// live servers' weights (default 1) and its dead band, scripts run
+	// when it is gained or lost, the sorry server served meanwhile.
+	Quorum     *uint32 `yaml:"quorum"`
+	Hysteresis uint32  `yaml:"hysteresis"`
+	QuorumUp   *Script `yaml:"quorum_up"`
+	QuorumDown *Script `yaml:"quorum_down"`
+	Sorry      *Sorry  `yaml:"sorry_server"`
+	Omega      bool    `yaml:"omega"`
+	HASuspend  bool    `yaml:"ha_suspend"`
+	// Alpha and DelayLoop are the default of every check of the service.
+	Alpha     bool     `yaml:"alpha"`
+	DelayLoop Duration `yaml:"delay_loop"`
+	// Check is the checks of every server without a check list of its own.
+	Check []Check `yaml:"check"`
 }
 
 // Server is one real server.
@@ -77,29 +99,64 @@ type Server struct {
 	Weight     *int32 `yaml:"weight"` // default 1
 	UThreshold uint32 `yaml:"u-threshold"`
 	LThreshold uint32 `yaml:"l-threshold"`
+
+	InhibitOnFailure bool    `yaml:"inhibit_on_failure"`
+	NotifyUp         *Script `yaml:"notify_up"`
+	NotifyDown       *Script `yaml:"notify_down"`
+	// Check replaces the service's checks for this server (check: [] for
+	// none).
+	Check []Check `yaml:"check"`
 }
 
 // SaveParser parses ipvsadm-save lines into rules; the ipvsadm package
 // provides it (gvsd wires it in), keeping this package free of the CLI.
 type SaveParser func(lines []byte) (*control.Rules, error)
 
-// Load reads path: ipvsadm-save lines when its first rule line starts with
-// "-", YAML otherwise.
+// Load reads path: keepalived.conf when its first word is one of
+// keepalived's top-level keywords, ipvsadm-save lines when its first rule
+// line starts with "-", YAML otherwise.
 func Load(path string, save SaveParser) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var r *control.Rules
+	if isKeepalived(b) {
+		// Its errors name the file and line.
+		res, err := keepalived.Parse(path)
+		if err != nil {
+			return nil, err
+		}
+		return &Config{Rules: res.Rules, Health: res.Health, Notices: res.Notices}, nil
+	}
+	var c *Config
 	if isSaveFormat(b) {
-		r, err = save(b)
+		var r *control.Rules
+		if r, err = save(b); err == nil {
+			c = &Config{Rules: r}
+		}
 	} else {
-		r, err = Parse(b)
+		c, err = ParseConfig(b)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &Config{Rules: r}, nil
+	return c, nil
+}
+
+// isKeepalived reports whether the first word outside comments is a
+// keepalived.conf top-level keyword.
+func isKeepalived(b []byte) bool {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || l[0] == '#' || l[0] == '!' {
+			continue
+		}
+		word, _, _ := strings.Cut(strings.ReplaceAll(l, "\t", " "), " ")
+		word, _, _ = strings.Cut(word, "{")
+		return keepalived.TopLevel(word)
+	}
+	return false
 }
 
 func isSaveFormat(b []byte) bool {
@@ -114,8 +171,17 @@ func isSaveFormat(b []byte) bool {
 	return false
 }
 
-// Parse reads the YAML form.
+// Parse reads the YAML form's rules.
 func Parse(b []byte) (*control.Rules, error) {
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, err
+	}
+	return c.Rules, nil
+}
+
+// ParseConfig reads the YAML form: rules and health checks.
+func ParseConfig(b []byte) (*Config, error) {
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -141,6 +207,7 @@ func Parse(b []byte) (*control.Rules, error) {
 		allow = append(allow, p)
 	}
 	seen := map[model.ServiceKey]bool{}
+	var hc health.Config
 	for i, s := range f.Services {
 		sr, err := s.rules(allow)
 		if err != nil {
@@ -151,8 +218,19 @@ func Parse(b []byte) (*control.Rules, error) {
 		}
 		seen[sr.Service.ServiceKey] = true
 		r.Services = append(r.Services, sr)
+		hs, err := s.healthOf(sr.Service, sr.Dests)
+		if err != nil {
+			return nil, fmt.Errorf("service %d: %w", i+1, err)
+		}
+		if hs != nil {
+			hc.Services = append(hc.Services, *hs)
+		}
 	}
-	return r, nil
+	c := &Config{Rules: r}
+	if len(hc.Services) > 0 {
+		c.Health = &hc
+	}
+	return c, nil
 }
 
 // rules reads one service; allow is the top-level allow list.
