@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -304,5 +305,62 @@ virtual_server 127.0.9.10 80 {
 	})
 	if after := d.must("-S", "-n"); after != before {
 		t.Errorf("a refused file changed the rules:\n%s\nwas:\n%s", after, before)
+	}
+}
+
+// Health checks with the xdp engine in namespaces: a DR service from a
+// YAML config with a TCP_CHECK on each real server's own address; a
+// server whose daemon stops gets no new connection within delay_loop x
+// (retry + 1) + connect_timeout, and is back when it starts again.
+func TestHealthChecksXDP(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "gvs.yaml")
+	if err := os.WriteFile(cfg, []byte(`services:
+  - tcp: `+vip+`:8080
+    scheduler: rr
+    delay_loop: 1
+    check:
+      - type: TCP_CHECK
+        connect_timeout: 1
+        retry: 1
+        delay_before_retry: 0.5
+    servers:
+      - {address: 198.18.0.11:8080, method: route}
+      - {address: 198.18.0.12:8080, method: route}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tp := newDRTopoArgs(t, false, "--config", cfg)
+	exe, _ := os.Executable()
+	daemons := map[string]*exec.Cmd{}
+	serve := func(name string) {
+		daemons[name] = tp.start(tp.ns(name), "env", "GVS_E2E_ROLE=serve 0.0.0.0:8080 "+name, exe)
+	}
+	serve("rs1")
+	serve("rs2")
+	d := tp.d
+	list := func() (bool, string) { l := d.must("-L", "-n"); return strings.Contains(l, "198.18.0.11:8080"), l }
+	waitFor(t, 5*time.Second, "both servers checked up", func() (bool, string) {
+		h := d.must("--list-checks", "-n")
+		return strings.Count(h, " ok ") == 2, h
+	})
+	client := tp.ns("client")
+	if got := strings.Join(tp.hellos(d, client, vip+":8080", 4), " "); got != "rs2 rs1 rs2 rs1" {
+		t.Fatalf("both up: %s", got)
+	}
+
+	daemons["rs1"].Process.Kill()
+	daemons["rs1"].Wait()
+	took := waitFor(t, 5*time.Second, "rs1 removed", func() (bool, string) { ok, l := list(); return !ok, l })
+	t.Logf("rs1 removed %v after its daemon died", took)
+	if took > 3*time.Second+500*time.Millisecond {
+		t.Errorf("rs1 removed after %v, want within 3 s", took)
+	}
+	if got := strings.Join(tp.hellos(d, client, vip+":8080", 3), " "); got != "rs2 rs2 rs2" {
+		t.Fatalf("rs1 down: %s", got)
+	}
+	serve("rs1")
+	waitFor(t, 5*time.Second, "rs1 back", list)
+	if got := strings.Join(tp.hellos(d, client, vip+":8080", 2), " "); !strings.Contains(got, "rs1") {
+		t.Fatalf("rs1 back: %s", got)
 	}
 }
