@@ -50,16 +50,18 @@ func newMisc(s Spec, _ Target) (Checker, error) {
 }
 
 // miscCredential resolves keepalived's "user USER [GROUP]": the user's
-// own group and supplementary groups unless GROUP is given. Neither: the
-// script runs as we do.
+// uid and own group, GROUP's gid if given, and no supplementary groups
+// unless GROUP starts with ':' (":" alone or ":GROUP"), which asks for
+// the user's. Neither: the script runs as we do.
 func miscCredential(name, group string) (*syscall.Credential, error) {
 	if name == "" && group == "" {
 		return nil, nil
 	}
 	cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())}
+	var u *user.User
 	if name != "" {
-		u, err := user.Lookup(name)
-		if err != nil {
+		var err error
+		if u, err = user.Lookup(name); err != nil {
 			return nil, err
 		}
 		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
@@ -68,7 +70,14 @@ func miscCredential(name, group string) (*syscall.Credential, error) {
 			return nil, fmt.Errorf("user %s: uid %q gid %q", name, u.Uid, u.Gid)
 		}
 		cred.Uid, cred.Gid = uint32(uid), uint32(gid)
-		if ids, err := u.GroupIds(); err == nil {
+	}
+	if g, ok := strings.CutPrefix(group, ":"); ok {
+		group = g
+		if u != nil {
+			ids, err := u.GroupIds()
+			if err != nil {
+				return nil, fmt.Errorf("user %s: groups: %v", name, err)
+			}
 			for _, id := range ids {
 				if g, err := strconv.ParseUint(id, 10, 32); err == nil {
 					cred.Groups = append(cred.Groups, uint32(g))
@@ -87,10 +96,7 @@ func miscCredential(name, group string) (*syscall.Credential, error) {
 		}
 		cred.Gid = uint32(gid)
 	}
-	if cred.Groups == nil {
-		// Drop our own supplementary groups rather than keep them.
-		cred.Groups = []uint32{cred.Gid}
-	}
+	// Groups left empty clears ours (setgroups(0)), as keepalived does.
 	return cred, nil
 }
 

@@ -210,13 +210,19 @@ func TestMiscUser(t *testing.T) {
 	for d := dir; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()) && d != os.TempDir(); d = filepath.Dir(d) {
 		os.Chmod(d, 0o755)
 	}
-	who := script(t, dir, "who", `echo "$(id -u):$(id -g)" >&2; exit 1`)
+	who := script(t, dir, "who", `echo "$(id -u):$(id -g):$(id -G)" >&2; exit 1`)
 	r := miscCheck(t, MiscSpec{Path: who, User: "nobody", Timeout: 5 * time.Second})
-	if want := "exit status 1: " + u.Uid + ":" + u.Gid; r.Reason != want {
+	// Our supplementary groups (root's) are not passed on.
+	if want := "exit status 1: " + u.Uid + ":" + u.Gid + ":" + u.Gid; r.Reason != want {
 		t.Errorf("got %q, want %q", r.Reason, want)
 	}
 	r = miscCheck(t, MiscSpec{Path: who, User: "nobody", Group: "root", Timeout: 5 * time.Second})
-	if want := "exit status 1: " + u.Uid + ":0"; r.Reason != want {
+	if want := "exit status 1: " + u.Uid + ":0:0"; r.Reason != want {
 		t.Errorf("with group: got %q, want %q", r.Reason, want)
+	}
+	// ":GROUP": the group, plus the user's own supplementary groups.
+	r = miscCheck(t, MiscSpec{Path: who, User: "nobody", Group: ":root", Timeout: 5 * time.Second})
+	if want := "exit status 1: " + u.Uid + ":0:0 " + u.Gid; r.Reason != want {
+		t.Errorf("with :group: got %q, want %q", r.Reason, want)
 	}
 }
