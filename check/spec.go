@@ -129,7 +129,7 @@ type DNSSpec struct {
 
 // SMTPSpec is SMTP_CHECK's options.
 type SMTPSpec struct {
-	HeloName string `json:"helo_name,omitempty"` // default: the host name
+	HeloName string `json:"helo_name,omitempty"` // default: keepalived's, DefaultHeloName
 }
 
 // MiscSpec is MISC_CHECK's options.

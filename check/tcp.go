@@ -38,13 +38,10 @@ func tcpDest(s Spec, t Target) (netip.AddrPort, error) {
 }
 
 func (c *tcpChecker) Check(ctx context.Context) Result {
-	conn, release, err := tcpDial(ctx, c.spec, c.dest)
-	if err != nil {
+	// keepalived closes as soon as the connect completes, sending nothing.
+	if err := connect(ctx, c.spec, c.dest); err != nil {
 		return Result{Reason: tcpDialErrText(ctx, c.spec.ConnectTimeout, err)}
 	}
-	// keepalived closes as soon as the connect completes, sending nothing.
-	conn.Close()
-	release()
 	return Result{Up: true, Reason: "connected to " + c.dest.String()}
 }
 
