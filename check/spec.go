@@ -149,7 +149,8 @@ type FileSpec struct {
 	Weight  int64  `json:"weight"`     // multiplier of the number in the file (default 1)
 	Reverse bool   `json:"reverse,omitempty"`
 	// Dynamic: the product is added to the server's weight; otherwise a
-	// product <= -254 is a failure and anything else success.
+	// product at or below keepalived's IPVS_WEIGHT_FAULT (INT32_MIN) is a
+	// failure and anything else success.
 	Dynamic bool `json:"dynamic,omitempty"`
 }
 

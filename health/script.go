@@ -8,10 +8,11 @@ import (
 	"os/exec"
 	"os/user"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"gvs/check"
 )
 
 // scriptRunner runs notify and quorum scripts.
@@ -33,7 +34,11 @@ func (e execScripts) run(s *Script) {
 	if s == nil || s.Command == "" {
 		return
 	}
-	args := strings.Fields(s.Command)
+	args, err := check.SplitCommand(s.Command)
+	if err != nil || len(args) == 0 {
+		e.log.Error("notify script not run", "script", s.Command, "err", err)
+		return
+	}
 	timeout := s.Timeout
 	if timeout == 0 {
 		timeout = defaultScriptTimeout

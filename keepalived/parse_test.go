@@ -278,7 +278,7 @@ func TestParse(t *testing.T) {
 	}
 	wantUDP := check.Spec{Kind: check.UDP, UDP: check.UDPSpec{
 		Payload: []byte{0xab, 0x12, 0x0f, 0x03, 0x45, 0x06}, RequireReply: true,
-		ReplyPattern: []byte{0x01, 0x00, 0x03}, ReplyMask: []byte{0xff, 0x00, 0x0f}, MinReplyLen: 4}}
+		ReplyPattern: []byte{0x01, 0x00, 0x03}, ReplyMask: []byte{0xff, 0x00, 0xff}, MinReplyLen: 4}}
 	wantDNS := check.Spec{Kind: check.DNS, DNS: check.DNSSpec{Type: "A", Name: "example.com"}}
 	if !reflect.DeepEqual(ds[0].Checks[0], wantUDP) || !reflect.DeepEqual(ds[0].Checks[1], wantDNS) {
 		t.Errorf("dns checks %+v", ds[0].Checks)
@@ -382,6 +382,10 @@ func TestParseHex(t *testing.T) {
 	}
 	if _, _, err := ParseHex("1X", false); err == nil {
 		t.Error("a wildcard in a payload")
+	}
+	// A lone digit is a whole byte; a lone X ignores its low nibble only.
+	if d, m, err := ParseHex("4 X 1x", true); err != nil || !reflect.DeepEqual(d, []byte{0x04, 0x00, 0x10}) || !reflect.DeepEqual(m, []byte{0xff, 0xf0, 0xf0}) {
+		t.Errorf("lone nibbles: %x %x %v", d, m, err)
 	}
 }
 

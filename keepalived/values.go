@@ -104,6 +104,11 @@ func ParseHex(s string, wildcards bool) (data, mask []byte, err error) {
 			}
 			v, m = v<<4|v2, m<<4|m2
 			i++
+		} else {
+			// A lone digit is a whole byte (0x04 for "4"): its high
+			// nibble, zero, is compared too; a lone X ignores only the
+			// low one.
+			m |= 0xf0
 		}
 		data, mask = append(data, v), append(mask, m)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 
 	"gvs/api"
 	"gvs/config"
@@ -14,10 +15,13 @@ import (
 // applyConfig converges the running rules to the config file's, then
 // runs its health checks. A file whose rules or checks are refused
 // changes neither.
-func applyConfig(core *control.Core, checks *health.Manager, path string) error {
+func applyConfig(log *slog.Logger, core *control.Core, checks *health.Manager, path string) error {
 	c, err := config.Load(path, saveLinesToRules)
 	if err != nil {
 		return err
+	}
+	for _, n := range c.Notices {
+		log.Info("config notice", "notice", n)
 	}
 	if err := c.Health.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", path, err)

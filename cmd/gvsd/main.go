@@ -247,7 +247,7 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 		}
 	}
 	if o.configFile != "" {
-		if err := applyConfig(core, checks, o.configFile); err != nil {
+		if err := applyConfig(log, core, checks, o.configFile); err != nil {
 			log.Error("config NOT applied: serving the rules as they are; fix it and send SIGHUP", "file", o.configFile, "err", err)
 		} else {
 			log.Info("config applied", "file", o.configFile)
@@ -278,7 +278,7 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 				log.Info("SIGHUP without --config: nothing to reload")
 				continue
 			}
-			if err := applyConfig(core, checks, o.configFile); err != nil {
+			if err := applyConfig(log, core, checks, o.configFile); err != nil {
 				log.Error("config reload refused; rules unchanged", "file", o.configFile, "err", err)
 			} else {
 				log.Info("config reloaded", "file", o.configFile)
