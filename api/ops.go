@@ -28,6 +28,11 @@ const (
 	// SetAllow replaces a service's source allow list with Allow (empty:
 	// no list); gvs's own, no ipvsadm command has it.
 	SetAllow OpKind = "set-allow"
+
+	// Connection synchronisation daemons (--start-daemon, --stop-daemon):
+	// Daemon carries the daemon (its State alone for stop-daemon).
+	StartDaemon OpKind = "start-daemon"
+	StopDaemon  OpKind = "stop-daemon"
 )
 
 // Op is one rule operation. Service carries the service (its key alone
@@ -47,6 +52,8 @@ type Op struct {
 	Allow []netip.Prefix `json:"allow,omitempty"`
 	// AllServices with zero: every counter (ipvsadm -Z without a service).
 	AllServices bool `json:"all_services,omitempty"`
+	// Daemon is start-daemon's daemon, or stop-daemon's state.
+	Daemon model.SyncDaemon `json:"daemon,omitzero"`
 }
 
 // Ops is the body of POST /v1/ops: applied in order, all or nothing.

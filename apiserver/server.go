@@ -62,6 +62,7 @@ func New(core *control.Core, info api.Info, log *slog.Logger) *Server {
 	mux.HandleFunc("GET /v1/timeouts", s.getTimeouts)
 	mux.HandleFunc("GET /v1/sysctls", s.getSysctls)
 	mux.HandleFunc("GET /v1/checks", s.getChecks)
+	mux.HandleFunc("GET /v1/daemons", s.getDaemons)
 	mux.HandleFunc("POST /v1/ops", s.postOps)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: timeouts.header, ReadTimeout: timeouts.read,
 		WriteTimeout: timeouts.write, IdleTimeout: timeouts.idle}
@@ -303,6 +304,14 @@ func (s *Server) getChecks(w http.ResponseWriter, _ *http.Request) {
 		h = s.health()
 	}
 	writeJSON(w, 200, h)
+}
+
+func (s *Server) getDaemons(w http.ResponseWriter, _ *http.Request) {
+	d := s.core.Daemons()
+	if d == nil {
+		d = []model.SyncDaemon{}
+	}
+	writeJSON(w, 200, d)
 }
 
 func (s *Server) getTimeouts(w http.ResponseWriter, _ *http.Request) {

@@ -157,6 +157,11 @@ func (c *Client) ConfiguredServices() (s api.Snapshot, err error) {
 	return s, c.do("GET", "/v1/services?configured=1", nil, &s)
 }
 
+// Daemons returns the running connection synchronisation daemons.
+func (c *Client) Daemons() (d []model.SyncDaemon, err error) {
+	return d, c.do("GET", "/v1/daemons", nil, &d)
+}
+
 // Checks returns the health checks and their state.
 func (c *Client) Checks() (h api.Health, err error) { return h, c.do("GET", "/v1/checks", nil, &h) }
 

@@ -32,6 +32,8 @@ type Core struct {
 	// Replaced, never changed in place.
 	cfg    *Rules
 	health map[model.ServiceKey]ServiceHealth
+	// daemons runs the sync daemons of cfg.Daemons (nil: none can run).
+	daemons DaemonRunner
 }
 
 // New returns a core over eng that persists to store (nil: no persistence).
@@ -110,7 +112,8 @@ func (c *Core) restoreLocked(r *Rules) error {
 		c.undoSysctls(old)
 		return fmt.Errorf("restoring saved rules: %w", err)
 	}
-	c.cfg = rulesOfModel(v)
+	c.cfg = c.configuredFrom(v)
+	c.restoreDaemons(r.Daemons)
 	return nil
 }
 
@@ -138,6 +141,9 @@ func (c *Core) Do(ops []api.Op) error {
 }
 
 func (c *Core) doLocked(ops []api.Op) error {
+	if slices.ContainsFunc(ops, isDaemonOp) {
+		return c.doDaemon(ops)
+	}
 	// Check the whole batch on a copy of the model first, so a bad
 	// operation anywhere changes nothing.
 	v, err := c.dryRun(ops)
@@ -148,7 +154,7 @@ func (c *Core) doLocked(ops []api.Op) error {
 		return err
 	}
 	if mutates(ops) {
-		c.cfg = rulesOfModel(v)
+		c.cfg = c.configuredFrom(v)
 		if err := c.save(); err != nil {
 			return err
 		}

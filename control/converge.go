@@ -44,7 +44,7 @@ func (c *Core) Converge(desired *Rules) error {
 		c.undoSysctls(old)
 		return err
 	}
-	c.cfg = rulesOfModel(v)
+	c.cfg = c.configuredFrom(v)
 	return c.save()
 }
 

@@ -32,6 +32,9 @@ type Rules struct {
 	// ExplicitEmpty says that rules without services mean it (YAML
 	// services: [], an ipvsadm-save -C line): see Converge.
 	ExplicitEmpty bool `json:"-"`
+	// Daemons are the running connection synchronisation daemons
+	// (--start-daemon), restarted with the rules.
+	Daemons []model.SyncDaemon `json:"daemons,omitempty"`
 }
 
 // ServiceRules is one service, its destinations, its FULLNAT local

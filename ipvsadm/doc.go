@@ -43,10 +43,14 @@
 // otherwise), and --get-laddr|-G with an optional service (no -n: it is
 // always numeric). DPVS requires --ifname|-F with -P and -Q to put the
 // address on an interface; gvs puts none there, so -F is optional and
-// not used (the address must already be the host's); --start-daemon and
-// --stop-daemon, --pe and the gue/gre tunnel types are parsed and checked
-// like ipvsadm does, then rejected as unsupported (exit status 2), since
-// gvs has no sync daemon, no persistence engine and only IP-in-IP tunnels.
+// not used (the address must already be the host's); --pe and the
+// gue/gre tunnel types are parsed and checked like ipvsadm does, then
+// rejected as unsupported (exit status 2), since gvs has no persistence
+// engine and only IP-in-IP tunnels. --start-daemon and --stop-daemon
+// become operations of the control API (gvsd runs the daemons; the
+// kernel's defaults fill in what was not given), listed by -L --daemon in
+// ipvsadm 1.31's format (ListSyncDaemons). --list-checks is gvs's own: the
+// health checks (ListChecks).
 //
 // # Formatting
 //

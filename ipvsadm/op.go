@@ -2,6 +2,7 @@ package ipvsadm
 
 import (
 	"fmt"
+	"net/netip"
 
 	"gvs/api"
 	"gvs/model"
@@ -35,8 +36,19 @@ func (c *Command) Op() (op api.Op, ok bool, err error) {
 		return api.Op{Op: api.AddLocalAddr, Service: key, LocalAddr: c.LocalAddr}, true, nil
 	case KindDelLaddr:
 		return api.Op{Op: api.DelLocalAddr, Service: key, LocalAddr: c.LocalAddr}, true, nil
-	case KindStartDaemon, KindStopDaemon:
-		return op, false, fmt.Errorf("connection synchronisation daemons are not supported by gvs")
+	case KindStartDaemon:
+		d := model.SyncDaemon{State: c.Daemon.State, McastIfn: c.Daemon.McastIfn, SyncID: uint8(c.Daemon.SyncID),
+			SyncMaxLen: uint16(c.Daemon.SyncMaxLen), McastPort: uint16(c.Daemon.McastPort), McastTTL: uint8(c.Daemon.McastTTL)}
+		if c.Daemon.McastGroup != "" {
+			a, err := netip.ParseAddr(c.Daemon.McastGroup)
+			if err != nil {
+				return op, false, fmt.Errorf("invalid mcast-group `%s'", c.Daemon.McastGroup)
+			}
+			d.McastGroup = a
+		}
+		return api.Op{Op: api.StartDaemon, Daemon: d}, true, nil
+	case KindStopDaemon:
+		return api.Op{Op: api.StopDaemon, Daemon: model.SyncDaemon{State: c.Daemon.State}}, true, nil
 	}
 	return op, false, nil
 }

@@ -285,8 +285,6 @@ func (p Parser) parse(args []string) (*Command, *Error) {
 
 	// What gvs does not implement, once ipvsadm's own checks passed.
 	switch {
-	case s.cmd == KindStartDaemon || s.cmd == KindStopDaemon:
-		return nil, unsupported("--%s: connection synchronisation daemons are not supported by gvs", s.cmd)
 	case s.peName != "" && (s.cmd == KindAddService || s.cmd == KindEditService):
 		return nil, unsupported("--pe %s: persistence engines are not supported by gvs", s.peName)
 	case s.tunType != tunIPIP && (s.cmd == KindAddDest || s.cmd == KindEditDest):

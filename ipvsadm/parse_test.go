@@ -338,8 +338,6 @@ func TestParseErrors(t *testing.T) {
 			"The option 'tun-csum' conflicts with the 'tun-nocsum' option in the 'gue' tunnel type", 2},
 		{[]string{"-a", "-t", "1.2.3.4:80", "-r", "5.6.7.8", "-i", "--tun-type", "gre", "--tun-remcsum"}, "Illegal 'tun-remcsum' option with the 'gre' tunnel type", 2},
 		// What gvs does not implement.
-		{[]string{"--start-daemon", "master"}, "--start-daemon: connection synchronisation daemons are not supported by gvs", 2},
-		{[]string{"--stop-daemon", "backup"}, "--stop-daemon: connection synchronisation daemons are not supported by gvs", 2},
 		{[]string{"-A", "-u", "1.2.3.4:5060", "--pe", "sip", "-p"}, "--pe sip: persistence engines are not supported by gvs", 2},
 		{[]string{"-a", "-t", "1.2.3.4:80", "-r", "5.6.7.8", "-i", "--tun-type", "gue", "--tun-port", "6080"}, "--tun-type gue: only ipip tunnels are supported by gvs", 2},
 		{[]string{"-a", "-t", "1.2.3.4:80", "-r", "5.6.7.8", "-i", "--tun-type", "gre"}, "--tun-type gre: only ipip tunnels are supported by gvs", 2},

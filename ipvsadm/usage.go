@@ -69,8 +69,8 @@ func UsageAs(w io.Writer, program string) error {
 		"  --list            -L|-l     list the table\n" +
 		"  --zero            -Z        zero counters in a service or all services\n" +
 		"  --set tcp tcpfin udp        set connection timeout values\n" +
-		"  --start-daemon              start connection sync daemon (not supported by gvs)\n" +
-		"  --stop-daemon               stop connection sync daemon (not supported by gvs)\n" +
+		"  --start-daemon              start connection sync daemon\n" +
+		"  --stop-daemon               stop connection sync daemon\n" +
 		"  --help            -h        display this help message\n\n")
 	ew.print("virtual-service:\n" +
 		"  --tcp-service|-t  service-address   service-address is host[:port]\n" +

@@ -131,7 +131,10 @@ func list(c *client.Client, cmd *ipvsadm.Command, stdout, stderr io.Writer) int 
 			err = ipvsadm.ListTimeout(stdout, t)
 		}
 	case ipvsadm.ListDaemons:
-		// gvs runs no synchronisation daemon: nothing to list.
+		d, derr := c.Daemons()
+		if err = derr; err == nil {
+			err = ipvsadm.ListSyncDaemons(stdout, d)
+		}
 	default:
 		var snap api.Snapshot
 		if snap, err = c.Services(); err == nil {
