@@ -19,7 +19,32 @@ func New(spec Spec, t Target) (Checker, error) {
 	if !ok {
 		return nil, fmt.Errorf("checker %q: not supported", spec.Kind)
 	}
+	if spec.ViaVIP {
+		if err := spec.viaVIPValid(); err != nil {
+			return nil, err
+		}
+	}
 	return f(spec.Defaults(), t)
+}
+
+// viaVIPValid refuses via_vip where it cannot apply: checkers that open
+// no TCP or UDP connection, connect_ip (the check goes to the VIP), and
+// bind_port (every server of a service would be checked from the same
+// address and port to the same VIP:port, and the replies could not be
+// told apart).
+func (s Spec) viaVIPValid() error {
+	switch s.Kind {
+	case TCP, HTTP, SSL, SMTP, UDP, DNS:
+	default:
+		return fmt.Errorf("%s: via_vip applies to TCP_CHECK, HTTP_GET, SSL_GET, SMTP_CHECK, UDP_CHECK and DNS_CHECK", s.Kind)
+	}
+	if s.ConnectIP.IsValid() {
+		return fmt.Errorf("%s: via_vip with connect_ip: the check goes to the VIP", s.Kind)
+	}
+	if s.BindPort != 0 {
+		return fmt.Errorf("%s: via_vip with bind_port: the servers' replies from the VIP could not be told apart", s.Kind)
+	}
+	return nil
 }
 
 // keepalived's defaults.
@@ -94,6 +119,20 @@ func (s Spec) Dest(t Target) netip.AddrPort {
 	return netip.AddrPortFrom(a, p)
 }
 
+// VIPDest is what the server sees as a via_vip check's destination: its
+// service's virtual address, with connect_port, else the service's port,
+// else (a port-0 service) the server's.
+func (s Spec) VIPDest(t Target) netip.AddrPort {
+	p := t.VIP.Port()
+	if s.ConnectPort != 0 {
+		p = s.ConnectPort
+	}
+	if p == 0 {
+		p = t.Server.Port()
+	}
+	return netip.AddrPortFrom(t.VIP.Addr(), p)
+}
+
 // Describe says what a check of t looks at, for listings: the address
 // and port it connects to, the command it runs or the file it reads.
 func (s Spec) Describe(t Target) string {
@@ -104,6 +143,9 @@ func (s Spec) Describe(t Target) string {
 		return s.File.Path
 	case Ping:
 		return s.Dest(t).Addr().String()
+	}
+	if s.ViaVIP {
+		return s.VIPDest(t).String() + " via " + s.Dest(t).Addr().String()
 	}
 	return s.Dest(t).String()
 }

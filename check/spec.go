@@ -48,6 +48,13 @@ type Spec struct {
 	BindIf   string     `json:"bind_if,omitempty"`
 	// FWMark marks the checker's packets (SO_MARK).
 	FWMark uint32 `json:"fwmark,omitempty"`
+	// ViaVIP (a gvs extension, keepalived has no such option) checks a
+	// DR or TUN server through its service's VIP as the server sees it:
+	// destination VIP:port (ConnectPort, else the service's port). The
+	// checker still connects to the server's address; package health
+	// sets FWMark to a mark that the director's forwarding (package
+	// hcfwd) turns into that. TCP-based checkers, UDP and DNS only.
+	ViaVIP bool `json:"via_vip,omitempty"`
 
 	// ConnectTimeout bounds one check (default 5 s).
 	ConnectTimeout time.Duration `json:"connect_timeout,omitempty"`

@@ -77,6 +77,9 @@ func (c *Config) Validate() error {
 	for _, s := range c.Services {
 		for _, srv := range s.Servers {
 			for _, spec := range srv.Checks {
+				if spec.ViaVIP && spec.FWMark != 0 {
+					return fmt.Errorf("%s: real server %s: %s: via_vip with fwmark: via_vip marks the check itself", s.Key, srv.Addr, spec.Kind)
+				}
 				if _, err := check.New(spec, check.Target{Server: srv.Addr}); err != nil {
 					return fmt.Errorf("%s: real server %s: %w", s.Key, srv.Addr, err)
 				}

@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -24,6 +25,18 @@ type Core interface {
 	ConfiguredDests(model.ServiceKey) ([]model.Dest, bool)
 }
 
+// Forwarder gives the marks with which via_vip checks of DR and TUN
+// servers reach the server through the VIP (package hcfwd): a checker's
+// socket marked with Add's mark, connecting to rip, is seen by the server
+// as a packet to vip (tunnel: encapsulated to rip). Remove releases it.
+type Forwarder interface {
+	Add(vip, rip netip.AddrPort, tunnel bool) (mark uint32, err error)
+	Remove(mark uint32)
+}
+
+// ErrViaVIP is the refusal of a via_vip checker that cannot be forwarded.
+var ErrViaVIP = errors.New("via_vip needs a DR or TUN server and the xdp engine")
+
 // Manager runs the checks of a Config and applies keepalived's ipwrapper
 // semantics through the core.
 type Manager struct {
@@ -33,6 +46,7 @@ type Manager struct {
 	newChecker func(check.Spec, check.Target) (check.Checker, error)
 	isLocal    func(netip.Addr) bool
 	scripts    scriptRunner
+	fwd        Forwarder // nil: via_vip is refused
 
 	mu       sync.Mutex
 	ctx      context.Context
@@ -65,6 +79,7 @@ type checker struct {
 	c      check.Checker
 	target check.Target
 	cancel context.CancelFunc
+	tunnel bool // via_vip: the server's method is TUN (else DR)
 
 	up          bool // is_up
 	hasRun      bool
@@ -83,6 +98,39 @@ func NewManager(core Core, log *slog.Logger) *Manager {
 	ctx, stop := context.WithCancel(context.Background())
 	return &Manager{core: core, log: log, newChecker: check.New, isLocal: isLocalAddr,
 		scripts: execScripts{log: log, wg: &sync.WaitGroup{}}, ctx: ctx, stop: stop, services: map[model.ServiceKey]*service{}}
+}
+
+// SetForwarder makes via_vip checks possible (gvsd: with the xdp engine).
+// Call it before the first Update.
+func (m *Manager) SetForwarder(f Forwarder) {
+	m.mu.Lock()
+	m.fwd = f
+	m.mu.Unlock()
+}
+
+// Validate is cfg.Validate, and refuses via_vip checkers without a
+// forwarder, so that gvsd refuses such a config before it changes
+// anything.
+func (m *Manager) Validate(cfg *Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	fwd := m.fwd
+	m.mu.Unlock()
+	if cfg == nil || fwd != nil {
+		return nil
+	}
+	for _, s := range cfg.Services {
+		for _, srv := range s.Servers {
+			for _, spec := range srv.Checks {
+				if spec.ViaVIP {
+					return fmt.Errorf("%s: real server %s: %s: %w (this gvsd runs no xdp engine)", s.Key, srv.Addr, spec.Kind, ErrViaVIP)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // Update makes cfg the checks that run. Checkers whose service, server
@@ -119,6 +167,12 @@ func (m *Manager) Update(cfg *Config) error {
 			for i, spec := range rc.Checks {
 				spec = spec.Defaults()
 				id := checkerID(i, spec)
+				tunnel := false
+				if spec.ViaVIP {
+					// A change of method restarts the checker.
+					tunnel = m.method(sc.Key, rc.Addr) == model.Tunnel
+					id += fmt.Sprintf("|tunnel=%v", tunnel)
+				}
 				if psrv != nil {
 					if j := slices.IndexFunc(psrv.checkers, func(c *checker) bool { return c.id == id }); j >= 0 {
 						ck := psrv.checkers[j]
@@ -128,7 +182,7 @@ func (m *Manager) Update(cfg *Config) error {
 						continue
 					}
 				}
-				srv.checkers = append(srv.checkers, &checker{svc: svc, srv: srv, spec: spec, id: id, up: !spec.Alpha,
+				srv.checkers = append(srv.checkers, &checker{svc: svc, srv: srv, spec: spec, id: id, up: !spec.Alpha, tunnel: tunnel,
 					target: check.Target{Server: rc.Addr, VIP: netip.AddrPortFrom(sc.Key.Addr, sc.Key.Port)}})
 			}
 			for _, ck := range srv.checkers {
@@ -193,21 +247,72 @@ func checkerID(i int, s check.Spec) string {
 	return fmt.Sprintf("%d:%s", i, b)
 }
 
+// noMethod: a server that is not configured.
+const noMethod = model.Method(255)
+
+// method is the configured forwarding method of server addr of service
+// key; noMethod if it is not configured.
+func (m *Manager) method(key model.ServiceKey, addr netip.AddrPort) model.Method {
+	dests, _ := m.core.ConfiguredDests(key)
+	if i := slices.IndexFunc(dests, func(d model.Dest) bool { return d.AddrPort() == addr }); i >= 0 {
+		return dests[i].Method
+	}
+	return noMethod
+}
+
 // start starts ck's goroutine. m.mu is held.
 func (m *Manager) start(ck *checker) error {
-	c, err := m.newChecker(ck.spec, ck.target)
+	spec := ck.spec
+	var mark uint32
+	if spec.ViaVIP {
+		var err error
+		if mark, err = m.viaVIP(ck); err != nil {
+			return fmt.Errorf("%s: server %s: %s: %w", ck.svc.cfg.Key, ck.target.Server, spec.Kind, err)
+		}
+		spec.FWMark = mark
+	}
+	c, err := m.newChecker(spec, ck.target)
 	if err != nil {
+		if mark != 0 {
+			m.fwd.Remove(mark)
+		}
 		return fmt.Errorf("%s: server %s: %w", ck.svc.cfg.Key, ck.target.Server, err)
 	}
 	ck.c = c
 	ctx, cancel := context.WithCancel(m.ctx)
 	ck.cancel = cancel
 	m.wg.Add(1)
+	fwd := m.fwd
 	go func() {
 		defer m.wg.Done()
+		if mark != 0 {
+			// Released once no check of this checker is in flight.
+			defer fwd.Remove(mark)
+		}
 		m.run(ctx, ck)
 	}()
 	return nil
+}
+
+// viaVIP asks the forwarder for ck's mark. m.mu is held.
+func (m *Manager) viaVIP(ck *checker) (uint32, error) {
+	if m.fwd == nil {
+		return 0, fmt.Errorf("%w (this gvsd runs no xdp engine)", ErrViaVIP)
+	}
+	if !ck.svc.cfg.Key.Addr.IsValid() {
+		return 0, fmt.Errorf("%w (a fwmark service has no VIP)", ErrViaVIP)
+	}
+	switch meth := m.method(ck.svc.cfg.Key, ck.target.Server); meth {
+	case model.Route, model.Tunnel:
+		if (meth == model.Tunnel) != ck.tunnel {
+			return 0, fmt.Errorf("%w (the server's method changed)", ErrViaVIP)
+		}
+	case noMethod:
+		return 0, fmt.Errorf("%w (the server is not in the configured rules)", ErrViaVIP)
+	default:
+		return 0, fmt.Errorf("%w (the server's method is %v)", ErrViaVIP, meth)
+	}
+	return m.fwd.Add(ck.spec.VIPDest(ck.target), ck.spec.Dest(ck.target), ck.tunnel)
 }
 
 // run checks until ctx ends: a random warmup first (so thousands of
