@@ -126,7 +126,11 @@ func Load(path string, save SaveParser) (*Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Config{Rules: res.Rules, Health: res.Health, Notices: res.Notices}, nil
+		c := &Config{Rules: res.Rules, Health: res.Health, Notices: res.Notices}
+		if err := checkViaVIP(c); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return c, nil
 	}
 	var c *Config
 	if isSaveFormat(b) {
@@ -136,6 +140,9 @@ func Load(path string, save SaveParser) (*Config, error) {
 		}
 	} else {
 		c, err = ParseConfig(b)
+	}
+	if err == nil {
+		err = checkViaVIP(c)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -81,6 +81,7 @@ type Check struct {
 	BindPort         uint16    `yaml:"bind_port"`
 	BindIf           string    `yaml:"bind_if"`
 	FWMark           uint32    `yaml:"fwmark"`
+	ViaVIP           bool      `yaml:"via_vip"` // gvs: check a DR or TUN server through the VIP (docs/health.md)
 	ConnectTimeout   Duration  `yaml:"connect_timeout"`
 	Retry            *int      `yaml:"retry"`
 	DelayBeforeRetry Duration  `yaml:"delay_before_retry"`
@@ -160,6 +161,7 @@ func (c Check) spec(delayLoop Duration, alpha bool) (check.Spec, error) {
 		return s, err
 	}
 	s.ConnectPort, s.BindPort, s.BindIf, s.FWMark = c.ConnectPort, c.BindPort, c.BindIf, c.FWMark
+	s.ViaVIP = c.ViaVIP
 	s.ConnectTimeout, s.DelayBeforeRetry = time.Duration(c.ConnectTimeout), time.Duration(c.DelayBeforeRetry)
 	s.DelayLoop = time.Duration(delayLoop)
 	if c.DelayLoop != 0 {

@@ -114,6 +114,13 @@ func connOpt(s *check.Spec, own *inherit, n *node) (bool, error) {
 			return true, n.pos.errorf("fwmark: %v", err)
 		}
 		s.FWMark = uint32(m)
+	case "via_vip":
+		// A gvs extension (keepalived refuses it): check a DR or TUN
+		// server through the VIP (docs/health.md).
+		if len(a) != 0 {
+			return true, n.pos.errorf("via_vip: takes no value")
+		}
+		s.ViaVIP = true
 	case "connect_timeout":
 		return own.common(n, 0)
 	default:
@@ -272,6 +279,7 @@ func (p *parser) checker(kind check.Kind, n *node) ([]*checker, error) {
 		hs := &hc.spec0
 		hs.ConnectIP, hs.ConnectPort, hs.BindTo = h.spec0.ConnectIP, h.spec0.ConnectPort, h.spec0.BindTo
 		hs.BindPort, hs.BindIf, hs.FWMark = h.spec0.BindPort, h.spec0.BindIf, h.spec0.FWMark
+		hs.ViaVIP = hs.ViaVIP || h.spec0.ViaVIP
 		hc.own.connectTimeout = h.own.connectTimeout
 		out = append(out, hc)
 	}
