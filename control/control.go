@@ -108,7 +108,7 @@ func (c *Core) restoreLocked(r *Rules) error {
 	if err := c.setSysctlsLocked(want); err != nil {
 		return fmt.Errorf("restoring saved rules: %w", err)
 	}
-	if err := c.applyOrUndo(ops, true); err != nil {
+	if err := c.applyOrUndo(ops, rulesOfModel(v)); err != nil {
 		c.undoSysctls(old)
 		return fmt.Errorf("restoring saved rules: %w", err)
 	}
@@ -150,7 +150,7 @@ func (c *Core) doLocked(ops []api.Op) error {
 	if err != nil {
 		return err
 	}
-	if err := c.applyOrUndo(ops, true); err != nil {
+	if err := c.applyOrUndo(ops, rulesOfModel(v)); err != nil {
 		return err
 	}
 	if mutates(ops) {
@@ -162,14 +162,15 @@ func (c *Core) doLocked(ops []api.Op) error {
 	return nil
 }
 
-// applyOrUndo applies ops to the engine (translated by toEngine when
-// they are operations on the configured rules); when the engine refuses
-// what the model accepted (a listener could not bind, say), it undoes
-// what the batch changed, and only that.
-func (c *Core) applyOrUndo(ops []api.Op, configured bool) error {
+// applyOrUndo applies ops to the engine: operations on the configured
+// rules when after (the configured rules they make) is given, translated
+// by toEngine and reconciled; the engine's own otherwise. When the engine
+// refuses what the model accepted (a listener could not bind, say), it
+// undoes what the batch changed, and only that.
+func (c *Core) applyOrUndo(ops []api.Op, after *Rules) error {
 	before := c.engineRules()
-	if err := c.apply(ops, configured); err != nil {
-		if rerr := c.apply(Plan(c.engineRules(), before), false); rerr != nil {
+	if err := c.apply(ops, after); err != nil {
+		if rerr := c.apply(Plan(c.engineRules(), before), nil); rerr != nil {
 			c.log.Error("rollback failed", "err", rerr)
 		}
 		return err
@@ -255,17 +256,22 @@ func (c *Core) dryRun(ops []api.Op) (*ipvs.IPVS, error) {
 	return v, nil
 }
 
-func (c *Core) apply(ops []api.Op, configured bool) error {
+func (c *Core) apply(ops []api.Op, after *Rules) error {
 	run := func() error {
 		for i, op := range ops {
 			eops := []api.Op{op}
-			if configured {
+			if after != nil {
 				eops = toEngine(op, c.health)
 			}
 			for _, eop := range eops {
 				if err := applyTo(c.eng, eop); err != nil {
 					return &BatchError{i, err}
 				}
+			}
+		}
+		if after != nil && len(c.health) > 0 {
+			if err := c.reconcile(after, touched(ops, c.health)); err != nil {
+				return &BatchError{len(ops) - 1, err}
 			}
 		}
 		return nil

@@ -40,7 +40,7 @@ func (c *Core) Converge(desired *Rules) error {
 	if err := c.setSysctlsLocked(want); err != nil {
 		return err
 	}
-	if err := c.applyOrUndo(ops, true); err != nil {
+	if err := c.applyOrUndo(ops, rulesOfModel(v)); err != nil {
 		c.undoSysctls(old)
 		return err
 	}

@@ -71,19 +71,26 @@ type ServiceHealth struct {
 
 // effective returns what the engine serves of the configured
 // destinations cfg (kernel order) under h: the destinations served, with
-// their effective weights, and the sorry server when it is served and is
-// not one of the configured destinations.
+// their effective weights, and the sorry server when it is served. A
+// sorry server with the address of a configured destination
+// (keepalived's s_svr_duplicates_rs) takes that destination's place
+// while active, and is otherwise that destination as it is.
 func (h ServiceHealth) effective(cfg []model.Dest) []model.Dest {
 	var out []model.Dest
-	if s := h.Sorry; s != nil && (s.Active || s.Inhibit) &&
-		!slices.ContainsFunc(cfg, func(d model.Dest) bool { return d.AddrPort() == s.Dest.AddrPort() }) {
+	s := h.Sorry
+	dup := s != nil && slices.ContainsFunc(cfg, func(d model.Dest) bool { return d.AddrPort() == s.Dest.AddrPort() })
+	switch {
+	case s != nil && s.Active:
+		out = append(out, s.Dest)
+	case s != nil && s.Inhibit && !dup:
 		d := s.Dest
-		if !s.Active {
-			d.Weight = 0
-		}
+		d.Weight = 0
 		out = append(out, d)
 	}
 	for _, d := range cfg {
+		if s != nil && s.Active && dup && d.AddrPort() == s.Dest.AddrPort() {
+			continue
+		}
 		if e, ok := h.dest(d); ok {
 			out = append(out, e)
 		}
@@ -102,30 +109,13 @@ func (h ServiceHealth) dest(d model.Dest) (model.Dest, bool) {
 	return d, true
 }
 
-// sorryServed returns the sorry server as the engine has it, if it is
-// served apart from the configured destinations cfg.
-func (h ServiceHealth) sorryServed(cfg []model.Dest) (model.Dest, bool) {
-	for _, d := range h.effective(cfg) {
-		if h.Sorry != nil && d.AddrPort() == h.Sorry.Dest.AddrPort() &&
-			!slices.ContainsFunc(cfg, func(x model.Dest) bool { return x.AddrPort() == d.AddrPort() }) {
-			return d, true
-		}
-	}
-	return model.Dest{}, false
-}
-
 // toEngine translates an operation on the configured rules into the
-// operations that keep the engine serving their effective form.
+// operations that keep the engine serving their effective form; a
+// service with health state is reconciled after the batch (reconcile),
+// which brings in its sorry server.
 func toEngine(op api.Op, health map[model.ServiceKey]ServiceHealth) []api.Op {
-	k := op.Service.ServiceKey
-	h := health[k]
+	h := health[op.Service.ServiceKey]
 	switch op.Op {
-	case api.AddService:
-		ops := []api.Op{op}
-		if d, ok := h.sorryServed(nil); ok {
-			ops = append(ops, api.Op{Op: api.AddDest, Service: model.Service{ServiceKey: k}, Dest: d})
-		}
-		return ops
 	case api.AddDest, api.EditDest:
 		e, ok := h.dest(op.Dest)
 		if !ok {
@@ -142,22 +132,80 @@ func toEngine(op api.Op, health map[model.ServiceKey]ServiceHealth) []api.Op {
 	return []api.Op{op}
 }
 
+// reconcile brings the engine's destinations of each service of keys
+// that has health state to what the configured rules cfg make of it:
+// what a batch's translated operations leave out (a sorry server, a
+// configured destination at a sorry server's address), and any drift.
+// It diffs against what the engine serves, not against what it should.
+func (c *Core) reconcile(cfg *Rules, keys []model.ServiceKey) error {
+	var ops []api.Op
+	for _, k := range keys {
+		h, ok := c.health[k]
+		if !ok {
+			continue
+		}
+		i := slices.IndexFunc(cfg.Services, func(s ServiceRules) bool { return s.Service.ServiceKey == k })
+		if i < 0 {
+			continue
+		}
+		ops = append(ops, planDests(model.Service{ServiceKey: k}, c.engineDests(k), h.effective(cfg.Services[i].Dests))...)
+	}
+	for _, op := range ops {
+		if err := applyTo(c.eng, op); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// touched returns the services of ops that have health state (all of
+// them for a clear).
+func touched(ops []api.Op, health map[model.ServiceKey]ServiceHealth) []model.ServiceKey {
+	var keys []model.ServiceKey
+	for _, op := range ops {
+		if op.Op == api.Clear {
+			keys = keys[:0]
+			for k := range health {
+				keys = append(keys, k)
+			}
+			continue
+		}
+		if _, ok := health[op.Service.ServiceKey]; ok && !slices.Contains(keys, op.Service.ServiceKey) {
+			keys = append(keys, op.Service.ServiceKey)
+		}
+	}
+	return keys
+}
+
+// engineDests returns the destinations the engine serves for k.
+func (c *Core) engineDests(k model.ServiceKey) []model.Dest {
+	for _, s := range c.eng.Services() {
+		if s.ServiceKey == k {
+			var out []model.Dest
+			for _, d := range s.Dests {
+				out = append(out, d.Dest)
+			}
+			return out
+		}
+	}
+	return nil
+}
+
 // SetHealth records what the health checks make of service k and
 // brings the engine to it. A service that is not configured (deleted by
 // hand, say) only has its health recorded, for when it comes back.
 func (c *Core) SetHealth(k model.ServiceKey, h ServiceHealth) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	old := c.health[k]
 	i := slices.IndexFunc(c.cfg.Services, func(s ServiceRules) bool { return s.Service.ServiceKey == k })
 	if i < 0 {
 		c.setHealthLocked(k, h)
 		return nil
 	}
 	cfg := c.cfg.Services[i].Dests
-	ops := planDests(model.Service{ServiceKey: k}, old.effective(cfg), h.effective(cfg))
+	ops := planDests(model.Service{ServiceKey: k}, c.engineDests(k), h.effective(cfg))
 	if len(ops) > 0 {
-		if err := c.applyOrUndo(ops, false); err != nil {
+		if err := c.applyOrUndo(ops, nil); err != nil {
 			return fmt.Errorf("%s: applying the health checks' verdict: %w", k, err)
 		}
 	}

@@ -150,3 +150,45 @@ func TestDestHealthWeight(t *testing.T) {
 		}
 	}
 }
+
+// A sorry server with the address of a configured server (keepalived's
+// s_svr_duplicates_rs) takes its place while the quorum is lost, and the
+// service can be deleted and added again meanwhile.
+func TestSorryServerIsAConfiguredServer(t *testing.T) {
+	c := New(newEngine(), nil, quiet())
+	svc := key("198.18.0.1:80")
+	a, b := netip.MustParseAddrPort("198.18.1.1:80"), netip.MustParseAddrPort("198.18.1.2:80")
+	add := []api.Op{{Op: api.AddService, Service: svc},
+		{Op: api.AddDest, Service: svc, Dest: dest(a.String(), 3)},
+		{Op: api.AddDest, Service: svc, Dest: dest(b.String(), 2)}}
+	if err := c.Do(add); err != nil {
+		t.Fatal(err)
+	}
+	lost := ServiceHealth{Dests: map[netip.AddrPort]DestHealth{a: {Down: true}, b: {Down: true}},
+		Sorry: &SorryHealth{Dest: dest(a.String(), 7), Active: true}}
+	if err := c.SetHealth(svc.ServiceKey, lost); err != nil {
+		t.Fatal(err)
+	}
+	if got := served(t, c, svc); !eq(got, map[string]int32{a.String(): 7}) {
+		t.Fatalf("quorum lost: %v", got)
+	}
+	if err := c.Do([]api.Op{{Op: api.DelService, Service: svc}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(add); err != nil {
+		t.Fatalf("adding the service again: %v", err)
+	}
+	if got := served(t, c, svc); !eq(got, map[string]int32{a.String(): 7}) {
+		t.Fatalf("re-added while lost: %v", got)
+	}
+	back := ServiceHealth{Sorry: &SorryHealth{Dest: dest(a.String(), 7), Inhibit: true}}
+	if err := c.SetHealth(svc.ServiceKey, back); err != nil {
+		t.Fatal(err)
+	}
+	if got := served(t, c, svc); !eq(got, map[string]int32{a.String(): 3, b.String(): 2}) {
+		t.Fatalf("quorum back: %v", got)
+	}
+	if got := configured(c, svc); !eq(got, map[string]int32{a.String(): 3, b.String(): 2}) {
+		t.Fatalf("configured: %v", got)
+	}
+}
