@@ -23,7 +23,7 @@ func applyConfig(log *slog.Logger, core *control.Core, checks *health.Manager, p
 	for _, n := range c.Notices {
 		log.Info("config notice", "notice", n)
 	}
-	if err := c.Health.Validate(); err != nil {
+	if err := checks.Validate(c.Health); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	if err := core.Converge(c.Rules); err != nil {

@@ -25,6 +25,7 @@ import (
 	"gvs/engine"
 	"gvs/engine/proxy"
 	"gvs/engine/xdp"
+	"gvs/hcfwd"
 	"gvs/health"
 	"gvs/model"
 )
@@ -237,9 +238,24 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 	if err := core.Restore(); err != nil {
 		log.Error("dropping what the saved rules do not have from the data path failed; serving anyway", "err", err)
 	}
+	// via_vip checks (docs/health.md) need the xdp engine's interfaces;
+	// the forwarding closes after the checks stop.
+	var fwd *hcfwd.Forwarder
+	if eng.Name() == "xdp" {
+		if fwd, err = hcfwd.New(log, o.xdp.Interfaces); err != nil {
+			log.Error("health checks via the VIP unavailable (via_vip will be refused)", "err", err)
+			fwd = nil
+		} else {
+			defer fwd.Close()
+			log.Info("health check forwarding attached", "where", fwd.Modes())
+		}
+	}
 	// Stopped before the core closes (defers run last first); with omega
 	// its down notifiers run then.
 	checks := health.NewManager(core, log)
+	if fwd != nil {
+		checks.SetForwarder(fwd)
+	}
 	defer checks.Close()
 	if len(o.sysctls) > 0 {
 		if err := core.SetSysctls(o.sysctls); err != nil {
