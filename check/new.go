@@ -102,6 +102,11 @@ func (s Spec) Defaults() Spec {
 		if s.File.Weight == 0 {
 			s.File.Weight = 1
 		}
+		// FILE_CHECK has none of the common options: keepalived watches
+		// the file (inotify) and acts at once, with no retry. It is read
+		// every second here.
+		zero, retry := time.Duration(0), 0
+		s.DelayLoop, s.Retry, s.Warmup, s.DelayBeforeRetry = time.Second, &retry, &zero, time.Second
 	}
 	return s
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -146,6 +147,7 @@ func (m *Manager) Update(cfg *Config) error {
 	m.services = map[model.ServiceKey]*service{}
 	m.order = nil
 	keep := map[model.ServiceKey]bool{}
+	kept := map[*server]bool{}
 	var stopped []*checker
 	for _, sc := range cfg.Services {
 		if _, dup := m.services[sc.Key]; dup {
@@ -154,7 +156,9 @@ func (m *Manager) Update(cfg *Config) error {
 		svc := &service{cfg: sc, quorum: true}
 		prev := old[sc.Key]
 		if prev != nil {
-			svc.quorum, svc.sorryOn = prev.quorum, prev.sorryOn
+			// A sorry server the new config drops is out: the live
+			// servers come back (keepalived's clear_diff_s_srv).
+			svc.quorum, svc.sorryOn = prev.quorum, prev.sorryOn && sc.Sorry != nil
 		}
 		for _, rc := range sc.Servers {
 			srv := &server{cfg: rc, alive: true}
@@ -162,28 +166,42 @@ func (m *Manager) Update(cfg *Config) error {
 			if prev != nil {
 				if i := slices.IndexFunc(prev.servers, func(s *server) bool { return s.cfg.Addr == rc.Addr }); i >= 0 {
 					psrv = prev.servers[i]
+					kept[psrv] = true
 				}
 			}
-			for i, spec := range rc.Checks {
+			for _, spec := range rc.Checks {
 				spec = spec.Defaults()
-				id := checkerID(i, spec)
+				id := checkerID(spec)
 				tunnel := false
 				if spec.ViaVIP {
 					// A change of method restarts the checker.
 					tunnel = m.method(sc.Key, rc.Addr) == model.Tunnel
 					id += fmt.Sprintf("|tunnel=%v", tunnel)
 				}
+				var pck *checker
 				if psrv != nil {
-					if j := slices.IndexFunc(psrv.checkers, func(c *checker) bool { return c.id == id }); j >= 0 {
-						ck := psrv.checkers[j]
+					if j := slices.IndexFunc(psrv.checkers, func(c *checker) bool { return c != nil && c.id == id }); j >= 0 {
+						pck = psrv.checkers[j]
 						psrv.checkers[j] = nil
-						ck.svc, ck.srv = svc, srv
-						srv.checkers = append(srv.checkers, ck)
-						continue
 					}
 				}
-				srv.checkers = append(srv.checkers, &checker{svc: svc, srv: srv, spec: spec, id: id, up: !spec.Alpha, tunnel: tunnel,
-					target: check.Target{Server: rc.Addr, VIP: netip.AddrPortFrom(sc.Key.Addr, sc.Key.Port)}})
+				if pck != nil && reflect.DeepEqual(pck.spec, spec) {
+					pck.svc, pck.srv = svc, srv
+					srv.checkers = append(srv.checkers, pck)
+					continue
+				}
+				ck := &checker{svc: svc, srv: srv, spec: spec, id: id, up: !spec.Alpha, tunnel: tunnel,
+					target: check.Target{Server: rc.Addr, VIP: netip.AddrPortFrom(sc.Key.Addr, sc.Key.Port)}}
+				if pck != nil {
+					// The same check with another schedule (delay_loop,
+					// retry, alpha...): it keeps what it found and starts
+					// its loop again.
+					ck.up, ck.hasRun, ck.weight = pck.up, pck.hasRun, pck.weight
+					ck.lastCheck, ck.lastResult, ck.lastReason, ck.lastChange, ck.consecutive =
+						pck.lastCheck, pck.lastResult, pck.lastReason, pck.lastChange, pck.consecutive
+					stopped = append(stopped, pck)
+				}
+				srv.checkers = append(srv.checkers, ck)
 			}
 			for _, ck := range srv.checkers {
 				if !ck.up {
@@ -196,12 +214,18 @@ func (m *Manager) Update(cfg *Config) error {
 			srv.alive = srv.failed == 0
 			svc.servers = append(svc.servers, srv)
 		}
+		m.clampQuorum(svc)
 		m.services[sc.Key] = svc
 		m.order = append(m.order, sc.Key)
 		keep[sc.Key] = true
 	}
 	for _, svc := range old {
 		for _, srv := range svc.servers {
+			if !kept[srv] && srv.alive {
+				// Taken out by the reload: its down notifier runs, as
+				// keepalived's does when it removes a live server.
+				m.scripts.run(srv.cfg.NotifyDown)
+			}
 			for _, ck := range srv.checkers {
 				if ck != nil {
 					stopped = append(stopped, ck)
@@ -217,7 +241,7 @@ func (m *Manager) Update(cfg *Config) error {
 	var errs []error
 	for _, k := range m.order {
 		svc := m.services[k]
-		m.updateQuorum(svc, old[k] == nil)
+		m.updateQuorum(svc, old[k] == nil, true)
 		if err := m.apply(svc); err != nil {
 			errs = append(errs, err)
 		}
@@ -241,10 +265,38 @@ func (m *Manager) Update(cfg *Config) error {
 	return nil
 }
 
-// checkerID identifies a checker across reloads: its place and options.
-func checkerID(i int, s check.Spec) string {
+// checkerID identifies a checker across reloads, as keepalived matches
+// them (by kind and what they check, in any order): its options without
+// the schedule (delay_loop, retry, delay_before_retry, warmup, alpha,
+// log_all_failures), which a reload may change without losing what the
+// checker found.
+func checkerID(s check.Spec) string {
+	s.Retry, s.DelayBeforeRetry, s.DelayLoop, s.Warmup, s.Alpha, s.LogAllFailures = nil, 0, 0, nil, false, false
 	b, _ := json.Marshal(s)
-	return fmt.Sprintf("%d:%s", i, b)
+	return string(b)
+}
+
+// clampQuorum applies keepalived's config check to svc: a quorum above
+// the sum of its servers' configured weights could never be met, and a
+// hysteresis of the quorum or more could never be regained once lost.
+func (m *Manager) clampQuorum(svc *service) {
+	dests, _ := m.core.ConfiguredDests(svc.cfg.Key)
+	var total int64
+	for _, srv := range svc.servers {
+		if i := slices.IndexFunc(dests, func(d model.Dest) bool { return d.AddrPort() == srv.cfg.Addr }); i >= 0 {
+			total += int64(dests[i].Weight)
+		}
+	}
+	q := max(svc.cfg.Quorum, 1)
+	if total > 0 && int64(q) > total {
+		m.log.Warn("quorum above the servers' total weight: lowered to it", "service", svc.cfg.Key.String(), "quorum", q, "total_weight", total)
+		q = uint32(total)
+	}
+	svc.cfg.Quorum = q
+	if svc.cfg.Hysteresis >= q {
+		m.log.Warn("hysteresis not below the quorum: lowered to quorum - 1", "service", svc.cfg.Key.String(), "hysteresis", svc.cfg.Hysteresis, "quorum", q)
+		svc.cfg.Hysteresis = q - 1
+	}
 }
 
 // noMethod: a server that is not configured.
@@ -375,7 +427,10 @@ func (m *Manager) handle(ck *checker, res check.Result) time.Duration {
 		ck.consecutive++
 	}
 	retry := *ck.spec.Retry
-	if !res.Up && ck.up && ck.retries < retry {
+	// Retries are for a server that was seen up: the first check of a
+	// checker declares it as found (keepalived starts with its retries
+	// used up).
+	if !res.Up && ck.up && ck.hasRun && ck.retries < retry {
 		ck.retries++
 		if ck.spec.LogAllFailures {
 			m.log.Info("check failed, retrying", m.attrs(ck, "reason", res.Reason, "retry", ck.retries, "of", retry)...)
@@ -410,7 +465,7 @@ func (m *Manager) handle(ck *checker, res check.Result) time.Duration {
 	}
 	ck.hasRun = true
 	if changed {
-		m.updateQuorum(ck.svc, false)
+		m.updateQuorum(ck.svc, false, false)
 		if err := m.apply(ck.svc); err != nil {
 			m.log.Error("health verdict not applied", "err", err)
 		}
@@ -454,8 +509,9 @@ func (m *Manager) transition(ck *checker, up bool, why string) {
 // drops below quorum-hysteresis (or to 0); the sorry server replaces the
 // live servers while it is lost. init is a service's first look: it
 // starts with the quorum up if the live weight is at least
-// quorum+hysteresis, and brings the sorry server in if not.
-func (m *Manager) updateQuorum(svc *service, init bool) {
+// quorum+hysteresis. load is a look at a (re)load of the config, which
+// also brings in a sorry server a service without quorum lacks.
+func (m *Manager) updateQuorum(svc *service, init, load bool) {
 	sum := m.liveWeight(svc)
 	q, hy := int64(max(svc.cfg.Quorum, 1)), int64(svc.cfg.Hysteresis)
 	if init {
@@ -473,7 +529,7 @@ func (m *Manager) updateQuorum(svc *service, init bool) {
 			"sorry_server", map[bool]string{true: "removed", false: "none"}[svc.sorryOn])
 		svc.sorryOn = false
 		m.scripts.run(svc.cfg.QuorumUp)
-	case svc.quorum && (sum == 0 || sum < threshold), init && !svc.quorum && svc.cfg.Sorry != nil && !svc.sorryOn:
+	case svc.quorum && (sum == 0 || sum < threshold), load && !svc.quorum && svc.cfg.Sorry != nil && !svc.sorryOn:
 		svc.quorum = false
 		svc.sorryOn = svc.cfg.Sorry != nil
 		m.log.Warn(map[bool]string{true: "starting with quorum down", false: "quorum lost"}[init], "service", k,
@@ -547,9 +603,8 @@ func (m *Manager) Close() {
 				m.scripts.run(srv.cfg.NotifyDown)
 			}
 		}
-		if svc.quorum {
-			m.scripts.run(svc.cfg.QuorumDown)
-		}
+		// keepalived runs it whatever the quorum was.
+		m.scripts.run(svc.cfg.QuorumDown)
 	}
 	m.scripts.wait()
 }

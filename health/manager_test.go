@@ -142,6 +142,13 @@ func TestRetryThenDownThenUp(t *testing.T) {
 	})})
 	all := "198.18.1.1:80=1 198.18.1.2:80=2"
 	f.want("start", all)
+	// The first check of a checker is not retried: a dead server found
+	// at start goes at once (keepalived starts with the retries used).
+	f.result(1, 0, false)
+	f.want("first check failed", "198.18.1.1:80=1")
+	f.result(1, 0, true)
+	f.result(0, 0, true)
+	f.scripts.take()
 	f.result(0, 0, false)
 	f.result(0, 0, false)
 	f.want("two failures with retry 2", all)
@@ -264,15 +271,64 @@ func TestReloadKeepsState(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.want("same config reloaded: still down", "198.18.1.2:80=1")
+	resched := cfg
+	resched.Servers = servers(2, func(int) Server { return Server{Checks: []check.Spec{spec(check.TCP, 3)}} })
+	if err := f.m.Update(&Config{Services: []Service{resched}}); err != nil {
+		t.Fatal(err)
+	}
+	f.want("another retry count: the same check, still down", "198.18.1.2:80=1")
 	changed := cfg
-	changed.Servers = servers(2, func(int) Server { return Server{Checks: []check.Spec{spec(check.TCP, 3)}} })
+	other := spec(check.TCP, 3)
+	other.ConnectPort = 8080
+	changed.Servers = servers(2, func(int) Server { return Server{Checks: []check.Spec{other}} })
 	if err := f.m.Update(&Config{Services: []Service{changed}}); err != nil {
 		t.Fatal(err)
 	}
-	f.want("a changed checker starts afresh (up, not alpha)", "198.18.1.1:80=1 198.18.1.2:80=1")
+	f.want("a check of another port starts afresh (up, not alpha)", "198.18.1.1:80=1 198.18.1.2:80=1")
 	f.result(0, 0, false)
 	if err := f.m.Update(&Config{}); err != nil {
 		t.Fatal(err)
 	}
 	f.want("no checks any more: served as configured", "198.18.1.1:80=1 198.18.1.2:80=1")
+}
+
+// Reloads and the sorry server: one the new config drops while it serves
+// gives the service back its live servers; one a reload adds while the
+// quorum is lost comes in at once. An impossible quorum or hysteresis is
+// lowered as keepalived's config check does.
+func TestReloadSorryServerAndQuorumClamp(t *testing.T) {
+	sorry := &Sorry{Dest: model.Dest{Addr: netip.MustParseAddr("198.18.2.1"), Port: 80, Method: model.Masq, Weight: 1}}
+	cfg := Service{Quorum: 2, Sorry: sorry, Servers: servers(2, func(int) Server { return Server{Checks: []check.Spec{spec(check.TCP, 0)}} })}
+	f := newFixture(t, []int32{1, 1}, cfg)
+	f.result(0, 0, false)
+	f.want("live weight 1 < quorum 2: sorry", "198.18.2.1:80=1")
+	cfg.Key = f.svc.ServiceKey
+	noSorry := cfg
+	noSorry.Sorry = nil
+	if err := f.m.Update(&Config{Services: []Service{noSorry}}); err != nil {
+		t.Fatal(err)
+	}
+	f.want("sorry server dropped by the reload: the live server serves", "198.18.1.2:80=1")
+	if err := f.m.Update(&Config{Services: []Service{cfg}}); err != nil {
+		t.Fatal(err)
+	}
+	f.want("sorry server added by a reload while the quorum is lost", "198.18.2.1:80=1")
+
+	// quorum 8 on servers of total weight 6 is lowered to 6, so the
+	// service starts with its quorum.
+	g := newFixture(t, []int32{3, 3}, Service{Quorum: 8, Sorry: sorry,
+		Servers: servers(2, func(int) Server { return Server{Checks: []check.Spec{spec(check.TCP, 0)}} })})
+	g.want("starts with quorum", "198.18.1.1:80=3 198.18.1.2:80=3")
+	if st := g.m.Status().Services[0]; st.Quorum != 6 || !st.QuorumUp {
+		t.Fatalf("clamped status %+v", st)
+	}
+	// hysteresis 3 with quorum 2 is lowered to 1: with one server down
+	// (live weight 3, not below 2-1) the quorum holds.
+	h := newFixture(t, []int32{3, 3}, Service{Quorum: 2, Hysteresis: 3, Sorry: sorry,
+		Servers: servers(2, func(int) Server { return Server{Checks: []check.Spec{spec(check.TCP, 0)}} })})
+	h.result(0, 0, false)
+	h.want("one down, within the hysteresis", "198.18.1.2:80=3")
+	if st := h.m.Status().Services[0]; st.Hysteresis != 1 || !st.QuorumUp {
+		t.Fatalf("clamped status %+v", st)
+	}
 }

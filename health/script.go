@@ -47,6 +47,9 @@ func (e execScripts) run(s *Script) {
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A grandchild that left the group and holds the output does not
+	// keep the script (and gvsd's shutdown) waiting.
+	cmd.WaitDelay = 2 * time.Second
 	if s.User != "" {
 		cred, err := credential(s.User, s.Group)
 		if err != nil {

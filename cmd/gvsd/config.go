@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -29,7 +30,30 @@ func applyConfig(log *slog.Logger, core *control.Core, checks *health.Manager, p
 	if err := core.Converge(c.Rules); err != nil {
 		return err
 	}
-	return checks.Update(c.Health)
+	if err := checks.Update(c.Health); err != nil {
+		return &checksError{err}
+	}
+	return nil
+}
+
+// checksError is a config whose rules were applied but whose health
+// checks the engine did not take in full (a verdict it refused).
+type checksError struct{ err error }
+
+func (e *checksError) Error() string { return e.err.Error() }
+func (e *checksError) Unwrap() error { return e.err }
+
+// logConfigError logs why a config was not (fully) applied.
+func logConfigError(log *slog.Logger, path string, start bool, err error) {
+	var ce *checksError
+	switch {
+	case errors.As(err, &ce):
+		log.Error("config rules applied, but not all of its health checks' verdicts: see the error", "file", path, "err", err)
+	case start:
+		log.Error("config NOT applied: serving the rules as they are; fix it and send SIGHUP", "file", path, "err", err)
+	default:
+		log.Error("config reload refused; rules unchanged", "file", path, "err", err)
+	}
 }
 
 // saveLinesToRules reads ipvsadm-save lines (gvsadm -S output) as rules.

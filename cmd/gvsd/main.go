@@ -264,7 +264,7 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 	}
 	if o.configFile != "" {
 		if err := applyConfig(log, core, checks, o.configFile); err != nil {
-			log.Error("config NOT applied: serving the rules as they are; fix it and send SIGHUP", "file", o.configFile, "err", err)
+			logConfigError(log, o.configFile, true, err)
 		} else {
 			log.Info("config applied", "file", o.configFile)
 		}
@@ -295,7 +295,7 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 				continue
 			}
 			if err := applyConfig(log, core, checks, o.configFile); err != nil {
-				log.Error("config reload refused; rules unchanged", "file", o.configFile, "err", err)
+				logConfigError(log, o.configFile, false, err)
 			} else {
 				log.Info("config reloaded", "file", o.configFile)
 			}
