@@ -25,7 +25,7 @@ func checkViaVIP(c *Config) error {
 				switch d, ok := configuredDest(c, hs.Key, srv); {
 				case !hs.Key.Addr.IsValid():
 					why = "a fwmark service has no VIP"
-				case !hs.Key.Addr.Unmap().Is4():
+				case !hs.Key.Addr.Unmap().Is4() || !srv.Addr.Addr().Unmap().Is4():
 					why = "IPv4 only"
 				case !ok:
 					why = "the server is not in the rules"
