@@ -163,3 +163,5 @@ func l4OK(p ip) bool {
 func ports(b []byte) (uint16, uint16) {
 	return binary.BigEndian.Uint16(b), binary.BigEndian.Uint16(b[2:])
 }
+
+func netip4(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
