@@ -163,10 +163,34 @@ func playRole(args []string) error {
 		}
 		fmt.Println(name)
 		return nil
+	case "udpstream": // udpstream ADDR N INTERVAL: N datagrams from one socket, INTERVAL apart; print "answered NAMES..." (one name per answer)
+		n, _ := strconv.Atoi(args[2])
+		every, err := time.ParseDuration(args[3])
+		if err != nil {
+			return err
+		}
+		c, err := net.Dial("udp", args[1])
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		var names []string
+		buf := make([]byte, 2048)
+		for i := range n {
+			c.Write([]byte(fmt.Sprint(i)))
+			c.SetReadDeadline(time.Now().Add(every))
+			if k, err := c.Read(buf); err == nil {
+				name, _, _ := strings.Cut(string(buf[:k]), ":")
+				names = append(names, name)
+				time.Sleep(every / 2)
+			}
+		}
+		fmt.Println("answered", len(names), strings.Join(names, " "))
+		return nil
 	case "udpmany": // udpmany ADDR N: N flows (a socket each), each must be answered; print per-server counts
 		n, _ := strconv.Atoi(args[2])
 		return manyUDP(args[1], n)
-	case "bulk": // bulk ADDR N: receive N bytes and check every one
+	case "bulk", "paced": // bulk ADDR N, paced ADDR N RATE: receive N bytes (at RATE bytes/s) and check every one
 		n, _ := strconv.ParseInt(args[2], 10, 64)
 		c, err := net.DialTimeout("tcp", args[1], 5*time.Second)
 		if err != nil {
@@ -177,7 +201,11 @@ func playRole(args []string) error {
 		if _, err := r.ReadString('\n'); err != nil {
 			return err
 		}
-		fmt.Fprintf(c, "BULK %d\n", n)
+		if args[0] == "paced" {
+			fmt.Fprintf(c, "PACED %d %s\n", n, args[3])
+		} else {
+			fmt.Fprintf(c, "BULK %d\n", n)
+		}
 		buf := make([]byte, 64*1024)
 		var got int64
 		for got < n {
@@ -328,7 +356,27 @@ func serveTCP(c net.Conn, name string) {
 	if err != nil {
 		return
 	}
-	var n int64
+	var n, rate int64
+	if _, err := fmt.Sscanf(line, "PACED %d %d", &n, &rate); err == nil {
+		// PACED N RATE: N bytes at RATE bytes per second, in 16 KiB
+		// writes, so that a transfer spans a failover.
+		buf := make([]byte, 16*1024)
+		start := time.Now()
+		for off := int64(0); off < n; {
+			k := min(int64(len(buf)), n-off)
+			for i := int64(0); i < k; i++ {
+				buf[i] = pattern(off + i)
+			}
+			if _, err := c.Write(buf[:k]); err != nil {
+				return
+			}
+			off += k
+			if ahead := time.Duration(off*int64(time.Second)/rate) - time.Since(start); ahead > 0 {
+				time.Sleep(ahead)
+			}
+		}
+		return
+	}
 	if _, err := fmt.Sscanf(line, "BULK %d", &n); err == nil {
 		buf := make([]byte, 64*1024)
 		for off := int64(0); off < n; {
