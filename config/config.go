@@ -19,6 +19,7 @@ import (
 	"gvs/health"
 	"gvs/keepalived"
 	"gvs/model"
+	"gvs/vrrp"
 )
 
 // Config is what a config file asks for: the rules, and the health
@@ -26,8 +27,10 @@ import (
 type Config struct {
 	Rules  *control.Rules
 	Health *health.Config
+	// VRRP is the VRRP instances (nil: none).
+	VRRP *vrrp.Config
 	// Notices are what the file gives that gvs does not use (the
-	// keepalived.conf form's VRRP part, say), "file:line: what", for
+	// keepalived.conf form's BFD part, say), "file:line: what", for
 	// gvsd to log.
 	Notices []string
 }
@@ -44,6 +47,8 @@ type File struct {
 	// Allow is the source allow list of every service that has no allow
 	// key of its own: its entries of the service's family.
 	Allow []string `yaml:"allow"`
+	// VRRP is the VRRP instances (vrrp.go).
+	VRRP *VRRP `yaml:"vrrp"`
 }
 
 // Timeouts are ipvsadm --set's values in seconds (0: the default).
@@ -126,7 +131,7 @@ func Load(path string, save SaveParser) (*Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &Config{Rules: res.Rules, Health: res.Health, Notices: res.Notices}
+		c := &Config{Rules: res.Rules, Health: res.Health, VRRP: res.VRRP, Notices: res.Notices}
 		if err := checkViaVIP(c); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -236,6 +241,13 @@ func ParseConfig(b []byte) (*Config, error) {
 	c := &Config{Rules: r}
 	if len(hc.Services) > 0 {
 		c.Health = &hc
+	}
+	if f.VRRP != nil {
+		vc, err := f.VRRP.config()
+		if err != nil {
+			return nil, err
+		}
+		c.VRRP = vc
 	}
 	return c, nil
 }

@@ -1,9 +1,10 @@
 // Package keepalived reads the LVS part of keepalived.conf(5) into gvs's
 // rules and health checks: virtual servers and groups, real servers,
 // sorry servers and every checker keepalived has, with keepalived's
-// defaults and inheritance. The parts gvs does not run (global settings,
-// VRRP, BFD, ...) are skipped with a notice; anything else it does not
-// know is an error naming the file and line.
+// defaults and inheritance; and the VRRP part (vrrp.go). The parts gvs
+// does not run (most global settings, BFD, ...) are skipped with a
+// notice; anything else it does not know is an error naming the file and
+// line.
 package keepalived
 
 import (
@@ -17,12 +18,14 @@ import (
 	"gvs/control"
 	"gvs/health"
 	"gvs/model"
+	"gvs/vrrp"
 )
 
 // Result is what a keepalived.conf asks for.
 type Result struct {
 	Rules  *control.Rules
 	Health *health.Config // nil when no service has a check
+	VRRP   *vrrp.Config   // nil when there is no vrrp_instance
 	// Notices say what was read but is not used ("file:line: what"), for
 	// gvsd to log.
 	Notices []string
@@ -52,8 +55,7 @@ var ignoredTop = map[string]string{
 	"linkbeat_use_polling": "", "net_namespace": "", "net_namespace_ipvs": "",
 	"namespace_with_ipsets": "", "use_pid_dir": "", "instance": "", "child_wait_time": "",
 	"bfd_instance": "", "track_group": "", "static_ipaddress": "", "static_routes": "",
-	"static_rules": "", "vrrp_sync_group": "", "garp_group": "", "linkbeat_interfaces": "",
-	"vrrp_instance": "", "vrrp_script": "", "vrrp_track_process": "",
+	"static_rules": "", "garp_group": "", "linkbeat_interfaces": "", "vrrp_track_process": "",
 	"interface_up_down_delays": "",
 	"SSL":                      " (SSL_GET checks present no client certificate)",
 }
@@ -77,6 +79,7 @@ type parser struct {
 	rules      control.Rules
 	health     health.Config
 	seen       map[model.ServiceKey]pos
+	vrrp       vrrpParser
 }
 
 func (p *parser) notice(at pos, format string, a ...any) {
@@ -107,6 +110,10 @@ func (p *parser) parse(nodes []*node) (*Result, error) {
 			if err := p.globalDefs(n); err != nil {
 				return nil, err
 			}
+		case "vrrp_instance", "vrrp_sync_group", "vrrp_script":
+			if err := p.vrrpBlock(n); err != nil {
+				return nil, err
+			}
 		default:
 			why, ok := ignoredTop[kw]
 			if !ok && !strings.HasPrefix(kw, "vrrp_") {
@@ -120,18 +127,28 @@ func (p *parser) parse(nodes []*node) (*Result, error) {
 			return nil, err
 		}
 	}
-	res := &Result{Rules: &p.rules, Notices: p.notices}
+	vc, err := p.vrrpResult()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Rules: &p.rules, VRRP: vc, Notices: p.notices}
 	if len(p.health.Services) > 0 {
 		res.Health = &p.health
 	}
 	return res, nil
 }
 
-// globalDefs takes lvs_timeouts; the rest is VRRP, SMTP, SNMP, D-Bus
+// globalDefs takes lvs_timeouts and VRRP's defaults; the rest is SMTP, SNMP, D-Bus
 // and process settings.
 func (p *parser) globalDefs(n *node) error {
 	other := false
 	for _, c := range n.block {
+		if ok, err := p.vrrpGlobal(c); ok || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		if c.kw() != "lvs_timeouts" {
 			other = true
 			continue
@@ -158,7 +175,7 @@ func (p *parser) globalDefs(n *node) error {
 		}
 	}
 	if other || len(n.block) == 0 {
-		p.notice(n.pos, "global_defs: not used by gvs (except lvs_timeouts), ignored")
+		p.notice(n.pos, "global_defs: not used by gvs (except lvs_timeouts, vrrp_version and vrrp_garp_*), ignored")
 	}
 	return nil
 }

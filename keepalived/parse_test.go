@@ -295,10 +295,12 @@ func TestParse(t *testing.T) {
 		t.Errorf("fwmark checks\n%+v\nwant\n%+v", fc, want)
 	}
 
+	if res.VRRP == nil || len(res.VRRP.Instances) != 1 || res.VRRP.Instances[0].Name != "VI_1" {
+		t.Errorf("VRRP %+v, want instance VI_1", res.VRRP)
+	}
 	notices := strings.Join(res.Notices, "\n")
 	for _, w := range []string{
 		"keepalived.conf:2: global_defs: not used by gvs",
-		"keepalived.conf:10: vrrp_instance: not used by gvs, ignored",
 		"keepalived.conf:23: track_file maint: init_file",
 	} {
 		if !strings.Contains(notices, w) {

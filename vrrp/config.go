@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"gvs/model"
@@ -314,4 +316,40 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// ParseService reads a tracked service as the config files write it:
+// "tcp ADDR:PORT", "udp ADDR:PORT", "sctp ADDR:PORT" or "fwmark N"
+// ("fwmark N ipv6" for an IPv6 mark service).
+func ParseService(s string) (model.ServiceKey, error) {
+	var k model.ServiceKey
+	f := strings.Fields(s)
+	if len(f) < 2 {
+		return k, fmt.Errorf("service %q: want PROTO ADDR:PORT or fwmark N", s)
+	}
+	switch strings.ToLower(f[0]) {
+	case "tcp", "udp", "sctp":
+		if len(f) != 2 {
+			return k, fmt.Errorf("service %q: want PROTO ADDR:PORT", s)
+		}
+		ap, err := netip.ParseAddrPort(f[1])
+		if err != nil {
+			return k, fmt.Errorf("service %q: want PROTO ADDR:PORT", s)
+		}
+		k.Protocol = map[string]model.Protocol{"tcp": model.ProtoTCP, "udp": model.ProtoUDP, "sctp": model.ProtoSCTP}[strings.ToLower(f[0])]
+		k.Addr, k.Port = ap.Addr().Unmap(), ap.Port()
+		k.Family = model.FamilyOf(k.Addr)
+	case "fwmark":
+		n, err := strconv.ParseUint(f[1], 0, 32)
+		if err != nil || n == 0 || len(f) > 3 || (len(f) == 3 && f[2] != "ipv6") {
+			return k, fmt.Errorf("service %q: want fwmark N [ipv6]", s)
+		}
+		k.FWMark, k.Family = uint32(n), model.IPv4
+		if len(f) == 3 {
+			k.Family = model.IPv6
+		}
+	default:
+		return k, fmt.Errorf("service %q: want tcp, udp, sctp or fwmark", s)
+	}
+	return k, nil
 }
