@@ -88,6 +88,7 @@ enum gvs_sched {
 				    * pressure like an established TCP one;
 				    * an answered TCP handshake is evicted
 				    * before an unanswered one */
+#define GVS_CONN_F_SYNCED     0x20 /* learnt from a sync master (ipvssync) */
 
 /* TCP states: conn.State values (IP_VS_TCP_S_*); UDP uses GVS_S_UDP. */
 #define GVS_S_NONE        0
@@ -187,7 +188,7 @@ struct gvs_conn {
 	__u8  method;    /* GVS_FWD_*, fixed at creation as IPVS's cp->flags:
 			  * editing the server's method moves new
 			  * connections only */
-	__u8  pad;
+	__u8  sync_state; /* the state last sent to sync backups (cp->old_state) */
 	__u32 timeout;   /* seconds, of the current state (for listing) */
 	/* NAT/FULLNAT: the server leg's client side, as the server sees it
 	 * (the client for NAT, the local address and port for FULLNAT), and
@@ -201,7 +202,8 @@ struct gvs_conn {
 	__u32 hop_gen;
 	__u32 hop_ifindex;
 	__u8  hop_mac[6];
-	__u16 pad2;
+	__u16 sync_pkts; /* the client's packets, counted while a sync
+			  * master runs (cp->in_pkts; wraps) */
 };
 
 /* Persistence template: key is gvs_conn_key with the masked client
@@ -248,7 +250,12 @@ struct gvs_config {
 	__u8  schedule_icmp;    /* an ICMP error with no connection is scheduled */
 	__u8  nat_icmp_send;    /* NAT: ICMP error for a reply with no connection */
 	__u8  snat_reroute;     /* kernel default 1 */
-	__u8  pad[3];
+	/* Connection sync (ipvssync): while sync_master is set, the data
+	 * path reports connections to sync in sync_events, as the kernel's
+	 * ip_vs_sync_conn with sync_threshold and sync_period. */
+	__u8  sync_master;
+	__u8  sync_threshold;   /* kernel default 3 */
+	__u8  sync_period;      /* kernel default 50 */
 	/* conn_ring: slots per CPU (the ring has ring_cpus * ring_part). */
 	__u32 ring_part;
 	__u32 ring_cpus;
@@ -339,7 +346,35 @@ enum gvs_event {
 				* would leave untranslated), else passed */
 	GVS_EV_DENIED,         /* a new connection from a source the
 				* service's allow list does not have: dropped */
+	GVS_EV_SYNC_LOST,      /* a connection to sync that sync_events had
+				* no room for (the periodic refresh sends
+				* it later) */
 	GVS_EV_MAX,
+};
+
+/* sync_events: a connection to send to sync backups, as it was when a
+ * packet made it due (ip_vs_sync_conn_needed). */
+struct gvs_sync_rec {
+	struct gvs_conn_key key;
+	struct gvs_conn conn;
+};
+
+/* gvs_sync_install's context: an entry learnt from a sync master, with
+ * its service and server resolved by gvsd. */
+struct gvs_sync_in {
+	struct gvs_conn_key key; /* a template's: masked client, cport 0 */
+	__u64 now;       /* bpf_ktime_get_coarse_ns's clock (a syscall
+			  * program cannot read it) */
+	__u32 dest;
+	__u32 svc;
+	__u32 timeout;   /* seconds */
+	__u32 laddr;     /* FULLNAT: the local address (NAT: the client) */
+	__u16 lport;     /* network order */
+	__u16 rport;     /* the server's port, network order */
+	__u8  state;     /* GVS_S_* */
+	__u8  flags;     /* GVS_CONN_F_INACTIVE, GVS_CONN_F_NOOUTPUT */
+	__u8  method;    /* GVS_FWD_* */
+	__u8  tmpl;      /* a persistence template */
 };
 
 #endif

@@ -36,7 +36,9 @@ type gvsGvsConfig struct {
 	ScheduleIcmp            uint8
 	NatIcmpSend             uint8
 	SnatReroute             uint8
-	Pad                     [3]uint8
+	SyncMaster              uint8
+	SyncThreshold           uint8
+	SyncPeriod              uint8
 	RingPart                uint32
 	RingCpus                uint32
 }
@@ -49,7 +51,7 @@ type gvsGvsConn struct {
 	State      uint8
 	Flags      uint8
 	Method     uint8
-	Pad        uint8
+	SyncState  uint8
 	Timeout    uint32
 	Laddr      [4]uint32
 	Lport      uint16
@@ -57,7 +59,7 @@ type gvsGvsConn struct {
 	HopGen     uint32
 	HopIfindex uint32
 	HopMac     [6]uint8
-	Pad2       uint16
+	SyncPkts   uint16
 	_          [4]byte
 }
 
@@ -186,6 +188,28 @@ type gvsGvsSvcKey struct {
 	Af    uint8
 }
 
+type gvsGvsSyncIn struct {
+	_       structs.HostLayout
+	Key     gvsGvsConnKey
+	Now     uint64
+	Dest    uint32
+	Svc     uint32
+	Timeout uint32
+	Laddr   uint32
+	Lport   uint16
+	Rport   uint16
+	State   uint8
+	Flags   uint8
+	Method  uint8
+	Tmpl    uint8
+}
+
+type gvsGvsSyncRec struct {
+	_    structs.HostLayout
+	Key  gvsGvsConnKey
+	Conn gvsGvsConn
+}
+
 type gvsGvsTemplate struct {
 	_         structs.HostLayout
 	Expires   uint64
@@ -269,10 +293,12 @@ const (
 	gvsMapSchedState          = "sched_state"
 	gvsMapServices            = "services"
 	gvsMapSvcStats            = "svc_stats"
+	gvsMapSyncEvents          = "sync_events"
 	gvsMapTemplates           = "templates"
 	gvsMapTimeouts            = "timeouts"
 	gvsMapWork                = "work"
 	gvsProgGvsReleaseTemplate = "gvs_release_template"
+	gvsProgGvsSyncInstall     = "gvs_sync_install"
 	gvsProgXdpGvs             = "xdp_gvs"
 )
 
@@ -319,6 +345,7 @@ type gvsSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type gvsProgramSpecs struct {
 	GvsReleaseTemplate *ebpf.ProgramSpec `ebpf:"gvs_release_template"`
+	GvsSyncInstall     *ebpf.ProgramSpec `ebpf:"gvs_sync_install"`
 	XdpGvs             *ebpf.ProgramSpec `ebpf:"xdp_gvs"`
 }
 
@@ -348,6 +375,7 @@ type gvsMapSpecs struct {
 	SchedState   *ebpf.MapSpec `ebpf:"sched_state"`
 	Services     *ebpf.MapSpec `ebpf:"services"`
 	SvcStats     *ebpf.MapSpec `ebpf:"svc_stats"`
+	SyncEvents   *ebpf.MapSpec `ebpf:"sync_events"`
 	Templates    *ebpf.MapSpec `ebpf:"templates"`
 	Timeouts     *ebpf.MapSpec `ebpf:"timeouts"`
 	Work         *ebpf.MapSpec `ebpf:"work"`
@@ -401,6 +429,7 @@ type gvsMaps struct {
 	SchedState   *ebpf.Map `ebpf:"sched_state"`
 	Services     *ebpf.Map `ebpf:"services"`
 	SvcStats     *ebpf.Map `ebpf:"svc_stats"`
+	SyncEvents   *ebpf.Map `ebpf:"sync_events"`
 	Templates    *ebpf.Map `ebpf:"templates"`
 	Timeouts     *ebpf.Map `ebpf:"timeouts"`
 	Work         *ebpf.Map `ebpf:"work"`
@@ -430,6 +459,7 @@ func (m *gvsMaps) Close() error {
 		m.SchedState,
 		m.Services,
 		m.SvcStats,
+		m.SyncEvents,
 		m.Templates,
 		m.Timeouts,
 		m.Work,
@@ -447,12 +477,14 @@ type gvsVariables struct {
 // It can be passed to loadGvsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type gvsPrograms struct {
 	GvsReleaseTemplate *ebpf.Program `ebpf:"gvs_release_template"`
+	GvsSyncInstall     *ebpf.Program `ebpf:"gvs_sync_install"`
 	XdpGvs             *ebpf.Program `ebpf:"xdp_gvs"`
 }
 
 func (p *gvsPrograms) Close() error {
 	return _GvsClose(
 		p.GvsReleaseTemplate,
+		p.GvsSyncInstall,
 		p.XdpGvs,
 	)
 }

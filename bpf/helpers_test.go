@@ -67,6 +67,7 @@ const (
 	evFrag
 	evFragUnknown
 	evDenied
+	evSyncLost
 	evMax
 )
 

@@ -244,6 +244,13 @@ struct {
 	__type(value, struct gvs_icmp_rate);
 } icmp_rate SEC(".maps");
 
+/* Connections due to be sent to sync backups (gvs_sync_rec), written
+ * while config.sync_master is set (sync.h) and read by gvsd's master. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} sync_events SEC(".maps");
+
 static __always_inline void ev_inc(__u32 ev)
 {
 	__u64 *v = bpf_map_lookup_elem(&events, &ev);

@@ -39,6 +39,7 @@
 #include "conn.h"
 #include "fwd.h"
 #include "nat.h"
+#include "sync.h"
 
 char _license[] SEC("license") = "Dual BSD/GPL";
 
@@ -252,6 +253,8 @@ static __always_inline int in_conn(struct xdp_md *ctx, const struct gvs_pkt *p,
 	if (p->frag != GVS_FRAG_LATER) /* no TCP flags to move the state by */
 		conn_set_state(c, d, p, to, 0);
 	c->expires = now + (__u64)RD(c->timeout) * NS_PER_SEC;
+	if (cfg->sync_master)
+		sync_note(key, c, cfg);
 	return fwd(ctx, p, d, c, cfg, now);
 }
 
@@ -606,6 +609,7 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 	}
 	nc->timeout = state_timeout(to, p->proto, nc->state);
 	nc->expires = now + (__u64)nc->timeout * NS_PER_SEC;
+	nc->sync_pkts = 1; /* this packet (sync.h) */
 
 	int nat = is_nat(d);
 	if (nat) {

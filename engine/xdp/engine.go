@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -105,6 +106,9 @@ type Engine struct {
 	// cfg is the config map's value as last written (writeConfig).
 	cfgMu sync.Mutex
 	cfg   bpf.Config
+	// syncEx is the running connection export of a sync master
+	// (syncd.go), if any.
+	syncEx atomic.Pointer[syncExporter]
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -36,8 +36,12 @@ func (e *Engine) sweep() error {
 	e.passes++
 	e.refs.reset()
 	var expired []bpf.ConnKey
+	ex := e.syncEx.Load() // a sync master's refresh (syncd.go)
 	iterErr := eachEntry(e.objs.Conns, func(k *bpf.ConnKey, c *bpf.Conn) {
 		e.refs.conn(c, c.Expires > t)
+		if ex != nil && c.Expires > t {
+			e.syncSweepConn(ex, k, c)
+		}
 		// An expired reservation (destNone) was abandoned: see below.
 		if c.Expires <= t {
 			expired = append(expired, *k)
@@ -74,6 +78,9 @@ func (e *Engine) sweep() error {
 	var due []bpf.ConnKey
 	err := eachEntry(e.objs.Templates, func(tk *bpf.ConnKey, tv *bpf.Template) {
 		e.refs.template(tv)
+		if ex != nil && tv.Expires > t {
+			e.syncSweepTemplate(ex, tk, tv)
+		}
 		if tv.Expires <= t {
 			due = append(due, *tk)
 		}
@@ -82,6 +89,9 @@ func (e *Engine) sweep() error {
 		iterErr = err
 	}
 	e.refs.complete = iterErr == nil
+	if ex != nil {
+		e.syncSweepDone(ex)
+	}
 	for _, key := range due {
 		var got bpf.Template
 		if err := e.objs.Templates.LookupAndDelete(&key, &got); err != nil {

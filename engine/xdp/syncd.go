@@ -1,0 +1,390 @@
+package xdp
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"net/netip"
+	"slices"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+
+	"gvs/bpf"
+	"gvs/conn"
+	"gvs/engine"
+	"gvs/model"
+)
+
+// Connection synchronization (gvs/ipvssync), the engine's side.
+//
+// Master: SyncChanges sets config.sync_master; the data path then writes
+// the connections due to be sent to sync_events (bpf/sync.h: TCP state
+// changes and every sync_period packets, as the kernel), which a reader
+// turns into SyncConns, a controlled connection's template first. The
+// expiry sweep, which reads the whole table every second anyway, adds a
+// refresh: each established TCP connection, UDP flow and template once
+// per syncRefresh, spread over the period by a hash of its key, so
+// entries that see few packets, templates, and records the ring had no
+// room for still reach the backups before their timeouts run out there.
+//
+// Backup: InstallSynced resolves each entry's service and server to
+// their ids and installs it with gvs_sync_install (bpf/sync.h), which
+// follows conn.h's ownership rules. Entries learnt so carry
+// GVS_CONN_F_SYNCED.
+
+const (
+	syncThreshold = 3  // net.ipv4.vs.sync_threshold's defaults
+	syncPeriod    = 50 //
+	// syncRefresh is how often an entry is sent again from the table.
+	syncRefresh  = 60 // seconds (sweep passes)
+	connNoOutput = 0x2
+	connSynced   = 0x20 // GVS_CONN_F_SYNCED
+)
+
+// syncExporter is a running SyncChanges.
+type syncExporter struct {
+	out     chan []engine.SyncConn
+	refresh chan []engine.SyncConn
+	pending []engine.SyncConn // the sweep's refresh, sent at its end
+}
+
+// SyncChanges implements engine.Syncer.
+func (e *Engine) SyncChanges(ctx context.Context) (<-chan []engine.SyncConn, error) {
+	rd, err := ringbuf.NewReader(e.objs.SyncEvents)
+	if err != nil {
+		return nil, fmt.Errorf("sync_events: %w", err)
+	}
+	ex := &syncExporter{out: make(chan []engine.SyncConn, 64), refresh: make(chan []engine.SyncConn, 4)}
+	if !e.syncEx.CompareAndSwap(nil, ex) {
+		rd.Close()
+		return nil, errors.New("a sync master is already exporting this engine's connections")
+	}
+	if err := e.setSyncMaster(true); err != nil {
+		e.syncEx.Store(nil)
+		rd.Close()
+		return nil, err
+	}
+	recs := make(chan []engine.SyncConn, 64)
+	go func() { // the ring's reader
+		defer close(recs)
+		var r ringbuf.Record
+		for {
+			if err := rd.ReadInto(&r); err != nil {
+				if !errors.Is(err, ringbuf.ErrClosed) {
+					e.log.Warn("sync_events", "err", err)
+				}
+				return
+			}
+			if len(r.RawSample) < int(unsafe.Sizeof(bpf.SyncRec{})) {
+				continue
+			}
+			var rec bpf.SyncRec
+			if _, err := binary.Decode(r.RawSample, binary.LittleEndian, &rec); err != nil {
+				continue
+			}
+			if b := e.syncRecord(&rec.Key, &rec.Conn, true); len(b) > 0 {
+				recs <- b
+			}
+		}
+	}()
+	go func() {
+		defer close(ex.out)
+		defer func() {
+			if err := e.setSyncMaster(false); err != nil {
+				e.log.Warn("config", "err", err)
+			}
+			e.syncEx.Store(nil)
+			rd.Close()
+			for range recs { // until the reader has gone
+			}
+		}()
+		for {
+			var b []engine.SyncConn
+			select {
+			case <-ctx.Done():
+				return
+			case b = <-recs:
+			case b = <-ex.refresh:
+			}
+			select {
+			case ex.out <- b:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ex.out, nil
+}
+
+func (e *Engine) setSyncMaster(on bool) error {
+	e.cfgMu.Lock()
+	defer e.cfgMu.Unlock()
+	e.cfg.SyncMaster, e.cfg.SyncThreshold, e.cfg.SyncPeriod = 0, syncThreshold, syncPeriod
+	if on {
+		e.cfg.SyncMaster = 1
+	}
+	return e.writeConfig()
+}
+
+// syncRecord converts a connection (and, withTemplate, its template
+// first) for the sync master.
+func (e *Engine) syncRecord(k *bpf.ConnKey, c *bpf.Conn, withTemplate bool) []engine.SyncConn {
+	if c.Dest == destNone || k.Af != 4 {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	dest, ok := e.syncDestAddr(c.Dest)
+	if !ok {
+		return nil
+	}
+	var out []engine.SyncConn
+	if withTemplate && c.Flags&connControlled != 0 {
+		if t, ok := e.syncTemplateOf(*k, c.Svc); ok {
+			out = append(out, t)
+		}
+	}
+	sc := engine.SyncConn{
+		Protocol: model.Protocol(k.Proto),
+		Client:   netip.AddrPortFrom(wordsAddr(k.Caddr, k.Af), htons(k.Cport)),
+		Virtual:  netip.AddrPortFrom(wordsAddr(k.Vaddr, k.Af), htons(k.Vport)),
+		Dest:     dest,
+		Method:   model.Method(c.Method),
+		Inactive: c.Flags&connInactive != 0,
+		NoOutput: c.Flags&connNoOutput != 0,
+		State:    conn.State(c.State),
+		Timeout:  c.Timeout,
+	}
+	if c.Rport != 0 {
+		sc.Dest = netip.AddrPortFrom(dest.Addr(), htons(c.Rport))
+	}
+	if model.Method(c.Method) == model.FullNAT {
+		sc.Local = netip.AddrPortFrom(wordsAddr(c.Laddr, k.Af), htons(c.Lport))
+	}
+	return append(out, sc)
+}
+
+// syncDestAddr is a server's address and port (under e.mu).
+func (e *Engine) syncDestAddr(id uint32) (netip.AddrPort, bool) {
+	ref, ok := e.destKeys[id]
+	return ref.addr, ok
+}
+
+// syncTemplateOf finds a controlled connection's template (under e.mu).
+func (e *Engine) syncTemplateOf(k bpf.ConnKey, svc uint32) (engine.SyncConn, bool) {
+	meta, ok := e.svcMeta[svc]
+	if !ok {
+		return engine.SyncConn{}, false
+	}
+	tk := k
+	tk.Cport = 0
+	tk.Caddr = [4]uint32{k.Caddr[0] & bits.ReverseBytes32(meta.netmask)}
+	if meta.portZero {
+		tk.Vport = 0
+	}
+	var tv bpf.Template
+	if e.objs.Templates.Lookup(&tk, &tv) != nil {
+		return engine.SyncConn{}, false
+	}
+	return e.syncTemplate(&tk, &tv)
+}
+
+func (e *Engine) syncTemplate(tk *bpf.ConnKey, tv *bpf.Template) (engine.SyncConn, bool) {
+	dest, ok := e.syncDestAddr(tv.Dest)
+	if tv.Dest == destNone || !ok {
+		return engine.SyncConn{}, false
+	}
+	if tk.Vport == 0 {
+		dest = netip.AddrPortFrom(dest.Addr(), 0)
+	}
+	st := conn.None
+	if tk.Proto == uint8(model.ProtoUDP) {
+		st = conn.StateUDP
+	}
+	return engine.SyncConn{
+		Protocol: model.Protocol(tk.Proto),
+		Client:   netip.AddrPortFrom(wordsAddr(tk.Caddr, tk.Af), 0),
+		Virtual:  netip.AddrPortFrom(wordsAddr(tk.Vaddr, tk.Af), htons(tk.Vport)),
+		Dest:     dest,
+		Method:   e.dmem.method(tv.Dest),
+		Template: true,
+		State:    st,
+		Timeout:  tv.Timeout,
+	}, true
+}
+
+// syncDue says whether the sweep's pass sends an entry again: once per
+// syncRefresh passes, at a pass its key's hash picks.
+func syncDue(k *bpf.ConnKey, pass uint64) bool {
+	h := k.Caddr[0]*2654435761 ^ k.Vaddr[0]*40503 ^ (uint32(k.Cport)<<16|uint32(k.Vport))*2246822519 ^ uint32(k.Proto)
+	h ^= h >> 15
+	return (uint64(h)+pass)%syncRefresh == 0
+}
+
+// syncSweepConn is the sweep's look at a live connection (e.mu not
+// held).
+func (e *Engine) syncSweepConn(ex *syncExporter, k *bpf.ConnKey, c *bpf.Conn) {
+	if (c.State == uint8(conn.Established) || c.State == uint8(conn.StateUDP)) && syncDue(k, e.passes) {
+		ex.pending = append(ex.pending, e.syncRecord(k, c, false)...)
+	}
+}
+
+func (e *Engine) syncSweepTemplate(ex *syncExporter, k *bpf.ConnKey, t *bpf.Template) {
+	if t.Dest != destNone && syncDue(k, e.passes) {
+		e.mu.Lock()
+		sc, ok := e.syncTemplate(k, t)
+		e.mu.Unlock()
+		if ok {
+			ex.pending = append(ex.pending, sc)
+		}
+	}
+}
+
+// syncSweepDone hands the pass's refresh to the exporter (dropped if it
+// is behind: the next period sends them again).
+func (e *Engine) syncSweepDone(ex *syncExporter) {
+	if len(ex.pending) == 0 {
+		return
+	}
+	b := slices.Clone(ex.pending)
+	ex.pending = ex.pending[:0]
+	select {
+	case ex.refresh <- b:
+	default:
+	}
+}
+
+// Install results of gvs_sync_install (bpf/sync.h).
+const (
+	syncNew     = 0
+	syncUpdated = 1
+	syncStale   = 2
+)
+
+// InstallSynced implements engine.Syncer.
+func (e *Engine) InstallSynced(conns []engine.SyncConn) (int, error) {
+	if len(conns) == 0 {
+		return 0, nil
+	}
+	// Templates first: a connection takes its hold on its template as
+	// it is installed.
+	order := make([]int, 0, len(conns))
+	for i := range conns {
+		if conns[i].Template {
+			order = append(order, i)
+		}
+	}
+	for i := range conns {
+		if !conns[i].Template {
+			order = append(order, i)
+		}
+	}
+	var to bpf.Timeouts
+	if err := e.objs.Timeouts.Lookup(uint32(0), &to); err != nil {
+		return 0, err
+	}
+	installed := 0
+	var firstErr error
+	for _, i := range order {
+		in, ok := e.syncInput(&conns[i], &to)
+		if !ok {
+			continue
+		}
+		ret, err := e.objs.GvsSyncInstall.Run(&ebpf.RunOptions{Context: in})
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("installing a synced connection: %w", err)
+			}
+			continue
+		}
+		if r := int32(ret); r == syncNew || r == syncUpdated {
+			installed++
+		}
+	}
+	return installed, firstErr
+}
+
+// syncInput resolves an entry's service and server: false for what the
+// engine does not have (a service or server unknown here, IPv6, a
+// firewall mark, a protocol it does not carry).
+func (e *Engine) syncInput(sc *engine.SyncConn, to *bpf.Timeouts) (bpf.SyncIn, bool) {
+	var in bpf.SyncIn
+	if !sc.Client.Addr().Is4() || !sc.Virtual.Addr().Is4() || !sc.Dest.Addr().Is4() ||
+		sc.Protocol != model.ProtoTCP && sc.Protocol != model.ProtoUDP || sc.FWMark != 0 && !sc.Template {
+		return in, false
+	}
+	sk := model.ServiceKey{Protocol: sc.Protocol, Addr: sc.Virtual.Addr(), Port: sc.Virtual.Port(), Family: model.IPv4}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	svc, ok := e.svcIDs[sk]
+	if !ok || e.svcPool.isRetired(svc) {
+		sk.Port = 0
+		if svc, ok = e.svcIDs[sk]; !ok || e.svcPool.isRetired(svc) {
+			return in, false
+		}
+	}
+	dest, ok := e.destIDs[sk][sc.Dest]
+	if !ok {
+		// A template of a port-zero service, or a port-zero server:
+		// by address.
+		for a, id := range e.destIDs[sk] {
+			if a.Addr() == sc.Dest.Addr() && (sc.Dest.Port() == 0 || a.Port() == 0) {
+				dest, ok = id, true
+				break
+			}
+		}
+	}
+	if !ok {
+		return in, false
+	}
+	in.Key = bpf.ConnKey{Caddr: addrWords(sc.Client.Addr()), Vaddr: addrWords(sc.Virtual.Addr()),
+		Cport: htons(sc.Client.Port()), Vport: htons(sc.Virtual.Port()), Proto: uint8(sc.Protocol), Af: 4}
+	in.Now = now()
+	in.Dest, in.Svc = dest, svc
+	in.Timeout = sc.Timeout
+	in.Method = uint8(sc.Method)
+	in.Rport = htons(sc.Dest.Port())
+	if sc.Template {
+		in.Tmpl = 1
+		in.Key.Cport = 0
+		if in.Timeout == 0 {
+			in.Timeout = 180 // the kernel's for a template without one
+		}
+		return in, true
+	}
+	in.State = uint8(sc.State)
+	if sc.Protocol == model.ProtoUDP {
+		in.State = uint8(conn.StateUDP)
+	}
+	if in.Timeout == 0 {
+		in.Timeout = to.Udp
+		if sc.Protocol == model.ProtoTCP && int(in.State) < len(to.Tcp) {
+			in.Timeout = to.Tcp[in.State]
+		}
+	}
+	if sc.Inactive {
+		in.Flags |= connInactive
+	}
+	if sc.NoOutput {
+		in.Flags |= connNoOutput
+	}
+	switch sc.Method {
+	case model.Masq:
+		in.Laddr, in.Lport = addrWords(sc.Client.Addr())[0], htons(sc.Client.Port())
+	case model.FullNAT:
+		if !sc.Local.Addr().Is4() {
+			return in, false // no local address: its replies could not be matched
+		}
+		in.Laddr, in.Lport = addrWords(sc.Local.Addr())[0], htons(sc.Local.Port())
+	}
+	if in.Rport == 0 {
+		in.Rport = in.Key.Vport
+	}
+	return in, true
+}
+
+var _ engine.Syncer = (*Engine)(nil)
