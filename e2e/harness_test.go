@@ -78,7 +78,9 @@ func (d *daemon) start() {
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	// Loading and verifying the XDP program takes seconds of CPU; on a
+	// loaded 2-core machine much longer.
+	deadline := time.Now().Add(45 * time.Second)
 	for {
 		if c, err := net.Dial("unix", d.socket); err == nil {
 			c.Close()
