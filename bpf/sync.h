@@ -3,7 +3,9 @@
  * Connection synchronization (gvs/ipvssync), the data path's part.
  *
  * Master: while config.sync_master is set, each client packet of a
- * connection counts in sync_pkts, and a connection due to be sent, as
+ * connection counts in sync_pkts (a connection's first packet counts
+ * always; the others only while a master runs: the kernel's in_pkts
+ * counts always), and a connection due to be sent, as
  * the kernel's ip_vs_sync_conn_needed decides with sync_refresh_period 0,
  * is written to sync_events:
  *   - TCP only in ESTABLISHED, FIN_WAIT, CLOSE_WAIT, TIME_WAIT, CLOSE:

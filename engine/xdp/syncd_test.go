@@ -1,0 +1,142 @@
+package xdp
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"gvs/api"
+	"gvs/bpf"
+	"gvs/conn"
+	"gvs/engine"
+	"gvs/model"
+)
+
+// syncEngine is an engine with its maps loaded (unpinned, unattached).
+func syncEngine(t *testing.T) *Engine {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to load BPF maps")
+	}
+	e := newEngine(slog.New(slog.DiscardHandler), Options{})
+	if err := bpf.LoadObjectsSized(&e.objs, 1<<14); err != nil {
+		t.Skipf("BPF: %v", err)
+	}
+	var err error
+	if e.dmem, err = mapDests(e.objs.Dests); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg = bpf.DefaultConfig()
+	e.cfg.SetRing(e.objs.ConnRing.MaxEntries(), 2)
+	if err := e.writeConfig(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.writeTimeouts(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.dmem.close(); e.objs.Close() })
+	return e
+}
+
+// Entries learnt from a master land in the tables as the data path would
+// have made them: listed with their state, the template holding its
+// connection, the server's counts, the synced flag; unknown services
+// are skipped.
+func TestInstallSynced(t *testing.T) {
+	e := syncEngine(t)
+	svc := model.Service{ServiceKey: model.ServiceKey{Protocol: model.ProtoTCP, Addr: netip.MustParseAddr("198.18.0.100"), Port: 80, Family: model.IPv4},
+		Scheduler: "rr", Flags: model.FlagPersistent, Timeout: 300, Netmask: 0xffffff00}
+	if err := e.AddService(svc); err != nil {
+		t.Fatal(err)
+	}
+	dest := model.Dest{Addr: netip.MustParseAddr("198.18.1.1"), Port: 8080, Method: model.Masq, Weight: 1}
+	if err := e.AddDest(svc.ServiceKey, dest); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := engine.SyncConn{Protocol: model.ProtoTCP, Client: netip.MustParseAddrPort("198.19.0.0:0"), Virtual: netip.MustParseAddrPort("198.18.0.100:80"),
+		Dest: netip.MustParseAddrPort("198.18.1.1:8080"), Method: model.Masq, Template: true, Timeout: 300}
+	c := engine.SyncConn{Protocol: model.ProtoTCP, Client: netip.MustParseAddrPort("198.19.0.7:40000"), Virtual: netip.MustParseAddrPort("198.18.0.100:80"),
+		Dest: netip.MustParseAddrPort("198.18.1.1:8080"), Method: model.Masq, State: conn.Established, Timeout: 900}
+	unknown := c
+	unknown.Virtual = netip.MustParseAddrPort("198.18.0.101:80")
+	n, err := e.InstallSynced([]engine.SyncConn{c, unknown, tmpl}) // the template goes in first all the same
+	if err != nil || n != 2 {
+		t.Fatalf("installed %d, %v", n, err)
+	}
+	var got []api.Conn
+	if err := e.Conns(func(c api.Conn) bool { got = append(got, c); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].State != "ESTABLISHED" || got[0].Client != c.Client || got[0].Dest != c.Dest ||
+		!got[1].Template || got[1].Client.Addr() != tmpl.Client.Addr() || got[0].ExpireMS < 899000 {
+		t.Fatalf("listed %+v", got)
+	}
+	id := e.destIDs[svc.ServiceKey][dest.AddrPort()]
+	if a, i, p := e.dmem.counts(id); a != 1 || i != 0 || p != 1 {
+		t.Fatalf("counts active %d inactive %d persistent %d", a, i, p)
+	}
+	key := bpf.ConnKey{Caddr: addrWords(c.Client.Addr()), Vaddr: addrWords(c.Virtual.Addr()), Cport: htons(c.Client.Port()), Vport: htons(80), Proto: 6, Af: 4}
+	var bc bpf.Conn
+	if err := e.objs.Conns.Lookup(&key, &bc); err != nil || bc.Flags&(connSynced|connControlled|connNAT) != connSynced|connControlled|connNAT {
+		t.Fatalf("conn flags %#x, %v", bc.Flags, err)
+	}
+	tk := key
+	tk.Caddr[0] = addrWords(tmpl.Client.Addr())[0]
+	tk.Cport = 0
+	var tv bpf.Template
+	if err := e.objs.Templates.Lookup(&tk, &tv); err != nil || tv.N_control != 1 || tv.Timeout != 300 {
+		t.Fatalf("template %+v, %v", tv, err)
+	}
+	var owner bpf.ConnKey
+	if err := e.objs.Rconns.Lookup(e.replyKey(key, &bc), &owner); err != nil || owner != key {
+		t.Fatalf("reply entry %+v, %v", owner, err)
+	}
+	// An update: inactive now (FIN_WAIT), the count moves.
+	c.State, c.Inactive, c.Timeout = conn.FinWait, true, 120
+	if n, err := e.InstallSynced([]engine.SyncConn{c}); n != 1 || err != nil {
+		t.Fatalf("update: %d %v", n, err)
+	}
+	if a, i, _ := e.dmem.counts(id); a != 0 || i != 1 {
+		t.Fatalf("after the update: active %d inactive %d", a, i)
+	}
+	// The master's side of the same entry.
+	if err := e.objs.Conns.Lookup(&key, &bc); err != nil {
+		t.Fatal(err)
+	}
+	out := e.syncRecord(&key, &bc, true)
+	if len(out) != 2 || !out[0].Template || out[1].State != conn.FinWait || out[1].Dest != c.Dest || !out[1].Inactive {
+		t.Fatalf("exported %+v", out)
+	}
+}
+
+// SyncChanges turns the data path's export on, and off when done; one
+// exporter at a time.
+func TestSyncChanges(t *testing.T) {
+	e := syncEngine(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := e.SyncChanges(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.SyncChanges(ctx); err == nil {
+		t.Fatal("a second exporter")
+	}
+	var cfg bpf.Config
+	if e.objs.Config.Lookup(uint32(0), &cfg); cfg.SyncMaster != 1 || cfg.SyncThreshold != 3 || cfg.SyncPeriod != 50 {
+		t.Fatalf("config %+v", cfg)
+	}
+	cancel()
+	select {
+	case _, ok := <-ch:
+		for ok {
+			_, ok = <-ch
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the export did not stop")
+	}
+	if e.objs.Config.Lookup(uint32(0), &cfg); cfg.SyncMaster != 0 {
+		t.Fatal("sync_master still set")
+	}
+}
