@@ -25,6 +25,7 @@ type nullCore struct{}
 func (nullCore) SetHealth(model.ServiceKey, control.ServiceHealth) error { return nil }
 func (nullCore) ClearHealth(map[model.ServiceKey]bool) error             { return nil }
 func (nullCore) ConfiguredDests(model.ServiceKey) ([]model.Dest, bool)   { return nil, true }
+func (nullCore) Health(model.ServiceKey) control.ServiceHealth           { return control.ServiceHealth{} }
 
 type counted struct {
 	check.Checker

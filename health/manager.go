@@ -24,6 +24,7 @@ type Core interface {
 	SetHealth(model.ServiceKey, control.ServiceHealth) error
 	ClearHealth(keep map[model.ServiceKey]bool) error
 	ConfiguredDests(model.ServiceKey) ([]model.Dest, bool)
+	Health(model.ServiceKey) control.ServiceHealth
 }
 
 // Forwarder gives the marks with which via_vip checks of DR and TUN
@@ -129,6 +130,47 @@ func (m *Manager) Validate(cfg *Config) error {
 					return fmt.Errorf("%s: real server %s: %s: %w (this gvsd runs no xdp engine)", s.Key, srv.Addr, spec.Kind, ErrViaVIP)
 				}
 			}
+		}
+	}
+	return nil
+}
+
+// Prepare tells the core, before the rules that cfg checks are applied
+// (restored at start, or converged to a reloaded file), which of their
+// servers start down: those the manager does not check yet whose
+// checkers include an alpha one. So they are never served before their
+// first check, not even for the moment between the rules and Update.
+func (m *Manager) Prepare(cfg *Config) error {
+	if cfg == nil {
+		return nil
+	}
+	for _, sc := range cfg.Services {
+		m.mu.Lock()
+		prev := m.services[sc.Key]
+		m.mu.Unlock()
+		var down []Server
+		for _, rc := range sc.Servers {
+			if prev != nil && slices.ContainsFunc(prev.servers, func(s *server) bool { return s.cfg.Addr == rc.Addr }) {
+				continue
+			}
+			if slices.ContainsFunc(rc.Checks, func(s check.Spec) bool { return s.Alpha }) {
+				down = append(down, rc)
+			}
+		}
+		if len(down) == 0 {
+			continue
+		}
+		h := m.core.Health(sc.Key)
+		dests := map[netip.AddrPort]control.DestHealth{}
+		for a, dh := range h.Dests {
+			dests[a] = dh
+		}
+		for _, rc := range down {
+			dests[rc.Addr] = control.DestHealth{Down: true, Inhibit: rc.Inhibit}
+		}
+		h.Dests = dests
+		if err := m.core.SetHealth(sc.Key, h); err != nil {
+			return err
 		}
 	}
 	return nil

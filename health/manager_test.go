@@ -332,3 +332,26 @@ func TestReloadSorryServerAndQuorumClamp(t *testing.T) {
 		t.Fatalf("clamped status %+v", st)
 	}
 }
+
+// Prepare holds a new alpha server back before the rules bring it in, so
+// it is never served before its first check.
+func TestPrepareHoldsAlphaBack(t *testing.T) {
+	plain := Server{Checks: []check.Spec{spec(check.TCP, 0)}}
+	f := newFixture(t, []int32{1}, Service{Servers: []Server{{Addr: srvAddr(0), Checks: plain.Checks}}})
+	alpha := spec(check.TCP, 0)
+	alpha.Alpha = true
+	cfg := Service{Key: f.svc.ServiceKey, Servers: []Server{{Addr: srvAddr(0), Checks: plain.Checks}, {Addr: srvAddr(1), Checks: []check.Spec{alpha}}}}
+	if err := f.m.Prepare(&Config{Services: []Service{cfg}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.core.Do([]api.Op{{Op: api.AddDest, Service: f.svc, Dest: model.Dest{Addr: srvAddr(1).Addr(), Port: 80, Method: model.Masq, Weight: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	f.want("the alpha server added by the rules", "198.18.1.1:80=1")
+	if err := f.m.Update(&Config{Services: []Service{cfg}}); err != nil {
+		t.Fatal(err)
+	}
+	f.want("after Update", "198.18.1.1:80=1")
+	f.result(1, 0, true)
+	f.want("first success", "198.18.1.1:80=1 198.18.1.2:80=1")
+}

@@ -27,6 +27,10 @@ func applyConfig(log *slog.Logger, core *control.Core, checks *health.Manager, p
 	if err := checks.Validate(c.Health); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	// New alpha servers are down before the rules bring them in.
+	if err := checks.Prepare(c.Health); err != nil {
+		return &checksError{err}
+	}
 	if err := core.Converge(c.Rules); err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"gvs/api"
 	"gvs/apiserver"
 	"gvs/client"
+	"gvs/config"
 	"gvs/control"
 	"gvs/engine"
 	"gvs/engine/proxy"
@@ -235,6 +236,16 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 	// Closed last, after the API has finished its requests, and under the
 	// core's lock so no operation is half-way.
 	defer core.Close()
+	checks := health.NewManager(core, log)
+	// The config's alpha servers start down: told to the core before the
+	// saved rules are restored, they are not served until checked.
+	if o.configFile != "" {
+		if c, err := config.Load(o.configFile, saveLinesToRules); err == nil {
+			if err := checks.Prepare(c.Health); err != nil {
+				log.Error("alpha servers not held back", "err", err)
+			}
+		}
+	}
 	if err := core.Restore(); err != nil {
 		log.Error("dropping what the saved rules do not have from the data path failed; serving anyway", "err", err)
 	}
@@ -250,12 +261,11 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 			log.Info("health check forwarding attached", "where", fwd.Modes())
 		}
 	}
-	// Stopped before the core closes (defers run last first); with omega
-	// its down notifiers run then.
-	checks := health.NewManager(core, log)
 	if fwd != nil {
 		checks.SetForwarder(fwd)
 	}
+	// Stopped before the forwarding and the core close (defers run last
+	// first); with omega its down notifiers run then.
 	defer checks.Close()
 	if len(o.sysctls) > 0 {
 		if err := core.SetSysctls(o.sysctls); err != nil {
