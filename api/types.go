@@ -59,6 +59,8 @@ type Conn struct {
 	// Local is the director's address and port toward the real server
 	// for FULLNAT connections (zero otherwise).
 	Local netip.AddrPort `json:"local,omitzero"`
+	// Synced: learnt from a sync master (ipvsadm -Lc does not show it).
+	Synced bool `json:"synced,omitempty"`
 }
 
 // Snapshot is GET /v1/services: everything -L prints, plus the totals.

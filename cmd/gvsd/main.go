@@ -236,6 +236,12 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 	// Closed last, after the API has finished its requests, and under the
 	// core's lock so no operation is half-way.
 	defer core.Close()
+	// Sync daemons (the xdp engine; the proxy engine refuses them): they
+	// stop, flushing, after VRRP and the checks, before the engine.
+	if sr := newSyncRunner(log, eng); sr != nil && eng.Name() == "xdp" {
+		core.SetDaemonRunner(sr)
+		defer sr.Close()
+	}
 	checks := health.NewManager(core, log)
 	// The config's alpha servers start down: told to the core before the
 	// saved rules are restored, they are not served until checked.

@@ -277,6 +277,7 @@ func (e *Engine) Conns(yield func(api.Conn) bool) error {
 			Dest:     destAddr(c.Dest, htons(c.Rport)),
 			State:    conn.State(c.State).String(),
 			ExpireMS: remaining(c.Expires),
+			Synced:   c.Flags&connSynced != 0,
 		}
 		if c.Flags&connNAT != 0 && model.Method(c.Method) == model.FullNAT { // the method it was made with
 			ac.Local = netip.AddrPortFrom(wordsAddr(c.Laddr, k.Af), htons(c.Lport))
