@@ -29,6 +29,9 @@ type Config struct {
 	Health *health.Config
 	// VRRP is the VRRP instances (nil: none).
 	VRRP *vrrp.Config
+	// Sync is the sync daemons the file runs (keepalived's
+	// lvs_sync_daemon, YAML sync_daemon:); nil: none.
+	Sync *control.SyncFollow
 	// Notices are what the file gives that gvs does not use (the
 	// keepalived.conf form's BFD part, say), "file:line: what", for
 	// gvsd to log.
@@ -49,6 +52,8 @@ type File struct {
 	Allow []string `yaml:"allow"`
 	// VRRP is the VRRP instances (vrrp.go).
 	VRRP *VRRP `yaml:"vrrp"`
+	// SyncDaemon is keepalived's lvs_sync_daemon (syncd.go).
+	SyncDaemon *SyncDaemon `yaml:"sync_daemon"`
 }
 
 // Timeouts are ipvsadm --set's values in seconds (0: the default).
@@ -131,7 +136,7 @@ func Load(path string, save SaveParser) (*Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &Config{Rules: res.Rules, Health: res.Health, VRRP: res.VRRP, Notices: res.Notices}
+		c := &Config{Rules: res.Rules, Health: res.Health, VRRP: res.VRRP, Notices: res.Notices, Sync: res.Sync}
 		if err := checkViaVIP(c); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -248,6 +253,13 @@ func ParseConfig(b []byte) (*Config, error) {
 			return nil, err
 		}
 		c.VRRP = vc
+	}
+	if f.SyncDaemon != nil {
+		s, err := f.SyncDaemon.follow(c.VRRP)
+		if err != nil {
+			return nil, fmt.Errorf("sync_daemon: %w", err)
+		}
+		c.Sync = s
 	}
 	return c, nil
 }

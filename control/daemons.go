@@ -115,3 +115,19 @@ func (c *Core) restoreDaemons(saved []model.SyncDaemon) {
 	cfg.Daemons = running
 	c.cfg = &cfg
 }
+
+// SyncFollow is keepalived's lvs_sync_daemon: sync daemons the config
+// file runs. Without an instance both daemons run; with one, the master
+// daemon while that VRRP instance is MASTER and the backup daemon
+// otherwise.
+type SyncFollow struct {
+	// Daemon is the daemons' settings (State unset; the rest as
+	// --start-daemon's).
+	Daemon model.SyncDaemon `json:"daemon"`
+	// Instance is the VRRP instance followed ("" for none).
+	Instance string `json:"instance,omitempty"`
+	// SyncIDSet says the config gave the sync id; otherwise it is the
+	// instance's virtual_router_id (0 without an instance), as keepalived
+	// does.
+	SyncIDSet bool `json:"syncid_set,omitempty"`
+}

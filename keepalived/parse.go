@@ -26,6 +26,8 @@ type Result struct {
 	Rules  *control.Rules
 	Health *health.Config // nil when no service has a check
 	VRRP   *vrrp.Config   // nil when there is no vrrp_instance
+	// Sync is global_defs' lvs_sync_daemon (nil: none).
+	Sync *control.SyncFollow
 	// Notices say what was read but is not used ("file:line: what"), for
 	// gvsd to log.
 	Notices []string
@@ -80,6 +82,8 @@ type parser struct {
 	health     health.Config
 	seen       map[model.ServiceKey]pos
 	vrrp       vrrpParser
+	sync       *control.SyncFollow
+	syncPos    pos
 }
 
 func (p *parser) notice(at pos, format string, a ...any) {
@@ -131,7 +135,20 @@ func (p *parser) parse(nodes []*node) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Rules: &p.rules, VRRP: vc, Notices: p.notices}
+	res := &Result{Rules: &p.rules, VRRP: vc, Notices: p.notices, Sync: p.sync}
+	if p.sync != nil && p.sync.Instance != "" {
+		i := -1
+		if vc != nil {
+			i = slices.IndexFunc(vc.Instances, func(in vrrp.Instance) bool { return in.Name == p.sync.Instance })
+		}
+		if i < 0 {
+			return nil, p.syncPos.errorf("lvs_sync_daemon: no vrrp_instance %q", p.sync.Instance)
+		}
+		if !p.sync.SyncIDSet {
+			// keepalived's default: the instance's virtual_router_id.
+			p.sync.Daemon.SyncID = vc.Instances[i].VRID
+		}
+	}
 	if len(p.health.Services) > 0 {
 		res.Health = &p.health
 	}
@@ -145,6 +162,12 @@ func (p *parser) globalDefs(n *node) error {
 	for _, c := range n.block {
 		if ok, err := p.vrrpGlobal(c); ok || err != nil {
 			if err != nil {
+				return err
+			}
+			continue
+		}
+		if c.kw() == "lvs_sync_daemon" {
+			if err := p.lvsSyncDaemon(c); err != nil {
 				return err
 			}
 			continue
@@ -175,7 +198,7 @@ func (p *parser) globalDefs(n *node) error {
 		}
 	}
 	if other || len(n.block) == 0 {
-		p.notice(n.pos, "global_defs: not used by gvs (except lvs_timeouts, vrrp_version and vrrp_garp_*), ignored")
+		p.notice(n.pos, "global_defs: not used by gvs (except lvs_timeouts, lvs_sync_daemon, vrrp_version and vrrp_garp_*), ignored")
 	}
 	return nil
 }
