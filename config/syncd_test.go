@@ -73,7 +73,7 @@ sync_daemon: {interface: eth1, instance: VI_1, maxlen: 1400, port: 9000, ttl: 2,
 	for text, why := range map[string]string{
 		"global_defs {\n    lvs_sync_daemon eth0 VI_9\n}\n" + syncVRRP:        `keepalived.conf:2: lvs_sync_daemon: no vrrp_instance "VI_9"`,
 		"global_defs {\n    lvs_sync_daemon eth0 VI_1 id 300\n}\n" + syncVRRP: "keepalived.conf:2: lvs_sync_daemon id",
-		"global_defs {\n    lvs_sync_daemon eth0 VI_1 group 1.2.3.4\n}\n":      "not a multicast address",
+		"global_defs {\n    lvs_sync_daemon eth0 VI_1 group 1.2.3.4\n}\n":     "not a multicast address",
 		"global_defs {\n    lvs_sync_daemon\n}\n":                             "lvs_sync_daemon: want INTERFACE",
 	} {
 		if _, err := load("keepalived.conf", text); err == nil || !strings.Contains(err.Error(), why) {
