@@ -9,14 +9,16 @@
 set -euo pipefail
 
 # Debian packages the tests use: iproute2, ethtool and socat for the
-# network-namespace tests, clang-19 and libbpf-dev to rebuild the BPF
-# objects (make generate), bpftool to inspect them.
+# network-namespace tests, keepalived for the VRRP interop tests (run as
+# the tests' own processes, never as a service), clang-19 and libbpf-dev
+# to rebuild the BPF objects (make generate), bpftool to inspect them.
 PACKAGES=(
 	iproute2
 	ethtool
 	socat
 	netcat-openbsd
 	iputils-ping
+	keepalived
 	clang-19
 	llvm-19
 	libbpf-dev
