@@ -23,6 +23,7 @@ import (
 	"gvs/control"
 	"gvs/engine"
 	"gvs/model"
+	"gvs/vrrp"
 )
 
 // timeouts of the API's connections (tests shorten them). Requests are
@@ -45,7 +46,13 @@ type Server struct {
 	path string // the socket, removed by Close
 	// health reports the health checks (nil: none run).
 	health func() api.Health
+	// vrrp reports the VRRP instances (nil: none run).
+	vrrp func() []vrrp.Status
 }
+
+// SetVRRP gives the server the VRRP instances' status, for GET /v1/vrrp.
+// Call it before Listen.
+func (s *Server) SetVRRP(f func() []vrrp.Status) { s.vrrp = f }
 
 // SetHealth gives the server the health checks' status, for GET
 // /v1/checks. Call it before Listen.
@@ -63,6 +70,7 @@ func New(core *control.Core, info api.Info, log *slog.Logger) *Server {
 	mux.HandleFunc("GET /v1/sysctls", s.getSysctls)
 	mux.HandleFunc("GET /v1/checks", s.getChecks)
 	mux.HandleFunc("GET /v1/daemons", s.getDaemons)
+	mux.HandleFunc("GET /v1/vrrp", s.getVRRP)
 	mux.HandleFunc("POST /v1/ops", s.postOps)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: timeouts.header, ReadTimeout: timeouts.read,
 		WriteTimeout: timeouts.write, IdleTimeout: timeouts.idle}
@@ -304,6 +312,14 @@ func (s *Server) getChecks(w http.ResponseWriter, _ *http.Request) {
 		h = s.health()
 	}
 	writeJSON(w, 200, h)
+}
+
+func (s *Server) getVRRP(w http.ResponseWriter, _ *http.Request) {
+	st := []vrrp.Status{}
+	if s.vrrp != nil {
+		st = s.vrrp()
+	}
+	writeJSON(w, 200, st)
 }
 
 func (s *Server) getDaemons(w http.ResponseWriter, _ *http.Request) {

@@ -672,6 +672,26 @@ func jitter(d time.Duration) time.Duration {
 	return d - d/20 + rand.N(d/10+1)
 }
 
+// ServiceUp says whether service k has its quorum, for VRRP's
+// track_service: a checked service's quorum state; an unchecked one is up
+// while it has a server of non-zero weight. known is false for a service
+// that is not configured.
+func (m *Manager) ServiceUp(k model.ServiceKey) (up, known bool) {
+	m.mu.Lock()
+	svc := m.services[k]
+	if svc != nil {
+		up := svc.quorum
+		m.mu.Unlock()
+		return up, true
+	}
+	m.mu.Unlock()
+	dests, ok := m.core.ConfiguredDests(k)
+	if !ok {
+		return false, false
+	}
+	return slices.ContainsFunc(dests, func(d model.Dest) bool { return d.Weight > 0 }), true
+}
+
 // Status returns every checked service, server and checker.
 func (m *Manager) Status() api.Health {
 	m.mu.Lock()

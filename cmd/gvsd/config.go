@@ -11,12 +11,13 @@ import (
 	"gvs/control"
 	"gvs/health"
 	"gvs/ipvsadm"
+	"gvs/vrrp"
 )
 
 // applyConfig converges the running rules to the config file's, then
 // runs its health checks. A file whose rules or checks are refused
 // changes neither.
-func applyConfig(log *slog.Logger, core *control.Core, checks *health.Manager, path string) error {
+func applyConfig(log *slog.Logger, core *control.Core, checks *health.Manager, ha *haParts, path string) error {
 	c, err := config.Load(path, saveLinesToRules)
 	if err != nil {
 		return err
@@ -26,6 +27,11 @@ func applyConfig(log *slog.Logger, core *control.Core, checks *health.Manager, p
 	}
 	if err := checks.Validate(c.Health); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
+	}
+	if c.VRRP != nil {
+		if err := c.VRRP.Validate(); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	// New alpha servers are down before the rules bring them in.
 	if err := checks.Prepare(c.Health); err != nil {
@@ -37,11 +43,23 @@ func applyConfig(log *slog.Logger, core *control.Core, checks *health.Manager, p
 	if err := checks.Update(c.Health); err != nil {
 		return &checksError{err}
 	}
+	if err := ha.vm.Update(c.VRRP); err != nil {
+		return &checksError{fmt.Errorf("vrrp: %w", err)}
+	}
+	ha.sync.Update(c.Sync)
 	return nil
 }
 
+// haParts are the director-pair parts a config file drives: VRRP and
+// the sync daemons that follow it.
+type haParts struct {
+	vm   *vrrp.Manager
+	sync *syncFollower
+}
+
 // checksError is a config whose rules were applied but whose health
-// checks the engine did not take in full (a verdict it refused).
+// checks or VRRP instances did not all take (a verdict the engine
+// refused, an instance that cannot run).
 type checksError struct{ err error }
 
 func (e *checksError) Error() string { return e.err.Error() }
@@ -52,7 +70,7 @@ func logConfigError(log *slog.Logger, path string, start bool, err error) {
 	var ce *checksError
 	switch {
 	case errors.As(err, &ce):
-		log.Error("config rules applied, but not all of its health checks' verdicts: see the error", "file", path, "err", err)
+		log.Error("config rules applied, but not all of its health checks or VRRP instances: see the error", "file", path, "err", err)
 	case start:
 		log.Error("config NOT applied: serving the rules as they are; fix it and send SIGHUP", "file", path, "err", err)
 	default:

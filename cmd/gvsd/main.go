@@ -29,6 +29,7 @@ import (
 	"gvs/hcfwd"
 	"gvs/health"
 	"gvs/model"
+	"gvs/vrrp"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -273,13 +274,19 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 	// Stopped before the forwarding and the core close (defers run last
 	// first); with omega its down notifiers run then.
 	defer checks.Close()
+	// VRRP resigns first at shutdown (priority 0, VIPs removed), then the
+	// sync daemons flush and stop (syncRunner), then the checks.
+	ha := &haParts{vm: vrrp.NewManager(log, vrrp.Options{ServiceUp: checks.ServiceUp})}
+	ha.sync = newSyncFollower(log, core, ha.vm)
+	defer ha.vm.Close()
+	defer ha.sync.Close()
 	if len(o.sysctls) > 0 {
 		if err := core.SetSysctls(o.sysctls); err != nil {
 			log.Error("--sysctl not applied", "err", err)
 		}
 	}
 	if o.configFile != "" {
-		if err := applyConfig(log, core, checks, o.configFile); err != nil {
+		if err := applyConfig(log, core, checks, ha, o.configFile); err != nil {
 			logConfigError(log, o.configFile, true, err)
 		} else {
 			log.Info("config applied", "file", o.configFile)
@@ -297,6 +304,7 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 	}
 	srv := apiserver.New(core, api.Info{Version: api.Version, ConnTableSize: 4096, Engine: eng.Name(), GVSVersion: version}, log)
 	srv.SetHealth(checks.Status)
+	srv.SetVRRP(ha.vm.Status)
 	if err := srv.Listen(o.socket, mode, gid); err != nil {
 		return err
 	}
@@ -310,7 +318,7 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 				log.Info("SIGHUP without --config: nothing to reload")
 				continue
 			}
-			if err := applyConfig(log, core, checks, o.configFile); err != nil {
+			if err := applyConfig(log, core, checks, ha, o.configFile); err != nil {
 				logConfigError(log, o.configFile, false, err)
 			} else {
 				log.Info("config reloaded", "file", o.configFile)
