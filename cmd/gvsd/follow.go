@@ -44,10 +44,14 @@ func (f *syncFollower) Update(cfg *control.SyncFollow) {
 	f.mu.Lock()
 	old := f.cfg
 	f.cfg = cfg
-	if cfg != nil && cfg.Instance != "" && !f.subscribed[cfg.Instance] {
+	subscribe := cfg != nil && cfg.Instance != "" && !f.subscribed[cfg.Instance]
+	if subscribe {
 		f.subscribed[cfg.Instance] = true
+	}
+	f.mu.Unlock()
+	if subscribe {
+		// Not under f.mu: Subscribe may call f at once.
 		name := cfg.Instance
-		// Called from the VRRP loop: note the state and let run act.
 		f.vm.Subscribe(name, func(st vrrp.State) {
 			f.mu.Lock()
 			f.state[name] = st
@@ -55,7 +59,6 @@ func (f *syncFollower) Update(cfg *control.SyncFollow) {
 			f.poke()
 		})
 	}
-	f.mu.Unlock()
 	if cfg != nil || old != nil {
 		f.poke()
 	}
