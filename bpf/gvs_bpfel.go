@@ -287,6 +287,7 @@ const (
 	gvsMapLportScratch        = "lport_scratch"
 	gvsMapMhTables            = "mh_tables"
 	gvsMapNatSrcs             = "nat_srcs"
+	gvsMapNeighMiss           = "neigh_miss"
 	gvsMapPressure            = "pressure"
 	gvsMapRconns              = "rconns"
 	gvsMapRingHand            = "ring_hand"
@@ -369,6 +370,7 @@ type gvsMapSpecs struct {
 	LportScratch *ebpf.MapSpec `ebpf:"lport_scratch"`
 	MhTables     *ebpf.MapSpec `ebpf:"mh_tables"`
 	NatSrcs      *ebpf.MapSpec `ebpf:"nat_srcs"`
+	NeighMiss    *ebpf.MapSpec `ebpf:"neigh_miss"`
 	Pressure     *ebpf.MapSpec `ebpf:"pressure"`
 	Rconns       *ebpf.MapSpec `ebpf:"rconns"`
 	RingHand     *ebpf.MapSpec `ebpf:"ring_hand"`
@@ -423,6 +425,7 @@ type gvsMaps struct {
 	LportScratch *ebpf.Map `ebpf:"lport_scratch"`
 	MhTables     *ebpf.Map `ebpf:"mh_tables"`
 	NatSrcs      *ebpf.Map `ebpf:"nat_srcs"`
+	NeighMiss    *ebpf.Map `ebpf:"neigh_miss"`
 	Pressure     *ebpf.Map `ebpf:"pressure"`
 	Rconns       *ebpf.Map `ebpf:"rconns"`
 	RingHand     *ebpf.Map `ebpf:"ring_hand"`
@@ -453,6 +456,7 @@ func (m *gvsMaps) Close() error {
 		m.LportScratch,
 		m.MhTables,
 		m.NatSrcs,
+		m.NeighMiss,
 		m.Pressure,
 		m.Rconns,
 		m.RingHand,

@@ -108,6 +108,19 @@ struct {
 	__type(value, struct gvs_frag);
 } frags SEC(".maps");
 
+/* IPv4 next hops a translated packet found without a neighbour entry
+ * (bpf_fib_lookup's NO_NEIGH), with when: gvsd has the kernel resolve
+ * them (a datagram to the discard port) and deletes them. Without it, a
+ * client whose entry is gone (a VRRP backup that took over never saw the
+ * client's ARP for the VIP; an entry that aged out) would stay
+ * unreachable for replies. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+} neigh_miss SEC(".maps");
+
 /* Allow lists of the services flagged GVS_SVC_F_ALLOWLIST (gvs_allow_key;
  * the value is unused). */
 struct {

@@ -7,9 +7,10 @@
  * Both directions are routed by the FIB from the ingress device, which,
  * as for TUN, answers only with forwarding on for that device (LVS-NAT
  * needs ip_forward anyway). A next hop without a neighbour entry drops
- * the packet (GVS_EV_NO_ROUTE): gvsd has the kernel resolve the servers;
- * a client's entry exists from its own ARP for the VIP, or it sits behind
- * a resolved gateway.
+ * the packet (GVS_EV_NO_ROUTE): gvsd has the kernel resolve the servers
+ * ahead, and any next hop a packet found unresolved (neigh_miss: a client
+ * whose entry aged out, or that a VRRP backup never heard from) within a
+ * second.
  */
 #ifndef GVS_NAT_H
 #define GVS_NAT_H
@@ -195,6 +196,12 @@ __gvs_subprog int nat_xmit(struct xdp_md *ctx, const struct gvs_pkt *p,
 		return XDP_DROP;
 	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
+		if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+			/* fib.ipv4_dst is the next hop now: ask gvsd to
+			 * have it resolved. */
+			__u32 nh = fib.ipv4_dst;
+			bpf_map_update_elem(&neigh_miss, &nh, &now, BPF_ANY);
+		}
 		ev_inc(GVS_EV_NO_ROUTE);
 		return XDP_DROP;
 	}

@@ -21,21 +21,27 @@ type haTopo struct {
 const haVIP = "198.18.0.100"
 
 // haConfig is the keepalived.conf of a director: priority decides the
-// master; the sync daemon follows the VRRP instance.
-func haConfig(priority int, persistent bool) string {
+// master; the sync daemon follows the VRRP instance. For NAT the real
+// servers are on 198.18.1.0/24 behind the directors, whose VRRP instance
+// also moves their gateway, 198.18.1.1.
+func haConfig(priority int, persistent, nat bool) string {
 	persist := ""
 	if persistent {
 		persist = "    persistence_timeout 120\n"
 	}
+	kind, rs1, rs2, port, gw := "DR", "198.18.0.11", "198.18.0.12", "80", ""
+	if nat {
+		kind, rs1, rs2, port, gw = "NAT", "198.18.1.11", "198.18.1.12", "8080", "\n        198.18.1.1/24 dev eth0"
+	}
 	vs := func(proto string) string {
 		return `virtual_server ` + haVIP + ` 80 {
     lb_algo rr
-    lb_kind DR
+    lb_kind ` + kind + `
     protocol ` + proto + `
-` + persist + `    real_server 198.18.0.11 80 {
+` + persist + `    real_server ` + rs1 + ` ` + port + ` {
         weight 1
     }
-    real_server 198.18.0.12 80 {
+    real_server ` + rs2 + ` ` + port + ` {
         weight 1
     }
 }
@@ -52,19 +58,25 @@ vrrp_instance VI_1 {
     priority %d
     advert_int 1
     virtual_ipaddress {
-        %s/32 dev eth0
+        %s/32 dev eth0%s
     }
 }
-`, priority, haVIP) + vs("TCP") + vs("UDP")
+`, priority, haVIP, gw) + vs("TCP") + vs("UDP")
 }
 
-func newHATopo(t *testing.T, persistent bool) *haTopo {
+func newHATopo(t *testing.T, persistent, nat bool) *haTopo {
 	t.Helper()
 	needRoot(t)
 	bin := binaries(t)
 	tp := &haTopo{topo: newTopo(t), d: map[string]*daemon{}}
 	tp.host("client", "198.18.0.1/24")
 	for i, name := range []string{"rs1", "rs2"} {
+		if nat {
+			ns := tp.host(name, fmt.Sprintf("198.18.1.1%d/24", i+1))
+			tp.mustRun(ns, "ip", "route", "add", "default", "via", "198.18.1.1")
+			tp.serve(ns, "0.0.0.0:8080", name)
+			continue
+		}
 		ns := tp.host(name, fmt.Sprintf("198.18.0.1%d/24", i+1))
 		tp.mustRun("", append(nsenter(ns), filepath.Join(bin, "gvs-realserver"), "up", "-q", "--vip", haVIP, "--state-dir", t.TempDir())...)
 		tp.serve(ns, haVIP+":80", name)
@@ -72,9 +84,17 @@ func newHATopo(t *testing.T, persistent bool) *haTopo {
 	for i, name := range []string{"d1", "d2"} {
 		ns := tp.host(name, fmt.Sprintf("198.18.0.%d/24", i+2))
 		tp.napiPeer(name)
-		tp.mustRun(ns, "sysctl", "-qw", "net.ipv4.conf.eth0.forwarding=1", "net.ipv4.conf.all.forwarding=1")
+		// No ICMP redirects for what the stack forwards between the two
+		// subnets (NAT).
+		tp.mustRun(ns, "sysctl", "-qw", "net.ipv4.conf.eth0.forwarding=1", "net.ipv4.conf.all.forwarding=1",
+			"net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.eth0.send_redirects=0")
+		if nat {
+			// Each director's own address on the servers' subnet, as LVS-NAT
+			// pairs have: routes and next hops are ready on the backup.
+			tp.mustRun(ns, "ip", "addr", "add", fmt.Sprintf("198.18.1.%d/24", i+2), "dev", "eth0")
+		}
 		cfg := filepath.Join(t.TempDir(), "keepalived.conf")
-		if err := os.WriteFile(cfg, []byte(haConfig(150-50*i, persistent)), 0o600); err != nil {
+		if err := os.WriteFile(cfg, []byte(haConfig(150-50*i, persistent, nat)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		pinDir := "/sys/fs/bpf/" + tp.prefix + "-" + name
@@ -87,6 +107,14 @@ func newHATopo(t *testing.T, persistent bool) *haTopo {
 		})
 		tp.d[name] = d
 	}
+	if nat {
+		// Traffic to and from the servers crosses the directors' XDP
+		// programs: no GRO on the other hosts' switch ports (a real NIC
+		// runs XDP before GRO).
+		for _, name := range []string{"client", "rs1", "rs2"} {
+			tp.mustRun(tp.prefix+"-sw", "ethtool", "-K", "p-"+name, "gro", "off")
+		}
+	}
 	return tp
 }
 
@@ -96,14 +124,18 @@ func (tp *haTopo) hasVIP(name string) bool {
 	return strings.Contains(out, haVIP+"/32")
 }
 
-// Two directors with VRRP and connection sync, DR: a long TCP transfer and
-// a stream of UDP datagrams (persistent service) run through the master;
-// the master's gvsd is killed and its link goes down; the backup takes
-// the VIP within the master-down interval and already knows the
-// connections, so the transfer completes byte-exact and the datagrams
-// keep their server.
-func TestHAFailoverDR(t *testing.T) {
-	tp := newHATopo(t, true)
+// Two directors with VRRP and connection sync, DR and NAT: a long TCP
+// transfer and a stream of UDP datagrams (persistent service) run through
+// the master; the master's gvsd is killed and its link goes down; the
+// backup takes the VIP (and, for NAT, the servers' gateway) within the
+// master-down interval and already knows the connections, so the
+// transfer completes byte-exact and the datagrams keep their server.
+func TestHAFailoverDR(t *testing.T) { testFailover(t, false) }
+
+func TestHAFailoverNAT(t *testing.T) { testFailover(t, true) }
+
+func testFailover(t *testing.T, nat bool) {
+	tp := newHATopo(t, true, nat)
 	waitFor(t, 10*time.Second, "d1 master with the VIP", func() (bool, string) {
 		return tp.hasVIP("d1") && !tp.hasVIP("d2"), tp.d["d1"].log.String() + tp.d["d2"].log.String()
 	})
@@ -127,7 +159,8 @@ func TestHAFailoverDR(t *testing.T) {
 	// The backup learns the connections from the master.
 	waitFor(t, 5*time.Second, "d2 knows the connections", func() (bool, string) {
 		c := tp.d["d2"].must("-L", "-n", "-c")
-		return strings.Contains(c, "ESTABLISHED") && strings.Contains(c, "UDP"), c
+		return strings.Contains(c, "ESTABLISHED") && strings.Contains(c, "UDP"), c + "\nd1:\n" + tp.d["d1"].must("-L", "-n", "-c") +
+			"\nd2 log:\n" + tp.d["d2"].log.String()
 	})
 	time.Sleep(time.Second)
 	before := tp.d["d1"].must("-L", "-n", "--stats")
@@ -160,7 +193,7 @@ func TestHAFailoverDR(t *testing.T) {
 		}
 	}
 	if len(names) < 40 {
-		t.Errorf("only %d of 60 datagrams answered: %s", len(names), got)
+		t.Errorf("only %d of 60 datagrams answered: %s\nd2:\n%s\n%v", len(names), got, tp.d["d2"].must("-L", "-n", "-c"), tp.d["d2"].events())
 	}
 	// A new connection from the client still goes to the same server
 	// (the persistence template was synced), and d2 counts it.

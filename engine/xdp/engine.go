@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -75,6 +76,13 @@ type Engine struct {
 	mhSlots   slots
 	hops      map[uint32]nextHop // DR next hops by dest id
 	addrHops  map[hopKey]hopResult
+	// hopsMissing: a server has no next hop yet (tick retries every
+	// second while so).
+	hopsMissing bool
+	// warmed: clients of synced NAT connections whose next hop was
+	// looked at, and when (warmClient).
+	warmMu sync.Mutex
+	warmed map[netip.Addr]time.Time
 	// seen holds the services synced by this process: the first sync of
 	// a service (new, or recovered after a restart) resets its rr position.
 	seen map[model.ServiceKey]bool
@@ -203,7 +211,7 @@ func newEngine(log *slog.Logger, o Options) *Engine {
 		hashSlots: newSlots(hashSlots), mhSlots: newSlots(mhSlots), seen: map[model.ServiceKey]bool{}, svcMeta: map[uint32]svcMeta{}, dirty: map[model.ServiceKey]bool{},
 		hops: map[uint32]nextHop{}, addrHops: map[hopKey]hopResult{}, stop: make(chan struct{}),
 		svcKeys: map[uint32]model.ServiceKey{}, destKeys: map[uint32]destRef{}, refs: newRefs(),
-		allowed: map[uint32]map[bpf.AllowKey]bool{},
+		allowed: map[uint32]map[bpf.AllowKey]bool{}, warmed: map[netip.Addr]time.Time{},
 	}
 	e.svcPool = newIDPool(maxServices, e.cleanSvc)
 	e.destPool = newIDPool(maxDests, e.cleanDest)

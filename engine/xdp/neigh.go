@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -125,7 +126,27 @@ func (e *Engine) hopOf(addr netip.Addr, gateway bool) (nextHop, error) {
 	h, err := k.resolve(resolveFor)
 	if err != nil {
 		e.log.Warn("next hop not resolved yet; retrying", "server", addr, "err", err)
+		e.hopsMissing = true
 	}
 	e.addrHops[k] = hopResult{h, err}
 	return h, err
+}
+
+// resolveMisses has the kernel resolve the next hops the data path found
+// without a neighbour entry (the neigh_miss map), and forgets them: the
+// data path records them again if they are still missing next time.
+func (e *Engine) resolveMisses() {
+	var key uint32
+	var at uint64
+	var seen []uint32
+	it := e.objs.NeighMiss.Iterate()
+	for it.Next(&key, &at) && len(seen) < 256 {
+		seen = append(seen, key)
+	}
+	for _, k := range seen {
+		e.objs.NeighMiss.Delete(&k)
+		var b [4]byte
+		binary.LittleEndian.PutUint32(b[:], k) // the address as it lies in the packet
+		probe(netip.AddrFrom4(b))
+	}
 }

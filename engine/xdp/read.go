@@ -115,12 +115,18 @@ func (e *Engine) tick(v *ipvs.IPVS) {
 	}
 	e.pullLocked(v)
 	e.warnOnEvents()
+	e.resolveMisses()
 	if e.ticks++; e.ticks%30 == 0 {
-		e.refreshHops(v)
+		e.refreshHops(v, false)
 		if err := e.writeIfaces(); err != nil {
 			e.log.Warn("interfaces", "err", err)
 		}
 		e.nextHopGen()
+	} else if e.missingHops() {
+		// A server without a next hop (no route yet: a VRRP backup
+		// before it holds the servers' gateway address) is tried every
+		// second, so it forwards as soon as the route is there.
+		e.refreshHops(v, true)
 	}
 	if e.ticks%60 == 0 {
 		e.collectLBLC()
@@ -130,19 +136,30 @@ func (e *Engine) tick(v *ipvs.IPVS) {
 	}
 }
 
+// missingHops says whether a server has no next hop yet.
+func (e *Engine) missingHops() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.hopsMissing
+}
+
 // refreshHops re-reads the real servers' MAC addresses (a server replaced
 // behind the same address keeps its traffic) and keeps the tunnel next
-// hops' neighbour entries alive. Each address is asked once, however many
-// services share the server; what was found seeds hopOf until the next
-// refresh.
-func (e *Engine) refreshHops(v *ipvs.IPVS) {
+// hops' neighbour entries alive; with onlyMissing, only for the servers
+// that have none yet. Each address is asked once, however many services
+// share the server; what was found seeds hopOf until the next refresh.
+func (e *Engine) refreshHops(v *ipvs.IPVS, onlyMissing bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	found := map[hopKey]hopResult{}
+	missing := false
 	for _, s := range v.Services() {
 		for _, d := range s.Servers() {
 			id, ok := e.destIDs[s.Config.ServiceKey][d.AddrPort()]
 			if !ok || d.Method == model.Local {
+				continue
+			}
+			if _, has := e.hops[id]; onlyMissing && has {
 				continue
 			}
 			key := hopKey{d.Addr, d.Method != model.Route}
@@ -157,6 +174,7 @@ func (e *Engine) refreshHops(v *ipvs.IPVS) {
 				found[key] = r
 			}
 			if r.err != nil {
+				missing = true
 				continue
 			}
 			h := r.hop
@@ -166,6 +184,7 @@ func (e *Engine) refreshHops(v *ipvs.IPVS) {
 			}
 		}
 	}
+	e.hopsMissing = missing
 	// Failures are not kept: a server added now gets a full wait.
 	e.addrHops = map[hopKey]hopResult{}
 	for a, r := range found {

@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"net/netip"
 	"slices"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -303,10 +304,40 @@ func (e *Engine) InstallSynced(conns []engine.SyncConn) (int, error) {
 		}
 		if r := int32(ret); r == syncNew || r == syncUpdated {
 			installed++
+			c := &conns[i]
+			if r == syncNew && !c.Template && (c.Method == model.Masq || c.Method == model.FullNAT) {
+				e.warmClient(c.Client.Addr())
+			}
 		}
 	}
 	return installed, firstErr
 }
+
+// warmClient has the kernel resolve the next hop toward a client of a
+// NAT or FULLNAT connection learnt from a master, in the background, so
+// that its replies can go out the moment this director takes over: the
+// client never ARPed for the VIP here. An address is looked at once per
+// warmEvery.
+func (e *Engine) warmClient(a netip.Addr) {
+	if !a.Is4() {
+		return
+	}
+	now := time.Now()
+	e.warmMu.Lock()
+	if t, ok := e.warmed[a]; ok && now.Sub(t) < warmEvery {
+		e.warmMu.Unlock()
+		return
+	}
+	if len(e.warmed) > 65536 {
+		clear(e.warmed)
+	}
+	e.warmed[a] = now
+	e.warmMu.Unlock()
+	go resolveRouted(a, 0)
+}
+
+// warmEvery is how often a synced client's next hop is looked at.
+const warmEvery = time.Minute
 
 // syncInput resolves an entry's service and server: false for what the
 // engine does not have (a service or server unknown here, IPv6, a
