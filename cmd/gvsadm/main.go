@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -98,6 +99,12 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				k = &cmd.Service.ServiceKey
 			}
 			err = ipvsadm.ListChecks(stdout, h, k, cmd.Format, time.Now())
+			if errors.Is(err, model.ErrServiceNotDefined) {
+				// A service that exists but is not checked lists nothing.
+				if snap, serr := c.Services(); serr == nil && slices.ContainsFunc(snap.Services, func(s api.Service) bool { return s.ServiceKey == *k }) {
+					err = nil
+				}
+			}
 		}
 		if err != nil {
 			return fail(stderr, err)
