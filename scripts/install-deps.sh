@@ -10,8 +10,9 @@ set -euo pipefail
 
 # Debian packages the tests use: iproute2, ethtool and socat for the
 # network-namespace tests, keepalived for the VRRP interop tests (run as
-# the tests' own processes, never as a service), clang-19 and libbpf-dev
-# to rebuild the BPF objects (make generate), bpftool to inspect them.
+# the tests' own processes, never as a service), the openstack CLI with
+# its load-balancer plugin for the LBaaS test, clang-19 and libbpf-dev to
+# rebuild the BPF objects (make generate), bpftool to inspect them.
 PACKAGES=(
 	iproute2
 	ethtool
@@ -19,6 +20,8 @@ PACKAGES=(
 	netcat-openbsd
 	iputils-ping
 	keepalived
+	python3-openstackclient
+	python3-octaviaclient
 	clang-19
 	llvm-19
 	libbpf-dev
