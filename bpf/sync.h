@@ -212,14 +212,17 @@ int gvs_sync_install(struct gvs_sync_in *ctx)
 		if (slot >= 0)
 			err = bpf_map_update_elem(&conns, &k, &nc, BPF_NOEXIST);
 	}
-	if (err)
-		return err == -17 ? SYNC_BUSY : SYNC_FULL;
-	if (slot >= 0) {
+	/* The slot taken is written even when the data path made the
+	 * entry first (as conn_reserve does: an unwritten slot would be a
+	 * hole that ends the eviction walk there). */
+	if (slot >= 0 && (!err || err == -17)) {
 		__u32 sl = slot;
 		struct gvs_conn_key *rk = bpf_map_lookup_elem(&conn_ring, &sl);
 		if (rk)
 			*rk = k;
 	}
+	if (err)
+		return err == -17 ? SYNC_BUSY : SYNC_FULL;
 	dest_bind(d, (nc.flags & GVS_CONN_F_INACTIVE) ? BIND_INACTIVE : BIND_ACTIVE);
 	if (nat) {
 		struct gvs_conn_key rk;

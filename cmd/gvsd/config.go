@@ -40,13 +40,19 @@ func applyConfig(log *slog.Logger, core *control.Core, checks *health.Manager, h
 	if err := core.Converge(c.Rules); err != nil {
 		return err
 	}
+	// VRRP and the sync daemons do not depend on the checks: a check
+	// that cannot start must not keep the director out of its pair.
+	var errs []error
 	if err := checks.Update(c.Health); err != nil {
-		return &checksError{err}
+		errs = append(errs, err)
 	}
 	if err := ha.vm.Update(c.VRRP); err != nil {
-		return &checksError{fmt.Errorf("vrrp: %w", err)}
+		errs = append(errs, fmt.Errorf("vrrp: %w", err))
 	}
 	ha.sync.Update(c.Sync)
+	if len(errs) > 0 {
+		return &checksError{errors.Join(errs...)}
+	}
 	return nil
 }
 

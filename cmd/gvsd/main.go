@@ -237,11 +237,14 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 	// Closed last, after the API has finished its requests, and under the
 	// core's lock so no operation is half-way.
 	defer core.Close()
-	// Sync daemons (the xdp engine; the proxy engine refuses them): they
-	// stop, flushing, after VRRP and the checks, before the engine.
-	if sr := newSyncRunner(log, eng); sr != nil && eng.Name() == "xdp" {
-		core.SetDaemonRunner(sr)
-		defer sr.Close()
+	// Sync daemons (the xdp engine; the proxy engine refuses them); see
+	// the shutdown order below.
+	var sr *syncRunner
+	if eng.Name() == "xdp" {
+		if sr = newSyncRunner(log, eng); sr != nil {
+			core.SetDaemonRunner(sr)
+			defer sr.Close() // a no-op after the shutdown below
+		}
 	}
 	checks := health.NewManager(core, log)
 	// The config's alpha servers start down: told to the core before the
@@ -274,12 +277,19 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 	// Stopped before the forwarding and the core close (defers run last
 	// first); with omega its down notifiers run then.
 	defer checks.Close()
-	// VRRP resigns first at shutdown (priority 0, VIPs removed), then the
-	// sync daemons flush and stop (syncRunner), then the checks.
+	// At shutdown, before the checks: stop following VRRP; flush and
+	// stop the sync daemons while the peer is still a backup listening
+	// (once it takes over, its lvs_sync_daemon stops its backup daemon,
+	// within its skew time); then resign VRRP (priority 0, VIPs removed).
 	ha := &haParts{vm: vrrp.NewManager(log, vrrp.Options{ServiceUp: checks.ServiceUp})}
 	ha.sync = newSyncFollower(log, core, ha.vm)
-	defer ha.vm.Close()
-	defer ha.sync.Close()
+	defer func() {
+		ha.sync.Close()
+		if sr != nil {
+			sr.Close()
+		}
+		ha.vm.Close()
+	}()
 	if len(o.sysctls) > 0 {
 		if err := core.SetSysctls(o.sysctls); err != nil {
 			log.Error("--sysctl not applied", "err", err)

@@ -340,12 +340,16 @@ func (e *Engine) warmClient(a netip.Addr) {
 const warmEvery = time.Minute
 
 // syncInput resolves an entry's service and server: false for what the
-// engine does not have (a service or server unknown here, IPv6, a
-// firewall mark, a protocol it does not carry).
+// engine does not have (a service or server unknown here, IPv6, or
+// a protocol it does not carry).
 func (e *Engine) syncInput(sc *engine.SyncConn, to *bpf.Timeouts) (bpf.SyncIn, bool) {
 	var in bpf.SyncIn
+	// An entry's fwmark is the packet's mark (skb->mark), which the
+	// kernel keeps whatever the service: ignored here, where services are
+	// found by address (a fwmark service's template, whose virtual
+	// address is the mark, finds none).
 	if !sc.Client.Addr().Is4() || !sc.Virtual.Addr().Is4() || !sc.Dest.Addr().Is4() ||
-		sc.Protocol != model.ProtoTCP && sc.Protocol != model.ProtoUDP || sc.FWMark != 0 && !sc.Template {
+		sc.Protocol != model.ProtoTCP && sc.Protocol != model.ProtoUDP {
 		return in, false
 	}
 	sk := model.ServiceKey{Protocol: sc.Protocol, Addr: sc.Virtual.Addr(), Port: sc.Virtual.Port(), Family: model.IPv4}
@@ -377,7 +381,14 @@ func (e *Engine) syncInput(sc *engine.SyncConn, to *bpf.Timeouts) (bpf.SyncIn, b
 	in.Now = now()
 	in.Dest, in.Svc = dest, svc
 	in.Timeout = sc.Timeout
-	in.Method = uint8(sc.Method)
+	// The forwarding method (and NOOUTPUT) is this director's server's,
+	// as the kernel's ip_vs_bind_dest takes them, not the master's.
+	method := sc.Method
+	var bd bpf.Dest
+	if err := e.objs.Dests.Lookup(dest, &bd); err == nil {
+		method = model.Method(bd.Method)
+	}
+	in.Method = uint8(method)
 	in.Rport = htons(sc.Dest.Port())
 	if sc.Template {
 		in.Tmpl = 1
@@ -400,10 +411,10 @@ func (e *Engine) syncInput(sc *engine.SyncConn, to *bpf.Timeouts) (bpf.SyncIn, b
 	if sc.Inactive {
 		in.Flags |= connInactive
 	}
-	if sc.NoOutput {
+	if method == model.Route || method == model.Tunnel {
 		in.Flags |= connNoOutput
 	}
-	switch sc.Method {
+	switch method {
 	case model.Masq:
 		in.Laddr, in.Lport = addrWords(sc.Client.Addr())[0], htons(sc.Client.Port())
 	case model.FullNAT:
