@@ -29,7 +29,9 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/vishvananda/netlink"
+
 	"golang.org/x/sys/unix"
+	"gvs/tcattach"
 )
 
 //go:generate go tool bpf2go -cc clang-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -no-global-types hcfwd hcfwd.c -- -I/usr/include/x86_64-linux-gnu
@@ -151,11 +153,11 @@ func (f *Forwarder) attach(ifindex int, prog *ebpf.Program, at ebpf.AttachType, 
 	if !errors.Is(err, ebpf.ErrNotSupported) {
 		return "", fmt.Errorf("attaching with TCX: %w", err)
 	}
-	added, err := ensureClsact(ifindex)
+	added, err := tcattach.EnsureClsact(ifindex)
 	if err != nil {
 		return "", err
 	}
-	if old := findTCFilter(ifindex, parent); old != nil {
+	if old := tcattach.FindFilter(ifindex, parent, tcFilterHandle, tcFilterPrio); old != nil {
 		netlink.FilterDel(old) // a crashed gvsd's
 	}
 	flt := &netlink.BpfFilter{
@@ -165,17 +167,17 @@ func (f *Forwarder) attach(ifindex int, prog *ebpf.Program, at ebpf.AttachType, 
 	}
 	if err := netlink.FilterAdd(flt); err != nil {
 		if added {
-			removeClsactIfUnused(ifindex)
+			tcattach.RemoveClsactIfUnused(ifindex)
 		}
 		return "", fmt.Errorf("adding a tc filter: %w", err)
 	}
 	f.closers = append(f.closers, func() error {
 		var err error
-		if cur := findTCFilter(ifindex, parent); cur != nil {
+		if cur := tcattach.FindFilter(ifindex, parent, tcFilterHandle, tcFilterPrio); cur != nil {
 			err = netlink.FilterDel(cur)
 		}
 		if added {
-			removeClsactIfUnused(ifindex)
+			tcattach.RemoveClsactIfUnused(ifindex)
 		}
 		return err
 	})
@@ -246,50 +248,4 @@ func (f *Forwarder) Close() error {
 		errs = append(errs, f.objs.Close())
 	}
 	return errors.Join(errs...)
-}
-
-func ensureClsact(ifindex int) (added bool, err error) {
-	qs, err := netlink.QdiscList(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: ifindex}})
-	if err != nil {
-		return false, fmt.Errorf("listing qdiscs: %w", err)
-	}
-	for _, q := range qs {
-		if q.Type() == "clsact" {
-			return false, nil
-		}
-	}
-	q := &netlink.GenericQdisc{
-		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
-		QdiscType:  "clsact",
-	}
-	if err := netlink.QdiscAdd(q); err != nil {
-		return false, fmt.Errorf("adding a clsact qdisc: %w", err)
-	}
-	return true, nil
-}
-
-func findTCFilter(ifindex int, parent uint32) *netlink.BpfFilter {
-	fs, err := netlink.FilterList(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}, parent)
-	if err != nil {
-		return nil
-	}
-	for _, f := range fs {
-		if bf, ok := f.(*netlink.BpfFilter); ok && bf.Handle == tcFilterHandle && bf.Priority == tcFilterPrio {
-			return bf
-		}
-	}
-	return nil
-}
-
-func removeClsactIfUnused(ifindex int) {
-	dev := &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}
-	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
-		if fs, err := netlink.FilterList(dev, parent); err != nil || len(fs) > 0 {
-			return
-		}
-	}
-	netlink.QdiscDel(&netlink.GenericQdisc{
-		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
-		QdiscType:  "clsact",
-	})
 }

@@ -3,7 +3,6 @@ package realserver
 import (
 	"errors"
 	"fmt"
-	"gvs/bpffs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,6 +12,9 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"gvs/bpffs"
+	"gvs/tcattach"
 )
 
 //go:generate go tool bpf2go -cc clang-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -no-global-types decap decap.c -- -I/usr/include/x86_64-linux-gnu
@@ -116,7 +118,7 @@ func attached(t *Tunnel, ifindex int) bool {
 		if _, err := os.Stat(filepath.Join(t.PinDir, pinMap)); err != nil {
 			return false
 		}
-		return findTCFilter(ifindex) != nil
+		return tcattach.FindFilter(ifindex, netlink.HANDLE_MIN_INGRESS, tcFilterHandle, tcFilterPrio) != nil
 	}
 	return false
 }
@@ -154,12 +156,12 @@ func attach(t *Tunnel, ifindex int, mode string) error {
 
 	// Legacy tc: clsact qdisc, direct-action bpf filter. The filter holds
 	// the program; the pin lets a later run find it.
-	added, err := ensureClsact(ifindex)
+	added, err := tcattach.EnsureClsact(ifindex)
 	if err != nil {
 		return err
 	}
 	t.ClsactAdded = t.ClsactAdded || added
-	if f := findTCFilter(ifindex); f != nil {
+	if f := tcattach.FindFilter(ifindex, netlink.HANDLE_MIN_INGRESS, tcFilterHandle, tcFilterPrio); f != nil {
 		netlink.FilterDel(f)
 	}
 	f := &netlink.BpfFilter{
@@ -182,39 +184,6 @@ func attach(t *Tunnel, ifindex int, mode string) error {
 		return fmt.Errorf("pinning the program: %w", err)
 	}
 	t.Attach = AttachTC
-	return nil
-}
-
-func ensureClsact(ifindex int) (added bool, err error) {
-	qs, err := netlink.QdiscList(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: ifindex}})
-	if err != nil {
-		return false, fmt.Errorf("listing qdiscs: %w", err)
-	}
-	for _, q := range qs {
-		if q.Type() == "clsact" {
-			return false, nil
-		}
-	}
-	q := &netlink.GenericQdisc{
-		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
-		QdiscType:  "clsact",
-	}
-	if err := netlink.QdiscAdd(q); err != nil {
-		return false, fmt.Errorf("adding a clsact qdisc: %w", err)
-	}
-	return true, nil
-}
-
-func findTCFilter(ifindex int) *netlink.BpfFilter {
-	fs, err := netlink.FilterList(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}, netlink.HANDLE_MIN_INGRESS)
-	if err != nil {
-		return nil
-	}
-	for _, f := range fs {
-		if bf, ok := f.(*netlink.BpfFilter); ok && bf.Handle == tcFilterHandle && bf.Priority == tcFilterPrio {
-			return bf
-		}
-	}
 	return nil
 }
 
@@ -241,13 +210,13 @@ func detach(t *Tunnel) error {
 		}
 	case AttachTC:
 		if lk, err := netlink.LinkByName(t.Interface); err == nil && lk.Attrs().Index == t.Ifindex {
-			if f := findTCFilter(t.Ifindex); f != nil {
+			if f := tcattach.FindFilter(t.Ifindex, netlink.HANDLE_MIN_INGRESS, tcFilterHandle, tcFilterPrio); f != nil {
 				if err := netlink.FilterDel(f); err != nil {
 					errs = append(errs, fmt.Errorf("removing the tc filter: %w", err))
 				}
 			}
 			if t.ClsactAdded {
-				removeClsactIfUnused(t.Ifindex)
+				tcattach.RemoveClsactIfUnused(t.Ifindex)
 			}
 		}
 	}
@@ -261,17 +230,4 @@ func detach(t *Tunnel) error {
 		errs = append(errs, fmt.Errorf("%s: %w", t.PinDir, err))
 	}
 	return errors.Join(errs...)
-}
-
-func removeClsactIfUnused(ifindex int) {
-	dev := &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}
-	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
-		if fs, err := netlink.FilterList(dev, parent); err != nil || len(fs) > 0 {
-			return
-		}
-	}
-	netlink.QdiscDel(&netlink.GenericQdisc{
-		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
-		QdiscType:  "clsact",
-	})
 }
