@@ -3,7 +3,6 @@ package check
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -60,7 +59,7 @@ func runCheck(t *testing.T, s Spec, server netip.AddrPort) Result {
 
 func mustHex(t *testing.T, s string) (data, mask []byte) {
 	t.Helper()
-	d, m, err := parseHex(s, true)
+	d, m, err := ParseHex(s, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,14 +68,14 @@ func mustHex(t *testing.T, s string) (data, mask []byte) {
 
 func TestParseHex(t *testing.T) {
 	// The man page's example.
-	d, m, err := parseHex("Ab12f 3 456 546443123", false)
+	d, m, err := ParseHex("Ab12f 3 456 546443123", false)
 	if err != nil || m != nil {
 		t.Fatal(d, m, err)
 	}
 	if want := []byte{0xab, 0x12, 0x0f, 0x03, 0x45, 0x06, 0x54, 0x64, 0x43, 0x12, 0x03}; !bytes.Equal(d, want) {
 		t.Errorf("got % x, want % x", d, want)
 	}
-	d, m, err = parseHex("6X x1 xx 4 X", true)
+	d, m, err = ParseHex("6X x1 xx 4 X", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +83,8 @@ func TestParseHex(t *testing.T) {
 		t.Errorf("got % x mask % x", d, m)
 	}
 	for _, bad := range []string{"", "  ", "0g", "6X"} {
-		if _, _, err := parseHex(bad, false); err == nil {
-			t.Errorf("parseHex(%q) accepted", bad)
+		if _, _, err := ParseHex(bad, false); err == nil {
+			t.Errorf("ParseHex(%q) accepted", bad)
 		}
 	}
 }
@@ -188,58 +187,4 @@ func TestUDPNoRoute(t *testing.T) {
 			t.Errorf("%+v", r)
 		}
 	})
-}
-
-// parseHex reads a hex string as keepalived's UDP_CHECK payload and
-// require_reply do: spaces and tabs separate groups, a group of one
-// digit or an odd last digit is a byte of its own ("Ab12f 3" is AB 12 0F
-// 03). With wildcards, x or X stands for a nibble to ignore: mask then
-// has its bits clear there and set elsewhere (nil when there is no
-// wildcard), as UDPSpec.ReplyMask wants it. (The config reader has its
-// own; this one makes the tests' patterns.)
-func parseHex(s string, wildcards bool) (data, mask []byte, err error) {
-	wild := false
-	nibble := func(c byte) (v, m byte, ok bool) {
-		switch {
-		case c >= '0' && c <= '9':
-			return c - '0', 0xf, true
-		case c >= 'a' && c <= 'f':
-			return c - 'a' + 10, 0xf, true
-		case c >= 'A' && c <= 'F':
-			return c - 'A' + 10, 0xf, true
-		case wildcards && (c == 'x' || c == 'X'):
-			wild = true
-			return 0, 0, true
-		}
-		return 0, 0, false
-	}
-	for i := 0; i < len(s); {
-		if s[i] == ' ' || s[i] == '\t' {
-			i++
-			continue
-		}
-		v, m, ok := nibble(s[i])
-		if !ok {
-			return nil, nil, fmt.Errorf("hex string %q: bad character %q", s, s[i])
-		}
-		i++
-		m |= 0xf0 // a lone digit is the low nibble; the high one is 0
-		if i < len(s) && s[i] != ' ' && s[i] != '\t' {
-			v2, m2, ok := nibble(s[i])
-			if !ok {
-				return nil, nil, fmt.Errorf("hex string %q: bad character %q", s, s[i])
-			}
-			i++
-			v, m = v<<4|v2, (m&0xf)<<4|m2
-		}
-		data = append(data, v)
-		mask = append(mask, m)
-	}
-	if len(data) == 0 {
-		return nil, nil, fmt.Errorf("hex string %q: empty", strings.TrimSpace(s))
-	}
-	if !wild {
-		mask = nil
-	}
-	return data, mask, nil
 }

@@ -210,7 +210,7 @@ func (c Check) spec(delayLoop Duration, alpha bool) (check.Spec, error) {
 		}
 	case check.UDP:
 		if c.Payload != "" {
-			if s.UDP.Payload, _, err = keepalived.ParseHex(c.Payload, false); err != nil {
+			if s.UDP.Payload, _, err = check.ParseHex(c.Payload, false); err != nil {
 				return s, fmt.Errorf("payload: %w", err)
 			}
 		}
@@ -221,7 +221,7 @@ func (c Check) spec(delayLoop Duration, alpha bool) (check.Spec, error) {
 			case "false", "no", "off":
 			default:
 				s.UDP.RequireReply = true
-				if s.UDP.ReplyPattern, s.UDP.ReplyMask, err = keepalived.ParseHex(v, true); err != nil {
+				if s.UDP.ReplyPattern, s.UDP.ReplyMask, err = check.ParseHex(v, true); err != nil {
 					return s, fmt.Errorf("require_reply: %w", err)
 				}
 			}

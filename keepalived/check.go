@@ -348,7 +348,7 @@ func checkerOption(kind check.Kind, block string, o *node, s *check.Spec) error 
 			if len(a) == 0 {
 				return o.pos.errorf("payload: want a hex string")
 			}
-			d, _, err := ParseHex(strings.Join(a, " "), false)
+			d, _, err := check.ParseHex(strings.Join(a, " "), false)
 			if err != nil {
 				return o.pos.errorf("payload: %v", err)
 			}
@@ -359,7 +359,7 @@ func checkerOption(kind check.Kind, block string, o *node, s *check.Spec) error 
 			if len(a) == 0 {
 				return nil
 			}
-			d, m, err := ParseHex(strings.Join(a, " "), true)
+			d, m, err := check.ParseHex(strings.Join(a, " "), true)
 			if err != nil {
 				return o.pos.errorf("require_reply: %v", err)
 			}

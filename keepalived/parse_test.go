@@ -377,20 +377,6 @@ func TestParseLayout(t *testing.T) {
 	}
 }
 
-func TestParseHex(t *testing.T) {
-	d, m, err := ParseHex("Ab12f 3 456 546443123", false)
-	if err != nil || m != nil || !reflect.DeepEqual(d, []byte{0xab, 0x12, 0x0f, 0x03, 0x45, 0x06, 0x54, 0x64, 0x43, 0x12, 0x03}) {
-		t.Errorf("%x %x %v", d, m, err)
-	}
-	if _, _, err := ParseHex("1X", false); err == nil {
-		t.Error("a wildcard in a payload")
-	}
-	// A lone digit is a whole byte; a lone X ignores its low nibble only.
-	if d, m, err := ParseHex("4 X 1x", true); err != nil || !reflect.DeepEqual(d, []byte{0x04, 0x00, 0x10}) || !reflect.DeepEqual(m, []byte{0xff, 0xf0, 0xf0}) {
-		t.Errorf("lone nibbles: %x %x %v", d, m, err)
-	}
-}
-
 func TestParseRange(t *testing.T) {
 	for _, tc := range []struct{ in, first, last string }{
 		{"192.0.2.1-10", "192.0.2.1", "192.0.2.10"},
