@@ -54,6 +54,12 @@ func (s *Server) findHM(id string) (*loadBalancer, *pool, *apiError) {
 	return nil, nil, notFound(resHM, id)
 }
 
+// invalidState is Octavia's answer to a change of a load balancer itself
+// (update, delete, failover) in a state that does not allow it.
+func invalidState(lb *loadBalancer) *apiError {
+	return errorf(http.StatusConflict, "Invalid state %s of loadbalancer resource %s", lb.ProvisioningStatus, lb.ID)
+}
+
 // mutable refuses changes under a load balancer that is not ACTIVE.
 func mutable(lb *loadBalancer) *apiError {
 	if lb.ProvisioningStatus != statusActive {
@@ -246,8 +252,8 @@ func (s *Server) updateLoadBalancer(w http.ResponseWriter, r *http.Request) *api
 	if o.err != nil {
 		return o.err
 	}
-	if e := mutable(lb); e != nil {
-		return e
+	if lb.ProvisioningStatus != statusActive {
+		return invalidState(lb)
 	}
 	c.ProvisioningStatus = statusPendingUpdate
 	if e := s.commit(c); e != nil {
@@ -276,7 +282,7 @@ func (s *Server) deleteLoadBalancer(w http.ResponseWriter, r *http.Request) *api
 		return validation("Cannot delete Load Balancer %s - it has children", lb.ID)
 	}
 	if lb.ProvisioningStatus != statusActive && lb.ProvisioningStatus != statusError {
-		return errorf(http.StatusConflict, "Invalid state %s of loadbalancer resource %s", lb.ProvisioningStatus, lb.ID)
+		return invalidState(lb)
 	}
 	c := lb.clone()
 	c.each(func(x *common) { x.ProvisioningStatus = statusPendingDelete })
@@ -297,7 +303,7 @@ func (s *Server) failoverLoadBalancer(w http.ResponseWriter, r *http.Request) *a
 		return e
 	}
 	if lb.ProvisioningStatus != statusActive && lb.ProvisioningStatus != statusError {
-		return immutable(resLB, lb.ID)
+		return invalidState(lb)
 	}
 	c := lb.clone()
 	c.ProvisioningStatus = statusPendingUpdate

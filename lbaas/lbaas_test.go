@@ -712,7 +712,7 @@ func TestImmutableWhilePending(t *testing.T) {
 	}
 	name := "x"
 	_, err = loadbalancers.Update(ctx, e.client, lb.ID, loadbalancers.UpdateOpts{Name: &name}).Extract()
-	if !gophercloud.ResponseCodeIs(err, 409) || !strings.Contains(err.Error(), want) {
+	if !gophercloud.ResponseCodeIs(err, 409) || !strings.Contains(err.Error(), "Invalid state PENDING_CREATE of loadbalancer resource "+lb.ID) {
 		t.Fatalf("update of a PENDING_CREATE load balancer: %v", err)
 	}
 	err = loadbalancers.Delete(ctx, e.client, lb.ID, nil).ExtractErr()
@@ -812,5 +812,53 @@ func TestConfig(t *testing.T) {
 		if _, err := lbaas.ParseConfig([]byte(bad)); err == nil {
 			t.Errorf("accepted %q", bad)
 		}
+	}
+}
+
+func TestPoolWithMembersAndMonitor(t *testing.T) {
+	e := newEnv(t)
+	lb := e.createLB("one-call")
+	code, body := e.raw("POST", "/v2/lbaas/pools", `{"pool": {"loadbalancer_id": "`+lb.ID+`", "protocol": "UDP",
+		"lb_algorithm": "SOURCE_IP_PORT", "session_persistence": {"type": "SOURCE_IP", "persistence_timeout": 60, "persistence_granularity": "255.255.255.0"},
+		"members": [{"address": "198.18.0.31", "protocol_port": 53, "backup": true}, {"address": "198.18.0.32", "protocol_port": 53, "monitor_port": 5353}],
+		"healthmonitor": {"type": "HTTP", "delay": 5, "timeout": 2, "max_retries": 2, "url_path": "/health", "http_version": 1.1, "domain_name": "dns.example"}}}`)
+	if code != 201 {
+		t.Fatal(code, body)
+	}
+	e.waitActive(lb.ID)
+	sp := e.agent.spec(lb.ID)
+	if len(sp.Pools) != 1 {
+		t.Fatalf("spec: %+v", sp)
+	}
+	p := sp.Pools[0]
+	h := p.HealthMonitor
+	if p.LBAlgorithm != "SOURCE_IP_PORT" || p.SessionPersistence.PersistenceTimeout != 60 ||
+		p.SessionPersistence.PersistenceGranularity != "255.255.255.0" || len(p.Members) != 2 ||
+		!p.Members[0].Backup || p.Members[1].MonitorPort != 5353 || h == nil || h.URLPath != "/health" ||
+		h.HTTPMethod != "GET" || h.ExpectedCodes != "200" || h.HTTPVersion != "1.1" || h.DomainName != "dns.example" {
+		b, _ := json.Marshal(sp)
+		t.Fatalf("spec: %s", b)
+	}
+	got, err := monitors.Get(ctx, e.client, h.ID).Extract()
+	if err != nil || got.HTTPVersion != "1.1" || got.URLPath != "/health" || got.ProvisioningStatus != "ACTIVE" {
+		t.Fatalf("monitor: %+v %v", got, err)
+	}
+	all, _ := monitors.List(e.client, monitors.ListOpts{PoolID: p.ID}).AllPages(ctx)
+	if hms, _ := monitors.ExtractMonitors(all); len(hms) != 1 || hms[0].ID != h.ID {
+		t.Fatalf("monitors of the pool: %+v", hms)
+	}
+	if err := monitors.Delete(ctx, e.client, h.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitActive(lb.ID)
+	if sp := e.agent.spec(lb.ID); sp.Pools[0].HealthMonitor != nil {
+		t.Fatal("the deleted monitor is still applied")
+	}
+	if err := pools.Delete(ctx, e.client, p.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitActive(lb.ID)
+	if sp := e.agent.spec(lb.ID); len(sp.Pools) != 0 {
+		t.Fatal("the deleted pool is still applied")
 	}
 }
