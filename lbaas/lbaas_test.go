@@ -795,7 +795,7 @@ func TestVersionDiscovery(t *testing.T) {
 	if last["status"] != "CURRENT" || links[0].(map[string]any)["href"] != e.ts.URL+"/v2" {
 		t.Fatalf("current version: %v", last)
 	}
-	for _, p := range []string{"/v2", "/v2.0/lbaas/loadbalancers", "/v2/lbaas/providers"} {
+	for _, p := range []string{"/v2", "/v2/", "/v2.0/lbaas/loadbalancers", "/v2.0/lbaas/loadbalancers/", "/v2/lbaas/providers"} {
 		if code, body := e.raw("GET", p, ""); code != 200 {
 			t.Errorf("GET %s: %d %v", p, code, body)
 		}
