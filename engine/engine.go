@@ -47,6 +47,35 @@ type Eventer interface {
 	Events() map[string]uint64
 }
 
+// RawStats is implemented by the engines: Services and Totals with the
+// running counters, which ipvsadm -Z does not reset (it moves the zero
+// point that Services and Totals subtract). They count from the
+// service's or server's creation (the xdp engine's: since its maps were
+// created) and never go back: what metrics export.
+type RawStats interface {
+	RawServices() []api.Service
+	RawTotals() stats.Counters
+}
+
+// ConnStates is the connection table counted by state.
+type ConnStates struct {
+	// ByState counts connections (templates excluded) by state as
+	// ipvsadm -Lc names it: "ESTABLISHED", "SYN_RECV", "UDP", ...
+	// (shared: callers must not change it).
+	ByState map[string]uint64
+	// Templates counts persistence templates.
+	Templates uint64
+	// Capacity is the most connections the table holds (0: no fixed
+	// bound, as the proxy engine's).
+	Capacity uint64
+}
+
+// ConnStater is implemented by engines that count their connection table
+// by state without listing it (Conns converts every entry).
+type ConnStater interface {
+	ConnStates() ConnStates
+}
+
 // Rules are the rule operations, one per ipvsadm command. The model
 // (ipvs.IPVS) has them too, which is how the control core dry-runs a batch.
 type Rules interface {

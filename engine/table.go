@@ -106,16 +106,26 @@ func (t *Table) Timeouts() (to model.Timeouts) {
 }
 
 // Services converts the table to API documents.
-func (t *Table) Services() []api.Service {
+func (t *Table) Services() []api.Service { return t.services(false) }
+
+// RawServices is Services with the running counters, which -Z does not
+// reset (engine.RawStats).
+func (t *Table) RawServices() []api.Service { return t.services(true) }
+
+func (t *Table) services(raw bool) []api.Service {
 	var out []api.Service
+	counters := (*stats.Stats).Counters
+	if raw {
+		counters = (*stats.Stats).Raw
+	}
 	t.Do(func(v *ipvs.IPVS) {
 		for _, s := range v.Services() {
-			as := api.Service{Service: s.Config, Stats: s.Stats.Counters(), Rates: s.Stats.Rates(), Dests: []api.Dest{},
+			as := api.Service{Service: s.Config, Stats: counters(&s.Stats), Rates: s.Stats.Rates(), Dests: make([]api.Dest, 0, len(s.Servers())),
 				LocalAddrs: slices.Clone(s.LocalAddrs()), Allow: slices.Clone(s.Allow())}
 			for _, d := range s.Servers() {
 				as.Dests = append(as.Dests, api.Dest{
 					Dest: d.Dest, ActiveConns: d.ActiveConns, InactConns: d.InactConns, PersistConns: d.PersistConns,
-					Stats: d.Stats.Counters(), Rates: d.Stats.Rates(),
+					Stats: counters(&d.Stats), Rates: d.Stats.Rates(),
 				})
 			}
 			out = append(out, as)
@@ -128,6 +138,29 @@ func (t *Table) Services() []api.Service {
 func (t *Table) Totals() (c stats.Counters, r stats.Rates) {
 	t.Do(func(v *ipvs.IPVS) { c, r = v.Total().Counters(), v.Total().Rates() })
 	return c, r
+}
+
+// RawTotals returns the instance-wide running counters, which -Z does
+// not reset.
+func (t *Table) RawTotals() (c stats.Counters) {
+	t.Do(func(v *ipvs.IPVS) { c = v.Total().Raw() })
+	return c
+}
+
+// ConnStates counts the model's connection table by state (engine.ConnStater).
+// The table is unbounded: Capacity is 0.
+func (t *Table) ConnStates() ConnStates {
+	cs := ConnStates{ByState: map[string]uint64{}}
+	t.Do(func(v *ipvs.IPVS) {
+		v.EachConn(func(c *ipvs.Conn) {
+			if c.Template {
+				cs.Templates++
+			} else {
+				cs.ByState[c.State.String()]++
+			}
+		})
+	})
+	return cs
 }
 
 // connBatch is how many entries Conns converts per hold of the lock.

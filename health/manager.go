@@ -56,6 +56,8 @@ type Manager struct {
 	wg       sync.WaitGroup
 	services map[model.ServiceKey]*service
 	order    []model.ServiceKey
+
+	counters counters // Metrics
 }
 
 type service struct {
@@ -433,10 +435,12 @@ func (m *Manager) run(ctx context.Context, ck *checker) {
 		if m.suspended(ck) {
 			next = ck.spec.DelayLoop
 		} else {
+			start := time.Now()
 			res := ck.c.Check(ctx)
 			if ctx.Err() != nil {
 				return
 			}
+			m.counters.observe(string(ck.spec.Kind), time.Since(start))
 			next = m.handle(ck, res)
 		}
 		t.Reset(next)
@@ -533,6 +537,7 @@ func (m *Manager) transition(ck *checker, up bool, why string) {
 		return
 	}
 	srv.alive = alive
+	m.counters.transition(ck.svc.cfg.Key, srv.cfg.Addr, alive)
 	verb := map[bool]string{true: "adding", false: "removing"}[alive]
 	if srv.cfg.Inhibit {
 		verb = map[bool]string{true: "enabling", false: "disabling (weight 0)"}[alive]

@@ -412,6 +412,14 @@ func (v *IPVS) remove(c *Conn) {
 	}
 }
 
+// EachConn calls f for every entry, templates included, in no order; f
+// must not change the table.
+func (v *IPVS) EachConn(f func(*Conn)) {
+	for c := range v.all {
+		f(c)
+	}
+}
+
 // Conns returns every entry of the connection table, templates included,
 // ordered by client, virtual and destination address.
 func (v *IPVS) Conns() []*Conn {

@@ -20,6 +20,9 @@ type syncRunner struct {
 	eng engine.Syncer
 	mu  sync.Mutex
 	run map[string]*ipvssync.Daemon // by state
+	// gone sums the counters of the daemons stopped, by state, so that
+	// SyncStats never goes back.
+	gone map[string]ipvssync.Stats
 }
 
 func newSyncRunner(log *slog.Logger, eng engine.Engine) *syncRunner {
@@ -59,6 +62,7 @@ func (r *syncRunner) StopDaemon(state string) error {
 	}
 	dm.Stop()
 	delete(r.run, state)
+	r.keep(state, dm.Stats())
 	r.log.Info("sync daemon stopped", "state", state, "stats", fmt.Sprintf("%+v", dm.Stats()))
 	return nil
 }
@@ -70,5 +74,50 @@ func (r *syncRunner) Close() {
 	for state, dm := range r.run {
 		dm.Stop()
 		delete(r.run, state)
+		r.keep(state, dm.Stats())
 	}
+}
+
+// keep adds a stopped daemon's counters to gone. r.mu is held.
+func (r *syncRunner) keep(state string, st ipvssync.Stats) {
+	if r.gone == nil {
+		r.gone = map[string]ipvssync.Stats{}
+	}
+	r.gone[state] = addSyncStats(r.gone[state], st)
+}
+
+// SyncStats implements metrics.SyncStats: for each state that has run,
+// the counters of its daemons since gvsd started.
+func (r *syncRunner) SyncStats() []ipvssync.Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []ipvssync.Stats
+	for _, state := range []string{"master", "backup"} {
+		st, ok := r.gone[state]
+		if dm := r.run[state]; dm != nil {
+			st, ok = addSyncStats(st, dm.Stats()), true
+		}
+		if ok {
+			st.State = state
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+func addSyncStats(a, b ipvssync.Stats) ipvssync.Stats {
+	a.Sent += b.Sent
+	a.SentConns += b.SentConns
+	a.SendErrors += b.SendErrors
+	a.Received += b.Received
+	a.Installed += b.Installed
+	a.NotInstalled += b.NotInstalled
+	a.OtherSyncID += b.OtherSyncID
+	a.ReceiveErrors += b.ReceiveErrors
+	a.Decode.Messages += b.Decode.Messages
+	a.Decode.Conns += b.Decode.Conns
+	for i := range a.Decode.Dropped {
+		a.Decode.Dropped[i] += b.Decode.Dropped[i]
+	}
+	return a
 }

@@ -117,6 +117,9 @@ type Engine struct {
 	// syncEx is the running connection export of a sync master
 	// (syncd.go), if any.
 	syncEx atomic.Pointer[syncExporter]
+	// connStates is the table by state as the last complete sweep pass
+	// counted it (ConnStates).
+	connStates atomic.Pointer[engine.ConnStates]
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -10,6 +10,7 @@ import (
 	"gvs/api"
 	"gvs/bpf"
 	"gvs/conn"
+	"gvs/engine"
 	"gvs/ipvs"
 	"gvs/model"
 	"gvs/stats"
@@ -269,6 +270,28 @@ func (e *Engine) Services() []api.Service {
 func (e *Engine) Totals() (stats.Counters, stats.Rates) {
 	e.pullStats()
 	return e.Table.Totals()
+}
+
+// RawServices implements engine.RawStats with fresh counters.
+func (e *Engine) RawServices() []api.Service {
+	e.pullStats()
+	return e.Table.RawServices()
+}
+
+// RawTotals implements engine.RawStats with fresh counters.
+func (e *Engine) RawTotals() stats.Counters {
+	e.pullStats()
+	return e.Table.RawTotals()
+}
+
+// ConnStates implements engine.ConnStater: the live entries by state as
+// the last complete expiry sweep (every second) counted them, so a scrape
+// reads no map; before the first sweep, an empty table.
+func (e *Engine) ConnStates() engine.ConnStates {
+	if cs := e.connStates.Load(); cs != nil {
+		return *cs
+	}
+	return engine.ConnStates{ByState: map[string]uint64{}, Capacity: uint64(e.objs.Conns.MaxEntries())}
 }
 
 // Conns lists the BPF connection and template tables a batch at a time

@@ -7,6 +7,8 @@ import (
 	"github.com/cilium/ebpf"
 
 	"gvs/bpf"
+	"gvs/conn"
+	"gvs/engine"
 )
 
 // templateGrace is how long a template that still controls connections
@@ -37,8 +39,15 @@ func (e *Engine) sweep() error {
 	e.refs.reset()
 	var expired []bpf.ConnKey
 	ex := e.syncEx.Load() // a sync master's refresh (syncd.go)
+	// Live entries by state, for ConnStates: counted here since the
+	// pass reads every entry anyway.
+	var byState [256]uint64
+	var templates uint64
 	iterErr := eachEntry(e.objs.Conns, func(k *bpf.ConnKey, c *bpf.Conn) {
 		e.refs.conn(c, c.Expires > t)
+		if c.Expires > t && c.Dest != destNone {
+			byState[c.State]++
+		}
 		if ex != nil && c.Expires > t {
 			e.syncSweepConn(ex, k, c)
 		}
@@ -78,6 +87,9 @@ func (e *Engine) sweep() error {
 	var due []bpf.ConnKey
 	err := eachEntry(e.objs.Templates, func(tk *bpf.ConnKey, tv *bpf.Template) {
 		e.refs.template(tv)
+		if tv.Expires > t && tv.Dest != destNone {
+			templates++
+		}
 		if ex != nil && tv.Expires > t {
 			e.syncSweepTemplate(ex, tk, tv)
 		}
@@ -89,6 +101,15 @@ func (e *Engine) sweep() error {
 		iterErr = err
 	}
 	e.refs.complete = iterErr == nil
+	if e.refs.complete {
+		cs := &engine.ConnStates{ByState: map[string]uint64{}, Templates: templates, Capacity: uint64(e.objs.Conns.MaxEntries())}
+		for st, n := range byState {
+			if n > 0 {
+				cs.ByState[conn.State(st).String()] += n
+			}
+		}
+		e.connStates.Store(cs)
+	}
 	if ex != nil {
 		e.syncSweepDone(ex)
 	}
