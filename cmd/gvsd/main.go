@@ -96,6 +96,7 @@ func main() {
 	lports := fs.String("fullnat-ports", "1024-32767", "FULLNAT source ports of the xdp engine, MIN-MAX (keep them out of net.ipv4.ip_local_port_range, which the director's own connections use)")
 	sysctls := sysctlFlag{}
 	fs.Var(sysctls, "sysctl", "an IPVS sysctl, NAME=VALUE, named as in /proc/sys/net/ipv4/vs/ (repeat): "+strings.Join(model.SysctlNames(), ", "))
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics (/metrics) and the status page (/) on ADDR, e.g. 127.0.0.1:9723 (default: off)")
 	cleanup := fs.Bool("cleanup", false, "detach the XDP program and remove the pins under --bpf-pin-dir (drops the xdp engine's connections), then exit")
 	// Hidden: for profiling the engine (make bench), not in the usage.
 	cpuProfile := fs.String("cpuprofile", "", "")
@@ -157,7 +158,7 @@ func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	o := options{engine: *engineName, xdp: xo, socket: client.Socket(*socket), group: *socketGroup,
-		stateDir: *stateDir, configFile: *configFile, sysctls: sysctls}
+		stateDir: *stateDir, configFile: *configFile, sysctls: sysctls, metricsAddr: *metricsAddr}
 	if err := run(log, o, sig); err != nil {
 		log.Error("gvsd", "err", err)
 		pprof.StopCPUProfile()
@@ -213,6 +214,8 @@ type options struct {
 	stateDir   string
 	configFile string
 	sysctls    map[string]int
+	// metricsAddr: where /metrics and the status page are served ("": not).
+	metricsAddr string
 }
 
 // run serves until SIGTERM or SIGINT arrives on sig; SIGHUP reloads the
@@ -312,9 +315,17 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 		gid, _ = strconv.Atoi(g.Gid)
 		mode = 0o660
 	}
-	srv := apiserver.New(core, api.Info{Version: api.Version, ConnTableSize: 4096, Engine: eng.Name(), GVSVersion: version}, log)
+	info := api.Info{Version: api.Version, ConnTableSize: 4096, Engine: eng.Name(), GVSVersion: version}
+	srv := apiserver.New(core, info, log)
 	srv.SetHealth(checks.Status)
 	srv.SetVRRP(ha.vm.Status)
+	if o.metricsAddr != "" {
+		ms, err := startMetrics(log, o.metricsAddr, core, checks, ha.vm, sr, info)
+		if err != nil {
+			return err
+		}
+		defer ms.Close()
+	}
 	if err := srv.Listen(o.socket, mode, gid); err != nil {
 		return err
 	}
