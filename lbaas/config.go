@@ -17,6 +17,12 @@ type Config struct {
 	// Engine is the engine of each load balancer's gvsd: xdp or proxy
 	// (the agent's business; the API only carries it).
 	Engine string `yaml:"engine"`
+	// Forwarding is how members are reached (the agent's business):
+	// "auto" (default: NAT for members on the VIP's subnet, whose
+	// replies come back through the load balancer as their gateway,
+	// FULLNAT for the others) or "fullnat" (FULLNAT for all: members
+	// that reply straight to clients, e.g. on the clients' segment).
+	Forwarding string `yaml:"forwarding"`
 	// Provider is the name the API gives its provider (the "provider"
 	// field of a load balancer); default "gvs".
 	Provider string `yaml:"provider"`
@@ -88,6 +94,13 @@ func (c *Config) check() error {
 	case "", "xdp", "proxy", "auto":
 	default:
 		return fmt.Errorf("engine %q: want xdp, proxy or auto", c.Engine)
+	}
+	switch c.Forwarding {
+	case "":
+		c.Forwarding = "auto"
+	case "auto", "fullnat":
+	default:
+		return fmt.Errorf("forwarding %q: want auto or fullnat", c.Forwarding)
 	}
 	if c.Provider == "" {
 		c.Provider = "gvs"

@@ -45,6 +45,24 @@ func OpenStore(dir string) (*Store, error) {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
+// IDs returns the ids of the load balancers kept.
+func (s *Store) IDs() (map[string]bool, error) {
+	rows, err := s.db.Query(`SELECT id FROM loadbalancers`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ids := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids[id] = true
+	}
+	return ids, rows.Err()
+}
+
 func (s *Store) load() ([]*loadBalancer, error) {
 	rows, err := s.db.Query(`SELECT id, tree FROM loadbalancers`)
 	if err != nil {
