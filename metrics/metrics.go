@@ -12,9 +12,13 @@ package metrics
 import (
 	"net/netip"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"gvs/api"
 	"gvs/control"
@@ -95,17 +99,23 @@ func (d counterDescs) describe(ch chan<- *prometheus.Desc) {
 	ch <- d.outBytes
 }
 
-func (d counterDescs) collect(ch chan<- prometheus.Metric, c stats.Counters, lv ...string) {
-	ch <- prometheus.MustNewConstMetric(d.conns, prometheus.CounterValue, float64(c.Conns), lv...)
-	ch <- prometheus.MustNewConstMetric(d.inPkts, prometheus.CounterValue, float64(c.InPkts), lv...)
-	ch <- prometheus.MustNewConstMetric(d.outPkts, prometheus.CounterValue, float64(c.OutPkts), lv...)
-	ch <- prometheus.MustNewConstMetric(d.inBytes, prometheus.CounterValue, float64(c.InBytes), lv...)
-	ch <- prometheus.MustNewConstMetric(d.outBytes, prometheus.CounterValue, float64(c.OutBytes), lv...)
+func (d counterDescs) collect(b *batch, c stats.Counters, lp []*dto.LabelPair) {
+	b.add(d.conns, true, float64(c.Conns), lp)
+	b.add(d.inPkts, true, float64(c.InPkts), lp)
+	b.add(d.outPkts, true, float64(c.OutPkts), lp)
+	b.add(d.inBytes, true, float64(c.InBytes), lp)
+	b.add(d.outBytes, true, float64(c.OutBytes), lp)
 }
 
 // Collector is the prometheus.Collector of gvsd's metrics.
 type Collector struct {
 	src Sources
+
+	// mu serialises scrapes; labels holds the label pairs of every
+	// service and server seen at the last scrape, shared by their series
+	// (read-only once made).
+	mu     sync.Mutex
+	labels map[destKey][]*dto.LabelPair
 
 	svc, dest                             counterDescs
 	active, inactive, weight, cfgWeight   *prometheus.Desc
@@ -176,6 +186,8 @@ type destKey struct {
 
 // Collect implements prometheus.Collector: everything is read now.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	src := c.src
 	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, src.Info.GVSVersion, src.Info.Version, src.Engine.Name(), runtime.Version())
 
@@ -203,29 +215,76 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+	// The services' and servers' series, the bulk of a scrape, are
+	// made in one batch with shared label pairs (see batch), in the
+	// order of their label values: the registry sorts each family by
+	// them, which then takes one pass.
+	type entry struct {
+		lp []*dto.LabelPair
+		st *stats.Counters
+		d  *api.Dest
+		k  destKey
+	}
+	var svcE, destE []entry
+	for i := range svcs {
+		destE = slices.Grow(destE, len(svcs[i].Dests))
+	}
+	labels := make(map[destKey][]*dto.LabelPair, len(c.labels))
 	for i := range svcs {
 		s := &svcs[i]
 		k := s.Service.ServiceKey
-		proto, vip, vport := ServiceLabels(k)
-		c.svc.collect(ch, s.Stats, proto, vip, vport)
+		sk := destKey{svc: k}
+		slp := c.labels[sk]
+		if slp == nil {
+			proto, vip, vport := ServiceLabels(k)
+			slp = labelPairs("proto", proto, "vip", vip, "vport", vport)
+		}
+		labels[sk] = slp
+		svcE = append(svcE, entry{lp: slp, st: &s.Stats})
 		for j := range s.Dests {
 			d := &s.Dests[j]
-			ap := d.AddrPort()
-			rip, rport := d.Addr.String(), strconv.Itoa(int(d.Port))
-			lv := []string{proto, vip, vport, rip, rport}
-			c.dest.collect(ch, d.Stats, lv...)
-			ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(d.ActiveConns), lv...)
-			ch <- prometheus.MustNewConstMetric(c.inactive, prometheus.GaugeValue, float64(d.InactConns), lv...)
-			ch <- prometheus.MustNewConstMetric(c.weight, prometheus.GaugeValue, float64(d.Weight), lv...)
-			// A server the health checks replaced (a sorry server) is
-			// not configured: it has no configured weight.
-			if w, ok := configured[destKey{k, ap}]; ok {
-				ch <- prometheus.MustNewConstMetric(c.cfgWeight, prometheus.GaugeValue, float64(w), lv...)
+			dk := destKey{k, d.AddrPort()}
+			lp := c.labels[dk]
+			if lp == nil {
+				// proto, rip, rport, vip, vport: sorted by name.
+				lp = []*dto.LabelPair{slp[0], labelPair("rip", d.Addr.String()), labelPair("rport", strconv.Itoa(int(d.Port))), slp[1], slp[2]}
 			}
-			if u, ok := up[destKey{k, ap}]; ok {
-				ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, b2f(u), lv...)
+			labels[dk] = lp
+			destE = append(destE, entry{lp: lp, st: &d.Stats, d: d, k: dk})
+		}
+	}
+	byLabels := func(a, b entry) int {
+		for i := range a.lp {
+			if c := strings.Compare(a.lp[i].GetValue(), b.lp[i].GetValue()); c != 0 {
+				return c
 			}
 		}
+		return 0
+	}
+	slices.SortFunc(svcE, byLabels)
+	slices.SortFunc(destE, byLabels)
+	b := &batch{samples: make([]sample, 0, 5*len(svcE)+10*len(destE))}
+	for _, e := range svcE {
+		c.svc.collect(b, *e.st, e.lp)
+	}
+	for _, e := range destE {
+		d, lp := e.d, e.lp
+		c.dest.collect(b, d.Stats, lp)
+		b.add(c.active, false, float64(d.ActiveConns), lp)
+		b.add(c.inactive, false, float64(d.InactConns), lp)
+		b.add(c.weight, false, float64(d.Weight), lp)
+		// A server the health checks replaced (a sorry server) is not
+		// configured: it has no configured weight.
+		if w, ok := configured[e.k]; ok {
+			b.add(c.cfgWeight, false, float64(w), lp)
+		}
+		if u, ok := up[e.k]; ok {
+			b.add(c.up, false, b2f(u), lp)
+		}
+	}
+	c.labels = labels
+	for i := range b.samples {
+		ch <- &b.samples[i]
 	}
 	for _, s := range hs.Services {
 		proto, vip, vport := ServiceLabels(s.Service)
@@ -303,6 +362,49 @@ func addSync(a, b ipvssync.Stats) ipvssync.Stats {
 	a.OtherSyncID += b.OtherSyncID
 	a.ReceiveErrors += b.ReceiveErrors
 	return a
+}
+
+// sample is one series of a batch: a prometheus.Metric whose label pairs
+// are shared with the other series of its service or server. Made with
+// prometheus.MustNewConstMetric, 110,000 series (10,000 servers) took
+// 2.3 million allocations per scrape, a third of them label pairs.
+type sample struct {
+	desc    *prometheus.Desc
+	labels  []*dto.LabelPair
+	counter bool
+	value   float64
+}
+
+// Desc implements prometheus.Metric.
+func (s *sample) Desc() *prometheus.Desc { return s.desc }
+
+// Write implements prometheus.Metric.
+func (s *sample) Write(m *dto.Metric) error {
+	m.Label = s.labels
+	if s.counter {
+		m.Counter = &dto.Counter{Value: &s.value}
+	} else {
+		m.Gauge = &dto.Gauge{Value: &s.value}
+	}
+	return nil
+}
+
+// batch holds a scrape's samples in one allocation.
+type batch struct{ samples []sample }
+
+func (b *batch) add(d *prometheus.Desc, counter bool, v float64, lp []*dto.LabelPair) {
+	b.samples = append(b.samples, sample{desc: d, labels: lp, counter: counter, value: v})
+}
+
+func labelPair(name, value string) *dto.LabelPair { return &dto.LabelPair{Name: &name, Value: &value} }
+
+// labelPairs makes pairs of name, value, ... given sorted by name.
+func labelPairs(nv ...string) []*dto.LabelPair {
+	out := make([]*dto.LabelPair, 0, len(nv)/2)
+	for i := 0; i < len(nv); i += 2 {
+		out = append(out, labelPair(nv[i], nv[i+1]))
+	}
+	return out
 }
 
 func b2f(b bool) float64 {
