@@ -198,8 +198,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		svcs = src.Engine.Services()
 	}
 	configured := map[destKey]int32{}
+	var rules *control.Rules
 	if src.Rules != nil {
-		for _, s := range src.Rules().Services {
+		rules = src.Rules()
+		for _, s := range rules.Services {
 			for _, d := range s.Dests {
 				configured[destKey{s.Service.ServiceKey, d.AddrPort()}] = d.Weight
 			}
@@ -230,27 +232,58 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		destE = slices.Grow(destE, len(svcs[i].Dests))
 	}
 	labels := make(map[destKey][]*dto.LabelPair, len(c.labels))
+	svcLP := func(k model.ServiceKey) []*dto.LabelPair {
+		sk := destKey{svc: k}
+		lp := labels[sk]
+		if lp == nil {
+			if lp = c.labels[sk]; lp == nil {
+				proto, vip, vport := ServiceLabels(k)
+				lp = labelPairs("proto", proto, "vip", vip, "vport", vport)
+			}
+			labels[sk] = lp
+		}
+		return lp
+	}
+	// seen: the servers with an entry.
+	seen := make(map[destKey]bool, len(configured))
+	destLP := func(dk destKey) []*dto.LabelPair {
+		lp := c.labels[dk]
+		if lp == nil {
+			// proto, rip, rport, vip, vport: sorted by name.
+			slp := svcLP(dk.svc)
+			lp = []*dto.LabelPair{slp[0], labelPair("rip", dk.dest.Addr().String()), labelPair("rport", strconv.Itoa(int(dk.dest.Port()))), slp[1], slp[2]}
+		}
+		labels[dk] = lp
+		seen[dk] = true
+		return lp
+	}
 	for i := range svcs {
 		s := &svcs[i]
 		k := s.Service.ServiceKey
-		sk := destKey{svc: k}
-		slp := c.labels[sk]
-		if slp == nil {
-			proto, vip, vport := ServiceLabels(k)
-			slp = labelPairs("proto", proto, "vip", vip, "vport", vport)
-		}
-		labels[sk] = slp
-		svcE = append(svcE, entry{lp: slp, st: &s.Stats})
+		svcE = append(svcE, entry{lp: svcLP(k), st: &s.Stats})
 		for j := range s.Dests {
 			d := &s.Dests[j]
 			dk := destKey{k, d.AddrPort()}
-			lp := c.labels[dk]
-			if lp == nil {
-				// proto, rip, rport, vip, vport: sorted by name.
-				lp = []*dto.LabelPair{slp[0], labelPair("rip", d.Addr.String()), labelPair("rport", strconv.Itoa(int(d.Port))), slp[1], slp[2]}
+			destE = append(destE, entry{lp: destLP(dk), st: &d.Stats, d: d, k: dk})
+		}
+	}
+	// Servers the health checks took out of the engine (no
+	// inhibit_on_failure) still have their configured weight and
+	// gvs_server_up.
+	if rules != nil {
+		for _, s := range rules.Services {
+			for _, d := range s.Dests {
+				if dk := (destKey{s.Service.ServiceKey, d.AddrPort()}); !seen[dk] {
+					destE = append(destE, entry{lp: destLP(dk), k: dk})
+				}
 			}
-			labels[dk] = lp
-			destE = append(destE, entry{lp: lp, st: &d.Stats, d: d, k: dk})
+		}
+	}
+	for _, s := range hs.Services {
+		for _, srv := range s.Servers {
+			if dk := (destKey{s.Service, srv.Server}); !seen[dk] {
+				destE = append(destE, entry{lp: destLP(dk), k: dk})
+			}
 		}
 	}
 	byLabels := func(a, b entry) int {
@@ -269,10 +302,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, e := range destE {
 		d, lp := e.d, e.lp
-		c.dest.collect(b, d.Stats, lp)
-		b.add(c.active, false, float64(d.ActiveConns), lp)
-		b.add(c.inactive, false, float64(d.InactConns), lp)
-		b.add(c.weight, false, float64(d.Weight), lp)
+		if d != nil {
+			c.dest.collect(b, d.Stats, lp)
+			b.add(c.active, false, float64(d.ActiveConns), lp)
+			b.add(c.inactive, false, float64(d.InactConns), lp)
+			b.add(c.weight, false, float64(d.Weight), lp)
+		}
 		// A server the health checks replaced (a sorry server) is not
 		// configured: it has no configured weight.
 		if w, ok := configured[e.k]; ok {

@@ -133,7 +133,7 @@ func TestCollector(t *testing.T) {
 	down := destAddr(1, 2)
 	hs := fakeHealth{
 		st: api.Health{Services: []api.ServiceHealth{{Service: k, QuorumUp: false, Servers: []api.ServerHealth{
-			{Server: destAddr(1, 0), Up: true}, {Server: down, Up: false}}}}},
+			{Server: destAddr(1, 0), Up: true}, {Server: down, Up: false}, {Server: destAddr(1, 9), Up: false}}}}},
 		m: health.Metrics{
 			Durations:   []health.Histogram{{Kind: "TCP_CHECK", Count: 3, Sum: 0.006, Buckets: []uint64{1, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3}}},
 			Transitions: []health.Transitions{{Service: k, Server: down, Up: 1, Down: 2}},
@@ -165,6 +165,7 @@ func TestCollector(t *testing.T) {
 		{"gvs_server_active_connections", "vip=198.18.0.1,rip=198.19.1.2", 0},
 		{"gvs_server_up", "vip=198.18.0.1,rip=198.19.1.0", 1},
 		{"gvs_server_up", "vip=198.18.0.1,rip=198.19.1.2", 0},
+		{"gvs_server_up", "vip=198.18.0.1,rip=198.19.1.9", 0}, // taken out of the engine
 		{"gvs_service_quorum_up", "vip=198.18.0.1", 0},
 		{"gvs_vrrp_state", "instance=VI_1", 2},
 		{"gvs_health_check_duration_seconds", "kind=TCP_CHECK", 3},
@@ -182,6 +183,9 @@ func TestCollector(t *testing.T) {
 	// capacity.
 	if _, ok := value(mfs, "gvs_server_up", "vip=198.18.0.0"); ok {
 		t.Error("gvs_server_up of an unchecked server")
+	}
+	if _, ok := value(mfs, "gvs_server_weight", "rip=198.19.1.9"); ok {
+		t.Error("gvs_server_weight of a server the engine does not serve")
 	}
 	if _, ok := mfs["gvs_connection_table_capacity"]; ok {
 		t.Error("gvs_connection_table_capacity of an unbounded table")
