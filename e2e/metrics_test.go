@@ -194,15 +194,15 @@ virtual_server 127.0.9.41 80 {
 	// Health: the stopped server is down, the other up; effective and
 	// configured weights.
 	for k, v := range map[string]float64{
-		"gvs_server_up{proto=tcp,rip=127.0.10.1,rport=18401,vip=127.0.9.41,vport=80}":                1,
-		"gvs_server_configured_weight{proto=tcp,rip=127.0.10.4,rport=18401,vip=127.0.9.41,vport=80}": 2,
-		"gvs_server_weight{proto=tcp,rip=127.0.10.1,rport=18401,vip=127.0.9.41,vport=80}":            3,
-		"gvs_server_configured_weight{proto=tcp,rip=127.0.10.2,rport=18401,vip=127.0.9.40,vport=80}": 2,
-		"gvs_service_quorum_up{proto=tcp,vip=127.0.9.41,vport=80}":                                   1,
+		"gvs_server_up{proto=tcp,rip=127.0.10.1,rport=18401,vip=127.0.9.41,vport=80}":                              1,
+		"gvs_server_configured_weight{proto=tcp,rip=127.0.10.4,rport=18401,vip=127.0.9.41,vport=80}":               2,
+		"gvs_server_weight{proto=tcp,rip=127.0.10.1,rport=18401,vip=127.0.9.41,vport=80}":                          3,
+		"gvs_server_configured_weight{proto=tcp,rip=127.0.10.2,rport=18401,vip=127.0.9.40,vport=80}":               2,
+		"gvs_service_quorum_up{proto=tcp,vip=127.0.9.41,vport=80}":                                                 1,
 		"gvs_health_check_transitions_total{proto=tcp,rip=127.0.10.4,rport=18401,to=down,vip=127.0.9.41,vport=80}": 1,
-		"gvs_connections{state=TIME_WAIT}": 8,
-		"gvs_connections{state=UDP}":       4,
-		"gvs_build_info{engine=proxy,goversion=" + runtimeVersion(t, got) + ",ipvs_version=1.2.1,version=dev}": 1,
+		"gvs_connections{state=TIME_WAIT}":                                                                         8,
+		"gvs_connections{state=UDP}":                                                                               4,
+		"gvs_build_info{engine=proxy,goversion=" + runtimeVersion(t, got) + ",ipvs_version=1.2.1,version=dev}":     1,
 	} {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
