@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"gvs/bpffs"
 )
 
 // director supervises the gvsd of one load balancer: it starts it in the
@@ -106,6 +108,11 @@ func (d *director) run() {
 func (d *director) start() (int, chan struct{}, error) {
 	a := d.a
 	os.Remove(a.socket(d.id)) // a dead gvsd's
+	if a.opts.Engine == "xdp" {
+		if err := ensurePinRoot(a.opts.PinDir); err != nil {
+			return 0, nil, err
+		}
+	}
 	rotate(a.logPath(d.id), 4<<20)
 	logf, err := os.OpenFile(a.logPath(d.id), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
@@ -136,6 +143,27 @@ func (d *director) start() (int, chan struct{}, error) {
 	d.mu.Unlock()
 	a.log.Info("gvsd started", "lb", d.id, "pid", pid, "namespace", NamespaceName(d.id))
 	return pid, exited, nil
+}
+
+// ensurePinRoot makes the root of the pin directories on a BPF
+// filesystem (gvsd makes only its own directory), mounting one on
+// /sys/fs/bpf when there is none, as gvsd and systemd would.
+func ensurePinRoot(root string) error {
+	if bpffs.On(root) {
+		return nil
+	}
+	if !bpffs.On("/sys/fs/bpf") && strings.HasPrefix(root, "/sys/fs/bpf/") {
+		if err := unix.Mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"); err != nil {
+			return fmt.Errorf("mounting a BPF filesystem on /sys/fs/bpf: %w", err)
+		}
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return err
+	}
+	if !bpffs.On(root) {
+		return fmt.Errorf("pin directory %s is not on a BPF filesystem", root)
+	}
+	return nil
 }
 
 // current returns the running process, if any.
