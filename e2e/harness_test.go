@@ -30,7 +30,7 @@ func binaries(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", binDir+"/", "gvs/cmd/gvsd", "gvs/cmd/gvsadm", "gvs/cmd/gvs-realserver").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", binDir+"/", "gvs/cmd/gvsd", "gvs/cmd/gvsadm", "gvs/cmd/gvs-realserver", "gvs/cmd/gvs-lbaas").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

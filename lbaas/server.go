@@ -417,6 +417,7 @@ func (s *Server) Handler() http.Handler {
 	for _, v := range []string{"/v2", "/v2.0"} {
 		s.routes(mux, v)
 	}
+	s.neutronRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, "The resource could not be found."))
 	})

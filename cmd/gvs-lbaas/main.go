@@ -98,7 +98,7 @@ func run(log *slog.Logger, listen, configFile, stateDir, gvsd string, sig <-chan
 	// Reloads the load balancers and applies each one again.
 	api := lbaas.New(cfg, store, agent, log)
 	defer api.Close()
-	reapStrays(log, agent, store)
+	reapStrays(log, agent, filepath.Join(stateDir, "directors"), store)
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
@@ -117,12 +117,17 @@ func run(log *slog.Logger, listen, configFile, stateDir, gvsd string, sig <-chan
 	return srv.Shutdown(ctx)
 }
 
-// reapStrays deletes the directors the agent runs for load balancers the
-// store does not have (a crash between a delete's steps, say).
-func reapStrays(log *slog.Logger, agent *lbagent.Agent, store *lbaas.Store) {
-	ids, err := agent.List()
+// reapStrays deletes the directors of this gvs-lbaas (those with a
+// state directory in dir: a delete removes it last) for load balancers
+// the store does not have (a crash between a delete's steps, say). Other
+// lvs-* namespaces on the host are left alone: they may be another
+// instance's.
+func reapStrays(log *slog.Logger, agent *lbagent.Agent, dir string, store *lbaas.Store) {
+	ents, err := os.ReadDir(dir)
 	if err != nil {
-		log.Warn("listing the directors", "err", err)
+		if !errors.Is(err, os.ErrNotExist) {
+			log.Warn("listing the directors", "err", err)
+		}
 		return
 	}
 	known, err := store.IDs()
@@ -130,8 +135,8 @@ func reapStrays(log *slog.Logger, agent *lbagent.Agent, store *lbaas.Store) {
 		log.Warn("listing the load balancers", "err", err)
 		return
 	}
-	for _, id := range ids {
-		if !known[id] {
+	for _, ent := range ents {
+		if id := ent.Name(); ent.IsDir() && !known[id] {
 			log.Warn("deleting a director no load balancer has", "id", id)
 			if err := agent.Delete(context.Background(), id); err != nil {
 				log.Error("deleting a stray director", "id", id, "err", err)
