@@ -12,7 +12,10 @@ set -euo pipefail
 # network-namespace tests, keepalived for the VRRP interop tests (run as
 # the tests' own processes, never as a service), the openstack CLI with
 # its load-balancer plugin for the LBaaS test, clang-19 and libbpf-dev to
-# rebuild the BPF objects (make generate), bpftool to inspect them.
+# rebuild the BPF objects (make generate), bpftool to inspect them;
+# prometheus for promtool (the metrics tests check the scrape, the alerting
+# rules and their unit test; the server is never started) and chromium
+# (headless, the status page test).
 PACKAGES=(
 	iproute2
 	ethtool
@@ -26,6 +29,8 @@ PACKAGES=(
 	llvm-19
 	libbpf-dev
 	bpftool
+	prometheus
+	chromium
 )
 
 # Debian packages only the benchmarks use: the proxy peers
@@ -70,12 +75,13 @@ for pkg in "${wanted[@]}"; do
 	fi
 done
 
-# stop_services stops and disables the system services that the benchmark's
-# peer packages install, so no nginx or HAProxy is left holding ports: the
-# benchmark starts its own instances.
+# stop_services stops and disables the named system services that packages
+# install: the benchmark's peers (no nginx or HAProxy left holding ports: the
+# benchmark starts its own instances) and prometheus (the tests only use
+# promtool; no server scraping at boot).
 stop_services() {
 	local svc
-	for svc in haproxy nginx; do
+	for svc in "$@"; do
 		if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 			systemctl disable --now "$svc" >/dev/null 2>&1 || true
 		elif [ -x "/etc/init.d/$svc" ]; then
@@ -110,8 +116,11 @@ else
 	apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+if [ "$(id -u)" -eq 0 ]; then
+	stop_services prometheus
+fi
 if [ "$bench" -eq 1 ] && [ "$(id -u)" -eq 0 ]; then
-	stop_services
+	stop_services haproxy nginx
 fi
 
 if ! command -v go >/dev/null 2>&1; then
