@@ -140,3 +140,39 @@ func TestSyncChanges(t *testing.T) {
 		t.Fatal("sync_master still set")
 	}
 }
+
+// ConnStates reports what the expiry sweep counted: live entries by
+// state, templates, and the table's capacity.
+func TestConnStates(t *testing.T) {
+	e := syncEngine(t)
+	if cs := e.ConnStates(); len(cs.ByState) != 0 || cs.Capacity != uint64(e.objs.Conns.MaxEntries()) {
+		t.Fatalf("before a sweep: %+v", cs)
+	}
+	svc := model.Service{ServiceKey: model.ServiceKey{Protocol: model.ProtoTCP, Addr: netip.MustParseAddr("198.18.0.100"), Port: 80, Family: model.IPv4},
+		Scheduler: "rr", Flags: model.FlagPersistent, Timeout: 300, Netmask: 0xffffffff}
+	if err := e.AddService(svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AddDest(svc.ServiceKey, model.Dest{Addr: netip.MustParseAddr("198.18.1.1"), Port: 8080, Method: model.Masq, Weight: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var batch []engine.SyncConn
+	for i, st := range []conn.State{conn.Established, conn.Established, conn.FinWait} {
+		c := engine.SyncConn{Protocol: model.ProtoTCP, Client: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 19, 0, byte(i + 1)}), 40000),
+			Virtual: netip.MustParseAddrPort("198.18.0.100:80"), Dest: netip.MustParseAddrPort("198.18.1.1:8080"), Method: model.Masq,
+			State: st, Inactive: !st.Active(), Timeout: 900}
+		tmpl := c
+		tmpl.Client, tmpl.Template, tmpl.State, tmpl.Timeout = netip.AddrPortFrom(c.Client.Addr(), 0), true, 0, 300
+		batch = append(batch, tmpl, c)
+	}
+	if n, err := e.InstallSynced(batch); n != 6 || err != nil {
+		t.Fatalf("installed %d, %v", n, err)
+	}
+	if err := e.sweep(); err != nil {
+		t.Fatal(err)
+	}
+	cs := e.ConnStates()
+	if len(cs.ByState) != 2 || cs.ByState["ESTABLISHED"] != 2 || cs.ByState["FIN_WAIT"] != 1 || cs.Templates != 3 || cs.Capacity != 1<<14 {
+		t.Fatalf("after a sweep: %+v", cs)
+	}
+}
