@@ -101,16 +101,29 @@ func miscCredential(name, group string) (*syscall.Credential, error) {
 }
 
 func (c *miscChecker) Check(ctx context.Context) Result {
-	cmd := exec.Command(c.args[0], c.args[1:]...)
-	// Its own process group, so that a timeout kills its children too;
-	// it dies with us, as keepalived's scripts do.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM, Credential: c.cred}
-	cmd.Env = scriptEnv()
+	var cmd *exec.Cmd
 	var stdout, stderr limitedBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	// A child left running with our pipes must not hold up Wait.
-	cmd.WaitDelay = 100 * time.Millisecond
-	if err := cmd.Start(); err != nil {
+	for try := 0; ; try++ {
+		cmd = exec.Command(c.args[0], c.args[1:]...)
+		// Its own process group, so that a timeout kills its children
+		// too; it dies with us, as keepalived's scripts do.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM, Credential: c.cred}
+		cmd.Env = scriptEnv()
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		// A child left running with our pipes must not hold up Wait.
+		cmd.WaitDelay = 100 * time.Millisecond
+		err := cmd.Start()
+		if err == nil {
+			break
+		}
+		// ETXTBSY: the script was just written, and a process forked
+		// meanwhile (any of gvsd's, or the tool that wrote it) still
+		// holds it open for writing until it execs: it passes in
+		// moments.
+		if errors.Is(err, syscall.ETXTBSY) && try < 5 {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
 		return Result{Reason: "cannot run: " + err.Error()}
 	}
 	pgid := cmd.Process.Pid

@@ -226,22 +226,13 @@ func (d *Daemon) master(ctx context.Context, changes <-chan []engine.SyncConn) {
 		case <-flush.C:
 			send()
 		case <-ctx.Done():
-			// What the engine already handed over goes out too.
-		drain:
-			for {
-				select {
-				case batch, ok := <-changes:
-					if !ok {
-						break drain
-					}
-					add(batch)
-				default:
-					break drain
-				}
+			// What the engine hands over until it closes the channel
+			// (its export stops with ctx) goes out too: a batch it had
+			// already taken would be lost otherwise.
+			for batch := range changes {
+				add(batch)
 			}
 			send()
-			for range changes { // the engine closes it, its export stopped
-			}
 			return
 		}
 	}

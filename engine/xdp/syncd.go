@@ -111,11 +111,9 @@ func (e *Engine) SyncChanges(ctx context.Context) (<-chan []engine.SyncConn, err
 			case b = <-recs:
 			case b = <-ex.refresh:
 			}
-			select {
-			case ex.out <- b:
-			case <-ctx.Done():
-				return
-			}
+			// The daemon reads until the channel is closed, also after
+			// ctx ends: a batch taken is handed over, never dropped.
+			ex.out <- b
 		}
 	}()
 	return ex.out, nil
