@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,14 +33,15 @@ const (
 // lbaasEnv is gvs-lbaas on a Linux bridge of the test's own in the root
 // namespace, with a client and two member hosts (namespaces) on it.
 type lbaasEnv struct {
-	t      *testing.T
-	bridge string
-	prefix string
-	hosts  map[string]string
-	url    string
-	cmd    *exec.Cmd
-	log    *bytes.Buffer
-	client *gophercloud.ServiceClient
+	t       *testing.T
+	bridge  string
+	prefix  string
+	hosts   map[string]string
+	url     string
+	metrics string // http://ADDR/metrics
+	cmd     *exec.Cmd
+	log     *bytes.Buffer
+	client  *gophercloud.ServiceClient
 }
 
 func newLBaaSEnv(t *testing.T) *lbaasEnv {
@@ -83,14 +86,18 @@ networks:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	e.url = "http://" + addr
-	e.cmd = exec.Command(filepath.Join(bin, "gvs-lbaas"), "--listen", addr, "--config", cfg, "--state-dir", filepath.Join(dir, "state"))
+	addr, maddr := free(), free()
+	e.url, e.metrics = "http://"+addr, "http://"+maddr+"/metrics"
+	e.cmd = exec.Command(filepath.Join(bin, "gvs-lbaas"), "--listen", addr, "--config", cfg, "--state-dir", filepath.Join(dir, "state"),
+		"--metrics-addr", maddr)
 	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -259,6 +266,25 @@ func TestLBaaSLifecycle(t *testing.T) {
 		}
 		return s.TotalConnections == 6 && s.BytesIn > 0 && s.BytesOut > 0, fmt.Sprintf("%+v", s)
 	})
+
+	// gvs-lbaas's metrics say the same.
+	resp, err := http.Get(e.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := fmt.Sprintf(`gvs_lbaas_listener_connections_total{listener="%s",loadbalancer="%s",port="80",protocol="TCP"} 6`, l.ID, lb.ID)
+	if !strings.Contains(string(scrape), want) || !strings.Contains(string(scrape), `gvs_lbaas_member_online{address="198.18.0.11"`) {
+		t.Errorf("metrics lack %q:\n%s", want, scrape)
+	}
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = bytes.NewReader(scrape)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	}
 
 	// m1's server stops: its member goes ERROR, the pool DEGRADED.
 	for _, pid := range strings.Fields(e.must("ip", "netns", "pids", e.hosts["m1"])) {

@@ -21,6 +21,7 @@ import (
 
 	"gvs/lbaas"
 	"gvs/lbagent"
+	"gvs/metrics"
 )
 
 var version = "dev"
@@ -31,6 +32,7 @@ func main() {
 	configFile := fs.String("config", "/etc/gvs/lbaas.yaml", "the networks VIPs come from, and the directors' engine (docs/lbaas.md)")
 	stateDir := fs.String("state-dir", "/var/lib/gvs-lbaas", "the load balancers (lbaas.db) and each director's files")
 	gvsd := fs.String("gvsd", "", "the gvsd binary (default: gvsd beside gvs-lbaas, else from $PATH)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics of the load balancers at http://ADDR/metrics (off by default)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Parse(os.Args[1:])
 	if *showVersion {
@@ -40,7 +42,7 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	if err := run(log, *listen, *configFile, *stateDir, *gvsd, sig); err != nil {
+	if err := run(log, *listen, *configFile, *stateDir, *gvsd, *metricsAddr, sig); err != nil {
 		log.Error("gvs-lbaas", "err", err)
 		os.Exit(1)
 	}
@@ -61,7 +63,7 @@ func gvsdPath(given string) string {
 	return "gvsd"
 }
 
-func run(log *slog.Logger, listen, configFile, stateDir, gvsd string, sig <-chan os.Signal) error {
+func run(log *slog.Logger, listen, configFile, stateDir, gvsd, metricsAddr string, sig <-chan os.Signal) error {
 	cfg, err := lbaas.LoadConfig(configFile)
 	if err != nil {
 		return err
@@ -99,6 +101,14 @@ func run(log *slog.Logger, listen, configFile, stateDir, gvsd string, sig <-chan
 	api := lbaas.New(cfg, store, agent, log)
 	defer api.Close()
 	reapStrays(log, agent, filepath.Join(stateDir, "directors"), store)
+	if metricsAddr != "" {
+		mln, err := metrics.ListenLBaaS(metricsAddr, api.Metrics, version, log)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer mln.Close()
+		log.Info("metrics", "addr", mln.Addr().String())
+	}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
