@@ -114,6 +114,7 @@ func main() {
 	fs.Parse(os.Args[1:])
 	if *showVersion {
 		fmt.Printf("gvsd %s (IPVS %s)\n", version, api.Version)
+		printCapabilities(os.Stdout)
 		return
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -332,6 +333,7 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 	defer os.Remove(o.socket)
 	defer srv.Close()
 	log.Info("ready", "socket", o.socket)
+	sdNotify(log, "READY=1")
 
 	for s := range sig {
 		if s == syscall.SIGHUP {
@@ -347,6 +349,7 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 			continue
 		}
 		log.Info("shutting down", "signal", s.String())
+		sdNotify(log, "STOPPING=1")
 		return nil
 	}
 	return nil
