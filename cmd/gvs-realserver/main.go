@@ -20,6 +20,7 @@ const usage = `Usage:
   gvs-realserver down [--vip ADDR ...]
   gvs-realserver status
   gvs-realserver --help
+  gvs-realserver --version
 
 Prepare this host to be an LVS real server for the DR (-g) and TUN (-i)
 forwarding methods, and undo it.
@@ -49,6 +50,9 @@ Options:
 Exit status: 0 done, 1 failed, 2 usage error.
 `
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
 type vipList []netip.Addr
 
 func (l *vipList) String() string { return fmt.Sprint(*l) }
@@ -74,6 +78,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "-h", "--help", "-help", "help":
 		fmt.Fprint(stdout, usage)
+		return 0
+	case "--version", "-version", "version":
+		fmt.Fprintln(stdout, "gvs-realserver", version)
 		return 0
 	case "up", "down", "status":
 	default:

@@ -1,6 +1,7 @@
 // Command gvsadm administers gvsd with ipvsadm's syntax and output, so
 // scripts and ipvsadm-save files written for ipvsadm work unchanged.
-// Installed or invoked as ipvsadm it behaves the same. It finds gvsd by
+// Installed or invoked as ipvsadm it behaves the same; as ipvsadm-save it
+// is ipvsadm -S, as ipvsadm-restore ipvsadm -R. It finds gvsd by
 // --socket PATH, else $GVS_SOCKET, else the default socket.
 package main
 
@@ -20,7 +21,26 @@ import (
 	"gvs/model"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
 func main() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) }
+
+// programName reads how gvsadm was called. As ipvsadm it names itself so
+// in messages. As ipvsadm-save or ipvsadm-restore (the names of ipvsadm's
+// companion scripts, which its init scripts call) it is ipvsadm with -S
+// or -R implied: "ipvsadm-save -n > rules", "ipvsadm-restore < rules".
+func programName(argv0 string) (prog, implied string) {
+	switch filepath.Base(argv0) {
+	case "ipvsadm":
+		return "ipvsadm", ""
+	case "ipvsadm-save":
+		return "ipvsadm", "-S"
+	case "ipvsadm-restore":
+		return "ipvsadm", "-R"
+	}
+	return ipvsadm.DefaultProgram, ""
+}
 
 // splitSocket takes gvsadm's own --socket option out of the arguments.
 func splitSocket(args []string) (socket string, rest []string, err error) {
@@ -55,13 +75,19 @@ func fail(stderr io.Writer, err error) int {
 }
 
 func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	prog := filepath.Base(argv[0])
-	if prog != "ipvsadm" {
-		prog = ipvsadm.DefaultProgram
-	}
+	prog, implied := programName(argv[0])
 	socket, args, err := splitSocket(argv[1:])
 	if err != nil {
 		return fail(stderr, err)
+	}
+	if implied == "" && len(args) == 1 && args[0] == "--gvs-version" {
+		// gvs's own build, apart from -v, which prints ipvsadm's version
+		// line byte for byte for the scripts that parse it.
+		fmt.Fprintf(stdout, "gvsadm %s (ipvsadm %s compatible; IPVS v%s)\n", version, ipvsadm.IpvsadmVersion, api.Version)
+		return 0
+	}
+	if implied != "" {
+		args = append([]string{implied}, args...)
 	}
 	cmd, err := ipvsadm.Parser{Program: prog}.Parse(args)
 	if err != nil {
