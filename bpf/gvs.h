@@ -67,6 +67,11 @@ enum gvs_sched {
 /* gvs's own: new connections only from the service's allow list (the
  * allow map), for what INPUT/FORWARD rules did before XDP ran first. */
 #define GVS_SVC_F_ALLOWLIST   0x1000
+/* gvs's own: a TCP connection may start on any packet but a RST (sloppy_tcp
+ * for this service): the engine sets it for mh services unless the
+ * service says sloppy: false, so a flow that ECMP moves from another
+ * director keeps its server. */
+#define GVS_SVC_F_SLOPPY      0x2000
 
 /* Forwarding methods: model.Method values. */
 #define GVS_FWD_MASQ     0

@@ -474,12 +474,14 @@ static __always_inline void sched_undo(const struct gvs_svc *svc, const struct g
 }
 
 /* A new connection may start with this TCP packet: a SYN, or with
- * sloppy_tcp any packet; never a RST (tcp_conn_schedule). */
-static __always_inline int tcp_may_start(const struct gvs_pkt *p, const struct gvs_config *cfg)
+ * sloppy_tcp (or the service's GVS_SVC_F_SLOPPY) any packet; never a RST
+ * (tcp_conn_schedule). */
+static __always_inline int tcp_may_start(const struct gvs_pkt *p, const struct gvs_config *cfg,
+					 const struct gvs_svc *svc)
 {
 	if (p->tcpflags & TCPF_RST)
 		return 0;
-	return (p->tcpflags & TCPF_SYN) || cfg->sloppy_tcp;
+	return (p->tcpflags & TCPF_SYN) || cfg->sloppy_tcp || (svc->flags & GVS_SVC_F_SLOPPY);
 }
 
 /* Whether the service's allow list has the source. */
@@ -526,7 +528,7 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 	}
 	if (!svc)
 		goto pass;
-	if (p->proto == IPPROTO_TCP && !tcp_may_start(p, cfg))
+	if (p->proto == IPPROTO_TCP && !tcp_may_start(p, cfg, svc))
 		goto pass;
 	if ((svc->flags & GVS_SVC_F_ALLOWLIST) && !allowed(svc->id, p->saddr)) {
 		ev_inc(GVS_EV_DENIED);

@@ -66,15 +66,19 @@ type Timeouts struct {
 // Service is one virtual service: exactly one of TCP, UDP, SCTP (an
 // address and port) or FWMark.
 type Service struct {
-	TCP        string   `yaml:"tcp"`
-	UDP        string   `yaml:"udp"`
-	SCTP       string   `yaml:"sctp"`
-	FWMark     uint32   `yaml:"fwmark"`
-	IPv6       bool     `yaml:"ipv6"` // family of a fwmark service
-	Scheduler  string   `yaml:"scheduler"`
-	Persistent *uint32  `yaml:"persistent"` // seconds; 0 means ipvsadm's default 360
-	Netmask    string   `yaml:"netmask"`    // IPv4 mask, or IPv6 prefix length
-	OnePacket  bool     `yaml:"ops"`
+	TCP        string  `yaml:"tcp"`
+	UDP        string  `yaml:"udp"`
+	SCTP       string  `yaml:"sctp"`
+	FWMark     uint32  `yaml:"fwmark"`
+	IPv6       bool    `yaml:"ipv6"` // family of a fwmark service
+	Scheduler  string  `yaml:"scheduler"`
+	Persistent *uint32 `yaml:"persistent"` // seconds; 0 means ipvsadm's default 360
+	Netmask    string  `yaml:"netmask"`    // IPv4 mask, or IPv6 prefix length
+	OnePacket  bool    `yaml:"ops"`
+	// Sloppy: whether a TCP connection may start on any packet but a RST
+	// (IPVS's sloppy_tcp, for this service): absent, on for mh (a flow
+	// ECMP moves from another director keeps its server), off otherwise.
+	Sloppy     *bool    `yaml:"sloppy"`
 	SchedFlags []string `yaml:"sched-flags"` // sh-fallback, sh-port, mh-fallback, mh-port
 	Servers    []Server `yaml:"servers"`
 	// LocalAddrs is the FULLNAT local address pool, in round robin order
@@ -304,6 +308,12 @@ func (s Service) rules(allow []netip.Prefix) (control.ServiceRules, error) {
 	}
 	if s.OnePacket {
 		svc.Flags |= model.FlagOnePacket
+	}
+	if s.Sloppy != nil {
+		svc.Sloppy = model.SloppyOff
+		if *s.Sloppy {
+			svc.Sloppy = model.SloppyOn
+		}
 	}
 	for _, fl := range s.SchedFlags {
 		switch fl {

@@ -103,7 +103,7 @@ func (v *IPVS) In(p Packet, now time.Time) (*Conn, Verdict) {
 		if svc == nil {
 			return nil, Pass
 		}
-		if p.Protocol == model.ProtoTCP && (p.TCPFlags&conn.SYN == 0 && !v.opts.SloppyTCP || p.TCPFlags&conn.RST != 0) {
+		if p.Protocol == model.ProtoTCP && (p.TCPFlags&conn.SYN == 0 && !v.opts.SloppyTCP && !svc.Config.SloppyTCP() || p.TCPFlags&conn.RST != 0) {
 			return nil, Pass
 		}
 		if !model.AllowListed(svc.allow, p.Src.Addr()) {

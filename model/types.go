@@ -168,6 +168,34 @@ type Service struct {
 	// Netmask groups clients for persistence: an IPv4 mask in host byte
 	// order (0xffffffff = per client) or, for IPv6, a prefix length.
 	Netmask uint32 `json:"netmask"`
+	// Sloppy is gvs's per-service sloppy_tcp (the YAML config's sloppy:
+	// key): whether a TCP connection may start on a packet other than a
+	// SYN, so that a flow another director was serving (ECMP moved it)
+	// is scheduled here and tracked. The default is on for mh, off for
+	// the others.
+	Sloppy Sloppy `json:"sloppy,omitempty"`
+}
+
+// Sloppy is a service's sloppy_tcp setting.
+type Sloppy uint8
+
+const (
+	SloppyDefault Sloppy = iota // on for mh, off otherwise
+	SloppyOn
+	SloppyOff
+)
+
+// SloppyTCP says whether a TCP connection of the service may start on
+// any packet but a RST (besides the sloppy_tcp sysctl, which does it for
+// every service).
+func (s Service) SloppyTCP() bool {
+	switch s.Sloppy {
+	case SloppyOn:
+		return true
+	case SloppyOff:
+		return false
+	}
+	return s.Scheduler == "mh"
 }
 
 // Persistent reports whether the service has persistence.

@@ -19,6 +19,9 @@ import (
 
 const (
 	allowFlag = 0x1000 // GVS_SVC_F_ALLOWLIST
+	// sloppyFlag: any TCP packet but a RST may start a connection
+	// (model.Service.SloppyTCP).
+	sloppyFlag = 0x2000 // GVS_SVC_F_SLOPPY
 	// allowMax is the allow map's max_entries (bpf/maps.h): every
 	// service's entries together.
 	allowMax = 65536

@@ -155,6 +155,9 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 	sv := bpf.Svc{Id: id, Flags: uint32(cfg.Flags), Sched: schedIndex[cfg.Scheduler], Timeout: cfg.Timeout,
 		Netmask: cfg.Netmask, TableSlot: noSlot, Ndests: uint32(len(servers))}
 	sv.Nladdrs = uint32(copyLocalAddrs(&sv.Laddrs, s))
+	if cfg.SloppyTCP() {
+		sv.Flags |= sloppyFlag
+	}
 	ids := map[*model.Server]uint32{}
 	for i, d := range servers {
 		did, err := e.destID(k, d.AddrPort())
