@@ -131,3 +131,57 @@ type CheckStatus struct {
 	// FILE_CHECK's addition).
 	Weight *int64 `json:"weight,omitempty"`
 }
+
+// BGP is the BGP speaker's state (GET /v1/bgp).
+type BGP struct {
+	// Running is false when the config has no bgp section.
+	Running  bool   `json:"running"`
+	ASN      uint32 `json:"asn,omitempty"`
+	RouterID string `json:"router_id,omitempty"`
+	// Maintenance is on after gvsadm --maintenance on; Draining while its
+	// drain period runs (VIPs announced with GRACEFUL_SHUTDOWN), until
+	// DrainUntil.
+	Maintenance bool       `json:"maintenance"`
+	Draining    bool       `json:"draining"`
+	DrainUntil  *time.Time `json:"drain_until,omitempty"`
+	Peers       []BGPPeer  `json:"peers"`
+	// VIPs are the service addresses: announced or why not.
+	VIPs []BGPVIP `json:"vips"`
+}
+
+// BGPPeer is one BGP session.
+type BGPPeer struct {
+	Address string `json:"address"`
+	ASN     uint32 `json:"asn"`
+	// State is the session's FSM state: idle, connect, active, opensent,
+	// openconfirm, established.
+	State string `json:"state"`
+	// Uptime is since when the session is established.
+	Uptime *time.Time `json:"uptime,omitempty"`
+	// HoldTime is the negotiated hold time in seconds.
+	HoldTime uint64 `json:"hold_time,omitempty"`
+	// Flops counts the times the session went down.
+	Flops uint32 `json:"flops"`
+	// Received and Sent count the UPDATE messages.
+	ReceivedUpdates uint64 `json:"received_updates"`
+	SentUpdates     uint64 `json:"sent_updates"`
+}
+
+// BGPVIP is a service address and what the speaker does with it.
+type BGPVIP struct {
+	Prefix    netip.Prefix `json:"prefix"`
+	Announced bool         `json:"announced"`
+	// Reason says why: "up" (a service of the VIP has its servers), "down"
+	// (none has), "maintenance", "draining".
+	Reason      string   `json:"reason"`
+	Communities []string `json:"communities,omitempty"`
+	MED         *uint32  `json:"med,omitempty"`
+	LocalPref   *uint32  `json:"local_pref,omitempty"`
+}
+
+// Maintenance is POST /v1/bgp/maintenance: on with a drain period in
+// seconds (VIPs announced with GRACEFUL_SHUTDOWN, then withdrawn), or off.
+type Maintenance struct {
+	On    bool   `json:"on"`
+	Drain uint32 `json:"drain"`
+}
