@@ -294,6 +294,10 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 		}
 		ha.vm.Close()
 	}()
+	// Run before the defer above: at SIGTERM BGP withdraws first.
+	var stopBGP func()
+	ha.bgp, stopBGP = newBGP(log, core, checks)
+	defer stopBGP()
 	if len(o.sysctls) > 0 {
 		if err := core.SetSysctls(o.sysctls); err != nil {
 			log.Error("--sysctl not applied", "err", err)
@@ -320,6 +324,7 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 	srv := apiserver.New(core, info, log)
 	srv.SetHealth(checks.Status)
 	srv.SetVRRP(ha.vm.Status)
+	srv.SetBGP(ha.bgp.Status, ha.bgp.Maintenance)
 	if o.metricsAddr != "" {
 		ms, err := startMetrics(log, o.metricsAddr, core, checks, ha.vm, sr, info)
 		if err != nil {
