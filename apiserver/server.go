@@ -48,6 +48,17 @@ type Server struct {
 	health func() api.Health
 	// vrrp reports the VRRP instances (nil: none run).
 	vrrp func() []vrrp.Status
+	// bgp reports the BGP speaker, maint puts the director in
+	// maintenance (nil: no speaker).
+	bgp   func() api.BGP
+	maint func(on bool, drain time.Duration) error
+}
+
+// SetBGP gives the server the BGP speaker's status and its maintenance
+// switch, for GET /v1/bgp and POST /v1/bgp/maintenance. Call it before
+// Listen.
+func (s *Server) SetBGP(status func() api.BGP, maintenance func(on bool, drain time.Duration) error) {
+	s.bgp, s.maint = status, maintenance
 }
 
 // SetVRRP gives the server the VRRP instances' status, for GET /v1/vrrp.
@@ -71,6 +82,8 @@ func New(core *control.Core, info api.Info, log *slog.Logger) *Server {
 	mux.HandleFunc("GET /v1/checks", s.getChecks)
 	mux.HandleFunc("GET /v1/daemons", s.getDaemons)
 	mux.HandleFunc("GET /v1/vrrp", s.getVRRP)
+	mux.HandleFunc("GET /v1/bgp", s.getBGP)
+	mux.HandleFunc("POST /v1/bgp/maintenance", s.postMaintenance)
 	mux.HandleFunc("POST /v1/ops", s.postOps)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: timeouts.header, ReadTimeout: timeouts.read,
 		WriteTimeout: timeouts.write, IdleTimeout: timeouts.idle}
@@ -320,6 +333,34 @@ func (s *Server) getVRRP(w http.ResponseWriter, _ *http.Request) {
 		st = s.vrrp()
 	}
 	writeJSON(w, 200, st)
+}
+
+func (s *Server) getBGP(w http.ResponseWriter, _ *http.Request) {
+	st := api.BGP{Peers: []api.BGPPeer{}, VIPs: []api.BGPVIP{}}
+	if s.bgp != nil {
+		st = s.bgp()
+	}
+	writeJSON(w, 200, st)
+}
+
+func (s *Server) postMaintenance(w http.ResponseWriter, r *http.Request) {
+	var m api.Maintenance
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		writeJSON(w, http.StatusBadRequest, api.Error{Message: "bad request: " + err.Error(), Errno: 22})
+		return
+	}
+	err := errors.New("bgp is not configured (no bgp: section in the config)")
+	if s.maint != nil {
+		err = s.maint(m.On, time.Duration(m.Drain)*time.Second)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusConflict, api.Error{Message: err.Error(), Errno: 95 /* EOPNOTSUPP */})
+		return
+	}
+	s.log.Info("maintenance", "on", m.On, "drain_s", m.Drain)
+	writeJSON(w, 200, struct{}{})
 }
 
 func (s *Server) getDaemons(w http.ResponseWriter, _ *http.Request) {

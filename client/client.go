@@ -142,6 +142,15 @@ type OpError struct {
 func (e *OpError) Error() string { return e.Err.Error() }
 func (e *OpError) Unwrap() error { return e.Err }
 
+// BGP returns the BGP speaker's state.
+func (c *Client) BGP() (b api.BGP, err error) { return b, c.do("GET", "/v1/bgp", nil, &b) }
+
+// Maintenance puts the director in maintenance (on: its VIPs announced
+// with GRACEFUL_SHUTDOWN for drain seconds, then withdrawn) or out of it.
+func (c *Client) Maintenance(on bool, drain uint32) error {
+	return c.do("POST", "/v1/bgp/maintenance", api.Maintenance{On: on, Drain: drain}, nil)
+}
+
 // Info returns gvsd's version information.
 func (c *Client) Info() (i api.Info, err error) { return i, c.do("GET", "/v1/info", nil, &i) }
 

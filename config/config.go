@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"gvs/bgp"
 	"gvs/control"
 	"gvs/health"
 	"gvs/keepalived"
@@ -32,6 +33,8 @@ type Config struct {
 	// Sync is the sync daemons the file runs (keepalived's
 	// lvs_sync_daemon, YAML sync_daemon:); nil: none.
 	Sync *control.SyncFollow
+	// BGP is the BGP speaker's config (nil: none; YAML only).
+	BGP *bgp.Config
 	// Notices are what the file gives that gvs does not use (the
 	// keepalived.conf form's BFD part, say), "file:line: what", for
 	// gvsd to log.
@@ -54,6 +57,8 @@ type File struct {
 	VRRP *VRRP `yaml:"vrrp"`
 	// SyncDaemon is keepalived's lvs_sync_daemon (syncd.go).
 	SyncDaemon *SyncDaemon `yaml:"sync_daemon"`
+	// BGP announces the VIPs to routers (docs/bgp.md).
+	BGP *bgp.Config `yaml:"bgp"`
 }
 
 // Timeouts are ipvsadm --set's values in seconds (0: the default).
@@ -264,6 +269,12 @@ func ParseConfig(b []byte) (*Config, error) {
 			return nil, fmt.Errorf("sync_daemon: %w", err)
 		}
 		c.Sync = s
+	}
+	if f.BGP != nil {
+		if err := f.BGP.Validate(); err != nil {
+			return nil, err
+		}
+		c.BGP = f.BGP
 	}
 	return c, nil
 }

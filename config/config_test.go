@@ -248,3 +248,37 @@ func TestParseAllowErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestBGPSection(t *testing.T) {
+	c, err := ParseConfig([]byte(`
+services:
+  - tcp: 198.18.0.100:80
+    scheduler: mh
+    servers: [{address: 198.18.0.11}]
+  - tcp: 198.18.0.100:81
+    scheduler: mh
+    sloppy: false
+    servers: [{address: 198.18.0.11}]
+bgp:
+  asn: 65001
+  router_id: 198.18.0.2
+  communities: ["65001:1"]
+  peers:
+    - {address: 198.18.0.1, asn: 65000, hold_time: 3, keepalive: 1}
+  vips:
+    - {address: 198.18.0.100, med: 10}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BGP == nil || c.BGP.ASN != 65001 || len(c.BGP.Peers) != 1 || c.BGP.Peers[0].HoldTime != 3 || *c.BGP.VIPs[0].MED != 10 {
+		t.Fatalf("bgp %+v", c.BGP)
+	}
+	s := c.Rules.Services
+	if !s[0].Service.SloppyTCP() || s[1].Service.SloppyTCP() {
+		t.Fatalf("sloppy: %v %v", s[0].Service.SloppyTCP(), s[1].Service.SloppyTCP())
+	}
+	if _, err := ParseConfig([]byte("bgp:\n  asn: 65001\n  router_id: 198.18.0.2\n")); err == nil {
+		t.Fatal("bgp without peers accepted")
+	}
+}

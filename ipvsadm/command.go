@@ -33,6 +33,7 @@ const (
 	KindDelLaddr         // -Q, --del-laddr (DPVS ipvsadm)
 	KindGetLaddr         // -G, --get-laddr (DPVS ipvsadm)
 	KindListChecks       // --list-checks (gvs extension: the health checks)
+	KindMaintenance      // --maintenance on|off (gvs extension: BGP maintenance)
 	KindHelp             // -h, --help: print Usage, exit 0
 	KindVersion          // -v, --version: print Version, exit 0
 )
@@ -57,6 +58,7 @@ var cmdNames = [...]string{
 	KindDelLaddr:    "del-laddr",
 	KindGetLaddr:    "get-laddr",
 	KindListChecks:  "list-checks",
+	KindMaintenance: "maintenance",
 	KindHelp:        "help",
 	KindVersion:     "version",
 }
@@ -112,9 +114,10 @@ const (
 	OptTunRemCsum
 	OptLocalAddress // -z, --laddr (DPVS ipvsadm)
 	OptIfname       // -F, --ifname (DPVS ipvsadm; accepted, not used)
+	OptDrain        // --drain SECONDS (gvs: with --maintenance on)
 )
 
-const numOptions = 36
+const numOptions = 37
 
 // optNames are ipvsadm's names of the options, used in its messages.
 var optNames = [numOptions]string{
@@ -124,7 +127,7 @@ var optNames = [numOptions]string{
 	"thresholds", "persistent-conn", "nosort", "syncid", "exact", "ops", "pe",
 	"sched-flags", "mcast-group", "mcast-port", "mcast-ttl", "sync-maxlen",
 	"tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum",
-	"tun-remcsum", "local-address", "ifname",
+	"tun-remcsum", "local-address", "ifname", "drain",
 }
 
 // Has reports whether every option of o is in the set.
@@ -171,6 +174,12 @@ type Command struct {
 	// service, which service). Save uses Format.Numeric.
 	List   ListWhat
 	Format Format
+
+	// Maintenance is --maintenance on (true) or off, and Drain its
+	// --drain seconds: the VIPs announced with GRACEFUL_SHUTDOWN before
+	// they are withdrawn.
+	Maintenance bool
+	Drain       uint32
 
 	// Daemon holds the sync daemon options (commands that use them are
 	// rejected, but the values are checked as ipvsadm checks them).

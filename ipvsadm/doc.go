@@ -50,7 +50,9 @@
 // become operations of the control API (gvsd runs the daemons; the
 // kernel's defaults fill in what was not given), listed by -L --daemon in
 // ipvsadm 1.31's format (ListSyncDaemons). --list-checks is gvs's own: the
-// health checks (ListChecks).
+// health checks (ListChecks); so is --maintenance on|off [--drain SECONDS]
+// (KindMaintenance): the director's BGP announcements drained with the
+// GRACEFUL_SHUTDOWN community and withdrawn, or resumed (docs/bgp.md).
 //
 // # Formatting
 //

@@ -43,6 +43,8 @@ const (
 	tagTunRemCsum
 	tagFullNAT // gvs extension
 	tagListChecks
+	tagMaintenance
+	tagDrain
 	tagSyncID // ipvsadm uses 'I' but gives the option no short name
 )
 
@@ -120,6 +122,8 @@ var optionTable = []optSpec{
 	{"del-laddr", 'Q', argNone, 'Q'},
 	{"get-laddr", 'G', argNone, 'G'},
 	{"list-checks", 0, argNone, tagListChecks},
+	{"maintenance", 0, argRequired, tagMaintenance},
+	{"drain", 0, argRequired, tagDrain},
 	{"laddr", 'z', argRequired, 'z'},
 	{"ifname", 'F', argRequired, 'F'},
 }

@@ -45,6 +45,7 @@ func UsageAs(w io.Writer, program string) error {
 		"  " + p + " -P|Q virtual-service -z local-address\n" +
 		"  " + p + " -G [virtual-service]\n" +
 		"  " + p + " --list-checks [virtual-service] [-n]\n" +
+		"  " + p + " --maintenance on|off [--drain seconds]\n" +
 		"  " + p + " -L|l [virtual-service] [options]\n" +
 		"  " + p + " -Z [virtual-service]\n" +
 		"  " + p + " --set tcp tcpfin udp\n" +
@@ -62,6 +63,7 @@ func UsageAs(w io.Writer, program string) error {
 		"  --del-laddr       -Q        delete FULLNAT local address (as DPVS)\n" +
 		"  --get-laddr       -G        list FULLNAT local addresses (as DPVS)\n" +
 		"  --list-checks               list health checks and their state (gvs)\n" +
+		"  --maintenance on|off        drain and withdraw the BGP announcements, or resume (gvs)\n" +
 		"  --save            -S        save rules to stdout\n" +
 		"  --add-server      -a        add real server with options\n" +
 		"  --edit-server     -e        edit real server with options\n" +
@@ -93,6 +95,7 @@ func UsageAs(w io.Writer, program string) error {
 		"  --fullnat                           full NAT (source and destination translated)\n" +
 		"  --laddr        -z local-address     FULLNAT local address (source toward servers)\n" +
 		"  --ifname       -F ifname            accepted with -P|Q for DPVS scripts, not used\n" +
+		"  --drain        seconds              with --maintenance on: seconds announced with GRACEFUL_SHUTDOWN first (gvs)\n" +
 		"  --tun-type      type                one of ipip|gue|gre (gvs: ipip only),\n" +
 		"                                      the default tunnel type is ipip.\n" +
 		"  --tun-port      port                tunnel destination port\n" +

@@ -117,6 +117,11 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return restore(c, prog, stdin, stderr)
 	case ipvsadm.KindGetLaddr:
 		return getLaddrs(c, cmd, stdout, stderr)
+	case ipvsadm.KindMaintenance:
+		if err := c.Maintenance(cmd.Maintenance, cmd.Drain); err != nil {
+			return fail(stderr, err)
+		}
+		return 0
 	case ipvsadm.KindListChecks:
 		h, err := c.Checks()
 		if err == nil {

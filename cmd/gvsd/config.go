@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"gvs/api"
+	"gvs/bgp"
 	"gvs/config"
 	"gvs/control"
 	"gvs/health"
 	"gvs/ipvsadm"
+	"gvs/model"
 	"gvs/vrrp"
 )
 
@@ -50,6 +53,11 @@ func applyConfig(log *slog.Logger, core *control.Core, checks *health.Manager, h
 		errs = append(errs, fmt.Errorf("vrrp: %w", err))
 	}
 	ha.sync.Update(c.Sync)
+	if ha.bgp != nil {
+		if err := ha.bgp.Update(c.BGP); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return &checksError{errors.Join(errs...)}
 	}
@@ -61,6 +69,26 @@ func applyConfig(log *slog.Logger, core *control.Core, checks *health.Manager, h
 type haParts struct {
 	vm   *vrrp.Manager
 	sync *syncFollower
+	// bgp announces the VIPs (the config's bgp: section).
+	bgp *bgp.Speaker
+}
+
+// newBGP returns the BGP speaker of core's services, up while checks
+// says so; stop withdraws its announcements (waiting for them to leave)
+// and stops it: the first thing gvsd does at SIGTERM.
+func newBGP(log *slog.Logger, core *control.Core, checks *health.Manager) (sp *bgp.Speaker, stop func()) {
+	sp = bgp.New(log, bgp.Options{ServiceUp: checks.ServiceUp, Services: func() []model.ServiceKey {
+		r := core.Rules()
+		l := make([]model.ServiceKey, 0, len(r.Services))
+		for _, s := range r.Services {
+			l = append(l, s.Service.ServiceKey)
+		}
+		return l
+	}})
+	return sp, func() {
+		sp.Shutdown(2 * time.Second)
+		sp.Close()
+	}
 }
 
 // checksError is a config whose rules were applied but whose health
@@ -76,7 +104,7 @@ func logConfigError(log *slog.Logger, path string, start bool, err error) {
 	var ce *checksError
 	switch {
 	case errors.As(err, &ce):
-		log.Error("config rules applied, but not all of its health checks or VRRP instances: see the error", "file", path, "err", err)
+		log.Error("config rules applied, but not all of its health checks, VRRP instances or BGP peers: see the error", "file", path, "err", err)
 	case start:
 		log.Error("config NOT applied: serving the rules as they are; fix it and send SIGHUP", "file", path, "err", err)
 	default:
