@@ -15,7 +15,11 @@ set -euo pipefail
 # rebuild the BPF objects (make generate), bpftool to inspect them;
 # prometheus for promtool (the metrics tests check the scrape, the alerting
 # rules and their unit test; the server is never started) and chromium
-# (headless, the status page test).
+# (headless, the status page test); for the packaging tests: systemd for
+# systemd-analyze verify (the units; systemd is not started), man-db and
+# groff-base to render the man pages, debootstrap for the Debian 12 root
+# the package test installs into (made once, about a minute, and cached in
+# /var/cache/gvs-test).
 PACKAGES=(
 	iproute2
 	ethtool
@@ -31,6 +35,10 @@ PACKAGES=(
 	bpftool
 	prometheus
 	chromium
+	systemd
+	man-db
+	groff-base
+	debootstrap
 )
 
 # Debian packages only the benchmarks use: the proxy peers

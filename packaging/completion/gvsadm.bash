@@ -86,7 +86,8 @@ _gvsadm() {
 			--l-threshold --connection --timeout --daemon --stats --rate --exact
 			--thresholds --persistent-conn --tun-info --nosort --sort --ops
 			--numeric --sched-flags --syncid --sync-maxlen --mcast-interface
-			--mcast-group --mcast-port --mcast-ttl --socket --gvs-version"
+			--mcast-group --mcast-port --mcast-ttl --maintenance --drain
+			--socket --gvs-version"
 		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
 	fi
 }
