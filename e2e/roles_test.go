@@ -190,6 +190,10 @@ func playRole(args []string) error {
 	case "udpmany": // udpmany ADDR N: N flows (a socket each), each must be answered; print per-server counts
 		n, _ := strconv.Atoi(args[2])
 		return manyUDP(args[1], n)
+	case "longconns": // longconns ADDR N SIZE RATE: N connections at once, each receiving SIZE bytes at RATE bytes/s, byte-checked; print "ok K N" and the failures
+		n, _ := strconv.Atoi(args[2])
+		size, _ := strconv.ParseInt(args[3], 10, 64)
+		return longConns(args[1], n, size, args[4])
 	case "bulk", "paced": // bulk ADDR N, paced ADDR N RATE: receive N bytes (at RATE bytes/s) and check every one
 		n, _ := strconv.ParseInt(args[2], 10, 64)
 		c, err := net.DialTimeout("tcp", args[1], 5*time.Second)
@@ -225,6 +229,72 @@ func playRole(args []string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown role %q", args[0])
+}
+
+// longConns opens n TCP connections together, each asking for a paced
+// transfer of size bytes at rate bytes/s and checking every byte; it
+// prints "ok K N" (K completed byte-exact), the servers' names with their
+// counts, then one line per failed connection.
+func longConns(addr string, n int, size int64, rate string) error {
+	type result struct {
+		name string
+		err  error
+	}
+	res := make(chan result, n)
+	for i := range n {
+		go func() {
+			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err != nil {
+				res <- result{err: fmt.Errorf("conn %d: %w", i, err)}
+				return
+			}
+			defer c.Close()
+			r := bufio.NewReader(c)
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			name, err := r.ReadString('\n')
+			if err != nil {
+				res <- result{err: fmt.Errorf("conn %d: greeting: %w", i, err)}
+				return
+			}
+			fmt.Fprintf(c, "PACED %d %s\n", size, rate)
+			buf := make([]byte, 64*1024)
+			var got int64
+			for got < size {
+				c.SetReadDeadline(time.Now().Add(25 * time.Second))
+				k, err := r.Read(buf)
+				for j := 0; j < k; j++ {
+					if buf[j] != pattern(got+int64(j)) {
+						res <- result{err: fmt.Errorf("conn %d: byte %d differs", i, got+int64(j))}
+						return
+					}
+				}
+				got += int64(k)
+				if err != nil && got < size {
+					res <- result{err: fmt.Errorf("conn %d (%s): after %d bytes: %w", i, strings.TrimSpace(name), got, err)}
+					return
+				}
+			}
+			res <- result{name: strings.TrimSpace(name)}
+		}()
+		time.Sleep(2 * time.Millisecond)
+	}
+	ok, per := 0, map[string]int{}
+	var fails []string
+	for range n {
+		r := <-res
+		if r.err != nil {
+			fails = append(fails, r.err.Error())
+			continue
+		}
+		ok++
+		per[r.name]++
+	}
+	fmt.Printf("ok %d %d\n", ok, n)
+	printPerServer(per)
+	for _, f := range fails {
+		fmt.Println(f)
+	}
+	return nil
 }
 
 // manyConns opens n TCP connections, all of them open together: each
