@@ -404,15 +404,16 @@ func (tp *bgpTopo) survival(sched string) (ok, total int) {
 		}
 	}
 	t.Logf("%s: connections per director before the kill: %v", sched, per)
-	tp.d["d3"].kill()
+	// Link first: the router learns of the loss only when its hold
+	// time (3 s) expires, as when a machine dies; a killed process alone
+	// would close its BGP session at once.
 	tp.mustRun(tp.ns("d3"), "ip", "link", "set", "eth0", "down")
-	start := time.Now()
+	tp.d["d3"].kill()
 	took := waitFor(t, 15*time.Second, "d3 withdrawn", func() (bool, string) {
 		nh := tp.nexthops(bgpVIP + "/32")
 		return len(nh) == 2, fmt.Sprint(nh)
 	})
-	_ = start
-	t.Logf("%s: d3 killed; the router withdrew it after %v", sched, took.Round(time.Millisecond))
+	t.Logf("%s: d3's link down and gvsd killed; the router withdrew it after %v (hold time 3 s)", sched, took.Round(time.Millisecond))
 	for _, w := range waits {
 		out, err := w()
 		if err != nil {

@@ -19,7 +19,9 @@ set -euo pipefail
 # systemd-analyze verify (the units; systemd is not started), man-db and
 # groff-base to render the man pages, debootstrap for the Debian 12 root
 # the package test installs into (made once, about a minute, and cached in
-# /var/cache/gvs-test).
+# /var/cache/gvs-test); frr for the BGP scale-out tests (zebra and bgpd
+# run as the tests' own processes with their own configs, never as a
+# service).
 PACKAGES=(
 	iproute2
 	ethtool
@@ -38,6 +40,7 @@ PACKAGES=(
 	systemd
 	man-db
 	groff-base
+	frr
 	debootstrap
 )
 
@@ -125,7 +128,7 @@ else
 fi
 
 if [ "$(id -u)" -eq 0 ]; then
-	stop_services prometheus
+	stop_services prometheus frr
 fi
 if [ "$bench" -eq 1 ] && [ "$(id -u)" -eq 0 ]; then
 	stop_services haproxy nginx
