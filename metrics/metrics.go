@@ -65,8 +65,10 @@ type Sources struct {
 	Daemons func() []model.SyncDaemon
 	Health  Health
 	VRRP    func() []vrrp.Status
-	Sync    SyncStats
-	Info    api.Info
+	// BGP gives the BGP speaker's sessions and announcements.
+	BGP  func() api.BGP
+	Sync SyncStats
+	Info api.Info
 }
 
 var (
@@ -121,25 +123,29 @@ type Collector struct {
 	active, inactive, weight, cfgWeight   *prometheus.Desc
 	up, quorum, conns, capacity, events   *prometheus.Desc
 	vrrpState, syncMsgs, syncConns        *prometheus.Desc
+	bgpSession, bgpUpdates, bgpAnnounced  *prometheus.Desc
 	checkDuration, transitions, buildInfo *prometheus.Desc
 }
 
 // NewCollector returns the collector of src.
 func NewCollector(src Sources) *Collector {
 	return &Collector{
-		src:       src,
-		svc:       newCounterDescs("gvs_service_", "virtual service", svcLabels),
-		dest:      newCounterDescs("gvs_server_", "real server", destLabels),
-		active:    desc("gvs_server_active_connections", "Active connections of the real server (ipvsadm's ActiveConn).", destLabels),
-		inactive:  desc("gvs_server_inactive_connections", "Inactive connections of the real server (ipvsadm's InActConn).", destLabels),
-		weight:    desc("gvs_server_weight", "Effective weight of the real server: what the data path schedules with (health checks applied).", destLabels),
-		cfgWeight: desc("gvs_server_configured_weight", "Configured weight of the real server (gvsadm -S), before health checks.", destLabels),
-		up:        desc("gvs_server_up", "1 if the real server's health checks pass, 0 if not; absent for a server without health checks.", destLabels),
-		quorum:    desc("gvs_service_quorum_up", "1 if the health-checked service has its quorum (keepalived's quorum), 0 if not; absent for a service without health checks.", svcLabels),
-		conns:     desc("gvs_connections", "Entries of the connection table by state as ipvsadm -Lc names it; persistence templates as state TEMPLATE.", []string{"state"}),
-		capacity:  desc("gvs_connection_table_capacity", "Most connections the table holds (xdp engine: --max-conns); absent when unbounded (proxy engine).", nil),
-		events:    desc("gvs_datapath_events_total", "Data-path events by name: drops and passes and their reasons (GET /v1/events).", []string{"event"}),
-		vrrpState: desc("gvs_vrrp_state", "State of the VRRP instance: 0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT, 4 STOP (keepalived's numbering).", []string{"instance"}),
+		src:          src,
+		svc:          newCounterDescs("gvs_service_", "virtual service", svcLabels),
+		dest:         newCounterDescs("gvs_server_", "real server", destLabels),
+		active:       desc("gvs_server_active_connections", "Active connections of the real server (ipvsadm's ActiveConn).", destLabels),
+		inactive:     desc("gvs_server_inactive_connections", "Inactive connections of the real server (ipvsadm's InActConn).", destLabels),
+		weight:       desc("gvs_server_weight", "Effective weight of the real server: what the data path schedules with (health checks applied).", destLabels),
+		cfgWeight:    desc("gvs_server_configured_weight", "Configured weight of the real server (gvsadm -S), before health checks.", destLabels),
+		up:           desc("gvs_server_up", "1 if the real server's health checks pass, 0 if not; absent for a server without health checks.", destLabels),
+		quorum:       desc("gvs_service_quorum_up", "1 if the health-checked service has its quorum (keepalived's quorum), 0 if not; absent for a service without health checks.", svcLabels),
+		conns:        desc("gvs_connections", "Entries of the connection table by state as ipvsadm -Lc names it; persistence templates as state TEMPLATE.", []string{"state"}),
+		capacity:     desc("gvs_connection_table_capacity", "Most connections the table holds (xdp engine: --max-conns); absent when unbounded (proxy engine).", nil),
+		events:       desc("gvs_datapath_events_total", "Data-path events by name: drops and passes and their reasons (GET /v1/events).", []string{"event"}),
+		vrrpState:    desc("gvs_vrrp_state", "State of the VRRP instance: 0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT, 4 STOP (keepalived's numbering).", []string{"instance"}),
+		bgpSession:   desc("gvs_bgp_session_established", "1 while the BGP session with the peer is established, 0 otherwise.", []string{"peer", "peer_asn"}),
+		bgpUpdates:   desc("gvs_bgp_updates_total", "BGP UPDATE messages exchanged with the peer.", []string{"peer", "direction"}),
+		bgpAnnounced: desc("gvs_bgp_vip_announced", "1 while the VIP is announced over BGP, 0 while withdrawn; reason: up, down, maintenance, draining.", []string{"prefix", "reason"}),
 		syncMsgs: desc("gvs_sync_messages_total", "Connection sync messages: direction out (master) with result sent or error, "+
 			"direction in (backup) with result accepted, other_syncid (another sync id) or error (receive errors).", []string{"direction", "result"}),
 		syncConns: desc("gvs_sync_connections_total", "Connection entries synced: direction out with result sent, direction in with result installed or not_installed.",
@@ -156,7 +162,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.svc.describe(ch)
 	c.dest.describe(ch)
 	for _, d := range []*prometheus.Desc{c.active, c.inactive, c.weight, c.cfgWeight, c.up, c.quorum, c.conns, c.capacity,
-		c.events, c.vrrpState, c.syncMsgs, c.syncConns, c.checkDuration, c.transitions, c.buildInfo} {
+		c.events, c.vrrpState, c.syncMsgs, c.syncConns, c.checkDuration, c.transitions, c.buildInfo,
+		c.bgpSession, c.bgpUpdates, c.bgpAnnounced} {
 		ch <- d
 	}
 }
@@ -344,6 +351,18 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if src.VRRP != nil {
 		for _, s := range src.VRRP() {
 			ch <- prometheus.MustNewConstMetric(c.vrrpState, prometheus.GaugeValue, float64(s.State), s.Instance)
+		}
+	}
+	if src.BGP != nil {
+		if b := src.BGP(); b.Running {
+			for _, p := range b.Peers {
+				ch <- prometheus.MustNewConstMetric(c.bgpSession, prometheus.GaugeValue, b2f(p.State == "established"), p.Address, strconv.FormatUint(uint64(p.ASN), 10))
+				ch <- prometheus.MustNewConstMetric(c.bgpUpdates, prometheus.CounterValue, float64(p.ReceivedUpdates), p.Address, "in")
+				ch <- prometheus.MustNewConstMetric(c.bgpUpdates, prometheus.CounterValue, float64(p.SentUpdates), p.Address, "out")
+			}
+			for _, v := range b.VIPs {
+				ch <- prometheus.MustNewConstMetric(c.bgpAnnounced, prometheus.GaugeValue, b2f(v.Announced), v.Prefix.String(), v.Reason)
+			}
 		}
 	}
 	if src.Sync != nil {

@@ -268,3 +268,27 @@ type countWriter struct {
 func (w *countWriter) Header() http.Header         { return w.h }
 func (w *countWriter) WriteHeader(int)             {}
 func (w *countWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+
+func TestBGPMetrics(t *testing.T) {
+	eng, rules := newTable(t, 1, 1)
+	src := Sources{Engine: eng, Rules: func() *control.Rules { return rules }, BGP: func() api.BGP {
+		return api.BGP{Running: true, ASN: 65001,
+			Peers: []api.BGPPeer{{Address: "198.18.0.1", ASN: 65000, State: "established", ReceivedUpdates: 3, SentUpdates: 5}},
+			VIPs: []api.BGPVIP{{Prefix: netip.MustParsePrefix("198.18.0.100/32"), Announced: true, Reason: "up"},
+				{Prefix: netip.MustParsePrefix("198.18.0.101/32"), Reason: "down"}}}
+	}}
+	mfs := gather(t, src)
+	for _, c := range []struct {
+		name, labels string
+		want         float64
+	}{
+		{"gvs_bgp_session_established", "peer=198.18.0.1,peer_asn=65000", 1},
+		{"gvs_bgp_updates_total", "peer=198.18.0.1,direction=out", 5},
+		{"gvs_bgp_vip_announced", "prefix=198.18.0.100/32,reason=up", 1},
+		{"gvs_bgp_vip_announced", "prefix=198.18.0.101/32,reason=down", 0},
+	} {
+		if v, ok := value(mfs, c.name, c.labels); !ok || v != c.want {
+			t.Errorf("%s{%s} = %v (found %v), want %v", c.name, c.labels, v, ok, c.want)
+		}
+	}
+}

@@ -326,7 +326,7 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 	srv.SetVRRP(ha.vm.Status)
 	srv.SetBGP(ha.bgp.Status, ha.bgp.Maintenance)
 	if o.metricsAddr != "" {
-		ms, err := startMetrics(log, o.metricsAddr, core, checks, ha.vm, sr, info)
+		ms, err := startMetrics(log, o.metricsAddr, core, checks, ha.vm, sr, ha.bgp.Status, info)
 		if err != nil {
 			return err
 		}

@@ -12,8 +12,8 @@ import (
 
 // startMetrics serves --metrics-addr: Prometheus metrics and the status
 // page, read from the engine, the checks, VRRP and the sync daemons.
-func startMetrics(log *slog.Logger, addr string, core *control.Core, checks *health.Manager, vm *vrrp.Manager, sr *syncRunner, info api.Info) (*metrics.Server, error) {
-	src := metrics.Sources{Engine: core.Engine(), Rules: core.Rules, Daemons: core.Daemons, Health: checks, VRRP: vm.Status, Info: info}
+func startMetrics(log *slog.Logger, addr string, core *control.Core, checks *health.Manager, vm *vrrp.Manager, sr *syncRunner, bgpStatus func() api.BGP, info api.Info) (*metrics.Server, error) {
+	src := metrics.Sources{Engine: core.Engine(), Rules: core.Rules, Daemons: core.Daemons, Health: checks, VRRP: vm.Status, BGP: bgpStatus, Info: info}
 	if sr != nil {
 		src.Sync = sr
 	}
