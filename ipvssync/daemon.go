@@ -90,6 +90,25 @@ type Stats struct {
 	Decode Counts
 }
 
+// Add returns the sum of s's counters and o's (State is s's): the
+// counts of daemons that came and went, kept monotonic.
+func (s Stats) Add(o Stats) Stats {
+	s.Sent += o.Sent
+	s.SentConns += o.SentConns
+	s.SendErrors += o.SendErrors
+	s.Received += o.Received
+	s.Installed += o.Installed
+	s.NotInstalled += o.NotInstalled
+	s.OtherSyncID += o.OtherSyncID
+	s.ReceiveErrors += o.ReceiveErrors
+	s.Decode.Messages += o.Decode.Messages
+	s.Decode.Conns += o.Decode.Conns
+	for i := range s.Decode.Dropped {
+		s.Decode.Dropped[i] += o.Decode.Dropped[i]
+	}
+	return s
+}
+
 // Daemon is a running master or backup sync daemon.
 type Daemon struct {
 	cfg    DaemonConfig

@@ -368,7 +368,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if src.Sync != nil {
 		var st ipvssync.Stats
 		for _, s := range src.Sync.SyncStats() {
-			st = addSync(st, s)
+			st = st.Add(s)
 		}
 		for _, m := range []struct {
 			d           *prometheus.Desc
@@ -403,19 +403,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.transitions, prometheus.CounterValue, float64(t.Down), proto, vip, vport, rip, rport, "down")
 		}
 	}
-}
-
-// AddSync adds two sync daemons' counters.
-func addSync(a, b ipvssync.Stats) ipvssync.Stats {
-	a.Sent += b.Sent
-	a.SentConns += b.SentConns
-	a.SendErrors += b.SendErrors
-	a.Received += b.Received
-	a.Installed += b.Installed
-	a.NotInstalled += b.NotInstalled
-	a.OtherSyncID += b.OtherSyncID
-	a.ReceiveErrors += b.ReceiveErrors
-	return a
 }
 
 // sample is one series of a batch: a prometheus.Metric whose label pairs

@@ -83,7 +83,7 @@ func (r *syncRunner) keep(state string, st ipvssync.Stats) {
 	if r.gone == nil {
 		r.gone = map[string]ipvssync.Stats{}
 	}
-	r.gone[state] = addSyncStats(r.gone[state], st)
+	r.gone[state] = r.gone[state].Add(st)
 }
 
 // SyncStats implements metrics.SyncStats: for each state that has run,
@@ -95,7 +95,7 @@ func (r *syncRunner) SyncStats() []ipvssync.Stats {
 	for _, state := range []string{"master", "backup"} {
 		st, ok := r.gone[state]
 		if dm := r.run[state]; dm != nil {
-			st, ok = addSyncStats(st, dm.Stats()), true
+			st, ok = st.Add(dm.Stats()), true
 		}
 		if ok {
 			st.State = state
@@ -103,21 +103,4 @@ func (r *syncRunner) SyncStats() []ipvssync.Stats {
 		}
 	}
 	return out
-}
-
-func addSyncStats(a, b ipvssync.Stats) ipvssync.Stats {
-	a.Sent += b.Sent
-	a.SentConns += b.SentConns
-	a.SendErrors += b.SendErrors
-	a.Received += b.Received
-	a.Installed += b.Installed
-	a.NotInstalled += b.NotInstalled
-	a.OtherSyncID += b.OtherSyncID
-	a.ReceiveErrors += b.ReceiveErrors
-	a.Decode.Messages += b.Decode.Messages
-	a.Decode.Conns += b.Decode.Conns
-	for i := range a.Decode.Dropped {
-		a.Decode.Dropped[i] += b.Decode.Dropped[i]
-	}
-	return a
 }
