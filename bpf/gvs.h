@@ -252,9 +252,11 @@ struct gvs_config {
 	__u32 conn_reuse_mode;  /* kernel default 1 */
 	__u8  sloppy_tcp;       /* a connection may start on any TCP packet */
 	__u8  sloppy_udp;
-	__u8  schedule_icmp;    /* an ICMP error with no connection is scheduled */
+	__u8  schedule_icmp;    /* an ICMP error with no connection is scheduled
+				 * (not acted on by the data path) */
 	__u8  nat_icmp_send;    /* NAT: ICMP error for a reply with no connection */
-	__u8  snat_reroute;     /* kernel default 1 */
+	__u8  snat_reroute;     /* kernel default 1; replies are always routed
+				 * from their translated source (as with 1) */
 	/* Connection sync (ipvssync): while sync_master is set, the data
 	 * path reports connections to sync in sync_events, as the kernel's
 	 * ip_vs_sync_conn with sync_threshold and sync_period. */
@@ -354,6 +356,12 @@ enum gvs_event {
 	GVS_EV_SYNC_LOST,      /* a connection to sync that sync_events had
 				* no room for (the periodic refresh sends
 				* it later) */
+	GVS_EV_NAT_ICMP_SEND,  /* nat_icmp_send: a packet from a NAT server
+				* (nat_servers) with no connection, not a
+				* TCP RST, that the director would forward:
+				* dropped, answered with port unreachable
+				* (not when rate limited, nor for a later
+				* fragment) */
 	GVS_EV_MAX,
 };
 

@@ -286,6 +286,7 @@ const (
 	gvsMapLblcr               = "lblcr"
 	gvsMapLportScratch        = "lport_scratch"
 	gvsMapMhTables            = "mh_tables"
+	gvsMapNatServers          = "nat_servers"
 	gvsMapNatSrcs             = "nat_srcs"
 	gvsMapNeighMiss           = "neigh_miss"
 	gvsMapPressure            = "pressure"
@@ -369,6 +370,7 @@ type gvsMapSpecs struct {
 	Lblcr        *ebpf.MapSpec `ebpf:"lblcr"`
 	LportScratch *ebpf.MapSpec `ebpf:"lport_scratch"`
 	MhTables     *ebpf.MapSpec `ebpf:"mh_tables"`
+	NatServers   *ebpf.MapSpec `ebpf:"nat_servers"`
 	NatSrcs      *ebpf.MapSpec `ebpf:"nat_srcs"`
 	NeighMiss    *ebpf.MapSpec `ebpf:"neigh_miss"`
 	Pressure     *ebpf.MapSpec `ebpf:"pressure"`
@@ -424,6 +426,7 @@ type gvsMaps struct {
 	Lblcr        *ebpf.Map `ebpf:"lblcr"`
 	LportScratch *ebpf.Map `ebpf:"lport_scratch"`
 	MhTables     *ebpf.Map `ebpf:"mh_tables"`
+	NatServers   *ebpf.Map `ebpf:"nat_servers"`
 	NatSrcs      *ebpf.Map `ebpf:"nat_srcs"`
 	NeighMiss    *ebpf.Map `ebpf:"neigh_miss"`
 	Pressure     *ebpf.Map `ebpf:"pressure"`
@@ -455,6 +458,7 @@ func (m *gvsMaps) Close() error {
 		m.Lblcr,
 		m.LportScratch,
 		m.MhTables,
+		m.NatServers,
 		m.NatSrcs,
 		m.NeighMiss,
 		m.Pressure,

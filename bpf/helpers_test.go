@@ -68,6 +68,7 @@ const (
 	evFragUnknown
 	evDenied
 	evSyncLost
+	evNATICMPSend
 	evMax
 )
 

@@ -234,6 +234,18 @@ static __always_inline int nat_src_maybe(__u32 addr)
 	return f && (f->bits[(bit >> 6) & (GVS_NATSRC_BITS / 64 - 1)] >> (bit & 63)) & 1;
 }
 
+/* nat_servers: the NAT (masq) servers as ip_vs_has_real_service knows
+ * them, for nat_icmp_send: key {server address, server port, the
+ * protocol of a service listing it (masq), af}, value the number of such
+ * services (gvsd's; BPF only asks whether the key is there). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, GVS_MAX_DESTS);
+	__type(key, struct gvs_svc_key);
+	__type(value, __u32);
+} nat_servers SEC(".maps");
+
 /* The MAC of each interface the data path sends from (DR). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -307,6 +307,45 @@ static __always_inline int out_conn(struct xdp_md *ctx, const struct gvs_pkt *p,
 	return nat_xmit(ctx, p, &x, now, c);
 }
 
+/* nat_icmp_send (ip_vs_out): a TCP or UDP packet from a NAT server's
+ * address and port (nat_servers, for its protocol) that matched no
+ * connection is dropped, and unless it is a TCP RST the server is told
+ * with an ICMP port unreachable, from the director's address toward it
+ * (the FIB's source, as icmp_send picks for a forwarded packet). Only a
+ * packet the director would forward: the kernel also answers those sent
+ * to the director itself, which would break its own connections to the
+ * servers (a health check's SYN-ACK answered so aborts the server's
+ * handshake); FULLNAT replies, sent to the director's addresses, go to
+ * its stack, which answers as for any closed port. Returns the verdict,
+ * or -1 when the sysctl does not apply. */
+__gvs_subprog int nat_icmp(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 now)
+{
+	struct gvs_svc_key k = {};
+	struct bpf_fib_lookup fib = {};
+
+	if (p->proto == IPPROTO_TCP && (p->tcpflags & TCPF_RST))
+		return -1;
+	k.addr[0] = p->saddr;
+	k.port = p->sport;
+	k.proto = p->proto;
+	k.af = 4;
+	if (!bpf_map_lookup_elem(&nat_servers, &k))
+		return -1;
+	fib.family = AF_INET;
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.ipv4_src = p->saddr;
+	fib.ipv4_dst = p->daddr;
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS)
+		return -1; /* for the director (or not routable): the stack's */
+	ev_inc(GVS_EV_NAT_ICMP_SEND);
+	if (p->frag == GVS_FRAG_LATER)
+		return XDP_DROP; /* its datagram was answered with its first */
+	__u32 src = route_src(ctx, p->saddr);
+	if (src && icmp_reply(ctx, p, ICMP_ARG(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0), src, now) == 0)
+		return XDP_TX;
+	return XDP_DROP;
+}
+
 /* An ICMP error about a connection (ip_vs_out_icmp, ip_vs_in_icmp): from
  * the server side about a packet we sent it, it goes to the client as if
  * from the virtual service; from the client side about a reply (sent to
@@ -811,6 +850,11 @@ int xdp_gvs(struct xdp_md *ctx)
 				/* A copy: the entry may be reused under us. */
 				w->tk = *fk;
 				return out_conn(ctx, p, &w->tk, now, to, cfg);
+			}
+			if (cfg->nat_icmp_send) {
+				int v = nat_icmp(ctx, p, now);
+				if (v >= 0)
+					return v;
 			}
 		}
 		if (p->frag == GVS_FRAG_LATER) {

@@ -94,6 +94,8 @@ type Engine struct {
 	ticks   int
 	// natSrcs is the reply filter last written (nil: not yet).
 	natSrcs *bpf.NATSrc
+	// natServers is nat_servers' bookkeeping (natservers.go).
+	natServers natServers
 	// orphans are the reply entries without a connection at the last
 	// sweepReplies, by reply key.
 	orphans map[bpf.ConnKey]bpf.ConnKey

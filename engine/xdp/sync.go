@@ -128,6 +128,7 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := v.Service(k)
+	defer e.syncNATServers(k, s) // nat_servers, once the service is written: natservers.go
 	live := map[uint32]bool{}
 	if s == nil {
 		if err := e.objs.Services.Delete(svcKey(k)); err != nil && !isNotExist(err) {
