@@ -365,6 +365,9 @@ enum gvs_event {
 	GVS_EV_MAX,
 };
 
+/* The events map's size (maps.h): room for more events than there are. */
+#define GVS_EV_SLOTS 64
+
 /* sync_events: a connection to send to sync backups, as it was when a
  * packet made it due (ip_vs_sync_conn_needed). */
 struct gvs_sync_rec {

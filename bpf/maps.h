@@ -210,9 +210,13 @@ struct {
 	__type(value, struct gvs_config);
 } config SEC(".maps");
 
+/* Sized with room to spare (GVS_EV_SLOTS), not to GVS_EV_MAX: a new
+ * event then leaves the pinned map compatible, and an upgrade keeps
+ * its connections (a map of another size needs gvsd --cleanup). */
+_Static_assert(GVS_EV_MAX <= GVS_EV_SLOTS, "more events than GVS_EV_SLOTS");
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, GVS_EV_MAX);
+	__uint(max_entries, GVS_EV_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
 } events SEC(".maps");
