@@ -96,8 +96,11 @@ networks:
 	}
 	addr, maddr := free(), free()
 	e.url, e.metrics = "http://"+addr, "http://"+maddr+"/metrics"
+	// Pins under a root of the test's own, removed at the end.
+	pinRoot := "/sys/fs/bpf/" + e.prefix
+	t.Cleanup(func() { os.RemoveAll(pinRoot) })
 	e.cmd = exec.Command(filepath.Join(bin, "gvs-lbaas"), "--listen", addr, "--config", cfg, "--state-dir", filepath.Join(dir, "state"),
-		"--metrics-addr", maddr)
+		"--bpf-pin-dir", pinRoot, "--metrics-addr", maddr)
 	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -111,7 +114,7 @@ networks:
 		// gvs-lbaas leaves its directors running when it stops: remove
 		// what a failed test left (namespaces, ports, pins, processes).
 		a, err := lbagent.New(lbagent.Options{Gvsd: filepath.Join(bin, "gvsd"), Engine: "xdp",
-			StateDir: filepath.Join(dir, "state", "directors")})
+			StateDir: filepath.Join(dir, "state", "directors"), PinDir: pinRoot})
 		if err != nil {
 			t.Errorf("cleaning up the directors: %v", err)
 			return

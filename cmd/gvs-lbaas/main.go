@@ -32,6 +32,7 @@ func main() {
 	configFile := fs.String("config", "/etc/gvs/lbaas.yaml", "the networks VIPs come from, and the directors' engine (docs/lbaas.md)")
 	stateDir := fs.String("state-dir", "/var/lib/gvs-lbaas", "the load balancers (lbaas.db) and each director's files")
 	gvsd := fs.String("gvsd", "", "the gvsd binary (default: gvsd beside gvs-lbaas, else from $PATH)")
+	pinDir := fs.String("bpf-pin-dir", "/sys/fs/bpf/gvs-lbaas", "where each director's xdp engine pins its maps: DIR/<load balancer id>")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics of the load balancers at http://ADDR/metrics (off by default)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Parse(os.Args[1:])
@@ -42,7 +43,7 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	if err := run(log, *listen, *configFile, *stateDir, *gvsd, *metricsAddr, sig); err != nil {
+	if err := run(log, *listen, *configFile, *stateDir, *gvsd, *pinDir, *metricsAddr, sig); err != nil {
 		log.Error("gvs-lbaas", "err", err)
 		os.Exit(1)
 	}
@@ -63,7 +64,7 @@ func gvsdPath(given string) string {
 	return "gvsd"
 }
 
-func run(log *slog.Logger, listen, configFile, stateDir, gvsd, metricsAddr string, sig <-chan os.Signal) error {
+func run(log *slog.Logger, listen, configFile, stateDir, gvsd, pinDir, metricsAddr string, sig <-chan os.Signal) error {
 	cfg, err := lbaas.LoadConfig(configFile)
 	if err != nil {
 		return err
@@ -85,7 +86,7 @@ func run(log *slog.Logger, listen, configFile, stateDir, gvsd, metricsAddr strin
 	if cfg.Forwarding == "fullnat" {
 		fwd = lbagent.ForwardFullNAT
 	}
-	agent, err := lbagent.New(lbagent.Options{Gvsd: gvsdPath(gvsd), Engine: engine, Forwarding: fwd,
+	agent, err := lbagent.New(lbagent.Options{Gvsd: gvsdPath(gvsd), Engine: engine, Forwarding: fwd, PinDir: pinDir,
 		StateDir: filepath.Join(stateDir, "directors"), Logger: log})
 	if err != nil {
 		return err
