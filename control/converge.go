@@ -86,21 +86,7 @@ func Plan(cur, want *Rules) []api.Op {
 		if op, ok := planAllow(key, w.Service, h.Allow, w.Allow); ok {
 			ops = append(ops, op)
 		}
-		for _, d := range h.Dests {
-			if !slices.ContainsFunc(w.Dests, func(x model.Dest) bool { return x.AddrPort() == d.AddrPort() }) {
-				ops = append(ops, api.Op{Op: api.DelDest, Service: key, Dest: d})
-			}
-		}
-		// Oldest first, so the new ones end up in the wanted order.
-		for _, d := range slices.Backward(w.Dests) {
-			i := slices.IndexFunc(h.Dests, func(x model.Dest) bool { return x.AddrPort() == d.AddrPort() })
-			switch {
-			case i < 0:
-				ops = append(ops, api.Op{Op: api.AddDest, Service: key, Dest: d})
-			case h.Dests[i] != d:
-				ops = append(ops, api.Op{Op: api.EditDest, Service: key, Dest: d})
-			}
-		}
+		ops = append(ops, planDests(key, h.Dests, w.Dests)...)
 		ops = append(ops, planLocalAddrs(key, h.LocalAddrs, w.LocalAddrs)...)
 	}
 	return ops

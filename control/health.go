@@ -261,9 +261,11 @@ func (c *Core) ConfiguredDests(k model.ServiceKey) ([]model.Dest, bool) {
 	return nil, false
 }
 
-// planDests returns the operations that turn the engine's destinations
-// of one service from cur into want: removals first, then additions
-// (oldest first, so they keep their relative order) and edits.
+// planDests returns the operations that turn one service's destinations
+// from cur into want (kernel order): removals first, then additions
+// (oldest first, so the new ones end up in the wanted order) and edits.
+// Plan uses it for the configured rules, SetHealth and reconcile for
+// what the engine serves.
 func planDests(key model.Service, cur, want []model.Dest) []api.Op {
 	var ops []api.Op
 	for _, d := range cur {

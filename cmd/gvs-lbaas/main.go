@@ -21,7 +21,6 @@ import (
 
 	"gvs/lbaas"
 	"gvs/lbagent"
-	"gvs/metrics"
 )
 
 var version = "dev"
@@ -103,7 +102,7 @@ func run(log *slog.Logger, listen, configFile, stateDir, gvsd, pinDir, metricsAd
 	defer api.Close()
 	reapStrays(log, agent, filepath.Join(stateDir, "directors"), store)
 	if metricsAddr != "" {
-		mln, err := metrics.ListenLBaaS(metricsAddr, api.Metrics, version, log)
+		mln, err := lbaas.ListenMetrics(metricsAddr, api.Metrics, version, log)
 		if err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}

@@ -1,4 +1,4 @@
-package metrics
+package lbaas
 
 import (
 	"errors"
@@ -11,24 +11,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"gvs/lbaas"
 )
 
-// LBaaSCollector exports gvs-lbaas's load balancers: their statuses, the
+// MetricsCollector exports gvs-lbaas's load balancers: their statuses, the
 // listeners' counters as last observed from their directors, and the
 // members' operating status. Labels: loadbalancer (the id), listener,
 // protocol, port; pool, member, address, port for members.
-type LBaaSCollector struct {
-	src func() []lbaas.LBMetrics
+type MetricsCollector struct {
+	src func() []LBMetrics
 
 	info, bytesIn, bytesOut, conns, active, member *prometheus.Desc
 }
 
-// NewLBaaSCollector reads src (lbaas.Server.Metrics) at each scrape.
-func NewLBaaSCollector(src func() []lbaas.LBMetrics) *LBaaSCollector {
+// NewMetricsCollector reads src (Server.Metrics) at each scrape.
+func NewMetricsCollector(src func() []LBMetrics) *MetricsCollector {
 	ll := []string{"loadbalancer", "listener", "protocol", "port"}
-	return &LBaaSCollector{src: src,
+	return &MetricsCollector{src: src,
 		info: prometheus.NewDesc("gvs_lbaas_loadbalancer_info", "A load balancer, with its statuses as the API shows them (value 1).",
 			[]string{"loadbalancer", "name", "vip", "provisioning_status", "operating_status"}, nil),
 		bytesIn:  prometheus.NewDesc("gvs_lbaas_listener_bytes_in_total", "Bytes from clients of a listener (its director's service InBytes).", ll, nil),
@@ -41,14 +39,14 @@ func NewLBaaSCollector(src func() []lbaas.LBMetrics) *LBaaSCollector {
 }
 
 // Describe implements prometheus.Collector.
-func (c *LBaaSCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *MetricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.bytesIn, c.bytesOut, c.conns, c.active, c.member} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
-func (c *LBaaSCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *MetricsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, lb := range c.src() {
 		ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, lb.ID, lb.Name, lb.VIP, lb.ProvisioningStatus, lb.OperatingStatus)
 		for _, l := range lb.Listeners {
@@ -60,17 +58,21 @@ func (c *LBaaSCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, m := range lb.Members {
 			on := m.OperatingStatus == "ONLINE" || m.OperatingStatus == "NO_MONITOR"
-			ch <- prometheus.MustNewConstMetric(c.member, prometheus.GaugeValue, b2f(on),
+			online := 0.0
+			if on {
+				online = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.member, prometheus.GaugeValue, online,
 				lb.ID, m.PoolID, m.ID, m.Address, strconv.Itoa(m.Port), m.OperatingStatus)
 		}
 	}
 }
 
-// ListenLBaaS serves gvs-lbaas's /metrics on addr: its load balancers
+// ListenMetrics serves gvs-lbaas's /metrics on addr: its load balancers
 // (src), the build info and the process's own.
-func ListenLBaaS(addr string, src func() []lbaas.LBMetrics, version string, log *slog.Logger) (net.Listener, error) {
+func ListenMetrics(addr string, src func() []LBMetrics, version string, log *slog.Logger) (net.Listener, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewLBaaSCollector(src), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	reg.MustRegister(NewMetricsCollector(src), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gvs_build_info", Help: "gvs-lbaas's version (value 1).",
 			ConstLabels: prometheus.Labels{"version": version, "program": "gvs-lbaas"}}, func() float64 { return 1 }))
 	ln, err := net.Listen("tcp", addr)
