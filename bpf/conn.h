@@ -242,6 +242,24 @@ static __always_inline void tmpl_key(struct gvs_conn_key *tk, const struct gvs_c
 	tk->af = 4;
 }
 
+/* IPv6 template key: the client's address masked to the service's
+ * prefix length (gvs_svc.netmask, 1..128). */
+static __always_inline void tmpl_key6(struct gvs_conn_key *tk, const struct gvs_conn_key *k,
+				      __u32 plen, int exact)
+{
+	__builtin_memset(tk, 0, sizeof(*tk));
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		__s32 b = (__s32)plen - 32 * i;
+		__u32 m = b <= 0 ? 0 : b >= 32 ? 0xffffffffu : ~(0xffffffffu >> b);
+		tk->caddr[i] = k->caddr[i] & bpf_htonl(m);
+		tk->vaddr[i] = k->vaddr[i];
+	}
+	tk->vport = exact ? k->vport : 0;
+	tk->proto = k->proto;
+	tk->af = 6;
+}
+
 /* The service a connection was made for: the one of its virtual address
  * and port, else the port-zero one, whichever has id svc. exact says
  * which. */
@@ -251,9 +269,14 @@ static __always_inline struct gvs_svc *svc_by_id(const struct gvs_conn_key *k, _
 	struct gvs_svc *s;
 
 	sk.addr[0] = k->vaddr[0];
+	if (k->af == 6) {
+		sk.addr[1] = k->vaddr[1];
+		sk.addr[2] = k->vaddr[2];
+		sk.addr[3] = k->vaddr[3];
+	}
 	sk.port = k->vport;
 	sk.proto = k->proto;
-	sk.af = 4;
+	sk.af = k->af;
 	s = bpf_map_lookup_elem(&services, &sk);
 	if (s && s->id == id) {
 		*exact = 1;
@@ -293,16 +316,36 @@ static __always_inline void reply_key(struct gvs_conn_key *rk, __u32 raddr, __u3
 	rk->af = 4;
 }
 
+/* reply_key of an IPv6 connection. */
+static __always_inline void reply_key6(struct gvs_conn_key *rk, const __u32 *raddr, const __u32 *laddr,
+				       __u16 rport, __u16 lport, __u8 proto)
+{
+	__builtin_memset(rk, 0, sizeof(*rk));
+	__builtin_memcpy(rk->caddr, raddr, 16);
+	__builtin_memcpy(rk->vaddr, laddr, 16);
+	rk->cport = rport;
+	rk->vport = lport;
+	rk->proto = proto;
+	rk->af = 6;
+}
+
 /* Drop a connection's reply entry if it is still the connection's (a
- * later NAT connection may have taken the same reply tuple). */
-__gvs_subprog void reply_remove(const struct gvs_conn_key *key, __u32 raddr, __u32 laddr,
+ * later NAT connection may have taken the same reply tuple). raddr and
+ * laddr are 4 words (an IPv4 address in the first). */
+__gvs_subprog void reply_remove(const struct gvs_conn_key *key, const __u32 *raddr, const __u32 *laddr,
 				__u16 rport, __u16 lport)
 {
 	struct gvs_conn_key rk;
 
-	reply_key(&rk, raddr, laddr, rport, lport, key->proto);
+	if (key->af == 6)
+		reply_key6(&rk, raddr, laddr, rport, lport, key->proto);
+	else
+		reply_key(&rk, raddr[0], laddr[0], rport, lport, key->proto);
 	struct gvs_conn_key *v = bpf_map_lookup_elem(&rconns, &rk);
 	if (v && v->caddr[0] == key->caddr[0] && v->vaddr[0] == key->vaddr[0] &&
+	    v->caddr[1] == key->caddr[1] && v->vaddr[1] == key->vaddr[1] &&
+	    v->caddr[2] == key->caddr[2] && v->vaddr[2] == key->vaddr[2] &&
+	    v->caddr[3] == key->caddr[3] && v->vaddr[3] == key->vaddr[3] &&
 	    v->cport == key->cport && v->vport == key->vport)
 		bpf_map_delete_elem(&rconns, &rk);
 }
@@ -319,7 +362,10 @@ __gvs_subprog void tmpl_release(const struct gvs_conn_key *key, __u32 svc, int d
 	if (!s)
 		return;
 	struct gvs_conn_key tk;
-	tmpl_key(&tk, key, s->netmask, exact);
+	if (key->af == 6)
+		tmpl_key6(&tk, key, s->netmask, exact);
+	else
+		tmpl_key(&tk, key, s->netmask, exact);
 	struct gvs_template *t = bpf_map_lookup_elem(&templates, &tk);
 	if (t && __sync_fetch_and_add(&t->n_control, -1) == 1 && drop_idle)
 		tmpl_remove(&tk, t);
@@ -339,7 +385,9 @@ static __always_inline void conn_remove(struct gvs_conn_key *key, struct gvs_con
  * their table). */
 static __always_inline void conn_remove_ex(struct gvs_conn_key *key, struct gvs_conn *c, int drop_idle_tmpl)
 {
-	__u32 dest = RD(c->dest), svc = RD(c->svc), laddr = c->laddr[0];
+	__u32 dest = RD(c->dest), svc = RD(c->svc);
+	/* Copied before the delete: the entry's memory may be reused. */
+	__u32 laddr[4] = { c->laddr[0], c->laddr[1], c->laddr[2], c->laddr[3] };
 	__u16 lport = c->lport, rport = c->rport;
 	__u8 flags = RD(c->flags);
 
@@ -349,7 +397,7 @@ static __always_inline void conn_remove_ex(struct gvs_conn_key *key, struct gvs_
 	if (d)
 		dest_unbind(d, (flags & GVS_CONN_F_INACTIVE) ? BIND_INACTIVE : BIND_ACTIVE);
 	if (d && (flags & GVS_CONN_F_NAT))
-		reply_remove(key, d->addr[0], laddr, rport, lport);
+		reply_remove(key, d->addr, laddr, rport, lport);
 	if (flags & GVS_CONN_F_CONTROLLED)
 		tmpl_release(key, svc, drop_idle_tmpl);
 }

@@ -25,6 +25,11 @@ func forService(b []byte) bool {
 		}
 		l3, et = 18, binary.BigEndian.Uint16(b[16:])
 	}
+	if et == 0x86dd {
+		// IPv6 to vip6: the program walks the rest.
+		v6 := vip6.As16()
+		return len(b) >= l3+40 && bytes.Equal(b[l3+24:l3+40], v6[:])
+	}
 	if et != 0x0800 || len(b) < l3+20 {
 		return false
 	}
@@ -64,6 +69,27 @@ func FuzzXDP(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.build())
 	}
+	// IPv6: TCP vip6:80 DR, UDP vip6:53 NAT (persistent /64).
+	d6 := dest6(netip.AddrPortFrom(rs6, 80), fwdRoute)
+	d6.Ifindex = 1
+	putDest(f, o, 4, d6)
+	putDest(f, o, 5, dest6(rs6NAT, fwdMasq))
+	putService6(f, o, svcSpec{id: 4, proto: unix.IPPROTO_TCP, addr: vip6, port: 80, sched: schedRR, dests: []uint32{4}})
+	putService6(f, o, svcSpec{id: 5, proto: unix.IPPROTO_UDP, addr: vip6, port: 53, sched: schedRR, flags: 1, timeout: 60,
+		netmask: 64, dests: []uint32{5}})
+	vp6 := netip.AddrPortFrom(vip6, 80)
+	for _, p := range []pkt6{
+		{srcMAC: clientMAC, dstMAC: vipMAC, src: client6, dst: vp6, flags: tcpSYN},
+		{srcMAC: clientMAC, dstMAC: vipMAC, vlan: 3, src: client6, dst: vp6, flags: tcpACK, payload: 30},
+		{srcMAC: clientMAC, dstMAC: vipMAC, src: client6, dst: netip.AddrPortFrom(vip6, 53), proto: unix.IPPROTO_UDP, payload: 9},
+		{srcMAC: clientMAC, dstMAC: vipMAC, src: client6, dst: vp6, flags: tcpSYN,
+			ext: []ext6{{0, []byte{1, 4, 0, 0, 0, 0}}, {43, make([]byte, 22)}, {44, make([]byte, 6)}, {60, []byte{1, 4, 0, 0, 0, 0}}}},
+		{srcMAC: clientMAC, dstMAC: vipMAC, src: client6, dst: vp6, flags: tcpSYN, ext: []ext6{{44, []byte{0, 9, 0, 0, 0, 1}}}},
+	} {
+		f.Add(p.build())
+	}
+	f.Add(icmp6Frame(clientMAC, vipMAC, client6.Addr(), vip6, 1, 4, 0,
+		(pkt6{src: vp6, dst: client6, flags: tcpACK}).build()[14:][:48], 64))
 	f.Add(append(append(append([]byte{}, vipMAC[:]...), clientMAC[:]...), 0x86, 0xdd, 0x60, 0, 0, 0))
 	f.Add(make([]byte, 14))
 

@@ -37,6 +37,7 @@
 #define GVS_LBLCR_SET       8        /* members of an lblcr set */
 #define GVS_MAX_IFINDEX     65536    /* ifmacs entries (interface index) */
 #define GVS_SVC_LADDRS      16       /* FULLNAT local addresses per service */
+#define GVS_SVC_LADDRS6     4        /* the same words as IPv6 addresses */
 
 /* An empty dh/sh/mh table bucket (the model's nil server). */
 #define GVS_DEST_NONE       0xffffffffu
@@ -128,7 +129,9 @@ struct gvs_svc {
 	__u32 table_slot; /* row of the dh/sh or mh table maps */
 	__u32 ndests;
 	__u32 nladdrs;    /* FULLNAT pool size; 0: the route's source */
-	__u32 laddrs[GVS_SVC_LADDRS]; /* FULLNAT pool, IPv4, network order */
+	/* FULLNAT pool, network order: IPv4, one word each (up to 16); an
+	 * IPv6 service's, four words each (up to GVS_SVC_LADDRS6). */
+	__u32 laddrs[GVS_SVC_LADDRS];
 	__u32 dests[GVS_SVC_DESTS]; /* destination ids */
 };
 
@@ -320,6 +323,13 @@ static __always_inline __u32 gvs_natsrc_bit(__u32 addr)
 	return (addr * 2654435761u) >> 16;
 }
 
+/* v6_config: the IPv6 data path's settings (its own map, so gvs_config's
+ * pinned layout stays as it was). */
+struct gvs_config6 {
+	__u32 tun_src[4];  /* TUN: outer IPv6 source (0: no IPv6 tunnels) */
+	__u32 spare[12];   /* room for settings to come, zero */
+};
+
 /* Events counted per CPU (index = enum gvs_event). */
 enum gvs_event {
 	GVS_EV_PASS = 0,       /* not for a service */
@@ -362,6 +372,13 @@ enum gvs_event {
 				* dropped, answered with port unreachable
 				* (not when rate limited, nor for a later
 				* fragment) */
+	GVS_EV_V6_EXT,         /* an IPv6 packet whose extension headers go
+				* beyond the walk's bound (GVS_V6_EXT_MAX
+				* headers, GVS_V6_EXT_BYTES bytes) or are of
+				* a kind it does not walk (AH, ESP, mobility,
+				* HIP, shim6, experimental): passed */
+	GVS_EV_V6_FRAG,        /* an IPv6 fragment (not an atomic one):
+				* passed to the stack */
 	GVS_EV_MAX,
 };
 

@@ -43,6 +43,12 @@ type gvsGvsConfig struct {
 	RingCpus                uint32
 }
 
+type gvsGvsConfig6 struct {
+	_      structs.HostLayout
+	TunSrc [4]uint32
+	Spare  [12]uint32
+}
+
 type gvsGvsConn struct {
 	_          structs.HostLayout
 	Expires    uint64
@@ -257,6 +263,52 @@ type gvsGvsWork struct {
 	Ss  gvsGvsSchedState
 }
 
+type gvsGvsWork6 struct {
+	_  structs.HostLayout
+	W  gvsGvsWork
+	P6 struct {
+		_        structs.HostLayout
+		Saddr    [4]uint32
+		Daddr    [4]uint32
+		InSaddr  [4]uint32
+		InDaddr  [4]uint32
+		Sport    uint16
+		Dport    uint16
+		InSport  uint16
+		InDport  uint16
+		TotLen   uint16
+		L3off    uint16
+		L4off    uint16
+		Proto    uint8
+		Tcpflags uint8
+		Tclass   uint8
+		Hlim     uint8
+		IcmpType uint8
+		InProto  uint8
+	}
+	X struct {
+		_          structs.HostLayout
+		Saddr      [4]uint32
+		Daddr      [4]uint32
+		InSaddr    [4]uint32
+		InDaddr    [4]uint32
+		IcmpSrc    [4]uint32
+		Sport      uint16
+		Dport      uint16
+		InSport    uint16
+		InDport    uint16
+		Output     uint8
+		Pad        [3]uint8
+		HopIfindex uint32
+		HopMac     [6]uint8
+		Pad2       uint16
+		HopGen     uint32
+	}
+	Fk gvsGvsConnKey
+	Sk gvsGvsSvcKey
+	_  [4]byte
+}
+
 type gvsLportSearch struct {
 	_     structs.HostLayout
 	Rk    gvsGvsConnKey
@@ -290,6 +342,7 @@ const (
 	gvsMapNatSrcs             = "nat_srcs"
 	gvsMapNeighMiss           = "neigh_miss"
 	gvsMapPressure            = "pressure"
+	gvsMapProgs               = "progs"
 	gvsMapRconns              = "rconns"
 	gvsMapRingHand            = "ring_hand"
 	gvsMapSchedState          = "sched_state"
@@ -298,10 +351,13 @@ const (
 	gvsMapSyncEvents          = "sync_events"
 	gvsMapTemplates           = "templates"
 	gvsMapTimeouts            = "timeouts"
+	gvsMapV6Config            = "v6_config"
 	gvsMapWork                = "work"
+	gvsMapWork6               = "work6"
 	gvsProgGvsReleaseTemplate = "gvs_release_template"
 	gvsProgGvsSyncInstall     = "gvs_sync_install"
 	gvsProgXdpGvs             = "xdp_gvs"
+	gvsProgXdpGvs6            = "xdp_gvs6"
 )
 
 // loadGvs returns the embedded CollectionSpec for gvs.
@@ -349,6 +405,7 @@ type gvsProgramSpecs struct {
 	GvsReleaseTemplate *ebpf.ProgramSpec `ebpf:"gvs_release_template"`
 	GvsSyncInstall     *ebpf.ProgramSpec `ebpf:"gvs_sync_install"`
 	XdpGvs             *ebpf.ProgramSpec `ebpf:"xdp_gvs"`
+	XdpGvs6            *ebpf.ProgramSpec `ebpf:"xdp_gvs6"`
 }
 
 // gvsMapSpecs contains maps before they are loaded into the kernel.
@@ -374,6 +431,7 @@ type gvsMapSpecs struct {
 	NatSrcs      *ebpf.MapSpec `ebpf:"nat_srcs"`
 	NeighMiss    *ebpf.MapSpec `ebpf:"neigh_miss"`
 	Pressure     *ebpf.MapSpec `ebpf:"pressure"`
+	Progs        *ebpf.MapSpec `ebpf:"progs"`
 	Rconns       *ebpf.MapSpec `ebpf:"rconns"`
 	RingHand     *ebpf.MapSpec `ebpf:"ring_hand"`
 	SchedState   *ebpf.MapSpec `ebpf:"sched_state"`
@@ -382,7 +440,9 @@ type gvsMapSpecs struct {
 	SyncEvents   *ebpf.MapSpec `ebpf:"sync_events"`
 	Templates    *ebpf.MapSpec `ebpf:"templates"`
 	Timeouts     *ebpf.MapSpec `ebpf:"timeouts"`
+	V6Config     *ebpf.MapSpec `ebpf:"v6_config"`
 	Work         *ebpf.MapSpec `ebpf:"work"`
+	Work6        *ebpf.MapSpec `ebpf:"work6"`
 }
 
 // gvsVariableSpecs contains global variables before they are loaded into the kernel.
@@ -430,6 +490,7 @@ type gvsMaps struct {
 	NatSrcs      *ebpf.Map `ebpf:"nat_srcs"`
 	NeighMiss    *ebpf.Map `ebpf:"neigh_miss"`
 	Pressure     *ebpf.Map `ebpf:"pressure"`
+	Progs        *ebpf.Map `ebpf:"progs"`
 	Rconns       *ebpf.Map `ebpf:"rconns"`
 	RingHand     *ebpf.Map `ebpf:"ring_hand"`
 	SchedState   *ebpf.Map `ebpf:"sched_state"`
@@ -438,7 +499,9 @@ type gvsMaps struct {
 	SyncEvents   *ebpf.Map `ebpf:"sync_events"`
 	Templates    *ebpf.Map `ebpf:"templates"`
 	Timeouts     *ebpf.Map `ebpf:"timeouts"`
+	V6Config     *ebpf.Map `ebpf:"v6_config"`
 	Work         *ebpf.Map `ebpf:"work"`
+	Work6        *ebpf.Map `ebpf:"work6"`
 }
 
 func (m *gvsMaps) Close() error {
@@ -462,6 +525,7 @@ func (m *gvsMaps) Close() error {
 		m.NatSrcs,
 		m.NeighMiss,
 		m.Pressure,
+		m.Progs,
 		m.Rconns,
 		m.RingHand,
 		m.SchedState,
@@ -470,7 +534,9 @@ func (m *gvsMaps) Close() error {
 		m.SyncEvents,
 		m.Templates,
 		m.Timeouts,
+		m.V6Config,
 		m.Work,
+		m.Work6,
 	)
 }
 
@@ -487,6 +553,7 @@ type gvsPrograms struct {
 	GvsReleaseTemplate *ebpf.Program `ebpf:"gvs_release_template"`
 	GvsSyncInstall     *ebpf.Program `ebpf:"gvs_sync_install"`
 	XdpGvs             *ebpf.Program `ebpf:"xdp_gvs"`
+	XdpGvs6            *ebpf.Program `ebpf:"xdp_gvs6"`
 }
 
 func (p *gvsPrograms) Close() error {
@@ -494,6 +561,7 @@ func (p *gvsPrograms) Close() error {
 		p.GvsReleaseTemplate,
 		p.GvsSyncInstall,
 		p.XdpGvs,
+		p.XdpGvs6,
 	)
 }
 

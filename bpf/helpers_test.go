@@ -69,6 +69,8 @@ const (
 	evDenied
 	evSyncLost
 	evNATICMPSend
+	evV6Ext
+	evV6Frag
 	evMax
 )
 

@@ -36,6 +36,7 @@ enum parse_result {
 	PARSE_MALFORMED, /* truncated or inconsistent: pass, counted */
 	PARSE_FRAG,      /* a TCP/UDP fragment after the first: its ports
 			  * are the first fragment's (frags map) */
+	PARSE_V6,        /* IPv6: the xdp_gvs6 program's (tail call) */
 };
 
 /* gvs_pkt.frag */
@@ -127,7 +128,7 @@ static __always_inline int parse_pkt(struct xdp_md *ctx, struct gvs_pkt *p)
 			return PARSE_NOT_OURS; /* stacked tags: not handled */
 	}
 	if (h_proto != bpf_htons(ETH_P_IP))
-		return PARSE_NOT_OURS; /* IPv6 comes with part 2 */
+		return h_proto == bpf_htons(ETH_P_IPV6) ? PARSE_V6 : PARSE_NOT_OURS;
 
 	struct iphdr *ip = data + off;
 

@@ -40,6 +40,7 @@
 #include "fwd.h"
 #include "nat.h"
 #include "sync.h"
+#include "progs.h"
 
 char _license[] SEC("license") = "Dual BSD/GPL";
 
@@ -77,12 +78,17 @@ enum {
 /* Whether the data path forwards to d: IPv4 servers (gvsd refuses
  * others; a stale or foreign entry must not send IPv4 packets to the
  * first word of an IPv6 address) by a method it implements. */
-static __always_inline int fwd_supported(const struct gvs_dest *d)
+static __always_inline int fwd_supported_af(const struct gvs_dest *d, __u8 af)
 {
-	if (d->af != 4)
+	if (d->af != af)
 		return 0;
 	return d->method == GVS_FWD_ROUTE || d->method == GVS_FWD_TUNNEL ||
 	       d->method == GVS_FWD_MASQ || d->method == GVS_FWD_FULLNAT;
+}
+
+static __always_inline int fwd_supported(const struct gvs_dest *d)
+{
+	return fwd_supported_af(d, 4);
 }
 
 static __always_inline int is_nat_method(__u8 m)
@@ -136,13 +142,13 @@ static __always_inline int fwd(struct xdp_md *ctx, const struct gvs_pkt *p,
  * a copy back) and is removed, unbound, by whoever meets it. */
 #define RESERVATION_NS (10 * NS_PER_SEC)
 
-static __always_inline int persist_check(__u32 id, __u32 *did)
+static __always_inline int persist_check(__u32 id, __u32 *did, __u8 af)
 {
 	struct gvs_dest *d = dest_get(id);
 
 	if (!d)
 		return SP_REJECT;
-	if (!fwd_supported(d))
+	if (!fwd_supported_af(d, af))
 		return SP_UNSUPPORTED;
 	*did = id;
 	return SP_OK;
@@ -150,7 +156,7 @@ static __always_inline int persist_check(__u32 id, __u32 *did)
 
 static __always_inline int sched_persist(const struct gvs_svc *svc, const struct gvs_pkt *p,
 					 struct gvs_conn_key *tk, __u64 now,
-					 const struct gvs_config *cfg, __u32 *did, int *created)
+					 const struct gvs_config *cfg, __u32 *did, int *created, __u8 af)
 {
 	struct gvs_template *t = bpf_map_lookup_elem(&templates, tk);
 
@@ -177,7 +183,7 @@ static __always_inline int sched_persist(const struct gvs_svc *svc, const struct
 
 		if (od && (RD(od->flags) & GVS_DEST_F_AVAILABLE) &&
 		    !(cfg->expire_quiescent_template && RD(od->weight) == 0))
-			return persist_check(old, did);
+			return persist_check(old, did, af);
 		/* ip_vs_check_template failed: a new template replaces it.
 		 * It is rewritten in place (its n_control, the connections
 		 * still controlled by key, carries over). */
@@ -185,7 +191,7 @@ static __always_inline int sched_persist(const struct gvs_svc *svc, const struct
 		struct gvs_dest *nd = dest_get(id);
 		if (!nd)
 			return SP_REJECT;
-		if (!fwd_supported(nd))
+		if (!fwd_supported_af(nd, af))
 			return SP_UNSUPPORTED;
 		if (__sync_val_compare_and_swap(&t->dest, old, id) == old) {
 			if (od)
@@ -196,7 +202,7 @@ static __always_inline int sched_persist(const struct gvs_svc *svc, const struct
 			*did = id;
 			return SP_OK;
 		}
-		return persist_check(RD(t->dest), did);
+		return persist_check(RD(t->dest), did, af);
 	}
 
 	/* No template: its entry goes in first, so a full table refuses
@@ -213,7 +219,7 @@ static __always_inline int sched_persist(const struct gvs_svc *svc, const struct
 	if (err == -17 /* EEXIST */) {
 		t = bpf_map_lookup_elem(&templates, tk);
 		if (t && RD(t->dest) != GVS_DEST_NONE)
-			return persist_check(RD(t->dest), did);
+			return persist_check(RD(t->dest), did, af);
 		return SP_BUSY;
 	}
 	if (err)
@@ -223,7 +229,7 @@ static __always_inline int sched_persist(const struct gvs_svc *svc, const struct
 		return SP_BUSY;
 	__u32 id = gvs_schedule(svc, p, now, cfg);
 	struct gvs_dest *nd = dest_get(id);
-	if (!nd || !fwd_supported(nd)) {
+	if (!nd || !fwd_supported_af(nd, af)) {
 		bpf_map_delete_elem(&templates, tk);
 		return nd ? SP_UNSUPPORTED : SP_REJECT;
 	}
@@ -597,7 +603,7 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 	}
 	if (persistent) {
 		tmpl_key(tk, key, svc->netmask, exact);
-		int r = sched_persist(svc, p, tk, now, cfg, &did, &created);
+		int r = sched_persist(svc, p, tk, now, cfg, &did, &created, 4);
 		if (r == SP_REJECT)
 			goto reject;
 		if (r == SP_FULL) {
@@ -801,6 +807,12 @@ int xdp_gvs(struct xdp_md *ctx)
 		frag_note(p);
 	if (r == FRAG_DROP)
 		return XDP_DROP;
+	if (r == PARSE_V6) {
+		/* IPv6 is a program of its own (v6.h): IPv4's stays as it
+		 * was, and each is verified within its own limits. */
+		bpf_tail_call(ctx, &progs, GVS_PROG_V6);
+		r = PARSE_NOT_OURS; /* no IPv6 program loaded */
+	}
 	if (r != PARSE_OK) {
 		ev_inc(r == PARSE_MALFORMED ? GVS_EV_MALFORMED : GVS_EV_PASS);
 		return XDP_PASS;
@@ -875,6 +887,8 @@ int xdp_gvs(struct xdp_md *ctx)
 	}
 	return in_conn(ctx, p, key, c, now, to, cfg);
 }
+
+#include "v6.h"
 
 /*
  * gvsd's sweep drops a removed connection's hold on its template here,
