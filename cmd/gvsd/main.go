@@ -91,7 +91,7 @@ func main() {
 	configFile := fs.String("config", "", "declarative rules (YAML, or ipvsadm-save lines) applied at start and on SIGHUP")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	pinDir := fs.String("bpf-pin-dir", xdp.PinDir, "where the xdp engine pins its maps and links")
-	tunSrc := fs.String("tun-src", "", "outer source address of TUN (-i) packets (default: the first IPv4 address of the first --interface)")
+	tunSrc := fs.String("tun-src", "", "outer source address of TUN (-i) packets: an IPv4 address, an IPv6 one, or one of each comma-separated (default: the first IPv4 and the first global IPv6 address of the first --interface)")
 	maxConns := fs.Uint("max-conns", 1<<20, "capacity of the xdp engine's connection table, taken at start (about 300 bytes per entry with its NAT reply table); new connections beyond it pass to the stack, counted")
 	lports := fs.String("fullnat-ports", "1024-32767", "FULLNAT source ports of the xdp engine, MIN-MAX (keep them out of net.ipv4.ip_local_port_range, which the director's own connections use)")
 	sysctls := sysctlFlag{}
@@ -137,13 +137,10 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	var tun netip.Addr
-	if *tunSrc != "" {
-		var err error
-		if tun, err = netip.ParseAddr(*tunSrc); err != nil || !tun.Is4() {
-			fmt.Fprintf(os.Stderr, "gvsd: --tun-src %q: want an IPv4 address\n", *tunSrc)
-			os.Exit(2)
-		}
+	tun, tun6, err := parseTunSrc(*tunSrc)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gvsd: --tun-src %q: %v\n", *tunSrc, err)
+		os.Exit(2)
 	}
 	lo, hi, err := parsePortRange(*lports)
 	if err != nil {
@@ -154,7 +151,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "gvsd: --max-conns %d: want 1024 to %d\n", *maxConns, 1<<28)
 		os.Exit(2)
 	}
-	xo := xdp.Options{Interfaces: ifaces, PinDir: *pinDir, TunSrc: tun, LocalPorts: [2]uint16{lo, hi}, MaxConns: uint32(*maxConns)}
+	xo := xdp.Options{Interfaces: ifaces, PinDir: *pinDir, TunSrc: tun, TunSrc6: tun6, LocalPorts: [2]uint16{lo, hi}, MaxConns: uint32(*maxConns)}
 	// Caught from here on: a signal before the API is up waits for it.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -358,4 +355,26 @@ func run(log *slog.Logger, o options, sig <-chan os.Signal) error {
 		return nil
 	}
 	return nil
+}
+
+// parseTunSrc reads --tun-src: an IPv4 address, an IPv6 address, or one
+// of each separated by a comma.
+func parseTunSrc(v string) (v4, v6 netip.Addr, err error) {
+	if v == "" {
+		return v4, v6, nil
+	}
+	for _, f := range strings.Split(v, ",") {
+		a, perr := netip.ParseAddr(strings.TrimSpace(f))
+		switch {
+		case perr != nil || a.Zone() != "" || a.Is4In6() || a.IsUnspecified() || a.IsMulticast():
+			return v4, v6, fmt.Errorf("want an IPv4 and/or an IPv6 unicast address")
+		case a.Is4() && !v4.IsValid():
+			v4 = a
+		case a.Is6() && !v6.IsValid():
+			v6 = a
+		default:
+			return v4, v6, fmt.Errorf("one address of each family at most")
+		}
+	}
+	return v4, v6, nil
 }

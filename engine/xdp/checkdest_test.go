@@ -48,3 +48,41 @@ func TestCheckDestFamily(t *testing.T) {
 		}
 	}
 }
+
+// IPv6 services take IPv6 servers by every method; tunnelling needs an
+// IPv6 outer source; the other family is refused as for IPv4.
+func TestCheckDestIPv6(t *testing.T) {
+	svc := model.Service{ServiceKey: model.ServiceKey{Protocol: model.ProtoTCP, Addr: netip.MustParseAddr("2001:db8::1"), Port: 80, Family: model.IPv6}}
+	d := func(a string, m model.Method) model.Dest {
+		return model.Dest{Addr: netip.MustParseAddr(a), Port: 80, Method: m, Weight: 1}
+	}
+	with := &Engine{tunSrc: netip.MustParseAddr("198.18.0.1"), tunSrc6: netip.MustParseAddr("2001:db8::2")}
+	without := &Engine{tunSrc: netip.MustParseAddr("198.18.0.1")}
+	for _, c := range []struct {
+		name  string
+		e     *Engine
+		dest  model.Dest
+		errno int // 0: accepted
+		msg   string
+	}{
+		{"DR", with, d("2001:db8::11", model.Route), 0, ""},
+		{"NAT", with, d("2001:db8::11", model.Masq), 0, ""},
+		{"FULLNAT", with, d("2001:db8::11", model.FullNAT), 0, ""},
+		{"TUN", with, d("2001:db8::11", model.Tunnel), 0, ""},
+		{"TUN without an IPv6 source", without, d("2001:db8::11", model.Tunnel), 95, "IPv6 outer source"},
+		{"TUN IPv4 in IPv6", with, d("198.18.0.11", model.Tunnel), 95, "IPv6 in IPv6"},
+		{"NAT64", with, d("198.18.0.11", model.FullNAT), 22, ""},
+	} {
+		err := c.e.Check(api.Op{Op: api.AddDest, Service: svc, Dest: c.dest})
+		if c.errno == 0 {
+			if err != nil {
+				t.Errorf("%s: refused: %v", c.name, err)
+			}
+			continue
+		}
+		var me *model.Error
+		if !errors.As(err, &me) || int(me.Errno) != c.errno || !strings.Contains(me.Msg, c.msg) {
+			t.Errorf("%s: %v, want errno %d with %q", c.name, err, c.errno, c.msg)
+		}
+	}
+}

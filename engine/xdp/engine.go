@@ -44,6 +44,9 @@ type Options struct {
 	// TunSrc is the outer source address of TUN packets (default: the
 	// first IPv4 address of the first interface).
 	TunSrc netip.Addr
+	// TunSrc6 is the outer source of IPv6-in-IPv6 TUN packets (default:
+	// the first global IPv6 address of the first interface).
+	TunSrc6 netip.Addr
 	// LocalPorts is the FULLNAT source port range (default 1024-32767).
 	LocalPorts [2]uint16
 	// MaxConns is the connection table's capacity (0: bpf's default,
@@ -102,6 +105,7 @@ type Engine struct {
 	// batching defers map updates to the end of a batch (see Batch);
 	// dirty holds the services it touched.
 	tunSrc   netip.Addr // outer source of TUN packets, if any
+	tunSrc6  netip.Addr // the same for IPv6-in-IPv6
 	batching bool
 	dirty    map[model.ServiceKey]bool
 	// allowed holds the allow map's entries by service id (allow.go).
@@ -168,6 +172,10 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 			return nil, fmt.Errorf("the maps pinned under %s are from an incompatible gvs: run gvsd --cleanup (drops their connections): %w", o.PinDir, err)
 		}
 		return nil, fmt.Errorf("loading the XDP program: %w", err)
+	}
+	if err := e.objs.LinkPrograms(); err != nil {
+		e.objs.Close()
+		return nil, err
 	}
 	if e.dmem, err = mapDests(e.objs.Dests); err != nil {
 		e.objs.Close()
@@ -306,6 +314,7 @@ func (e *Engine) ifaceKnown(ifindex int) bool {
 // configure writes the interface MACs, the TUN source and the timeouts.
 func (e *Engine) configure() error {
 	var tunSrc netip.Addr = e.opts.TunSrc
+	tunSrc6 := e.opts.TunSrc6
 	if err := e.writeIfaces(); err != nil {
 		return err
 	}
@@ -317,6 +326,15 @@ func (e *Engine) configure() error {
 		if !tunSrc.IsValid() {
 			tunSrc = addr
 		}
+		if !tunSrc6.IsValid() {
+			tunSrc6 = ifaceAddr6(ifname)
+		}
+	}
+	if tunSrc6.Is6() && !tunSrc6.Is4In6() {
+		if err := e.objs.V6Config.Put(uint32(0), &bpf.Config6{TunSrc: addrWords(tunSrc6)}); err != nil {
+			return fmt.Errorf("v6_config: %w", err)
+		}
+		e.tunSrc6 = tunSrc6
 	}
 	cpus, err := onlineCPUs()
 	if err != nil {
@@ -434,19 +452,43 @@ func checkService(s model.Service) error {
 		return engine.NotSupported("firewall-mark services are not supported by the xdp engine: XDP runs before netfilter sees a mark")
 	case s.Protocol == model.ProtoSCTP:
 		return engine.NotSupported("SCTP services are not supported by the xdp engine yet")
-	case s.Family == model.IPv6:
-		return engine.NotSupported("IPv6 services are not supported by the xdp engine yet")
 	}
 	return nil
 }
 
-func (e *Engine) checkDest(d model.Dest) error {
-	// Services here are IPv4 (checkService), so a server that is not is
-	// of the other family: IPVS takes that for tunnelling only, and this
-	// data path tunnels IPv4 in IPv4 only.
-	if !d.Addr.Is4() {
+// maxLocalAddrs6 is GVS_SVC_LADDRS6: the pool's 16 words as IPv6
+// addresses.
+const maxLocalAddrs6 = 4
+
+// checkLocalAddr refuses a fifth IPv6 FULLNAT local address: the data
+// path's pool (gvs_svc.laddrs) holds 16 IPv4 or 4 IPv6 addresses.
+func (e *Engine) checkLocalAddr(k model.ServiceKey, a netip.Addr) error {
+	if !a.Is6() {
+		return nil
+	}
+	n := 0
+	e.Do(func(v *ipvs.IPVS) {
+		if s := v.Service(k); s != nil {
+			n = len(s.LocalAddrs())
+		}
+	})
+	if n >= maxLocalAddrs6 {
+		return engine.NotSupported(fmt.Sprintf("an IPv6 service takes at most %d FULLNAT local addresses on the xdp engine", maxLocalAddrs6))
+	}
+	return nil
+}
+
+// checkDest refuses a server the data path cannot forward to for a
+// service of family fam.
+func (e *Engine) checkDest(fam model.Family, d model.Dest) error {
+	if fam == 0 {
+		fam = model.IPv4
+	}
+	// A server of the other family: IPVS takes that for tunnelling only,
+	// and this data path tunnels IPv4 in IPv4 and IPv6 in IPv6 only.
+	if model.FamilyOf(d.Addr) != fam {
 		if d.Method == model.Tunnel {
-			return engine.NotSupported("a tunnelled (-i) server of another address family than its service is not supported by the xdp engine: it tunnels IPv4 in IPv4 only")
+			return engine.NotSupported("a tunnelled (-i) server of another address family than its service is not supported by the xdp engine: it tunnels IPv4 in IPv4 and IPv6 in IPv6 only")
 		}
 		return model.ErrInvalid
 	}
@@ -454,7 +496,10 @@ func (e *Engine) checkDest(d model.Dest) error {
 	case model.Route:
 		return nil
 	case model.Tunnel:
-		if !e.tunSrc.IsValid() {
+		if fam == model.IPv6 && !e.tunSrc6.IsValid() {
+			return engine.NotSupported("tunnelling (-i) to an IPv6 server needs an IPv6 outer source address: give gvsd --tun-src with an IPv6 address, or a global IPv6 address on its first --interface")
+		}
+		if fam == model.IPv4 && !e.tunSrc.IsValid() {
 			return engine.NotSupported("tunnelling (-i) needs an outer source address: give gvsd --tun-src, or an IPv4 address on its first --interface")
 		}
 		return nil
@@ -464,13 +509,26 @@ func (e *Engine) checkDest(d model.Dest) error {
 	return model.ErrInvalid
 }
 
+// opFamily is the family of the service an op is about.
+func opFamily(s model.Service) model.Family {
+	if s.Family != 0 {
+		return s.Family
+	}
+	if s.Addr.IsValid() {
+		return model.FamilyOf(s.Addr)
+	}
+	return model.IPv4
+}
+
 // Check implements the control core's engine check for batches.
 func (e *Engine) Check(op api.Op) error {
 	switch op.Op {
 	case api.AddService, api.EditService:
 		return checkService(op.Service.Normalize())
 	case api.AddDest, api.EditDest:
-		return e.checkDest(op.Dest)
+		return e.checkDest(opFamily(op.Service), op.Dest)
+	case api.AddLocalAddr:
+		return e.checkLocalAddr(op.Service.ServiceKey, op.LocalAddr)
 	}
 	return nil
 }
@@ -531,7 +589,7 @@ func (e *Engine) Flush() error {
 
 // AddDest implements engine.Engine.
 func (e *Engine) AddDest(k model.ServiceKey, d model.Dest) error {
-	if err := e.checkDest(d); err != nil {
+	if err := e.checkDest(opFamily(model.Service{ServiceKey: k}), d); err != nil {
 		return err
 	}
 	if err := e.Table.AddDest(k, d); err != nil {
@@ -542,7 +600,7 @@ func (e *Engine) AddDest(k model.ServiceKey, d model.Dest) error {
 
 // EditDest implements engine.Engine.
 func (e *Engine) EditDest(k model.ServiceKey, d model.Dest) error {
-	if err := e.checkDest(d); err != nil {
+	if err := e.checkDest(opFamily(model.Service{ServiceKey: k}), d); err != nil {
 		return err
 	}
 	if err := e.Table.EditDest(k, d); err != nil {

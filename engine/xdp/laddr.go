@@ -10,6 +10,9 @@ import (
 // the service's FULLNAT pool, then the service's maps are brought up to
 // date (the same scheduler keeps its state, as for -E).
 func (e *Engine) AddLocalAddr(k model.ServiceKey, a netip.Addr) error {
+	if err := e.checkLocalAddr(k, a); err != nil {
+		return err
+	}
 	if err := e.Table.AddLocalAddr(k, a); err != nil {
 		return err
 	}

@@ -123,6 +123,28 @@ func (m *destMem) addr4(id uint32) uint32 {
 	return binary.LittleEndian.Uint32(m.b[int(id)*m.stride:])
 }
 
+// addrWords reads a server's address, four words as gvs.h stores it.
+func (m *destMem) addrWords(id uint32) [4]uint32 {
+	var w [4]uint32
+	if int(id) >= len(m.b)/m.stride {
+		return w
+	}
+	for i := range w {
+		w[i] = binary.LittleEndian.Uint32(m.b[int(id)*m.stride+4*i:])
+	}
+	return w
+}
+
+// natSrcWord is the word the reply filter hashes for a server: its IPv4
+// address, or an IPv6 address folded (fold6 of bpf/v6.h).
+func (m *destMem) natSrcWord(id uint32) uint32 {
+	w := m.addrWords(id)
+	if m.family(id) == 6 {
+		return w[0] ^ w[1] ^ w[2] ^ w[3]
+	}
+	return w[0]
+}
+
 // uThreshold reads a server's current upper threshold.
 func (m *destMem) uThreshold(id uint32) uint32 {
 	return binary.LittleEndian.Uint32(m.b[int(id)*m.stride+24:])

@@ -17,7 +17,7 @@ func (e *Engine) initNATSources() error {
 	f := &bpf.NATSrc{}
 	for id := range uint32(maxDests) {
 		if e.dmem.family(id) != 0 && isNAT(e.dmem.method(id)) {
-			f.Set(e.dmem.addr4(id))
+			f.Set(e.dmem.natSrcWord(id))
 		}
 	}
 	e.natSrcs = f
@@ -35,7 +35,7 @@ func (e *Engine) addNATSources(ids []uint32) error {
 	}
 	changed := false
 	for _, id := range ids {
-		if isNAT(e.dmem.method(id)) && e.natSrcs.Set(e.dmem.addr4(id)) {
+		if isNAT(e.dmem.method(id)) && e.natSrcs.Set(e.dmem.natSrcWord(id)) {
 			changed = true
 		}
 	}

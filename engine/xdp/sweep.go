@@ -146,7 +146,11 @@ func (e *Engine) sweep() error {
 // replyKey is the rconns key of a NAT/FULLNAT connection (bpf/conn.h
 // reply_key): the server, then the client side of the server leg.
 func (e *Engine) replyKey(k bpf.ConnKey, c *bpf.Conn) bpf.ConnKey {
-	return bpf.ConnKey{Caddr: [4]uint32{e.dmem.addr4(c.Dest)}, Vaddr: c.Laddr,
+	caddr := [4]uint32{e.dmem.addr4(c.Dest)}
+	if k.Af == 6 {
+		caddr = e.dmem.addrWords(c.Dest)
+	}
+	return bpf.ConnKey{Caddr: caddr, Vaddr: c.Laddr,
 		Cport: c.Rport, Vport: c.Lport, Proto: k.Proto, Af: k.Af}
 }
 
@@ -245,6 +249,8 @@ func (e *Engine) releaseTemplate(k bpf.ConnKey, svc uint32) {
 	tk.Caddr = [4]uint32{}
 	if k.Af == 4 {
 		tk.Caddr[0] = k.Caddr[0] & bits.ReverseBytes32(meta.netmask)
+	} else {
+		tk.Caddr = mask6(k.Caddr, meta.netmask)
 	}
 	if meta.portZero {
 		tk.Vport = 0
@@ -254,4 +260,22 @@ func (e *Engine) releaseTemplate(k bpf.ConnKey, svc uint32) {
 	if _, err := e.objs.GvsReleaseTemplate.Run(&ebpf.RunOptions{Context: tk}); err != nil {
 		e.log.Warn("template release", "err", err)
 	}
+}
+
+// mask6 masks an IPv6 address (words as gvs.h stores them) to a prefix
+// length, as tmpl_key6 of bpf/conn.h does.
+func mask6(a [4]uint32, plen uint32) [4]uint32 {
+	var out [4]uint32
+	for i := range out {
+		b := int(plen) - 32*i
+		var m uint32
+		switch {
+		case b >= 32:
+			m = 0xffffffff
+		case b > 0:
+			m = ^(uint32(0xffffffff) >> b)
+		}
+		out[i] = a[i] & bits.ReverseBytes32(m)
+	}
+	return out
 }

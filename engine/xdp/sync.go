@@ -308,13 +308,19 @@ func (e *Engine) Reconcile() (err error) {
 	return err
 }
 
-// copyLocalAddrs fills a service's FULLNAT local address pool (IPv4
-// words) and returns its size.
+// copyLocalAddrs fills a service's FULLNAT local address pool and
+// returns its size: IPv4 addresses one word each, IPv6 ones four words
+// each (at most maxLocalAddrs6).
 func copyLocalAddrs(dst *[16]uint32, s *ipvs.Service) int {
 	n := 0
 	for _, a := range s.LocalAddrs() {
-		if a.Is4() && n < len(dst) {
+		switch {
+		case a.Is4() && n < len(dst):
 			dst[n] = addrWords(a)[0]
+			n++
+		case a.Is6() && n < maxLocalAddrs6:
+			w := addrWords(a)
+			copy(dst[4*n:4*n+4], w[:])
 			n++
 		}
 	}

@@ -42,3 +42,19 @@ func ifaceInfo(name string) (int, net.HardwareAddr, netip.Addr, error) {
 	}
 	return ifc.Index, ifc.HardwareAddr, v4, nil
 }
+
+// ifaceAddr6 is an interface's first global unicast IPv6 address (the
+// default outer source of IPv6 tunnels), if it has one.
+func ifaceAddr6(name string) netip.Addr {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return netip.Addr{}
+	}
+	addrs, _ := ifc.Addrs()
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is6() && !p.Addr().Is4In6() && p.Addr().IsGlobalUnicast() {
+			return p.Addr()
+		}
+	}
+	return netip.Addr{}
+}

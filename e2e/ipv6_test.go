@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// IPv6 on the xdp engine end to end, on one segment (2001:db8::/64, and
+// 2001:db8:1::/64 for the NAT servers, whose default route is the
+// director): a DR service [2001:db8::1]:80 on rs1 and rs2 (the VIP on
+// their lo, /128), a NAT service [2001:db8::1]:8080 on rs3 and rs4. Real
+// TCP (byte-checked bulk transfers) and UDP through the real gvsd and
+// gvsadm; gvsadm -L -n in ipvsadm's IPv6 format.
+
+const vip6 = "2001:db8::1"
+
+func TestXDPIPv6(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		t.Skip("needs nsenter (util-linux)")
+	}
+	tp := newTopo(t)
+	addr6 := func(ns, cidr, dev string) {
+		tp.mustRun(ns, "ip", "-6", "addr", "add", cidr, "dev", dev, "nodad")
+	}
+	noDAD := func(ns string) {
+		tp.mustRun(ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+			"net.ipv6.conf.eth0.accept_dad=0")
+	}
+	client := tp.host("client", "198.18.0.1/24")
+	noDAD(client)
+	addr6(client, "2001:db8::10/64", "eth0")
+	dir := tp.host("director", "198.18.0.2/24")
+	noDAD(dir)
+	tp.napiPeer("director")
+	addr6(dir, "2001:db8::2/64", "eth0")
+	addr6(dir, vip6+"/128", "eth0")
+	addr6(dir, "2001:db8:1::1/64", "eth0")
+	tp.mustRun(dir, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", "net.ipv6.conf.eth0.forwarding=1")
+	for i, name := range []string{"rs1", "rs2"} {
+		ns := tp.host(name, "198.18.0.1"+string(rune('1'+i))+"/24")
+		noDAD(ns)
+		addr6(ns, "2001:db8::1"+string(rune('1'+i))+"/64", "eth0")
+		addr6(ns, vip6+"/128", "lo") // DR: lo's addresses are not announced on eth0
+		tp.serve(ns, "["+vip6+"]:80", name)
+	}
+	for i, name := range []string{"rs3", "rs4"} {
+		ns := tp.host(name, "198.18.0.2"+string(rune('3'+i))+"/24")
+		noDAD(ns)
+		addr6(ns, "2001:db8:1::1"+string(rune('3'+i))+"/64", "eth0")
+		tp.mustRun(ns, "ip", "-6", "route", "add", "default", "via", "2001:db8:1::1")
+		tp.serve(ns, "[::]:8080", name)
+	}
+	d, _ := tp.startXDPDirector(dir)
+	for name := range tp.hosts {
+		if name != "director" {
+			tp.mustRun(tp.prefix+"-sw", "ethtool", "-K", "p-"+name, "gro", "off")
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+
+	v := "[" + vip6 + "]"
+	for _, proto := range []string{"-t", "-u"} {
+		d.must("-A", proto, v+":80", "-s", "rr")
+		d.must("-a", proto, v+":80", "-r", "[2001:db8::11]:80", "-g")
+		d.must("-a", proto, v+":80", "-r", "[2001:db8::12]:80", "-g")
+		d.must("-A", proto, v+":8080", "-s", "rr")
+		d.must("-a", proto, v+":8080", "-r", "[2001:db8:1::13]:8080", "-m")
+		d.must("-a", proto, v+":8080", "-r", "[2001:db8:1::14]:8080", "-m")
+	}
+	// What the xdp engine refuses, with its reason: an IPv4 server
+	// tunnelled from an IPv6 service.
+	if _, errOut, code := d.adm("", "-a", "-t", v+":80", "-r", "198.18.0.11", "-i"); code == 0 ||
+		!strings.Contains(errOut, "IPv6 in IPv6") {
+		t.Errorf("mixed-family tunnel: exit %d %q", code, errOut)
+	}
+
+	// DR: rr from the newest server; replies bypass the director.
+	if got := strings.Join(tp.hellos(d, client, v+":80", 4), " "); got != "rs2 rs1 rs2 rs1" {
+		t.Errorf("DR TCP spread %q", got)
+	}
+	// NAT: the same, replies translated back through the director.
+	if got := strings.Join(tp.hellos(d, client, v+":8080", 4), " "); got != "rs4 rs3 rs4 rs3" {
+		t.Errorf("NAT TCP spread %q", got)
+	}
+	for i, c := range []struct{ port, want string }{{"80", "rs2:u0"}, {"80", "rs1:u1"}, {"8080", "rs4:u2"}, {"8080", "rs3:u3"}} {
+		out, err := tp.role(client, "udp", v+":"+c.port, "u"+string(rune('0'+i)))
+		if err != nil || strings.TrimSpace(out) != c.want {
+			t.Errorf("UDP %d to port %s: %q %v, want %s", i, c.port, out, err, c.want)
+		}
+	}
+	// Byte-exact transfers both ways of the method (4 MB each: many full
+	// segments, the NAT replies translated one by one).
+	for _, port := range []string{"80", "8080"} {
+		if out, err := tp.role(client, "bulk", v+":"+port, "4000000"); err != nil {
+			t.Errorf("bulk transfer through port %s: %v %s\n%s", port, err, out, d.log)
+		}
+	}
+
+	// ipvsadm's IPv6 format, byte for byte: 4 TCP connections and a
+	// bulk transfer per service (rr: 2 and 3), 2 datagrams (1 and 1), all
+	// finished (inactive) and still in the table.
+	want := `IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  [2001:db8::1]:80 rr
+  -> [2001:db8::11]:80            Route   1      0          2         
+  -> [2001:db8::12]:80            Route   1      0          3         
+TCP  [2001:db8::1]:8080 rr
+  -> [2001:db8:1::13]:8080        Masq    1      0          2         
+  -> [2001:db8:1::14]:8080        Masq    1      0          3         
+UDP  [2001:db8::1]:80 rr
+  -> [2001:db8::11]:80            Route   1      0          1         
+  -> [2001:db8::12]:80            Route   1      0          1         
+UDP  [2001:db8::1]:8080 rr
+  -> [2001:db8:1::13]:8080        Masq    1      0          1         
+  -> [2001:db8:1::14]:8080        Masq    1      0          1         
+`
+	if list := d.must("-L", "-n"); list != want {
+		t.Errorf("gvsadm -L -n:\n%s\nwant:\n%s", list, want)
+	}
+	stats := fields(d.must("-L", "-n", "--stats", "--exact"))
+	// UDP: 2 datagrams of 2 bytes each way of the NAT service: 2 x 50
+	// bytes at the IP level (IPv6 40 + UDP 8 + 2), the answers
+	// "rsN:uK" 6 bytes: 2 x 54.
+	if !strings.Contains(stats, "UDP [2001:db8::1]:8080 2 2 2 100 108") {
+		t.Errorf("NAT UDP stats:\n%s", stats)
+	}
+	if !strings.Contains(stats, "UDP [2001:db8::1]:80 2 2 0 100 0") {
+		t.Errorf("DR UDP stats:\n%s", stats)
+	}
+	conns := d.must("-L", "-n", "-c")
+	if !strings.Contains(conns, "[2001:db8::10]:") || strings.Count(conns, "\nTCP ") < 8 {
+		t.Errorf("connection table:\n%s", conns)
+	}
+	if ev := d.events(); ev["ipv6_ext"] != 0 || ev["malformed"] != 0 || ev["no_route"] != 0 {
+		t.Errorf("events %v", ev)
+	}
+}
