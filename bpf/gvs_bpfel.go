@@ -13,6 +13,11 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type gvsGvsAddr6 struct {
+	_ structs.HostLayout
+	A [4]uint32
+}
+
 type gvsGvsAllowKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -341,6 +346,7 @@ const (
 	gvsMapNatServers          = "nat_servers"
 	gvsMapNatSrcs             = "nat_srcs"
 	gvsMapNeighMiss           = "neigh_miss"
+	gvsMapNeighMiss6          = "neigh_miss6"
 	gvsMapPressure            = "pressure"
 	gvsMapProgs               = "progs"
 	gvsMapRconns              = "rconns"
@@ -430,6 +436,7 @@ type gvsMapSpecs struct {
 	NatServers   *ebpf.MapSpec `ebpf:"nat_servers"`
 	NatSrcs      *ebpf.MapSpec `ebpf:"nat_srcs"`
 	NeighMiss    *ebpf.MapSpec `ebpf:"neigh_miss"`
+	NeighMiss6   *ebpf.MapSpec `ebpf:"neigh_miss6"`
 	Pressure     *ebpf.MapSpec `ebpf:"pressure"`
 	Progs        *ebpf.MapSpec `ebpf:"progs"`
 	Rconns       *ebpf.MapSpec `ebpf:"rconns"`
@@ -489,6 +496,7 @@ type gvsMaps struct {
 	NatServers   *ebpf.Map `ebpf:"nat_servers"`
 	NatSrcs      *ebpf.Map `ebpf:"nat_srcs"`
 	NeighMiss    *ebpf.Map `ebpf:"neigh_miss"`
+	NeighMiss6   *ebpf.Map `ebpf:"neigh_miss6"`
 	Pressure     *ebpf.Map `ebpf:"pressure"`
 	Progs        *ebpf.Map `ebpf:"progs"`
 	Rconns       *ebpf.Map `ebpf:"rconns"`
@@ -524,6 +532,7 @@ func (m *gvsMaps) Close() error {
 		m.NatServers,
 		m.NatSrcs,
 		m.NeighMiss,
+		m.NeighMiss6,
 		m.Pressure,
 		m.Progs,
 		m.Rconns,

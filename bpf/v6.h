@@ -122,6 +122,18 @@ struct {
 	__type(value, struct gvs_config6);
 } v6_config SEC(".maps");
 
+/* neigh_miss for IPv6 next hops (key: the address, value: when). */
+struct gvs_addr6 {
+	__u32 a[4];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct gvs_addr6);
+	__type(value, __u64);
+} neigh_miss6 SEC(".maps");
+
 /* The kernel's addr_fold: what sh, dh, mh and lblc hash an IPv6 address
  * by (and the nat_srcs filter's bit). */
 static __always_inline __u32 fold6(const __u32 *a)
@@ -623,9 +635,13 @@ __gvs_subprog int nat_xmit6(struct xdp_md *ctx, const struct gvs_pkt6 *p,
 		return XDP_DROP;
 	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
-		/* gvsd resolves the servers' neighbours ahead; an IPv6 next
-		 * hop without one (a client's, through the FIB) waits for the
-		 * stack to learn it. */
+		if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+			/* fib.ipv6_dst is the next hop now: gvsd has it
+			 * resolved (as neigh_miss for IPv4). */
+			struct gvs_addr6 nh;
+			addr6_cp(nh.a, fib.ipv6_dst);
+			bpf_map_update_elem(&neigh_miss6, &nh, &now, BPF_ANY);
+		}
 		ev_inc(GVS_EV_NO_ROUTE);
 		return XDP_DROP;
 	}

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,7 +12,8 @@ import (
 // IPv6 on the xdp engine end to end, on one segment (2001:db8::/64, and
 // 2001:db8:1::/64 for the NAT servers, whose default route is the
 // director): a DR service [2001:db8::1]:80 on rs1 and rs2 (the VIP on
-// their lo, /128), a NAT service [2001:db8::1]:8080 on rs3 and rs4. Real
+// their lo, /128), a NAT service [2001:db8::1]:8080 on rs3 and rs4, a TUN
+// service [2001:db8::1]:81 on rs5 and rs6 (gvs-realserver). Real
 // TCP (byte-checked bulk transfers) and UDP through the real gvsd and
 // gvsadm; gvsadm -L -n in ipvsadm's IPv6 format.
 
@@ -53,6 +56,23 @@ func TestXDPIPv6(t *testing.T) {
 		tp.mustRun(ns, "ip", "-6", "route", "add", "default", "via", "2001:db8:1::1")
 		tp.serve(ns, "[::]:8080", name)
 	}
+	// TUN: rs5 and rs6 take IPv6-in-IPv6 with gvs-realserver (the VIP on
+	// lo, its BPF decapsulation on eth0).
+	bin := binaries(t)
+	for i, name := range []string{"rs5", "rs6"} {
+		ns := tp.host(name, "198.18.0.3"+string(rune('5'+i))+"/24")
+		noDAD(ns)
+		addr6(ns, "2001:db8::3"+string(rune('5'+i))+"/64", "eth0")
+		state := t.TempDir()
+		pins := "/sys/fs/bpf/gvst-rs-" + filepath.Base(ns)
+		t.Cleanup(func() {
+			tp.run("", append(nsenter(ns), filepath.Join(bin, "gvs-realserver"), "down", "-q", "--state-dir", state, "--pin-dir", pins)...)
+			os.RemoveAll(pins)
+		})
+		tp.mustRun("", append(nsenter(ns), filepath.Join(bin, "gvs-realserver"), "up", "-q", "--vip", vip6,
+			"--state-dir", state, "--tunnel", "--interface", "eth0", "--pin-dir", pins)...)
+		tp.serve(ns, "["+vip6+"]:81", name)
+	}
 	d, _ := tp.startXDPDirector(dir)
 	for name := range tp.hosts {
 		if name != "director" {
@@ -69,6 +89,9 @@ func TestXDPIPv6(t *testing.T) {
 		d.must("-A", proto, v+":8080", "-s", "rr")
 		d.must("-a", proto, v+":8080", "-r", "[2001:db8:1::13]:8080", "-m")
 		d.must("-a", proto, v+":8080", "-r", "[2001:db8:1::14]:8080", "-m")
+		d.must("-A", proto, v+":81", "-s", "rr")
+		d.must("-a", proto, v+":81", "-r", "[2001:db8::35]:81", "-i")
+		d.must("-a", proto, v+":81", "-r", "[2001:db8::36]:81", "-i")
 	}
 	// What the xdp engine refuses, with its reason: an IPv4 server
 	// tunnelled from an IPv6 service.
@@ -85,7 +108,12 @@ func TestXDPIPv6(t *testing.T) {
 	if got := strings.Join(tp.hellos(d, client, v+":8080", 4), " "); got != "rs4 rs3 rs4 rs3" {
 		t.Errorf("NAT TCP spread %q", got)
 	}
-	for i, c := range []struct{ port, want string }{{"80", "rs2:u0"}, {"80", "rs1:u1"}, {"8080", "rs4:u2"}, {"8080", "rs3:u3"}} {
+	// TUN: encapsulated, replies straight from the servers.
+	if got := strings.Join(tp.hellos(d, client, v+":81", 4), " "); got != "rs6 rs5 rs6 rs5" {
+		t.Errorf("TUN TCP spread %q", got)
+	}
+	for i, c := range []struct{ port, want string }{{"80", "rs2:u0"}, {"80", "rs1:u1"}, {"8080", "rs4:u2"}, {"8080", "rs3:u3"},
+		{"81", "rs6:u4"}, {"81", "rs5:u5"}} {
 		out, err := tp.role(client, "udp", v+":"+c.port, "u"+string(rune('0'+i)))
 		if err != nil || strings.TrimSpace(out) != c.want {
 			t.Errorf("UDP %d to port %s: %q %v, want %s", i, c.port, out, err, c.want)
@@ -93,7 +121,7 @@ func TestXDPIPv6(t *testing.T) {
 	}
 	// Byte-exact transfers both ways of the method (4 MB each: many full
 	// segments, the NAT replies translated one by one).
-	for _, port := range []string{"80", "8080"} {
+	for _, port := range []string{"80", "8080", "81"} {
 		if out, err := tp.role(client, "bulk", v+":"+port, "4000000"); err != nil {
 			t.Errorf("bulk transfer through port %s: %v %s\n%s", port, err, out, d.log)
 		}
@@ -108,12 +136,18 @@ Prot LocalAddress:Port Scheduler Flags
 TCP  [2001:db8::1]:80 rr
   -> [2001:db8::11]:80            Route   1      0          2         
   -> [2001:db8::12]:80            Route   1      0          3         
+TCP  [2001:db8::1]:81 rr
+  -> [2001:db8::35]:81            Tunnel  1      0          2         
+  -> [2001:db8::36]:81            Tunnel  1      0          3         
 TCP  [2001:db8::1]:8080 rr
   -> [2001:db8:1::13]:8080        Masq    1      0          2         
   -> [2001:db8:1::14]:8080        Masq    1      0          3         
 UDP  [2001:db8::1]:80 rr
   -> [2001:db8::11]:80            Route   1      0          1         
   -> [2001:db8::12]:80            Route   1      0          1         
+UDP  [2001:db8::1]:81 rr
+  -> [2001:db8::35]:81            Tunnel  1      0          1         
+  -> [2001:db8::36]:81            Tunnel  1      0          1         
 UDP  [2001:db8::1]:8080 rr
   -> [2001:db8:1::13]:8080        Masq    1      0          1         
   -> [2001:db8:1::14]:8080        Masq    1      0          1         

@@ -149,4 +149,15 @@ func (e *Engine) resolveMisses() {
 		binary.LittleEndian.PutUint32(b[:], k) // the address as it lies in the packet
 		probe(netip.AddrFrom4(b))
 	}
+	// IPv6 next hops: the same, by neighbour discovery.
+	var key6 [4]uint32
+	var seen6 [][4]uint32
+	it6 := e.objs.NeighMiss6.Iterate()
+	for it6.Next(&key6, &at) && len(seen6) < 256 {
+		seen6 = append(seen6, key6)
+	}
+	for _, k := range seen6 {
+		e.objs.NeighMiss6.Delete(&k)
+		probe(wordsAddr(k, 6))
+	}
 }
