@@ -60,6 +60,14 @@ type diffCase struct {
 	vips    int        // services (virtual addresses); 3 when 0
 	port0   bool       // a port-zero (persistent) service
 	dests   []diffDest // diffDests when nil
+	v6      bool       // IPv6 services, servers and clients (xdp_gvs6)
+}
+
+// v6Of maps an IPv4 test address into 2001:db8::/32 (its last two bytes
+// kept, its third a /64 of its own), for the IPv6 cases.
+func v6Of(a netip.Addr) netip.Addr {
+	b := a.As4()
+	return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, b[1], 0, b[2], 0, 0, 0, 0, 0, 0, b[2], b[3]})
 }
 
 func (c diffCase) nvips() int {
@@ -89,8 +97,12 @@ func setupDiff(t *testing.T, o *Objects, v *ipvs.IPVS, c diffCase) map[*model.Se
 	}
 	for s := range c.nvips() {
 		vip := vipOf(s)
+		fam := model.IPv4
+		if c.v6 {
+			vip, fam = v6Of(vip), model.IPv6
+		}
 		cfg := model.Service{
-			ServiceKey: model.ServiceKey{Protocol: c.proto, Addr: vip, Port: port, Family: model.IPv4},
+			ServiceKey: model.ServiceKey{Protocol: c.proto, Addr: vip, Port: port, Family: fam},
 			Scheduler:  c.sched, Flags: c.flags,
 		}
 		if c.flags&model.FlagPersistent != 0 {
@@ -99,7 +111,11 @@ func setupDiff(t *testing.T, o *Objects, v *ipvs.IPVS, c diffCase) map[*model.Se
 		must(t, v.AddService(cfg))
 		var cw, mw, di int32
 		for j, d := range c.destList() {
-			must(t, v.AddDest(cfg.ServiceKey, model.Dest{Addr: netip.MustParseAddr(d.addr), Port: port,
+			addr := netip.MustParseAddr(d.addr)
+			if c.v6 {
+				addr = v6Of(addr)
+			}
+			must(t, v.AddDest(cfg.ServiceKey, model.Dest{Addr: addr, Port: port,
 				Method: model.Route, Weight: d.weight, UThreshold: d.uthr, LThreshold: d.lthr}))
 			svc := v.Service(cfg.ServiceKey)
 			srv := svc.Servers()[0]
@@ -113,7 +129,13 @@ func setupDiff(t *testing.T, o *Objects, v *ipvs.IPVS, c diffCase) map[*model.Se
 			flags: uint32(c.flags), timeout: cfg.Timeout, netmask: svc.Config.Netmask, slot: uint32(s)}
 		for _, srv := range svc.Servers() {
 			id := ids[srv]
-			d := drDest(srv.Addr, srv.Port, srv.Weight, 1, id)
+			var d Dest
+			if c.v6 {
+				d = Dest{Addr: words6(srv.Addr), Port: htons(srv.Port), Method: fwdRoute, Af: 6, Weight: srv.Weight,
+					Flags: destAvailable, Ifindex: 1, Mac: destMAC(id)}
+			} else {
+				d = drDest(srv.Addr, srv.Port, srv.Weight, 1, id)
+			}
 			d.U_threshold, d.L_threshold = srv.UThreshold, srv.LThreshold
 			if srv.Overloaded {
 				d.Flags |= destOverload
@@ -121,7 +143,11 @@ func setupDiff(t *testing.T, o *Objects, v *ipvs.IPVS, c diffCase) map[*model.Se
 			putDest(t, o, id, d)
 			spec.dests = append(spec.dests, id)
 		}
-		putService(t, o, spec)
+		if c.v6 {
+			putService6(t, o, spec)
+		} else {
+			putService(t, o, spec)
+		}
 		st := SchedState{RrLast: -1, WrrCl: -1, WrrCw: cw, WrrMw: mw, WrrDi: di}
 		must(t, o.SchedState.Put(spec.id, &st))
 		if table := sched.BucketTable(svc.Scheduler()); table != nil {
@@ -171,6 +197,9 @@ func bpfVerdict(act uint32, out []byte) (uint32, ipvs.Verdict, error) {
 		if binary.BigEndian.Uint16(out[12:]) == 0x0800 && out[14+9] == 1 {
 			return 0, ipvs.Reject, nil
 		}
+		if binary.BigEndian.Uint16(out[12:]) == 0x86dd && out[14+6] == 58 {
+			return 0, ipvs.Reject, nil // ICMPv6 port unreachable
+		}
 		if out[0] != 0x02 || out[1] != 0xd0 {
 			return 0, 0, fmt.Errorf("TX to unknown MAC %x", out[:6])
 		}
@@ -205,6 +234,24 @@ func TestDifferential(t *testing.T) {
 		diffCase{name: "wrr-skip", sched: "wrr", proto: model.ProtoTCP, dests: wrrSkipDests},
 		diffCase{name: "twos-skip", sched: "twos", proto: model.ProtoTCP, dests: wrrSkipDests},
 	)
+	// IPv6: the hashing schedulers fold the addresses as the kernel does;
+	// persistence masks to a prefix length.
+	for _, c := range []diffCase{
+		{name: "v6-rr", sched: "rr", proto: model.ProtoTCP},
+		{name: "v6-wlc", sched: "wlc", proto: model.ProtoTCP},
+		{name: "v6-sh", sched: "sh", proto: model.ProtoTCP},
+		{name: "v6-sh-fallback-port", sched: "sh", flags: model.FlagSHFallback | model.FlagSHPort, proto: model.ProtoTCP},
+		{name: "v6-dh", sched: "dh", proto: model.ProtoTCP, vips: 32},
+		{name: "v6-mh", sched: "mh", proto: model.ProtoTCP},
+		{name: "v6-lblc", sched: "lblc", proto: model.ProtoTCP, vips: 32},
+		{name: "v6-lblcr", sched: "lblcr", proto: model.ProtoTCP, vips: 32},
+		{name: "v6-wlc-persistent-64", sched: "wlc", flags: model.FlagPersistent, proto: model.ProtoTCP, netmask: 64},
+		{name: "v6-wrr-persistent-udp-120", sched: "wrr", flags: model.FlagPersistent, proto: model.ProtoUDP, netmask: 120},
+		{name: "v6-rr-persistent-port0", sched: "rr", flags: model.FlagPersistent, proto: model.ProtoTCP, netmask: 128, port0: true},
+	} {
+		c.v6 = true
+		cases = append(cases, c)
+	}
 	const flows = 1500
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -219,6 +266,11 @@ func TestDifferential(t *testing.T) {
 			for i := range flows {
 				p := diffFlow(i, c)
 				in := p.build()
+				if c.v6 {
+					p.src = netip.AddrPortFrom(v6Of(p.src.Addr()), p.src.Port())
+					p.dst = netip.AddrPortFrom(v6Of(p.dst.Addr()), p.dst.Port())
+					in = (pkt6{srcMAC: p.srcMAC, dstMAC: p.dstMAC, src: p.src, dst: p.dst, proto: p.proto, flags: p.flags}).build()
+				}
 				var usable map[uint32]bool
 				if c.sched == "twos" {
 					usable = map[uint32]bool{}
@@ -239,7 +291,12 @@ func TestDifferential(t *testing.T) {
 					}
 					continue
 				}
-				mp := ipvs.Packet{Protocol: c.proto, Src: p.src, Dst: p.dst, Len: int(ipTotLen(in))}
+				mp := ipvs.Packet{Protocol: c.proto, Src: p.src, Dst: p.dst}
+				if c.v6 {
+					mp.Len = 40 + int(binary.BigEndian.Uint16(in[18:]))
+				} else {
+					mp.Len = int(ipTotLen(in))
+				}
 				if c.proto == model.ProtoTCP {
 					mp.TCPFlags = conn.SYN
 				}
