@@ -538,3 +538,72 @@ func TestV6NoServer(t *testing.T) {
 	want := icmp6Frame(vipMAC, clientMAC, vip6, client6.Addr(), 1, 4, 0, b[14:][:(len(b)-14)&^3], 64)
 	expect6(t, o, "no server", b, xdpTX, want)
 }
+
+// ICMPv6 errors about connections: about a FULLNAT connection both ways
+// (the quoted header translated, the checksum recomputed here), and
+// about a DR connection's reply, forwarded to its server as it is.
+func TestV6ICMP(t *testing.T) {
+	o := setup6(t, 1500)
+	must(t, o.Config.Put(uint32(0), conf(Config{HopGen: 1, LportMin: 6000, LportMax: 6000})))
+	vp := netip.AddrPortFrom(vip6, 80)
+	putDest(t, o, 1, dest6(rs6NAT, fwdFullNAT))
+	putService6(t, o, svcSpec{id: 1, proto: unix.IPPROTO_UDP, addr: vip6, port: 80, sched: schedRR, dests: []uint32{1}})
+	k := SvcKey{Addr: words6(vip6), Port: htons(80), Proto: unix.IPPROTO_UDP, Af: 6}
+	var sv Svc
+	must(t, o.Services.Lookup(&k, &sv))
+	lw := words6(laddr6)
+	copy(sv.Laddrs[:4], lw[:])
+	sv.Nladdrs = 1
+	must(t, o.Services.Put(&k, &sv))
+	var f NATSrc
+	f.Set6(words6(rs6NAT.Addr()))
+	must(t, o.NatSrcs.Put(uint32(0), &f))
+	lp := netip.AddrPortFrom(laddr6, 6000)
+
+	in := pkt6{srcMAC: clientMAC, dstMAC: vipMAC, src: client6, dst: vp, proto: unix.IPPROTO_UDP, payload: 20}
+	want := in
+	want.src, want.dst = lp, rs6NAT
+	expect6(t, o, "udp", in.build(), xdpRedirect, leaving(want))
+	natConnHop(t, o, connKey6(unix.IPPROTO_UDP, client6, vp))
+
+	// Time exceeded from the server's side about what the director sent
+	// it: to the client, from the virtual address, about what the client
+	// sent.
+	sent := leaving(want)[14:][:48]
+	orig := in.build()[14:][:48]
+	// The quoted UDP checksum is left as it was, as the kernel does.
+	copy(orig[46:], sent[46:])
+	te := icmp6Frame(hopMAC, [6]byte(dirMAC), rs6NAT.Addr(), laddr6, 3, 0, 0, sent, 50)
+	expect6(t, o, "time exceeded to the client", te, xdpRedirect,
+		icmp6Frame([6]byte(dirMAC), clientMAC, vip6, client6.Addr(), 3, 0, 0, orig, 49))
+
+	// Packet too big from the client about a reply: to the server, from
+	// the local address, about what the server sent.
+	reply := pkt6{src: rs6NAT, dst: lp, proto: unix.IPPROTO_UDP, payload: 20}
+	seen := pkt6{src: vp, dst: client6, proto: unix.IPPROTO_UDP, payload: 20, hlim: 63}
+	ptb := icmp6Frame(clientMAC, vipMAC, client6.Addr(), vip6, 2, 0, 1280, seen.build()[14:][:48], 64)
+	rq := reply.build()[14:][:48]
+	rq[7] = 63 // the hop limit the server's packet left the director with
+	copy(rq[46:], seen.build()[14+46:][:2])
+	expect6(t, o, "packet too big to the server", ptb, xdpRedirect,
+		icmp6Frame([6]byte(dirMAC), hopMAC, laddr6, rs6NAT.Addr(), 2, 0, 1280, rq, 64))
+
+	// DR: the client's error about a reply goes to the server untouched.
+	putDest(t, o, 2, dest6(netip.AddrPortFrom(rs6, 80), fwdRoute))
+	putService6(t, o, svcSpec{id: 2, proto: unix.IPPROTO_TCP, addr: vip6, port: 80, sched: schedRR, dests: []uint32{2}})
+	syn := pkt6{srcMAC: clientMAC, dstMAC: vipMAC, src: client6, dst: vp, flags: tcpSYN}
+	expect6(t, o, "dr syn", syn.build(), xdpRedirect, nil)
+	du := icmp6Frame(clientMAC, vipMAC, client6.Addr(), vip6, 1, 4, 0,
+		(pkt6{src: vp, dst: client6, flags: tcpSYN | tcpACK}).build()[14:][:48], 64)
+	fw := append([]byte{}, du...)
+	copy(fw[0:6], hopMAC[:])
+	copy(fw[6:12], dirMAC)
+	expect6(t, o, "dr icmp", du, xdpRedirect, fw)
+	// An ICMPv6 error about nothing known passes.
+	stray := icmp6Frame(clientMAC, vipMAC, client6.Addr(), vip6, 1, 4, 0,
+		(pkt6{src: netip.AddrPortFrom(vip6, 99), dst: client6, flags: tcpACK}).build()[14:][:48], 64)
+	expect6(t, o, "stray", stray, xdpPass, stray)
+	if ev := events(t, o); ev[evICMP] != 3 {
+		t.Fatalf("icmp events %d, want 3", ev[evICMP])
+	}
+}
