@@ -1,12 +1,18 @@
 package e2e
 
 import (
+	"encoding/binary"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+
+	"gvs/bpf"
 )
 
 // IPv6 on the xdp engine end to end, on one segment (2001:db8::/64, and
@@ -170,6 +176,117 @@ UDP  [2001:db8::1]:8080 rr
 		t.Errorf("connection table:\n%s", conns)
 	}
 	if ev := d.events(); ev["ipv6_ext"] != 0 || ev["malformed"] != 0 || ev["no_route"] != 0 {
+		t.Errorf("events %v", ev)
+	}
+}
+
+// IPv6 FULLNAT with a pool of two local addresses: a byte-checked
+// transfer across a gvsd restart (the pinned maps, the progs map
+// included, carry it), then 1,000 connections at once, reset, whose
+// entries and reply entries (their local ports) gvsd's sweep removes,
+// leaving the servers' counts at 0.
+func TestXDPIPv6FullNATRestart(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		t.Skip("needs nsenter (util-linux)")
+	}
+	tp := newTopo(t)
+	addr6 := func(ns, cidr string) {
+		tp.mustRun(ns, "ip", "-6", "addr", "add", cidr, "dev", "eth0", "nodad")
+	}
+	client := tp.host("client", "198.18.0.1/24")
+	addr6(client, "2001:db8::10/64")
+	dir := tp.host("director", "198.18.0.2/24")
+	tp.napiPeer("director")
+	addr6(dir, "2001:db8::2/64")
+	addr6(dir, vip6+"/128")
+	addr6(dir, "2001:db8:1::1/64")
+	addr6(dir, "2001:db8:1::100/128") // the pool: the servers reach it on-link
+	addr6(dir, "2001:db8:1::101/128")
+	tp.mustRun(dir, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", "net.ipv6.conf.eth0.forwarding=1")
+	for i, name := range []string{"rs3", "rs4"} {
+		ns := tp.host(name, "198.18.0.2"+string(rune('3'+i))+"/24")
+		addr6(ns, "2001:db8:1::1"+string(rune('3'+i))+"/64") // no route back: FULLNAT
+		tp.serve(ns, "[::]:8080", name)
+	}
+	d, pinDir := tp.startXDPDirector(dir)
+	for name := range tp.hosts {
+		if name != "director" {
+			tp.mustRun(tp.prefix+"-sw", "ethtool", "-K", "p-"+name, "gro", "off")
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	nt := &natTopo{topo: tp, d: d, dir: dir, pinDir: pinDir}
+
+	v := "[" + vip6 + "]"
+	for _, port := range []string{"80", "82"} {
+		d.must("-A", "-t", v+":"+port, "-s", "rr")
+		d.must("-P", "-t", v+":"+port, "-z", "2001:db8:1::100")
+		d.must("-P", "-t", v+":"+port, "-z", "2001:db8:1::101")
+		d.must("-a", "-t", v+":"+port, "-r", "[2001:db8:1::13]:8080", "--fullnat")
+		d.must("-a", "-t", v+":"+port, "-r", "[2001:db8:1::14]:8080", "--fullnat")
+	}
+	if got := strings.Join(tp.hellos(d, client, v+":80", 4), " "); got != "rs4 rs3 rs4 rs3" {
+		t.Errorf("FULLNAT TCP spread %q", got)
+	}
+	if la := d.must("-G", "-t", v+":80"); !strings.Contains(la, "2001:db8:1::100") || !strings.Contains(la, "2001:db8:1::101") {
+		t.Errorf("local addresses:\n%s", la)
+	}
+	// The servers saw the pool's addresses (FULLNAT): the reply entries
+	// of the 4 connections are to them.
+	if c, r := nt.serviceEntries(80); c != 4 || r != 4 {
+		t.Errorf("%d connections, %d reply entries after 4", c, r)
+	}
+	rc, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, "rconns"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rk, fk bpf.ConnKey
+	for it := rc.Iterate(); it.Next(&rk, &fk); {
+		b := make([]byte, 16)
+		for i, w := range rk.Vaddr {
+			binary.LittleEndian.PutUint32(b[4*i:], w)
+		}
+		if a, _ := netip.AddrFromSlice(b); rk.Af != 6 || (a.String() != "2001:db8:1::100" && a.String() != "2001:db8:1::101") {
+			t.Errorf("reply entry to %v (af %d), not a pool address", a, rk.Af)
+		}
+	}
+	rc.Close()
+
+	const size = "100000000"
+	transfer := tp.bulk(client, v+":80", size)
+	time.Sleep(300 * time.Millisecond)
+	d.stop()
+	d.start()
+	if out, err := transfer(); err != nil || strings.TrimSpace(out) != size {
+		t.Fatalf("bulk transfer across a restart: %q %v\n%s", out, err, d.log)
+	}
+
+	out, err := tp.role(client, "many", v+":82", "1000")
+	if err != nil {
+		t.Fatalf("1,000 connections: %v\n%s", err, out)
+	}
+	if c, r := nt.serviceEntries(82); c != 1000 || r != 1000 {
+		t.Errorf("%d connections, %d reply entries with 1,000 just closed", c, r)
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		c, r := nt.serviceEntries(82)
+		if c == 0 && r == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections and %d reply entries left after expiry\n%s", c, r, d.must("-L", "-n"))
+		}
+		time.Sleep(time.Second)
+	}
+	list := fields(d.must("-L", "-n", "-t", v+":82"))
+	for _, rs := range []string{"[2001:db8:1::13]:8080", "[2001:db8:1::14]:8080"} {
+		if !strings.Contains(list, "-> "+rs+" FullNat 1 0 0") {
+			t.Errorf("server %s not back to 0 active, 0 inactive:\n%s", rs, list)
+		}
+	}
+	if ev := d.events(); ev["no_lport"] != 0 || ev["no_route"] != 0 || ev["ipv6_ext"] != 0 {
 		t.Errorf("events %v", ev)
 	}
 }
