@@ -607,3 +607,21 @@ func TestV6ICMP(t *testing.T) {
 		t.Fatalf("icmp events %d, want 3", ev[evICMP])
 	}
 }
+
+// A service's allow list holds IPv6 prefixes (gvs_allow_key, 32 + the
+// prefix length), looked up with the whole source address.
+func TestV6AllowList(t *testing.T) {
+	o := setup6(t, 1500)
+	vp := netip.AddrPortFrom(vip6, 80)
+	putDest(t, o, 1, dest6(netip.AddrPortFrom(rs6, 80), fwdRoute))
+	putService6(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip6, port: 80, sched: schedRR, flags: svcAllowList, dests: []uint32{1}})
+	k := AllowKey{Prefixlen: 32 + 48, Svc: 1, Addr: words6(netip.MustParseAddr("2001:db8:5::"))}
+	must(t, o.Allow.Put(&k, uint8(1)))
+	ok := pkt6{srcMAC: clientMAC, dstMAC: vipMAC, src: ap("[2001:db8:5:ffff::1]:1000"), dst: vp, flags: tcpSYN}
+	expect6(t, o, "allowed", ok.build(), xdpRedirect, nil)
+	no := pkt6{srcMAC: clientMAC, dstMAC: vipMAC, src: ap("[2001:db8:6::1]:1000"), dst: vp, flags: tcpSYN}
+	expect6(t, o, "denied", no.build(), xdpDrop, nil)
+	if ev := events(t, o); ev[evDenied] != 1 {
+		t.Fatalf("denied %d, want 1", ev[evDenied])
+	}
+}
