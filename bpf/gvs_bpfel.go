@@ -109,6 +109,15 @@ type gvsGvsFrag struct {
 	Dport uint16
 }
 
+type gvsGvsFrag6Key struct {
+	_     structs.HostLayout
+	Saddr [4]uint32
+	Daddr [4]uint32
+	Id    uint32
+	Proto uint8
+	Pad   [3]uint8
+}
+
 type gvsGvsFragKey struct {
 	_     structs.HostLayout
 	Saddr uint32
@@ -290,6 +299,9 @@ type gvsGvsWork6 struct {
 		Hlim     uint8
 		IcmpType uint8
 		InProto  uint8
+		Frag     uint8
+		Pad      [3]uint8
+		FragId   uint32
 	}
 	X struct {
 		_          structs.HostLayout
@@ -336,6 +348,7 @@ const (
 	gvsMapDests               = "dests"
 	gvsMapEvents              = "events"
 	gvsMapFrags               = "frags"
+	gvsMapFrags6              = "frags6"
 	gvsMapHashTables          = "hash_tables"
 	gvsMapIcmpRate            = "icmp_rate"
 	gvsMapIfmacs              = "ifmacs"
@@ -426,6 +439,7 @@ type gvsMapSpecs struct {
 	Dests        *ebpf.MapSpec `ebpf:"dests"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Frags        *ebpf.MapSpec `ebpf:"frags"`
+	Frags6       *ebpf.MapSpec `ebpf:"frags6"`
 	HashTables   *ebpf.MapSpec `ebpf:"hash_tables"`
 	IcmpRate     *ebpf.MapSpec `ebpf:"icmp_rate"`
 	Ifmacs       *ebpf.MapSpec `ebpf:"ifmacs"`
@@ -486,6 +500,7 @@ type gvsMaps struct {
 	Dests        *ebpf.Map `ebpf:"dests"`
 	Events       *ebpf.Map `ebpf:"events"`
 	Frags        *ebpf.Map `ebpf:"frags"`
+	Frags6       *ebpf.Map `ebpf:"frags6"`
 	HashTables   *ebpf.Map `ebpf:"hash_tables"`
 	IcmpRate     *ebpf.Map `ebpf:"icmp_rate"`
 	Ifmacs       *ebpf.Map `ebpf:"ifmacs"`
@@ -522,6 +537,7 @@ func (m *gvsMaps) Close() error {
 		m.Dests,
 		m.Events,
 		m.Frags,
+		m.Frags6,
 		m.HashTables,
 		m.IcmpRate,
 		m.Ifmacs,

@@ -45,7 +45,7 @@
 #define ICMPV6_PORT_UNREACH_C 4
 
 #define PARSE_V6_EXT  10 /* walk bound or an unwalked extension: pass */
-#define PARSE_V6_FRAG 11 /* a fragment: pass */
+#define PARSE_V6_FRAG 11 /* a fragment not handled: pass */
 
 struct gvs_ip6hdr {
 	__u8   vtc;       /* version, traffic class high bits */
@@ -77,6 +77,9 @@ struct gvs_pkt6 {
 	__u8  hlim;
 	__u8  icmp_type;
 	__u8  in_proto;
+	__u8  frag;         /* GVS_FRAG_* */
+	__u8  pad[3];
+	__u32 frag_id;      /* fragments: the fragment header's id */
 };
 
 /* The IPv6 path's working state: the IPv4 one (whose gvs_pkt holds the
@@ -133,6 +136,26 @@ struct {
 	__type(key, struct gvs_addr6);
 	__type(value, __u64);
 } neigh_miss6 SEC(".maps");
+
+/* frags for IPv6: a first fragment's ports by (source, destination,
+ * fragment id, protocol). */
+struct gvs_frag6_key {
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__u32 id;
+	__u8  proto;
+	__u8  pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct gvs_frag6_key);
+	__type(value, struct gvs_frag);
+} frags6 SEC(".maps");
+
+_Static_assert(sizeof(struct gvs_frag6_key) <= sizeof(struct gvs_conn_key),
+	       "frags6's key is built in gvs_work6.fk");
 
 /* The kernel's addr_fold: what sh, dh, mh and lblc hash an IPv6 address
  * by (and the nat_srcs filter's bit). */
@@ -242,11 +265,23 @@ __gvs_subprog int parse6(struct xdp_md *ctx, struct gvs_pkt6 *p)
 			return PARSE_MALFORMED;
 		if (nh == NEXTHDR_FRAGMENT) {
 			/* Offset and M flag both zero: an atomic fragment,
-			 * a whole packet (RFC 6946). */
-			if ((*(__u16 *)(h + 2) & bpf_htons(0xfff9)) != 0)
-				return PARSE_V6_FRAG;
+			 * a whole packet (RFC 6946). Else TCP and UDP
+			 * fragments follow their first one (frags6), as
+			 * IPv4's do; a second fragment header is not ours. */
+			__u16 fo = *(__u16 *)(h + 2);
 			nh = h[0];
 			off += 8;
+			if (!(fo & bpf_htons(0xfff9)))
+				continue;
+			if (p->frag || (nh != IPPROTO_TCP && nh != IPPROTO_UDP))
+				return PARSE_V6_FRAG;
+			p->frag_id = *(__u32 *)(h + 4);
+			if (fo & bpf_htons(0xfff8)) {
+				p->frag = GVS_FRAG_LATER;
+				p->proto = nh;
+				return PARSE_FRAG;
+			}
+			p->frag = GVS_FRAG_FIRST;
 			continue;
 		}
 		nh = h[0];
@@ -278,8 +313,9 @@ __gvs_subprog int parse6(struct xdp_md *ctx, struct gvs_pkt6 *p)
 		if ((void *)(uh + 1) > data_end)
 			return PARSE_MALFORMED;
 		__u32 ulen = bpf_ntohs(uh->len);
-		/* A zero checksum is invalid in IPv6 (RFC 8200 8.1). */
-		if (ulen < sizeof(*uh) || ulen > l4len || uh->check == 0)
+		/* A zero checksum is invalid in IPv6 (RFC 8200 8.1). A
+		 * first fragment carries only part of the datagram. */
+		if (ulen < sizeof(*uh) || (ulen > l4len && p->frag != GVS_FRAG_FIRST) || uh->check == 0)
 			return PARSE_MALFORMED;
 		p->sport = uh->source;
 		p->dport = uh->dest;
@@ -547,6 +583,9 @@ __gvs_subprog int nat_rewrite6(struct xdp_md *ctx, const struct gvs_pkt6 *p,
 		ip->hlim -= 1;
 	addr6_cp(ip->saddr, x->saddr);
 	addr6_cp(ip->daddr, x->daddr);
+	if (p->frag == GVS_FRAG_LATER)
+		return 0; /* no L4 header: the first fragment's checksum took
+			   * the pseudo-header's change */
 
 	void *l4 = data + (p->l4off & 0x3ff);
 	if (p->proto == IPPROTO_TCP) {
@@ -765,6 +804,7 @@ static __always_inline void pkt_view(struct gvs_pkt *v, const struct gvs_pkt6 *p
 	v->proto = p->proto;
 	v->tcpflags = p->tcpflags;
 	v->ttl = p->hlim;
+	v->frag = p->frag;
 }
 
 __gvs_subprog int fwd6(struct xdp_md *ctx, struct gvs_work6 *w, const struct gvs_dest *d,
@@ -814,7 +854,8 @@ static __always_inline int in_conn6(struct xdp_md *ctx, struct gvs_work6 *w, str
 		return XDP_DROP;
 	}
 	stats_in(RD(c->svc), did, w->p6.tot_len, 0);
-	conn_set_state(c, d, &w->w.p, to, 0);
+	if (w->p6.frag != GVS_FRAG_LATER) /* no TCP flags to move the state by */
+		conn_set_state(c, d, &w->w.p, to, 0);
 	c->expires = now + (__u64)RD(c->timeout) * NS_PER_SEC;
 	return fwd6(ctx, w, d, c, now);
 }
@@ -846,7 +887,8 @@ __gvs_subprog int out_conn6(struct xdp_md *ctx, struct gvs_work6 *w, __u64 now)
 	stats_out(RD(c->svc), did, p->tot_len);
 	if (!(RD(c->flags) & GVS_CONN_F_REPLIED))
 		__sync_fetch_and_or((__u32 *)&c->state, (__u32)GVS_CONN_F_REPLIED << 8);
-	conn_set_state(c, d, &w->w.p, to, 1);
+	if (p->frag != GVS_FRAG_LATER)
+		conn_set_state(c, d, &w->w.p, to, 1);
 	c->expires = now + (__u64)RD(c->timeout) * NS_PER_SEC;
 	__builtin_memset(x, 0, sizeof(*x));
 	addr6_cp(x->saddr, fk->vaddr);
@@ -1173,6 +1215,32 @@ int xdp_gvs6(struct xdp_md *ctx)
 	struct gvs_pkt6 *p6 = &w->p6;
 	__builtin_memset(p6, 0, sizeof(*p6));
 	int r = parse6(ctx, p6);
+	if (r == PARSE_FRAG || (r == PARSE_OK && p6->frag == GVS_FRAG_FIRST)) {
+		struct gvs_frag6_key *fk6 = (void *)&w->fk; /* free until the reply lookup */
+		__builtin_memset(fk6, 0, sizeof(*fk6));
+		addr6_cp(fk6->saddr, p6->saddr);
+		addr6_cp(fk6->daddr, p6->daddr);
+		fk6->id = p6->frag_id;
+		fk6->proto = p6->proto;
+		if (r == PARSE_OK) {
+			struct gvs_frag v = { .sport = p6->sport, .dport = p6->dport };
+			bpf_map_update_elem(&frags6, fk6, &v, BPF_ANY);
+		} else {
+			struct gvs_frag *v = bpf_map_lookup_elem(&frags6, fk6);
+			if (v) {
+				p6->sport = v->sport;
+				p6->dport = v->dport;
+				ev_inc(GVS_EV_FRAG);
+				r = PARSE_OK;
+			} else {
+				/* Its first was not seen: passed, unless it may
+				 * be a NAT server's reply, which the stack would
+				 * forward untranslated. */
+				ev_inc(GVS_EV_FRAG_UNKNOWN);
+				return nat_src_maybe6(p6->saddr) ? XDP_DROP : XDP_PASS;
+			}
+		}
+	}
 	if (r != PARSE_OK) {
 		ev_inc(r == PARSE_MALFORMED ? GVS_EV_MALFORMED :
 		       r == PARSE_V6_EXT ? GVS_EV_V6_EXT :
@@ -1219,6 +1287,10 @@ int xdp_gvs6(struct xdp_md *ctx)
 				w->fk = *fk;
 				return out_conn6(ctx, w, now);
 			}
+		}
+		if (p6->frag == GVS_FRAG_LATER) {
+			ev_inc(GVS_EV_PASS); /* its first fragment made no connection */
+			return XDP_PASS;
 		}
 		int v = in_new6(ctx, w, now);
 		if (v != GVS_NEW_RACE)

@@ -277,7 +277,8 @@ func TestV6ExtHeaders(t *testing.T) {
 		{"atomic fragment", []ext6{atomic}, xdpRedirect, evForward},
 		{"six headers", []ext6{hbh, dst, rt, dst, dst, dst}, xdpRedirect, evForward},
 		{"seven headers: beyond the bound", []ext6{hbh, dst, rt, dst, dst, dst, dst}, xdpPass, evV6Ext},
-		{"fragment", []ext6{frag}, xdpPass, evV6Frag},
+		{"first fragment", []ext6{frag}, xdpRedirect, evForward},
+		{"two fragment headers", []ext6{frag, frag}, xdpPass, evV6Frag},
 		{"AH", []ext6{{51, make([]byte, 14)}}, xdpPass, evV6Ext},
 	} {
 		before := events(t, o)
@@ -623,5 +624,77 @@ func TestV6AllowList(t *testing.T) {
 	expect6(t, o, "denied", no.build(), xdpDrop, nil)
 	if ev := events(t, o); ev[evDenied] != 1 {
 		t.Fatalf("denied %d, want 1", ev[evDenied])
+	}
+}
+
+// fragment6 cuts p (built without extension headers) into a first
+// fragment carrying n bytes of its payload and a later one with the rest.
+func fragment6(p pkt6, n int, id uint32) (first, later []byte) {
+	b := p.build()
+	l3 := 14
+	if p.vlan != 0 {
+		l3 = 18
+	}
+	hdr, seg := b[:l3+40], b[l3+40:]
+	mk := func(off int, more bool, data []byte) []byte {
+		h := append([]byte{}, hdr...)
+		binary.BigEndian.PutUint16(h[l3+4:], uint16(8+len(data)))
+		h[l3+6] = 44
+		fo := uint16(off)
+		if more {
+			fo |= 1
+		}
+		h = append(h, p.proto, 0)
+		h = binary.BigEndian.AppendUint16(h, fo)
+		h = binary.BigEndian.AppendUint32(h, id)
+		return append(h, data...)
+	}
+	return mk(0, true, seg[:n]), mk(n, false, seg[n:])
+}
+
+// Fragmented UDP through NAT both ways: a later fragment goes where its
+// first went, translated too; one whose first was not seen passes, or is
+// dropped when it may be a NAT server's.
+func TestV6Fragments(t *testing.T) {
+	o := setup6(t, 1500)
+	must(t, o.Config.Put(uint32(0), conf(Config{HopGen: 1})))
+	uv := netip.AddrPortFrom(vip6, 53)
+	putDest(t, o, 1, dest6(rs6NAT, fwdMasq))
+	putService6(t, o, svcSpec{id: 1, proto: unix.IPPROTO_UDP, addr: vip6, port: 53, sched: schedRR, dests: []uint32{1}})
+	var f NATSrc
+	f.Set6(words6(rs6NAT.Addr()))
+	must(t, o.NatSrcs.Put(uint32(0), &f))
+
+	in := pkt6{srcMAC: clientMAC, dstMAC: vipMAC, src: client6, dst: uv, proto: unix.IPPROTO_UDP, payload: 1000}
+	want := in
+	want.dst = rs6NAT
+	want.srcMAC, want.dstMAC = [6]byte(dirMAC), hopMAC
+	a, b := fragment6(in, 504, 0x1234)
+	wa, wb := fragment6(want, 504, 0x1234)
+	expect6(t, o, "first fragment", a, xdpRedirect, wa)
+	expect6(t, o, "later fragment", b, xdpRedirect, wb)
+	natConnHop(t, o, connKey6(unix.IPPROTO_UDP, client6, uv))
+
+	r := pkt6{srcMAC: hopMAC, dstMAC: [6]byte(dirMAC), src: rs6NAT, dst: client6, proto: unix.IPPROTO_UDP, payload: 1200}
+	wr := r
+	wr.src, wr.hlim = uv, 63
+	wr.srcMAC, wr.dstMAC = [6]byte(dirMAC), clientMAC
+	ra, rb := fragment6(r, 1000, 0x99)
+	wra, wrb := fragment6(wr, 1000, 0x99)
+	expect6(t, o, "reply first", ra, xdpRedirect, wra)
+	expect6(t, o, "reply later", rb, xdpRedirect, wrb)
+
+	before := events(t, o)
+	_, lone := fragment6(in, 504, 0x5555)
+	expect6(t, o, "later fragment, first unseen", lone, xdpPass, lone)
+	_, stray := fragment6(r, 1000, 0x5556)
+	expect6(t, o, "a NAT server's later fragment, first unseen", stray, xdpDrop, nil)
+	ev := events(t, o)
+	if ev[evFrag] != 2 || ev[evFragUnknown] != before[evFragUnknown]+2 {
+		t.Fatalf("frag %d frag_unknown %d", ev[evFrag], ev[evFragUnknown])
+	}
+	s := sumStats(t, o.SvcStats, 1)
+	if s.Inpkts != 2 || s.Outpkts != 2 || s.Inbytes != uint64(len(a)+len(b)-28) || s.Outbytes != uint64(len(ra)+len(rb)-28) {
+		t.Fatalf("stats %+v", s)
 	}
 }

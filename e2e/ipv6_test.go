@@ -175,7 +175,28 @@ UDP  [2001:db8::1]:8080 rr
 	if !strings.Contains(conns, "[2001:db8::10]:") || strings.Count(conns, "\nTCP ") < 8 {
 		t.Errorf("connection table:\n%s", conns)
 	}
-	if ev := d.events(); ev["ipv6_ext"] != 0 || ev["malformed"] != 0 || ev["no_route"] != 0 {
+	// Datagrams beyond the MTU cross in fragments: each later fragment
+	// follows its first (the NAT reply's translated too).
+	for _, c := range []struct{ port, want string }{{"8080", "rs4"}, {"80", "rs2"}} {
+		if out, err := tp.role(client, "udpbig", v+":"+c.port, "4000"); err != nil || strings.TrimSpace(out) != c.want {
+			t.Errorf("fragmented UDP to port %s: %q %v, want %s", c.port, out, err, c.want)
+		}
+	}
+	// TUN: a 1500-byte fragment does not fit with the outer header: the
+	// director answers packet too big (MTU 1460) from the VIP, the
+	// client's socket reports it, and its next datagram fits.
+	if out, err := tp.role(client, "udpbig", v+":81", "4000"); err == nil || !strings.Contains(out, "message too long") {
+		t.Errorf("fragmented UDP through the tunnel before packet too big: %q %v", out, err)
+	}
+	if out, err := tp.role(client, "udpbig", v+":81", "4000"); err != nil || strings.TrimSpace(out) != "rs5" {
+		t.Errorf("fragmented UDP through the tunnel after packet too big: %q %v", out, err)
+	}
+	if mtu := tp.mustRun(client, "ip", "-6", "route", "get", vip6); !strings.Contains(mtu, "mtu 1460") {
+		t.Errorf("the client's path MTU to the VIP: %s", mtu)
+	}
+	ev := d.events()
+	if ev["ipv6_ext"] != 0 || ev["malformed"] != 0 || ev["no_route"] != 0 || ev["frag_unknown"] != 0 || ev["frag"] < 6 ||
+		ev["frag_needed"] < 1 {
 		t.Errorf("events %v", ev)
 	}
 }
