@@ -908,6 +908,42 @@ pass:
 	return XDP_PASS;
 }
 
+/* nat_icmp_send for IPv6 (nat_icmp): a TCP or UDP packet from a NAT
+ * server's address and port with no connection, not a TCP RST, that the
+ * director would forward, is dropped and answered with a port
+ * unreachable from the director's address toward the server. Returns the
+ * verdict, or -1 when the sysctl does not apply. */
+__gvs_subprog int nat_icmp6(struct xdp_md *ctx, struct gvs_work6 *w, __u64 now)
+{
+	const struct gvs_pkt6 *p = &w->p6;
+	struct gvs_svc_key *k = &w->sk;
+	struct bpf_fib_lookup fib = {};
+
+	if (p->proto == IPPROTO_TCP && (p->tcpflags & TCPF_RST))
+		return -1;
+	__builtin_memset(k, 0, sizeof(*k));
+	addr6_cp(k->addr, p->saddr);
+	k->port = p->sport;
+	k->proto = p->proto;
+	k->af = 6;
+	if (!bpf_map_lookup_elem(&nat_servers, k))
+		return -1;
+	fib.family = AF_INET6;
+	fib.ifindex = ctx->ingress_ifindex;
+	addr6_cp(fib.ipv6_src, p->saddr);
+	addr6_cp(fib.ipv6_dst, p->daddr);
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS)
+		return -1; /* for the director (or not routable): the stack's */
+	ev_inc(GVS_EV_NAT_ICMP_SEND);
+	if (p->frag == GVS_FRAG_LATER)
+		return XDP_DROP;
+	__u32 *src = w->x.icmp_src;
+	if (route_src6(ctx, p->saddr, src) == 0 &&
+	    icmp6_reply(ctx, p, ICMP_ARG(ICMPV6_DEST_UNREACH_T, ICMPV6_PORT_UNREACH_C, 0), src, now) == 0)
+		return XDP_TX;
+	return XDP_DROP;
+}
+
 /* An ICMPv6 error about a connection, either way (icmp_conn). */
 __gvs_subprog int icmp6_conn(struct xdp_md *ctx, struct gvs_work6 *w, __u64 now)
 {
@@ -1286,6 +1322,11 @@ int xdp_gvs6(struct xdp_md *ctx)
 			if (fk) {
 				w->fk = *fk;
 				return out_conn6(ctx, w, now);
+			}
+			if (cfg->nat_icmp_send) {
+				int v = nat_icmp6(ctx, w, now);
+				if (v >= 0)
+					return v;
 			}
 		}
 		if (p6->frag == GVS_FRAG_LATER) {

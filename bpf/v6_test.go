@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
+	"runtime"
 	"testing"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"gvs/conn"
@@ -696,5 +700,173 @@ func TestV6Fragments(t *testing.T) {
 	s := sumStats(t, o.SvcStats, 1)
 	if s.Inpkts != 2 || s.Outpkts != 2 || s.Inbytes != uint64(len(a)+len(b)-28) || s.Outbytes != uint64(len(ra)+len(rb)-28) {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+var (
+	dirAddr6 = netip.MustParseAddr("2001:db8:ff::1") // gvs0's: the route's source
+	gw6      = netip.MustParseAddr("2001:db8:ff::2")
+)
+
+// inNetNS6 is inNetNS for IPv6: gvs0 (2001:db8:ff::1/64, MTU 1400) with
+// gateway 2001:db8:ff::2 (a permanent neighbour) for 2001:db8:1::/48
+// (servers) and 2001:db8:5::/48 (clients), and 2001:db8:ff::3 (never
+// resolved) for 2001:db8:7::/48; forwarding on.
+func inNetNS6(t *testing.T, f func(gvs0 int) error) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		errc <- func() error {
+			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+				return fmt.Errorf("unshare: %w", err)
+			}
+			for _, p := range []string{"all", "default"} {
+				if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+p+"/forwarding", []byte("1"), 0); err != nil {
+					return err
+				}
+				if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+p+"/accept_dad", []byte("0"), 0); err != nil {
+					return err
+				}
+			}
+			lo, err := netlink.LinkByName("lo")
+			if err != nil {
+				return err
+			}
+			if err := netlink.LinkSetUp(lo); err != nil {
+				return err
+			}
+			veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "gvs0", MTU: 1400, HardwareAddr: dirMAC}, PeerName: "gvs1"}
+			if err := netlink.LinkAdd(veth); err != nil {
+				return fmt.Errorf("veth: %w", err)
+			}
+			l, err := netlink.LinkByName("gvs0")
+			if err != nil {
+				return err
+			}
+			peer, err := netlink.LinkByName("gvs1")
+			if err != nil {
+				return err
+			}
+			for _, x := range []netlink.Link{l, peer} {
+				if err := netlink.LinkSetUp(x); err != nil {
+					return err
+				}
+			}
+			a, _ := netlink.ParseAddr("2001:db8:ff::1/64")
+			a.Flags = unix.IFA_F_NODAD
+			if err := netlink.AddrAdd(l, a); err != nil {
+				return err
+			}
+			if err := netlink.NeighAdd(&netlink.Neigh{LinkIndex: l.Attrs().Index, Family: netlink.FAMILY_V6,
+				State: netlink.NUD_PERMANENT, IP: gw6.AsSlice(), HardwareAddr: gwMAC}); err != nil {
+				return fmt.Errorf("neighbour: %w", err)
+			}
+			for _, r := range []struct{ dst, gw string }{{"2001:db8:1::/48", "2001:db8:ff::2"}, {"2001:db8:5::/48", "2001:db8:ff::2"}, {"2001:db8:7::/48", "2001:db8:ff::3"}} {
+				_, dst, _ := net.ParseCIDR(r.dst)
+				if err := netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Gw: net.ParseIP(r.gw)}); err != nil {
+					return fmt.Errorf("route %s: %w", r.dst, err)
+				}
+			}
+			if err := os.WriteFile("/proc/sys/net/ipv6/conf/gvs0/forwarding", []byte("1"), 0); err != nil {
+				return err
+			}
+			return f(l.Attrs().Index)
+		}()
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expectNS is expect6 for the namespace thread: errors, not t.Fatal.
+func expectNS(o *Objects, name string, in []byte, act uint32, want []byte) error {
+	got, out, err := runNS(o, in)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if got != act {
+		return fmt.Errorf("%s: action %s, want %s", name, actionNames[got], actionNames[act])
+	}
+	if want != nil && !bytes.Equal(out, want) {
+		return fmt.Errorf("%s: output\n%x\nwant\n%x", name, out, want)
+	}
+	return nil
+}
+
+// Where the FIB decides: NAT replies routed to the gateway, FULLNAT's
+// local address the route's source, a next hop without a neighbour
+// (recorded in neigh_miss6), nat_icmp_send's port unreachable.
+func TestV6FIB(t *testing.T) {
+	o := loadObjects(t)
+	must(t, o.Config.Put(uint32(0), conf(Config{NatIcmpSend: 1})))
+	vp := netip.AddrPortFrom(vip6, 80)
+	nat := Dest{Addr: words6(rs6NAT.Addr()), Port: htons(rs6NAT.Port()), Method: fwdMasq, Af: 6, Weight: 1, Flags: destAvailable}
+	putDest(t, o, 1, nat)
+	putService6(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip6, port: 80, sched: schedRR, dests: []uint32{1}})
+	full := nat
+	full.Method = fwdFullNAT
+	putDest(t, o, 2, full)
+	putService6(t, o, svcSpec{id: 2, proto: unix.IPPROTO_TCP, addr: vip6, port: 81, sched: schedRR, dests: []uint32{2}})
+	var f NATSrc
+	f.Set6(words6(rs6NAT.Addr()))
+	must(t, o.NatSrcs.Put(uint32(0), &f))
+	nk := SvcKey{Addr: words6(rs6NAT.Addr()), Port: htons(rs6NAT.Port()), Proto: unix.IPPROTO_TCP, Af: 6}
+	must(t, o.NatServers.Put(&nk, uint32(1)))
+	gw := func(p pkt6) []byte {
+		p.srcMAC, p.dstMAC, p.vlan = [6]byte(dirMAC), [6]byte(gwMAC), 0
+		return p.build()
+	}
+	far := ap("[2001:db8:7::9]:5000") // behind a gateway with no neighbour entry
+
+	inNetNS6(t, func(int) error {
+		in := pkt6{srcMAC: clientMAC, dstMAC: vipMAC, src: client6, dst: vp, flags: tcpSYN}
+		want := in
+		want.dst = rs6NAT
+		if err := expectNS(o, "nat syn", in.build(), xdpRedirect, gw(want)); err != nil {
+			return err
+		}
+		r := pkt6{srcMAC: [6]byte(gwMAC), dstMAC: [6]byte(dirMAC), src: rs6NAT, dst: client6, flags: tcpSYN | tcpACK}
+		want = r
+		want.src, want.hlim = vp, 63
+		if err := expectNS(o, "nat syn-ack by the FIB", r.build(), xdpRedirect, gw(want)); err != nil {
+			return err
+		}
+		// FULLNAT without a pool: the route's source toward the server.
+		in = pkt6{srcMAC: clientMAC, dstMAC: vipMAC, src: client6, dst: netip.AddrPortFrom(vip6, 81), flags: tcpSYN}
+		_, out, err := runNS(o, in.build())
+		if err != nil {
+			return err
+		}
+		if src, _ := netip.AddrFromSlice(out[14+8 : 14+24]); src != dirAddr6 {
+			return fmt.Errorf("fullnat source %v, want %v", src, dirAddr6)
+		}
+		// A client behind an unresolved gateway: dropped, the next hop
+		// noted for gvsd.
+		in = pkt6{srcMAC: clientMAC, dstMAC: vipMAC, src: far, dst: vp, flags: tcpSYN}
+		if err := expectNS(o, "far syn", in.build(), xdpRedirect, nil); err != nil {
+			return err
+		}
+		r = pkt6{srcMAC: [6]byte(gwMAC), dstMAC: [6]byte(dirMAC), src: rs6NAT, dst: far, flags: tcpSYN | tcpACK}
+		if err := expectNS(o, "far syn-ack", r.build(), xdpDrop, nil); err != nil {
+			return err
+		}
+		var at uint64
+		if err := o.NeighMiss6.Lookup(words6(netip.MustParseAddr("2001:db8:ff::3")), &at); err != nil {
+			return fmt.Errorf("neigh_miss6: %w", err)
+		}
+		// nat_icmp_send: from the server, no connection, forwarded:
+		// port unreachable from the director's address.
+		stray := pkt6{srcMAC: [6]byte(gwMAC), dstMAC: [6]byte(dirMAC), src: rs6NAT, dst: ap("[2001:db8:5::77]:1"), flags: tcpACK, payload: 3}
+		sb := stray.build()
+		want6 := icmp6Frame([6]byte(dirMAC), [6]byte(gwMAC), dirAddr6, rs6NAT.Addr(), 1, 4, 0, sb[14:][:(len(sb)-14)&^3], 64)
+		if err := expectNS(o, "nat_icmp_send", sb, xdpTX, want6); err != nil {
+			return err
+		}
+		stray.flags = tcpRST | tcpACK
+		return expectNS(o, "nat_icmp_send, a RST", stray.build(), xdpPass, stray.build())
+	})
+	if ev := events(t, o); ev[evNATICMPSend] != 1 || ev[evNoRoute] != 1 {
+		t.Fatalf("nat_icmp_send %d no_route %d", ev[evNATICMPSend], ev[evNoRoute])
 	}
 }

@@ -20,10 +20,10 @@ type natServers struct {
 }
 
 func natServerKey(proto model.Protocol, d *model.Server) (bpf.SvcKey, bool) {
-	if d.Method != model.Masq || !d.Addr.Is4() {
+	if d.Method != model.Masq {
 		return bpf.SvcKey{}, false
 	}
-	return bpf.SvcKey{Addr: addrWords(d.Addr), Port: htons(d.Port), Proto: uint8(proto), Af: 4}, true
+	return bpf.SvcKey{Addr: addrWords(d.Addr), Port: htons(d.Port), Proto: uint8(proto), Af: uint8(model.FamilyOf(d.Addr))}, true
 }
 
 // syncNATServers makes nat_servers hold service k's masq servers as s
