@@ -85,6 +85,11 @@ type gvsGvsConnKey struct {
 	Pad   uint16
 }
 
+type gvsGvsDaddr6 struct {
+	_ structs.HostLayout
+	A [4]uint32
+}
+
 type gvsGvsDest struct {
 	_            structs.HostLayout
 	Addr         [4]uint32
@@ -364,6 +369,7 @@ const (
 	gvsMapProgs               = "progs"
 	gvsMapRconns              = "rconns"
 	gvsMapRingHand            = "ring_hand"
+	gvsMapSchedDaddr6         = "sched_daddr6"
 	gvsMapSchedState          = "sched_state"
 	gvsMapServices            = "services"
 	gvsMapSvcStats            = "svc_stats"
@@ -455,6 +461,7 @@ type gvsMapSpecs struct {
 	Progs        *ebpf.MapSpec `ebpf:"progs"`
 	Rconns       *ebpf.MapSpec `ebpf:"rconns"`
 	RingHand     *ebpf.MapSpec `ebpf:"ring_hand"`
+	SchedDaddr6  *ebpf.MapSpec `ebpf:"sched_daddr6"`
 	SchedState   *ebpf.MapSpec `ebpf:"sched_state"`
 	Services     *ebpf.MapSpec `ebpf:"services"`
 	SvcStats     *ebpf.MapSpec `ebpf:"svc_stats"`
@@ -516,6 +523,7 @@ type gvsMaps struct {
 	Progs        *ebpf.Map `ebpf:"progs"`
 	Rconns       *ebpf.Map `ebpf:"rconns"`
 	RingHand     *ebpf.Map `ebpf:"ring_hand"`
+	SchedDaddr6  *ebpf.Map `ebpf:"sched_daddr6"`
 	SchedState   *ebpf.Map `ebpf:"sched_state"`
 	Services     *ebpf.Map `ebpf:"services"`
 	SvcStats     *ebpf.Map `ebpf:"svc_stats"`
@@ -553,6 +561,7 @@ func (m *gvsMaps) Close() error {
 		m.Progs,
 		m.Rconns,
 		m.RingHand,
+		m.SchedDaddr6,
 		m.SchedState,
 		m.Services,
 		m.SvcStats,

@@ -637,9 +637,43 @@ static __always_inline int lblc_overloaded(const struct gvs_svc *svc, const stru
 	return c.found;
 }
 
+/* The destination of the IPv6 packet being scheduled, written by
+ * xdp_gvs6 (v6.h): its IPv4-shaped gvs_pkt (ihl 0) carries only the
+ * address's fold, and lblc and lblcr key IPv6 entries by the whole
+ * address, as the kernel does. */
+struct gvs_daddr6 {
+	__u32 a[4];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gvs_daddr6);
+} sched_daddr6 SEC(".maps");
+
+static __always_inline void lblc_key_init(struct gvs_lblc_key *k, __u32 svc, const struct gvs_pkt *p)
+{
+	__u32 zero = 0;
+
+	__builtin_memset(k, 0, sizeof(*k));
+	k->svc = svc;
+	k->addr[0] = p->daddr;
+	if (p->ihl)
+		return; /* IPv4 */
+	struct gvs_daddr6 *d = bpf_map_lookup_elem(&sched_daddr6, &zero);
+	if (d) {
+		k->addr[0] = d->a[0];
+		k->addr[1] = d->a[1];
+		k->addr[2] = d->a[2];
+		k->addr[3] = d->a[3];
+	}
+}
+
 __gvs_subprog __u32 sched_lblc(const struct gvs_svc *svc, const struct gvs_pkt *p, __u64 now)
 {
-	struct gvs_lblc_key k = { .svc = svc->id, .addr = { p->daddr } };
+	struct gvs_lblc_key k;
+	lblc_key_init(&k, svc->id, p);
 	struct gvs_lblc *en = bpf_map_lookup_elem(&lblc, &k);
 
 	if (en) {
@@ -779,7 +813,8 @@ static __always_inline void lblcr_insert(struct gvs_lblcr *en, __u32 id, __u64 n
 __gvs_subprog __u32 sched_lblcr(const struct gvs_svc *svc, const struct gvs_pkt *p,
 					 __u64 now, const struct gvs_config *cfg)
 {
-	struct gvs_lblc_key k = { .svc = svc->id, .addr = { p->daddr } };
+	struct gvs_lblc_key k;
+	lblc_key_init(&k, svc->id, p);
 	struct gvs_lblcr *en = bpf_map_lookup_elem(&lblcr, &k);
 	__u64 exp = cfg->lblcr_expiration ? (__u64)cfg->lblcr_expiration * NS_PER_SEC
 					  : 24ULL * 3600 * NS_PER_SEC;

@@ -1092,6 +1092,11 @@ __gvs_subprog int in_new6(struct xdp_md *ctx, struct gvs_work6 *w, __u64 now)
 
 	if (!persistent && !exact)
 		goto pass;
+	if (svc->sched == GVS_SCHED_LBLC || svc->sched == GVS_SCHED_LBLCR) {
+		struct gvs_daddr6 *sd = bpf_map_lookup_elem(&sched_daddr6, &zero);
+		if (sd)
+			addr6_cp(sd->a, p6->daddr);
+	}
 	if (!one) {
 		int r = conn_reserve(&w->w, now, svc->id);
 		if (r == GVS_NEW_RACE)

@@ -870,3 +870,20 @@ func TestV6FIB(t *testing.T) {
 		t.Fatalf("nat_icmp_send %d no_route %d", ev[evNATICMPSend], ev[evNoRoute])
 	}
 }
+
+// lblc keys an IPv6 destination by its whole address (the kernel's), not
+// by the fold the other schedulers hash.
+func TestV6LBLCKey(t *testing.T) {
+	o := setup6(t, 1500)
+	vp := netip.AddrPortFrom(vip6, 80)
+	putDest(t, o, 1, dest6(netip.AddrPortFrom(rs6, 80), fwdRoute))
+	putService6(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip6, port: 80, sched: uint32(4) /* lblc */, dests: []uint32{1}})
+	p := pkt6{srcMAC: clientMAC, dstMAC: vipMAC, src: client6, dst: vp, flags: tcpSYN}
+	expect6(t, o, "lblc", p.build(), xdpRedirect, nil)
+	k := LBLCKey{Svc: 1, Addr: words6(vip6)}
+	var v LBLC
+	must(t, o.Lblc.Lookup(&k, &v))
+	if v.Dest != 1 {
+		t.Fatalf("lblc entry %+v", v)
+	}
+}
