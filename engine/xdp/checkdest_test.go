@@ -2,11 +2,14 @@ package xdp
 
 import (
 	"errors"
+	"io"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
 
 	"gvs/api"
+	"gvs/ipvs"
 	"gvs/model"
 )
 
@@ -84,5 +87,37 @@ func TestCheckDestIPv6(t *testing.T) {
 		if !errors.As(err, &me) || int(me.Errno) != c.errno || !strings.Contains(me.Msg, c.msg) {
 			t.Errorf("%s: %v, want errno %d with %q", c.name, err, c.errno, c.msg)
 		}
+	}
+}
+
+// The data path's pool holds 4 IPv6 local addresses: a fifth is refused
+// with the reason, before anything changes.
+func TestLocalAddrsIPv6(t *testing.T) {
+	e := newEngine(slog.New(slog.NewTextHandler(io.Discard, nil)), Options{})
+	k := model.ServiceKey{Protocol: model.ProtoTCP, Addr: netip.MustParseAddr("2001:db8::1"), Port: 80, Family: model.IPv6}
+	if err := e.Table.AddService(model.Service{ServiceKey: k, Scheduler: "rr"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		a := netip.MustParseAddr("2001:db8:1::" + string(rune('1'+i)))
+		if err := e.Check(api.Op{Op: api.AddLocalAddr, Service: model.Service{ServiceKey: k}, LocalAddr: a}); err != nil {
+			t.Fatalf("local address %d refused: %v", i+1, err)
+		}
+		if err := e.Table.AddLocalAddr(k, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := e.Check(api.Op{Op: api.AddLocalAddr, Service: model.Service{ServiceKey: k}, LocalAddr: netip.MustParseAddr("2001:db8:1::9")})
+	var me *model.Error
+	if !errors.As(err, &me) || me.Errno != 95 || !strings.Contains(me.Msg, "at most 4") {
+		t.Fatalf("fifth IPv6 local address: %v", err)
+	}
+	if err := e.AddLocalAddr(k, netip.MustParseAddr("2001:db8:1::9")); err == nil {
+		t.Fatal("AddLocalAddr took a fifth IPv6 local address")
+	}
+	n := 0
+	e.Do(func(v *ipvs.IPVS) { n = len(v.Service(k).LocalAddrs()) })
+	if n != 4 {
+		t.Fatalf("%d local addresses after the refusal", n)
 	}
 }
