@@ -401,7 +401,7 @@ struct gvs_sync_in {
 	__u32 dest;
 	__u32 svc;
 	__u32 timeout;   /* seconds */
-	__u32 laddr;     /* FULLNAT: the local address (NAT: the client) */
+	__u32 laddr[4];  /* FULLNAT: the local address (NAT: the client) */
 	__u16 lport;     /* network order */
 	__u16 rport;     /* the server's port, network order */
 	__u8  state;     /* GVS_S_* */

@@ -220,13 +220,14 @@ type gvsGvsSyncIn struct {
 	Dest    uint32
 	Svc     uint32
 	Timeout uint32
-	Laddr   uint32
+	Laddr   [4]uint32
 	Lport   uint16
 	Rport   uint16
 	State   uint8
 	Flags   uint8
 	Method  uint8
 	Tmpl    uint8
+	_       [4]byte
 }
 
 type gvsGvsSyncRec struct {
@@ -374,6 +375,7 @@ const (
 	gvsMapServices            = "services"
 	gvsMapSvcStats            = "svc_stats"
 	gvsMapSyncEvents          = "sync_events"
+	gvsMapSyncScratch         = "sync_scratch"
 	gvsMapTemplates           = "templates"
 	gvsMapTimeouts            = "timeouts"
 	gvsMapV6Config            = "v6_config"
@@ -466,6 +468,7 @@ type gvsMapSpecs struct {
 	Services     *ebpf.MapSpec `ebpf:"services"`
 	SvcStats     *ebpf.MapSpec `ebpf:"svc_stats"`
 	SyncEvents   *ebpf.MapSpec `ebpf:"sync_events"`
+	SyncScratch  *ebpf.MapSpec `ebpf:"sync_scratch"`
 	Templates    *ebpf.MapSpec `ebpf:"templates"`
 	Timeouts     *ebpf.MapSpec `ebpf:"timeouts"`
 	V6Config     *ebpf.MapSpec `ebpf:"v6_config"`
@@ -528,6 +531,7 @@ type gvsMaps struct {
 	Services     *ebpf.Map `ebpf:"services"`
 	SvcStats     *ebpf.Map `ebpf:"svc_stats"`
 	SyncEvents   *ebpf.Map `ebpf:"sync_events"`
+	SyncScratch  *ebpf.Map `ebpf:"sync_scratch"`
 	Templates    *ebpf.Map `ebpf:"templates"`
 	Timeouts     *ebpf.Map `ebpf:"timeouts"`
 	V6Config     *ebpf.Map `ebpf:"v6_config"`
@@ -566,6 +570,7 @@ func (m *gvsMaps) Close() error {
 		m.Services,
 		m.SvcStats,
 		m.SyncEvents,
+		m.SyncScratch,
 		m.Templates,
 		m.Timeouts,
 		m.V6Config,

@@ -73,6 +73,14 @@ __gvs_subprog void sync_note(const struct gvs_conn_key *key, struct gvs_conn *c,
 	bpf_ringbuf_submit(r, 0);
 }
 
+/* gvs_sync_install's new entry, built off the stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gvs_conn);
+} sync_scratch SEC(".maps");
+
 /* gvs_sync_install's results. */
 #define SYNC_NEW      0
 #define SYNC_UPDATED  1
@@ -174,22 +182,27 @@ int gvs_sync_install(struct gvs_sync_in *ctx)
 	struct gvs_dest *d = dest_get(a.dest);
 	if (!d)
 		return SYNC_NODEST;
-	struct gvs_conn nc = {
-		.expires = now + (__u64)a.timeout * NS_PER_SEC,
-		.dest = a.dest,
-		.svc = a.svc,
-		.state = a.state,
-		.flags = (a.flags & (GVS_CONN_F_INACTIVE | GVS_CONN_F_NOOUTPUT)) | GVS_CONN_F_SYNCED,
-		.method = a.method,
-		.sync_state = a.state,
-		.timeout = a.timeout,
-		.lport = a.lport,
-		.rport = a.rport,
-	};
-	nc.laddr[0] = a.laddr;
+	/* The new entry is built in sync_scratch, not on the stack: the
+	 * deepest chain from here (ring_step's eviction walk) is at 512. */
+	__u32 zero = 0;
+	struct gvs_conn *ncp = bpf_map_lookup_elem(&sync_scratch, &zero);
+	if (!ncp)
+		return SYNC_FULL;
+	__builtin_memset(ncp, 0, sizeof(*ncp));
+	ncp->expires = now + (__u64)a.timeout * NS_PER_SEC;
+	ncp->dest = a.dest;
+	ncp->svc = a.svc;
+	ncp->state = a.state;
+	ncp->flags = (a.flags & (GVS_CONN_F_INACTIVE | GVS_CONN_F_NOOUTPUT)) | GVS_CONN_F_SYNCED;
+	ncp->method = a.method;
+	ncp->sync_state = a.state;
+	ncp->timeout = a.timeout;
+	ncp->lport = a.lport;
+	ncp->rport = a.rport;
+	__builtin_memcpy(ncp->laddr, a.laddr, sizeof(ncp->laddr));
 	int nat = a.method == GVS_FWD_MASQ || a.method == GVS_FWD_FULLNAT;
 	if (nat)
-		nc.flags |= GVS_CONN_F_NAT;
+		ncp->flags |= GVS_CONN_F_NAT;
 
 	/* Its hold on its template, if the master sent that first. */
 	int exact = 0;
@@ -197,20 +210,23 @@ int gvs_sync_install(struct gvs_sync_in *ctx)
 	struct gvs_conn_key tk;
 	struct gvs_svc *s = svc_by_id(&k, a.svc, &exact);
 	if (s && (s->flags & GVS_SVC_F_PERSISTENT)) {
-		tmpl_key(&tk, &k, s->netmask, exact);
+		if (k.af == 6)
+			tmpl_key6(&tk, &k, s->netmask, exact);
+		else
+			tmpl_key(&tk, &k, s->netmask, exact);
 		t = bpf_map_lookup_elem(&templates, &tk);
 		if (t && RD(t->dest) != GVS_DEST_NONE)
-			nc.flags |= GVS_CONN_F_CONTROLLED;
+			ncp->flags |= GVS_CONN_F_CONTROLLED;
 		else
 			t = 0;
 	}
 
 	__s64 slot = ring_step(now, 0);
-	long err = bpf_map_update_elem(&conns, &k, &nc, BPF_NOEXIST);
+	long err = bpf_map_update_elem(&conns, &k, ncp, BPF_NOEXIST);
 	if (err && err != -17) {
 		slot = ring_step(now, 1);
 		if (slot >= 0)
-			err = bpf_map_update_elem(&conns, &k, &nc, BPF_NOEXIST);
+			err = bpf_map_update_elem(&conns, &k, ncp, BPF_NOEXIST);
 	}
 	/* The slot taken is written even when the data path made the
 	 * entry first (as conn_reserve does: an unwritten slot would be a
@@ -223,10 +239,13 @@ int gvs_sync_install(struct gvs_sync_in *ctx)
 	}
 	if (err)
 		return err == -17 ? SYNC_BUSY : SYNC_FULL;
-	dest_bind(d, (nc.flags & GVS_CONN_F_INACTIVE) ? BIND_INACTIVE : BIND_ACTIVE);
+	dest_bind(d, (ncp->flags & GVS_CONN_F_INACTIVE) ? BIND_INACTIVE : BIND_ACTIVE);
 	if (nat) {
 		struct gvs_conn_key rk;
-		reply_key(&rk, d->addr[0], a.laddr, a.rport, a.lport, k.proto);
+		if (k.af == 6)
+			reply_key6(&rk, d->addr, a.laddr, a.rport, a.lport, k.proto);
+		else
+			reply_key(&rk, d->addr[0], a.laddr[0], a.rport, a.lport, k.proto);
 		/* FULLNAT: the port stays another connection's if taken. */
 		bpf_map_update_elem(&rconns, &rk, &k, a.method == GVS_FWD_FULLNAT ? BPF_NOEXIST : BPF_ANY);
 	}

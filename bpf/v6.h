@@ -863,6 +863,8 @@ static __always_inline int in_conn6(struct xdp_md *ctx, struct gvs_work6 *w, str
 	if (w->p6.frag != GVS_FRAG_LATER) /* no TCP flags to move the state by */
 		conn_set_state(c, d, &w->w.p, to, 0);
 	c->expires = now + (__u64)RD(c->timeout) * NS_PER_SEC;
+	if (cfg->sync_master)
+		sync_note(&w->w.key, c, cfg);
 	return fwd6(ctx, w, d, c, now);
 }
 

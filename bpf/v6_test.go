@@ -9,7 +9,9 @@ import (
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
+	"github.com/cilium/ebpf/ringbuf"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -885,5 +887,32 @@ func TestV6LBLCKey(t *testing.T) {
 	must(t, o.Lblc.Lookup(&k, &v))
 	if v.Dest != 1 {
 		t.Fatalf("lblc entry %+v", v)
+	}
+}
+
+// With a sync master running, IPv6 connections are reported as IPv4's
+// (threshold 3: the third client packet of an established connection).
+func TestV6SyncEvents(t *testing.T) {
+	o := setup6(t, 1500)
+	must(t, o.Config.Put(uint32(0), conf(Config{SyncMaster: 1, SyncThreshold: 3, SyncPeriod: 50})))
+	vp := netip.AddrPortFrom(vip6, 80)
+	putDest(t, o, 1, dest6(netip.AddrPortFrom(rs6, 80), fwdRoute))
+	putService6(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip6, port: 80, sched: schedRR, dests: []uint32{1}})
+	rd, err := ringbuf.NewReader(o.SyncEvents)
+	must(t, err)
+	defer rd.Close()
+	for i, fl := range []uint8{tcpSYN, tcpACK, tcpACK} {
+		p := pkt6{srcMAC: clientMAC, dstMAC: vipMAC, src: client6, dst: vp, flags: fl}
+		expect6(t, o, fmt.Sprint("packet ", i+1), p.build(), xdpRedirect, nil)
+	}
+	rd.SetDeadline(time.Now().Add(time.Second))
+	r, err := rd.Read()
+	must(t, err)
+	var rec SyncRec
+	if _, err := binary.Decode(r.RawSample, binary.LittleEndian, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Key != connKey6(unix.IPPROTO_TCP, client6, vp) || rec.Conn.SyncPkts != 3 || rec.Conn.State != uint8(conn.Established) {
+		t.Fatalf("record %+v", rec)
 	}
 }

@@ -132,7 +132,7 @@ func (e *Engine) setSyncMaster(on bool) error {
 // syncRecord converts a connection (and, withTemplate, its template
 // first) for the sync master.
 func (e *Engine) syncRecord(k *bpf.ConnKey, c *bpf.Conn, withTemplate bool) []engine.SyncConn {
-	if c.Dest == destNone || k.Af != 4 {
+	if c.Dest == destNone || (k.Af != 4 && k.Af != 6) {
 		return nil
 	}
 	e.mu.Lock()
@@ -182,6 +182,9 @@ func (e *Engine) syncTemplateOf(k bpf.ConnKey, svc uint32) (engine.SyncConn, boo
 	tk := k
 	tk.Cport = 0
 	tk.Caddr = [4]uint32{k.Caddr[0] & bits.ReverseBytes32(meta.netmask)}
+	if k.Af == 6 {
+		tk.Caddr = mask6(k.Caddr, meta.netmask)
+	}
 	if meta.portZero {
 		tk.Vport = 0
 	}
@@ -219,7 +222,10 @@ func (e *Engine) syncTemplate(tk *bpf.ConnKey, tv *bpf.Template) (engine.SyncCon
 // syncDue says whether the sweep's pass sends an entry again: once per
 // syncRefresh passes, at a pass its key's hash picks.
 func syncDue(k *bpf.ConnKey, pass uint64) bool {
-	h := k.Caddr[0]*2654435761 ^ k.Vaddr[0]*40503 ^ (uint32(k.Cport)<<16|uint32(k.Vport))*2246822519 ^ uint32(k.Proto)
+	// The addresses folded (an IPv4 key has zeros after its first word).
+	ca := k.Caddr[0] ^ k.Caddr[1] ^ k.Caddr[2] ^ k.Caddr[3]
+	va := k.Vaddr[0] ^ k.Vaddr[1] ^ k.Vaddr[2] ^ k.Vaddr[3]
+	h := ca*2654435761 ^ va*40503 ^ (uint32(k.Cport)<<16|uint32(k.Vport))*2246822519 ^ uint32(k.Proto)
 	h ^= h >> 15
 	return (uint64(h)+pass)%syncRefresh == 0
 }
@@ -317,9 +323,6 @@ func (e *Engine) InstallSynced(conns []engine.SyncConn) (int, error) {
 // client never ARPed for the VIP here. An address is looked at once per
 // warmEvery.
 func (e *Engine) warmClient(a netip.Addr) {
-	if !a.Is4() {
-		return
-	}
 	now := time.Now()
 	e.warmMu.Lock()
 	if t, ok := e.warmed[a]; ok && now.Sub(t) < warmEvery {
@@ -338,19 +341,20 @@ func (e *Engine) warmClient(a netip.Addr) {
 const warmEvery = time.Minute
 
 // syncInput resolves an entry's service and server: false for what the
-// engine does not have (a service or server unknown here, IPv6, or
-// a protocol it does not carry).
+// engine does not have (a service or server unknown here, addresses of
+// mixed families, or a protocol it does not carry).
 func (e *Engine) syncInput(sc *engine.SyncConn, to *bpf.Timeouts) (bpf.SyncIn, bool) {
 	var in bpf.SyncIn
 	// An entry's fwmark is the packet's mark (skb->mark), which the
 	// kernel keeps whatever the service: ignored here, where services are
 	// found by address (a fwmark service's template, whose virtual
 	// address is the mark, finds none).
-	if !sc.Client.Addr().Is4() || !sc.Virtual.Addr().Is4() || !sc.Dest.Addr().Is4() ||
+	fam := model.FamilyOf(sc.Virtual.Addr())
+	if sc.Virtual.Addr().Is4In6() || model.FamilyOf(sc.Client.Addr()) != fam || model.FamilyOf(sc.Dest.Addr()) != fam ||
 		sc.Protocol != model.ProtoTCP && sc.Protocol != model.ProtoUDP {
 		return in, false
 	}
-	sk := model.ServiceKey{Protocol: sc.Protocol, Addr: sc.Virtual.Addr(), Port: sc.Virtual.Port(), Family: model.IPv4}
+	sk := model.ServiceKey{Protocol: sc.Protocol, Addr: sc.Virtual.Addr(), Port: sc.Virtual.Port(), Family: fam}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	svc, ok := e.svcIDs[sk]
@@ -375,7 +379,7 @@ func (e *Engine) syncInput(sc *engine.SyncConn, to *bpf.Timeouts) (bpf.SyncIn, b
 		return in, false
 	}
 	in.Key = bpf.ConnKey{Caddr: addrWords(sc.Client.Addr()), Vaddr: addrWords(sc.Virtual.Addr()),
-		Cport: htons(sc.Client.Port()), Vport: htons(sc.Virtual.Port()), Proto: uint8(sc.Protocol), Af: 4}
+		Cport: htons(sc.Client.Port()), Vport: htons(sc.Virtual.Port()), Proto: uint8(sc.Protocol), Af: uint8(fam)}
 	in.Now = now()
 	in.Dest, in.Svc = dest, svc
 	in.Timeout = sc.Timeout
@@ -414,12 +418,12 @@ func (e *Engine) syncInput(sc *engine.SyncConn, to *bpf.Timeouts) (bpf.SyncIn, b
 	}
 	switch method {
 	case model.Masq:
-		in.Laddr, in.Lport = addrWords(sc.Client.Addr())[0], htons(sc.Client.Port())
+		in.Laddr, in.Lport = addrWords(sc.Client.Addr()), htons(sc.Client.Port())
 	case model.FullNAT:
-		if !sc.Local.Addr().Is4() {
+		if !sc.Local.Addr().IsValid() || model.FamilyOf(sc.Local.Addr()) != fam {
 			return in, false // no local address: its replies could not be matched
 		}
-		in.Laddr, in.Lport = addrWords(sc.Local.Addr())[0], htons(sc.Local.Port())
+		in.Laddr, in.Lport = addrWords(sc.Local.Addr()), htons(sc.Local.Port())
 	}
 	if in.Rport == 0 {
 		in.Rport = in.Key.Vport

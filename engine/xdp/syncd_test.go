@@ -176,3 +176,54 @@ func TestConnStates(t *testing.T) {
 		t.Fatalf("after a sweep: %+v", cs)
 	}
 }
+
+// IPv6 entries from a master: a FULLNAT connection (its IPv6 local
+// address and port in the reply entry) under a /64 template; the master's
+// side exports them back.
+func TestInstallSyncedIPv6(t *testing.T) {
+	e := syncEngine(t)
+	svc := model.Service{ServiceKey: model.ServiceKey{Protocol: model.ProtoTCP, Addr: netip.MustParseAddr("2001:db8::1"), Port: 80, Family: model.IPv6},
+		Scheduler: "rr", Flags: model.FlagPersistent, Timeout: 300, Netmask: 64}
+	if err := e.AddService(svc); err != nil {
+		t.Fatal(err)
+	}
+	dest := model.Dest{Addr: netip.MustParseAddr("2001:db8:1::1"), Port: 8080, Method: model.FullNAT, Weight: 1}
+	if err := e.AddDest(svc.ServiceKey, dest); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := engine.SyncConn{Protocol: model.ProtoTCP, Client: netip.MustParseAddrPort("[2001:db8:5::]:0"), Virtual: netip.MustParseAddrPort("[2001:db8::1]:80"),
+		Dest: netip.MustParseAddrPort("[2001:db8:1::1]:8080"), Method: model.FullNAT, Template: true, Timeout: 300}
+	c := engine.SyncConn{Protocol: model.ProtoTCP, Client: netip.MustParseAddrPort("[2001:db8:5::7]:40000"), Virtual: netip.MustParseAddrPort("[2001:db8::1]:80"),
+		Dest: netip.MustParseAddrPort("[2001:db8:1::1]:8080"), Local: netip.MustParseAddrPort("[2001:db8:ff::1]:5000"),
+		Method: model.FullNAT, State: conn.Established, Timeout: 900}
+	mixed := c
+	mixed.Client = netip.MustParseAddrPort("198.19.0.7:40000")
+	if n, err := e.InstallSynced([]engine.SyncConn{tmpl, c, mixed}); err != nil || n != 2 {
+		t.Fatalf("installed %d, %v", n, err)
+	}
+	key := bpf.ConnKey{Caddr: addrWords(c.Client.Addr()), Vaddr: addrWords(c.Virtual.Addr()), Cport: htons(40000), Vport: htons(80), Proto: 6, Af: 6}
+	var bc bpf.Conn
+	if err := e.objs.Conns.Lookup(&key, &bc); err != nil || bc.Flags&(connSynced|connControlled|connNAT) != connSynced|connControlled|connNAT ||
+		bc.Laddr != addrWords(c.Local.Addr()) || bc.Lport != htons(5000) {
+		t.Fatalf("conn %+v, %v", bc, err)
+	}
+	tk := key
+	tk.Caddr, tk.Cport = addrWords(tmpl.Client.Addr()), 0
+	var tv bpf.Template
+	if err := e.objs.Templates.Lookup(&tk, &tv); err != nil || tv.N_control != 1 {
+		t.Fatalf("template %+v, %v", tv, err)
+	}
+	rk := bpf.ConnKey{Caddr: addrWords(dest.Addr), Vaddr: addrWords(c.Local.Addr()), Cport: htons(8080), Vport: htons(5000), Proto: 6, Af: 6}
+	if rk != e.replyKey(key, &bc) {
+		t.Fatalf("replyKey %+v, want %+v", e.replyKey(key, &bc), rk)
+	}
+	var owner bpf.ConnKey
+	if err := e.objs.Rconns.Lookup(&rk, &owner); err != nil || owner != key {
+		t.Fatalf("reply entry %+v, %v", owner, err)
+	}
+	out := e.syncRecord(&key, &bc, true)
+	if len(out) != 2 || !out[0].Template || out[0].Client.Addr() != tmpl.Client.Addr() || out[1].Client != c.Client ||
+		out[1].Local != c.Local || out[1].Dest != c.Dest {
+		t.Fatalf("exported %+v", out)
+	}
+}
