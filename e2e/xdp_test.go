@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -208,8 +209,22 @@ func TestXDPRestartKeepsConnections(t *testing.T) {
 	d.must("-a", "-t", vip+":80", "-r", "198.18.0.11", "-g")
 	d.must("-a", "-t", vip+":80", "-r", "198.18.0.12", "-g", "-w", "0")
 	rules := d.must("-S", "-n")
-	const size = "400000000"
-	bulk := tp.bulk(tp.ns("client"), vip+":80", size)
+	// Paced (30 MB at 2 MB/s, 15 s): the transfer must outlast the
+	// restart, which takes as long as loading the programs (5-6 s on a
+	// loaded 2-core VM; a bulk transfer could end before it did).
+	const size = "30000000"
+	transfer := make(chan [2]string, 1)
+	go func() {
+		out, err := tp.role(tp.ns("client"), "paced", vip+":80", size, "2000000")
+		transfer <- [2]string{out, fmt.Sprint(err)}
+	}()
+	bulk := func() (string, error) {
+		r := <-transfer
+		if r[1] != "<nil>" {
+			return r[0], fmt.Errorf("%s", r[1])
+		}
+		return r[0], nil
+	}
 	time.Sleep(500 * time.Millisecond)
 	before := d.must("-L", "-n", "-c")
 	d.stop()
