@@ -916,3 +916,29 @@ func TestV6SyncEvents(t *testing.T) {
 		t.Fatalf("record %+v", rec)
 	}
 }
+
+// ICMPv6 errors share IPv4's token bucket (50 at once, 1000/s per CPU):
+// past the burst, a too-big packet is dropped without an answer.
+func TestV6ICMPRateLimit(t *testing.T) {
+	o := setup6(t, 1400)
+	onOneCPU(t)
+	vp := netip.AddrPortFrom(vip6, 80)
+	putDest(t, o, 1, dest6(netip.AddrPortFrom(rs6, 80), fwdRoute))
+	putService6(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip6, port: 80, sched: schedRR, dests: []uint32{1}})
+	tx, drop := 0, 0
+	for i := range 80 {
+		p := pkt6{srcMAC: clientMAC, dstMAC: vipMAC, src: netip.AddrPortFrom(client6.Addr(), uint16(1000+i)), dst: vp, flags: tcpSYN, payload: 1400}
+		switch act, _ := run(t, o, p.build()); act {
+		case xdpTX:
+			tx++
+		case xdpDrop:
+			drop++
+		default:
+			t.Fatalf("packet %d: %s", i, actionNames[act])
+		}
+	}
+	// A token comes back per millisecond: a few more than the burst.
+	if tx < 50 || tx > 60 || drop != 80-tx {
+		t.Fatalf("%d answered, %d dropped of 80", tx, drop)
+	}
+}
