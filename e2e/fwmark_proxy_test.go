@@ -21,6 +21,13 @@ const (
 	fwmRS2  = "198.18.0.22"
 	fwmCli1 = "198.18.0.1"
 	fwmCli2 = "198.18.0.2"
+
+	fwmV6VIP  = "2001:db8:1::100"
+	fwmV6Dir  = "2001:db8::10"
+	fwmV6RS1  = "2001:db8::21"
+	fwmV6RS2  = "2001:db8::22"
+	fwmV6Cli1 = "2001:db8::1"
+	fwmV6Cli2 = "2001:db8::2"
 )
 
 // nsRun runs a command in namespace ns with nsenter, bounded in time.
@@ -61,42 +68,74 @@ func nsServe(t *testing.T, ns, addr, name string) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 }
 
-func TestFwmarkProxy(t *testing.T) {
+// boundTest fails the test (with a stack dump) if it runs past d.
+func boundTest(t *testing.T, d time.Duration) {
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	go func() { // a hang fails the test instead of the suite's timeout
+		select {
+		case <-done:
+		case <-time.After(d):
+			panic(t.Name() + ": over " + d.String())
+		}
+	}()
+}
+
+// newFwmTopo builds the topology; with v6, the hosts get IPv6 addresses
+// too (fwmV6*) and the operator marks the IPv6 VIP's traffic with mark 2.
+func newFwmTopo(t *testing.T, v6 bool) (c1, c2, dir string) {
+	t.Helper()
 	needRoot(t)
 	for _, b := range []string{"nsenter", "nft"} {
 		if _, err := exec.LookPath(b); err != nil {
 			t.Skipf("needs %s", b)
 		}
 	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() { // bound the test: a hang fails it instead of the suite's timeout
-		select {
-		case <-done:
-		case <-time.After(4 * time.Minute):
-			panic("TestFwmarkProxy: over 4 minutes")
-		}
-	}()
-
+	boundTest(t, 4*time.Minute)
 	tp := newTopo(t)
-	c1 := tp.host("c1", fwmCli1+"/24")
-	c2 := tp.host("c2", fwmCli2+"/24")
-	dir := tp.host("director", fwmDir+"/24")
+	c1 = tp.host("c1", fwmCli1+"/24")
+	c2 = tp.host("c2", fwmCli2+"/24")
+	dir = tp.host("director", fwmDir+"/24")
+	v6addr := map[string]string{c1: fwmV6Cli1, c2: fwmV6Cli2, dir: fwmV6Dir}
+	wild := "0.0.0.0"
+	if v6 {
+		wild = "[::]"
+	}
 	for i, addr := range []string{fwmRS1, fwmRS2} {
 		name := []string{"rs1", "rs2"}[i]
 		ns := tp.host(name, addr+"/24")
+		v6addr[ns] = []string{fwmV6RS1, fwmV6RS2}[i]
+		if v6 {
+			nsMust(t, ns, "ip", "-6", "addr", "add", v6addr[ns]+"/64", "dev", "eth0", "nodad")
+		}
 		for _, port := range []string{"80", "443", "53"} {
-			nsServe(t, ns, "0.0.0.0:"+port, name)
+			nsServe(t, ns, wild+":"+port, name)
+		}
+	}
+	for _, ns := range []string{c1, c2, dir} {
+		if v6 {
+			nsMust(t, ns, "ip", "-6", "addr", "add", v6addr[ns]+"/64", "dev", "eth0", "nodad")
 		}
 	}
 	for _, c := range []string{c1, c2} {
 		nsMust(t, c, "ip", "route", "add", fwmVIP+"/32", "via", fwmDir)
+		if v6 {
+			nsMust(t, c, "ip", "-6", "route", "add", fwmV6VIP+"/128", "via", fwmV6Dir)
+		}
 	}
 	// The operator's own marking, before gvs's chain (mangle + 1).
 	nsMust(t, dir, "nft", "add", "table", "inet", "op")
 	nsMust(t, dir, "nft", "add", "chain", "inet", "op", "pre", "{ type filter hook prerouting priority mangle; }")
 	nsMust(t, dir, "nft", "add", "rule", "inet", "op", "pre", "ip", "daddr", fwmVIP, "tcp", "dport", "{ 80, 443 }", "meta", "mark", "set", "1")
 	nsMust(t, dir, "nft", "add", "rule", "inet", "op", "pre", "ip", "daddr", fwmVIP, "udp", "dport", "53", "meta", "mark", "set", "1")
+	if v6 {
+		nsMust(t, dir, "nft", "add", "rule", "inet", "op", "pre", "ip6", "daddr", fwmV6VIP, "meta", "l4proto", "{ tcp, udp }", "th", "dport", "{ 80, 443, 53 }", "meta", "mark", "set", "2")
+	}
+	return c1, c2, dir
+}
+
+func TestFwmarkProxy(t *testing.T) {
+	c1, c2, dir := newFwmTopo(t, false)
 
 	stateDir := t.TempDir()
 	d := startWrapped(t, stateDir, []string{"nsenter", "--net=/run/netns/" + dir}, "--engine", "proxy")
@@ -238,4 +277,49 @@ func atoi(s string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+// The same over IPv6: a persistent fwmark service of family IPv6 (-6)
+// for the operator's mark 2 on the IPv6 VIP's ports 80, 443 and 53.
+func TestFwmarkProxyIPv6(t *testing.T) {
+	c1, c2, dir := newFwmTopo(t, true)
+	d := startWrapped(t, t.TempDir(), []string{"nsenter", "--net=/run/netns/" + dir}, "--engine", "proxy")
+	d.must("-A", "-f", "2", "-6", "-s", "rr", "-p", "300")
+	d.must("-a", "-f", "2", "-6", "-r", fwmV6RS1, "-m")
+	d.must("-a", "-f", "2", "-6", "-r", fwmV6RS2, "-m")
+	if out := nsMust(t, dir, "nft", "list", "table", "inet", "gvs"); !strings.Contains(out, "tproxy ip6 to [::1]:") {
+		t.Errorf("gvs table:\n%s", out)
+	}
+	vip := "[" + fwmV6VIP + "]"
+	hello := func(ns, port string) string {
+		t.Helper()
+		out, err := nsRole(t, ns, "hello "+vip+":"+port)
+		if err != nil {
+			t.Fatalf("hello %s:%s from %s: %v: %s\n%s", vip, port, ns, err, out, d.log)
+		}
+		return out
+	}
+	first := hello(c1, "80")
+	if got := hello(c1, "443"); got != first || first != "rs1" && first != "rs2" {
+		t.Errorf("client 1: port 80 on %q, port 443 on %q", first, got)
+	}
+	if out, err := nsRole(t, c1, "bulk "+vip+":443 1000000"); err != nil || out != "1000000" {
+		t.Fatalf("bulk: %v: %s", err, out)
+	}
+	if out, err := nsRole(t, c1, "udp "+vip+":53 ping"); err != nil || out != first+":ping" {
+		t.Errorf("udp from client 1: %v: %q, want %q", err, out, first+":ping")
+	}
+	if second := hello(c2, "443"); second == first {
+		t.Errorf("client 2 on %s as client 1", second)
+	}
+	if list := fields(d.must("-L", "-n")); !strings.Contains(list, "FWM 2 IPv6 rr persistent 300") {
+		t.Errorf("-L -n:\n%s", d.must("-L", "-n"))
+	}
+	d.must("-D", "-f", "2", "-6")
+	if out := nsMust(t, dir, "nft", "list", "ruleset"); strings.Contains(out, "table inet gvs") {
+		t.Errorf("ruleset after -D:\n%s", out)
+	}
+	if out := nsMust(t, dir, "ip", "-6", "rule", "list"); strings.Contains(out, "4747") {
+		t.Errorf("ip -6 rules after -D:\n%s", out)
+	}
 }
