@@ -122,4 +122,4 @@ func (f *NATSrc) Set(addr uint32) bool {
 var EventNames = []string{"pass", "forward", "drop_nodest", "no_dest", "conn_table_full", "frag_needed",
 	"no_route", "malformed", "too_big", "fwd_unsupported", "reply", "no_lport", "icmp", "ttl",
 	"evicted", "reclaimed", "unindexed", "busy", "family", "template_full", "frag", "frag_unknown", "denied",
-	"sync_lost", "nat_icmp_send"}
+	"sync_lost", "nat_icmp_send", "fwm_untagged", "fwm_pass"}

@@ -225,9 +225,11 @@ static __always_inline void conn_set_state(struct gvs_conn *c, struct gvs_dest *
 }
 
 /* Template key of ip_vs_sched_persist. exact: the packet's port is the
- * service's (else a port-zero service: vport 0). */
+ * service's (else a port-zero service: vport 0). A firewall-mark
+ * service's (mark nonzero) is IPPROTO_IP, the mark as the virtual address
+ * and port 0, so one template covers every port the mark takes in. */
 static __always_inline void tmpl_key(struct gvs_conn_key *tk, const struct gvs_conn_key *k,
-				     __u32 netmask, int exact)
+				     __u32 netmask, int exact, __u32 mark)
 {
 	__u32 caddr = k->caddr[0], vaddr = k->vaddr[0];
 	__u16 vport = k->vport;
@@ -235,21 +237,24 @@ static __always_inline void tmpl_key(struct gvs_conn_key *tk, const struct gvs_c
 
 	__builtin_memset(tk, 0, sizeof(*tk));
 	tk->caddr[0] = bpf_htonl(bpf_ntohl(caddr) & netmask);
-	tk->vaddr[0] = vaddr;
+	tk->vaddr[0] = mark ? bpf_htonl(mark) : vaddr;
 	tk->cport = 0;
-	tk->vport = exact ? vport : 0;
-	tk->proto = proto;
+	tk->vport = exact && !mark ? vport : 0;
+	tk->proto = mark ? 0 : proto;
 	tk->af = 4;
 }
 
 /* The service a connection was made for: the one of its virtual address
- * and port, else the port-zero one, whichever has id svc. exact says
- * which. */
-static __always_inline struct gvs_svc *svc_by_id(const struct gvs_conn_key *k, __u32 id, int *exact)
+ * and port, else the port-zero one, else its firewall-mark one, whichever
+ * has id svc. exact says which of the first two; *mark is the third's
+ * mark (else 0). */
+static __always_inline struct gvs_svc *svc_by_id(const struct gvs_conn_key *k, __u32 id, int *exact,
+						 __u32 *mark)
 {
 	struct gvs_svc_key sk = {};
 	struct gvs_svc *s;
 
+	*mark = 0;
 	sk.addr[0] = k->vaddr[0];
 	sk.port = k->vport;
 	sk.proto = k->proto;
@@ -263,6 +268,18 @@ static __always_inline struct gvs_svc *svc_by_id(const struct gvs_conn_key *k, _
 	s = bpf_map_lookup_elem(&services, &sk);
 	if (s && s->id == id) {
 		*exact = k->vport == 0;
+		return s;
+	}
+	__u32 *m = bpf_map_lookup_elem(&svc_fwmark, &id);
+	if (!m || !*m)
+		return 0;
+	__builtin_memset(&sk, 0, sizeof(sk));
+	sk.addr[0] = *m;
+	sk.af = 4;
+	s = bpf_map_lookup_elem(&services, &sk);
+	if (s && s->id == id) {
+		*exact = 1;
+		*mark = sk.addr[0];
 		return s;
 	}
 	return 0;
@@ -314,12 +331,13 @@ __gvs_subprog void reply_remove(const struct gvs_conn_key *key, __u32 raddr, __u
 __gvs_subprog void tmpl_release(const struct gvs_conn_key *key, __u32 svc, int drop_idle)
 {
 	int exact = 0;
-	struct gvs_svc *s = svc_by_id(key, svc, &exact);
+	__u32 mark;
+	struct gvs_svc *s = svc_by_id(key, svc, &exact, &mark);
 
 	if (!s)
 		return;
 	struct gvs_conn_key tk;
-	tmpl_key(&tk, key, s->netmask, exact);
+	tmpl_key(&tk, key, s->netmask, exact, mark);
 	struct gvs_template *t = bpf_map_lookup_elem(&templates, &tk);
 	if (t && __sync_fetch_and_add(&t->n_control, -1) == 1 && drop_idle)
 		tmpl_remove(&tk, t);

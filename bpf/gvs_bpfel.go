@@ -250,11 +250,13 @@ type gvsGvsWork struct {
 		Frag     uint8
 		IpId     uint16
 	}
-	Key gvsGvsConnKey
-	Tk  gvsGvsConnKey
-	Rk  gvsGvsConnKey
-	Nc  gvsGvsConn
-	Ss  gvsGvsSchedState
+	Key  gvsGvsConnKey
+	Tk   gvsGvsConnKey
+	Rk   gvsGvsConnKey
+	Nc   gvsGvsConn
+	Ss   gvsGvsSchedState
+	Mark uint32
+	_    [4]byte
 }
 
 type gvsLportSearch struct {
@@ -279,6 +281,7 @@ const (
 	gvsMapDests               = "dests"
 	gvsMapEvents              = "events"
 	gvsMapFrags               = "frags"
+	gvsMapFwmIf               = "fwm_if"
 	gvsMapHashTables          = "hash_tables"
 	gvsMapIcmpRate            = "icmp_rate"
 	gvsMapIfmacs              = "ifmacs"
@@ -294,11 +297,13 @@ const (
 	gvsMapRingHand            = "ring_hand"
 	gvsMapSchedState          = "sched_state"
 	gvsMapServices            = "services"
+	gvsMapSvcFwmark           = "svc_fwmark"
 	gvsMapSvcStats            = "svc_stats"
 	gvsMapSyncEvents          = "sync_events"
 	gvsMapTemplates           = "templates"
 	gvsMapTimeouts            = "timeouts"
 	gvsMapWork                = "work"
+	gvsProgGvsFwmTag          = "gvs_fwm_tag"
 	gvsProgGvsReleaseTemplate = "gvs_release_template"
 	gvsProgGvsSyncInstall     = "gvs_sync_install"
 	gvsProgXdpGvs             = "xdp_gvs"
@@ -346,6 +351,7 @@ type gvsSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type gvsProgramSpecs struct {
+	GvsFwmTag          *ebpf.ProgramSpec `ebpf:"gvs_fwm_tag"`
 	GvsReleaseTemplate *ebpf.ProgramSpec `ebpf:"gvs_release_template"`
 	GvsSyncInstall     *ebpf.ProgramSpec `ebpf:"gvs_sync_install"`
 	XdpGvs             *ebpf.ProgramSpec `ebpf:"xdp_gvs"`
@@ -363,6 +369,7 @@ type gvsMapSpecs struct {
 	Dests        *ebpf.MapSpec `ebpf:"dests"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Frags        *ebpf.MapSpec `ebpf:"frags"`
+	FwmIf        *ebpf.MapSpec `ebpf:"fwm_if"`
 	HashTables   *ebpf.MapSpec `ebpf:"hash_tables"`
 	IcmpRate     *ebpf.MapSpec `ebpf:"icmp_rate"`
 	Ifmacs       *ebpf.MapSpec `ebpf:"ifmacs"`
@@ -378,6 +385,7 @@ type gvsMapSpecs struct {
 	RingHand     *ebpf.MapSpec `ebpf:"ring_hand"`
 	SchedState   *ebpf.MapSpec `ebpf:"sched_state"`
 	Services     *ebpf.MapSpec `ebpf:"services"`
+	SvcFwmark    *ebpf.MapSpec `ebpf:"svc_fwmark"`
 	SvcStats     *ebpf.MapSpec `ebpf:"svc_stats"`
 	SyncEvents   *ebpf.MapSpec `ebpf:"sync_events"`
 	Templates    *ebpf.MapSpec `ebpf:"templates"`
@@ -419,6 +427,7 @@ type gvsMaps struct {
 	Dests        *ebpf.Map `ebpf:"dests"`
 	Events       *ebpf.Map `ebpf:"events"`
 	Frags        *ebpf.Map `ebpf:"frags"`
+	FwmIf        *ebpf.Map `ebpf:"fwm_if"`
 	HashTables   *ebpf.Map `ebpf:"hash_tables"`
 	IcmpRate     *ebpf.Map `ebpf:"icmp_rate"`
 	Ifmacs       *ebpf.Map `ebpf:"ifmacs"`
@@ -434,6 +443,7 @@ type gvsMaps struct {
 	RingHand     *ebpf.Map `ebpf:"ring_hand"`
 	SchedState   *ebpf.Map `ebpf:"sched_state"`
 	Services     *ebpf.Map `ebpf:"services"`
+	SvcFwmark    *ebpf.Map `ebpf:"svc_fwmark"`
 	SvcStats     *ebpf.Map `ebpf:"svc_stats"`
 	SyncEvents   *ebpf.Map `ebpf:"sync_events"`
 	Templates    *ebpf.Map `ebpf:"templates"`
@@ -451,6 +461,7 @@ func (m *gvsMaps) Close() error {
 		m.Dests,
 		m.Events,
 		m.Frags,
+		m.FwmIf,
 		m.HashTables,
 		m.IcmpRate,
 		m.Ifmacs,
@@ -466,6 +477,7 @@ func (m *gvsMaps) Close() error {
 		m.RingHand,
 		m.SchedState,
 		m.Services,
+		m.SvcFwmark,
 		m.SvcStats,
 		m.SyncEvents,
 		m.Templates,
@@ -484,6 +496,7 @@ type gvsVariables struct {
 //
 // It can be passed to loadGvsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type gvsPrograms struct {
+	GvsFwmTag          *ebpf.Program `ebpf:"gvs_fwm_tag"`
 	GvsReleaseTemplate *ebpf.Program `ebpf:"gvs_release_template"`
 	GvsSyncInstall     *ebpf.Program `ebpf:"gvs_sync_install"`
 	XdpGvs             *ebpf.Program `ebpf:"xdp_gvs"`
@@ -491,6 +504,7 @@ type gvsPrograms struct {
 
 func (p *gvsPrograms) Close() error {
 	return _GvsClose(
+		p.GvsFwmTag,
 		p.GvsReleaseTemplate,
 		p.GvsSyncInstall,
 		p.XdpGvs,

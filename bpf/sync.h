@@ -193,11 +193,12 @@ int gvs_sync_install(struct gvs_sync_in *ctx)
 
 	/* Its hold on its template, if the master sent that first. */
 	int exact = 0;
+	__u32 mark;
 	struct gvs_template *t = 0;
 	struct gvs_conn_key tk;
-	struct gvs_svc *s = svc_by_id(&k, a.svc, &exact);
+	struct gvs_svc *s = svc_by_id(&k, a.svc, &exact, &mark);
 	if (s && (s->flags & GVS_SVC_F_PERSISTENT)) {
-		tmpl_key(&tk, &k, s->netmask, exact);
+		tmpl_key(&tk, &k, s->netmask, exact, mark);
 		t = bpf_map_lookup_elem(&templates, &tk);
 		if (t && RD(t->dest) != GVS_DEST_NONE)
 			nc.flags |= GVS_CONN_F_CONTROLLED;

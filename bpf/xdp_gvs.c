@@ -40,6 +40,7 @@
 #include "fwd.h"
 #include "nat.h"
 #include "sync.h"
+#include "fwmark.h"
 
 char _license[] SEC("license") = "Dual BSD/GPL";
 
@@ -56,6 +57,7 @@ struct gvs_work {
 	struct gvs_conn_key rk;  /* a new NAT connection's reply key */
 	struct gvs_conn nc;      /* a new connection */
 	struct gvs_sched_state ss; /* rr/wrr position before scheduling */
+	__u32 mark;              /* a frame from netfilter: its fwmark */
 };
 
 struct {
@@ -555,15 +557,22 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 	struct gvs_svc *svc;
 	int exact = 1;
 
-	sk.addr[0] = p->daddr;
-	sk.port = p->dport;
-	sk.proto = p->proto;
-	sk.af = 4;
-	svc = bpf_map_lookup_elem(&services, &sk);
-	if (!svc) {
-		sk.port = 0;
+	if (w->mark) {
+		/* From netfilter (fwmark.h): the mark's service only. */
+		sk.addr[0] = w->mark;
+		sk.af = 4;
 		svc = bpf_map_lookup_elem(&services, &sk);
-		exact = p->dport == 0;
+	} else {
+		sk.addr[0] = p->daddr;
+		sk.port = p->dport;
+		sk.proto = p->proto;
+		sk.af = 4;
+		svc = bpf_map_lookup_elem(&services, &sk);
+		if (!svc) {
+			sk.port = 0;
+			svc = bpf_map_lookup_elem(&services, &sk);
+			exact = p->dport == 0;
+		}
 	}
 	if (!svc)
 		goto pass;
@@ -596,7 +605,7 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 			w->ss = *st;
 	}
 	if (persistent) {
-		tmpl_key(tk, key, svc->netmask, exact);
+		tmpl_key(tk, key, svc->netmask, exact, w->mark);
 		int r = sched_persist(svc, p, tk, now, cfg, &did, &created);
 		if (r == SP_REJECT)
 			goto reject;
@@ -731,7 +740,9 @@ reject:
 	if (!one)
 		bpf_map_delete_elem(&conns, key);
 	ev_inc(GVS_EV_NO_DEST);
-	if (icmp_reply(ctx, p, ICMP_ARG(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0), p->daddr, now) == 0)
+	/* A frame from netfilter would take XDP_TX back into gvs-fwm0. */
+	if (!w->mark &&
+	    icmp_reply(ctx, p, ICMP_ARG(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0), p->daddr, now) == 0)
 		return XDP_TX;
 	return XDP_DROP;
 unreserve:
@@ -784,13 +795,9 @@ static __always_inline int frag_ports(struct gvs_pkt *p)
 	return nat_src_maybe(p->saddr) ? FRAG_DROP : PARSE_NOT_OURS;
 }
 
-SEC("xdp")
-int xdp_gvs(struct xdp_md *ctx)
+static __always_inline int xdp_gvs_pkt(struct xdp_md *ctx, struct gvs_work *w)
 {
 	__u32 zero = 0;
-	struct gvs_work *w = bpf_map_lookup_elem(&work, &zero);
-	if (!w)
-		return XDP_PASS;
 	struct gvs_pkt *p = &w->p;
 	__builtin_memset(p, 0, sizeof(*p));
 	int r = parse_pkt(ctx, p);
@@ -874,6 +881,28 @@ int xdp_gvs(struct xdp_md *ctx)
 		}
 	}
 	return in_conn(ctx, p, key, c, now, to, cfg);
+}
+
+SEC("xdp")
+int xdp_gvs(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct gvs_work *w = bpf_map_lookup_elem(&work, &zero);
+	if (!w)
+		return XDP_PASS;
+	int fwm = fwm_frame(ctx, &w->mark);
+	if (fwm && !w->mark) {
+		ev_inc(GVS_EV_FWM_UNTAGGED);
+		return XDP_DROP;
+	}
+	int v = xdp_gvs_pkt(ctx, w);
+	/* A marked packet netfilter handed over: what is not forwarded is
+	 * dropped (the original was; passed, it would loop). */
+	if (fwm && v == XDP_PASS) {
+		ev_inc(GVS_EV_FWM_PASS);
+		return XDP_DROP;
+	}
+	return v;
 }
 
 /*
