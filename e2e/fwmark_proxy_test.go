@@ -244,6 +244,18 @@ func TestFwmarkProxy(t *testing.T) {
 		t.Errorf("after a restart: %q", got)
 	}
 
+	// A crash: the rules stay behind; the next gvsd replaces them.
+	d.kill()
+	steered()
+	d.start()
+	steered()
+	if got := hello(c2, "80"); got != "rs1" && got != "rs2" {
+		t.Errorf("after a crash and a start: %q", got)
+	}
+	if out := nsMust(t, dir, "ip", "rule", "list"); strings.Count(out, "lookup 4747") != 1 {
+		t.Errorf("ip rules after a crash and a start:\n%s", out)
+	}
+
 	// -C then -R of the saved rules.
 	d.must("-C")
 	gone()
