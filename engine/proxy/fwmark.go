@@ -404,6 +404,11 @@ func (fs *fwmService) close() {
 	fs.mu.Unlock()
 }
 
+// maxReplySockets bounds a fwmark service's UDP reply sockets (one per
+// virtual address and port its clients sent to; they live as long as the
+// service).
+const maxReplySockets = 4096
+
 // replySocket returns the socket that sends replies from virtual address
 // vip: transparent, bound to vip, never connected (so the kernel's tproxy
 // lookup, which takes connected sockets only, never hands it packets).
@@ -415,6 +420,9 @@ func (fs *fwmService) replySocket(vip netip.AddrPort) (*net.UDPConn, error) {
 	}
 	if c := fs.replies[vip]; c != nil {
 		return c, nil
+	}
+	if len(fs.replies) >= maxReplySockets {
+		return nil, fmt.Errorf("%d virtual addresses answered already: limit reached", len(fs.replies))
 	}
 	network := "udp4"
 	if vip.Addr().Is6() {
