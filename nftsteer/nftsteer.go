@@ -78,8 +78,13 @@ type TProxy struct {
 // Dup sends a copy of the packet out of Device with To as the next hop
 // (dup to To device Device), then drops the original. Device is resolved
 // to its index at Sync: a device created again later needs another Sync.
+//
+// nf_dup_ipv4 sets DF on every IPv4 copy. With ToIfDF (IPv4), a packet
+// that had DF goes to ToIfDF instead, so what receives the copies can
+// tell (by the next hop's MAC) and clear DF on the others.
 type Dup struct {
 	To     netip.Addr
+	ToIfDF netip.Addr
 	Device string
 }
 
@@ -113,6 +118,8 @@ func (r Rule) String() string {
 		s += " tproxy to " + netip.AddrPortFrom(r.TProxy.Addr, r.TProxy.Port).String()
 	case r.TProxy != nil:
 		s += fmt.Sprintf(" tproxy to :%d", r.TProxy.Port)
+	case r.Dup != nil && r.Dup.ToIfDF.IsValid():
+		s += fmt.Sprintf(" dup to %s (DF: %s) device %s drop", r.Dup.To, r.Dup.ToIfDF, r.Dup.Device)
 	case r.Dup != nil:
 		s += fmt.Sprintf(" dup to %s device %s drop", r.Dup.To, r.Dup.Device)
 	}
@@ -161,6 +168,9 @@ func (r Rule) Validate() error {
 		}
 		if r.Family != Both && r.Family != familyOf(d.To) {
 			return bad("the dup address is not of the rule's family")
+		}
+		if d.ToIfDF.IsValid() && (!d.To.Is4() || !d.ToIfDF.Is4() || d.ToIfDF == d.To || d.ToIfDF.IsUnspecified()) {
+			return bad("a DF next hop needs IPv4 addresses, other than the dup address")
 		}
 		if d.Device == "" || len(d.Device) >= unix.IFNAMSIZ {
 			return bad("dup needs a device name")
@@ -279,6 +289,10 @@ func (t *Table) Sync(rules []Rule) error {
 			tf := nftables.TableFamilyIPv4
 			if f == IPv6 {
 				tf = nftables.TableFamilyIPv6
+			}
+			if r.Dup.ToIfDF.IsValid() {
+				// First the copies of packets with DF, then the rest.
+				byFamily[tf] = append(byFamily[tf], dupDFExprs(r, ifindex[r.Dup.Device]))
 			}
 			byFamily[tf] = append(byFamily[tf], dupExprs(r, ifindex[r.Dup.Device]))
 		}
@@ -415,9 +429,23 @@ func tproxyExprs(r Rule, f Family, p Proto) []expr.Any {
 }
 
 func dupExprs(r Rule, ifindex uint32) []expr.Any {
-	e := match(r, familyOf(r.Dup.To), r.Proto, false)
+	return dupTo(match(r, familyOf(r.Dup.To), r.Proto, false), r.Dup.To, ifindex)
+}
+
+// dupDFExprs is dupExprs for IPv4 packets with DF set ("ip frag-off &
+// 0x4000 != 0"), duplicated to ToIfDF.
+func dupDFExprs(r Rule, ifindex uint32) []expr.Any {
+	e := []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 6, Len: 2},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 2, Mask: []byte{0x40, 0}, Xor: []byte{0, 0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0}},
+	}
+	return dupTo(append(e, match(r, IPv4, r.Proto, false)...), r.Dup.ToIfDF, ifindex)
+}
+
+func dupTo(e []expr.Any, to netip.Addr, ifindex uint32) []expr.Any {
 	return append(e,
-		&expr.Immediate{Register: 1, Data: r.Dup.To.AsSlice()},
+		&expr.Immediate{Register: 1, Data: to.AsSlice()},
 		&expr.Immediate{Register: 2, Data: binaryutil.NativeEndian.PutUint32(ifindex)},
 		&expr.Dup{RegAddr: 1, RegDev: 2, IsRegDevSet: true},
 		&expr.Verdict{Kind: expr.VerdictDrop})

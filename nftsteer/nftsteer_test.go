@@ -38,6 +38,8 @@ func TestValidate(t *testing.T) {
 		{Mark: 1, Dup: &Dup{To: v4}},
 		{Mark: 1, Family: IPv6, Dup: &Dup{To: v4, Device: "x"}},
 		{Mark: 1, Dup: &Dup{To: v4, Device: strings.Repeat("x", 16)}},
+		{Mark: 1, Dup: &Dup{To: v4, ToIfDF: v4, Device: "x"}},
+		{Mark: 1, Dup: &Dup{To: netip.MustParseAddr("2001:db8::1"), ToIfDF: netip.MustParseAddr("2001:db8::2"), Device: "x"}},
 	} {
 		if err := r.Validate(); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v: got %v, want ErrInvalid", r, err)
@@ -48,6 +50,7 @@ func TestValidate(t *testing.T) {
 		{Mark: 1, Family: IPv4, Proto: TCP, TProxy: &TProxy{Port: 1, Addr: v4}},
 		{Mark: 0xffffffff, Dup: &Dup{To: v4, Device: "eth0"}},
 		{Mark: 1, Family: IPv6, Proto: UDP, Dup: &Dup{To: netip.MustParseAddr("2001:db8::1"), Device: "eth0"}},
+		{Mark: 1, Family: IPv4, Dup: &Dup{To: v4, ToIfDF: netip.MustParseAddr("198.18.2.3"), Device: "eth0"}},
 	} {
 		if err := r.Validate(); err != nil {
 			t.Errorf("%+v: %v", r, err)
@@ -203,6 +206,7 @@ func TestSyncListing(t *testing.T) {
 		{Mark: 1, TProxy: &TProxy{Port: 4000}},
 		{Mark: 2, Family: IPv4, Proto: TCP, TProxy: &TProxy{Port: 4001, Addr: netip.MustParseAddr("127.0.0.1")}},
 		{Mark: 3, Proto: UDP, Dup: &Dup{To: netip.MustParseAddr("198.18.5.9"), Device: "x0"}},
+		{Mark: 4, Dup: &Dup{To: netip.MustParseAddr("198.18.5.9"), ToIfDF: netip.MustParseAddr("198.18.5.10"), Device: "x0"}},
 	}
 	for range 2 { // idempotent
 		if err := tb.Sync(rules); err != nil {
@@ -235,9 +239,14 @@ func TestSyncListing(t *testing.T) {
 		}
 	}
 	ip, _ := ns.listRules("a", "ip", "gvstest")
-	if len(ip) != 1 || !strings.Contains(ip[0], `"dup":{"addr":"198.18.5.9","dev":"x0"}`) || !strings.Contains(ip[0], `{"drop":null}`) ||
+	if len(ip) != 3 || !strings.Contains(ip[0], `"dup":{"addr":"198.18.5.9","dev":"x0"}`) || !strings.Contains(ip[0], `{"drop":null}`) ||
 		!strings.Contains(ip[0], `"right":"udp"`) || !strings.Contains(ip[0], `"right":3}`) {
 		t.Errorf("ip rules:\n%s", strings.Join(ip, "\n"))
+	}
+	// ToIfDF: packets with DF first, to the other address; then the rest.
+	if len(ip) == 3 && (!strings.Contains(ip[1], `"frag-off"`) || !strings.Contains(ip[1], `"dup":{"addr":"198.18.5.10","dev":"x0"}`) ||
+		!strings.Contains(ip[1], `"right":4}`) || strings.Contains(ip[2], `"frag-off"`) || !strings.Contains(ip[2], `"dup":{"addr":"198.18.5.9","dev":"x0"}`)) {
+		t.Errorf("ip rules with a DF next hop:\n%s", strings.Join(ip[1:], "\n"))
 	}
 	if _, ok := ns.listRules("a", "ip6", "gvstest"); ok {
 		t.Error("ip6 table without rules exists")

@@ -295,7 +295,7 @@ func localRoute(cfg fwmConfig, f model.Family, add bool) error {
 	}
 	rt := &netlink.Route{
 		LinkIndex: lo.Attrs().Index, Table: cfg.routeTable, Type: unix.RTN_LOCAL, Scope: netlink.SCOPE_HOST,
-		Dst: &net.IPNet{IP: dst.Addr().AsSlice(), Mask: net.CIDRMask(0, dst.Addr().BitLen())},
+		Dst:    &net.IPNet{IP: dst.Addr().AsSlice(), Mask: net.CIDRMask(0, dst.Addr().BitLen())},
 		Family: nlFamily(f),
 	}
 	if add {

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -123,6 +124,10 @@ type Engine struct {
 	// counted it (ConnStates).
 	connStates atomic.Pointer[engine.ConnStates]
 
+	// fwmXDP is xdp_gvs on gvs-fwm1 while there are firewall-mark
+	// services (fwmark.go).
+	fwmXDP *attachment
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -130,6 +135,7 @@ type Engine struct {
 type svcMeta struct {
 	netmask  uint32
 	portZero bool
+	fwmark   uint32 // a firewall-mark service's mark
 }
 
 // Modes reports how the program is attached, per interface.
@@ -189,7 +195,7 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 		e.objs.Close()
 		return nil, err
 	}
-	detachOthers(o.PinDir, o.Interfaces, func(iface string) {
+	detachOthers(o.PinDir, append(slices.Clone(o.Interfaces), fwmIn), func(iface string) {
 		log.Info("detached the XDP program from an interface no longer in --interface", "interface", iface)
 	})
 	for _, ifname := range o.Interfaces {
@@ -238,6 +244,9 @@ func (e *Engine) Close() error {
 	e.wg.Wait()
 	for _, a := range e.att {
 		a.link.Close()
+	}
+	if e.fwmXDP != nil {
+		e.fwmXDP.link.Close()
 	}
 	if e.dmem != nil {
 		e.dmem.close()
@@ -416,6 +425,9 @@ func wordsAddr(w [4]uint32, af uint8) netip.Addr {
 func htons(p uint16) uint16 { return bits.ReverseBytes16(p) }
 
 func svcKey(k model.ServiceKey) bpf.SvcKey {
+	if k.IsFWMark() {
+		return fwmSvcKey(k)
+	}
 	return bpf.SvcKey{Addr: addrWords(k.Addr), Port: htons(k.Port), Proto: uint8(k.Protocol), Af: uint8(k.Family)}
 }
 
@@ -430,8 +442,8 @@ var schedIndex = func() map[string]uint32 {
 // checkService refuses what this engine cannot carry.
 func checkService(s model.Service) error {
 	switch {
-	case s.IsFWMark():
-		return engine.NotSupported("firewall-mark services are not supported by the xdp engine: XDP runs before netfilter sees a mark")
+	case s.IsFWMark() && s.Family == model.IPv6:
+		return engine.NotSupported("IPv6 firewall-mark services are not supported by the xdp engine yet")
 	case s.Protocol == model.ProtoSCTP:
 		return engine.NotSupported("SCTP services are not supported by the xdp engine yet")
 	case s.Family == model.IPv6:

@@ -30,12 +30,12 @@ func (e *Engine) recoverIDs() error {
 	liveSvc, liveDest := map[uint32]bool{}, map[uint32]bool{}
 	it := e.objs.Services.Iterate()
 	for it.Next(&k, &sv) {
-		mk := model.ServiceKey{Protocol: model.Protocol(k.Proto), Addr: wordsAddr(k.Addr, k.Af), Port: htons(k.Port), Family: model.Family(k.Af)}
+		mk := modelKey(k)
 		e.svcIDs[mk] = sv.Id
 		e.svcKeys[sv.Id] = mk
 		liveSvcs = append(liveSvcs, sv.Id)
 		liveSvc[sv.Id] = true
-		e.svcMeta[sv.Id] = svcMeta{netmask: sv.Netmask, portZero: mk.Port == 0}
+		e.svcMeta[sv.Id] = metaOf(mk, sv.Netmask)
 		if sv.TableSlot != noSlot {
 			if sv.Sched == schedIndex["mh"] {
 				e.mhSlots.reserve(mk, sv.TableSlot)

@@ -1,6 +1,7 @@
 package xdp
 
 import (
+	"errors"
 	"time"
 
 	"gvs/bpf"
@@ -98,7 +99,12 @@ func (e *Engine) sync(k model.ServiceKey, ch change) (err error) {
 		e.dirty[k] = true
 		return nil
 	}
-	e.Do(func(v *ipvs.IPVS) { err = e.syncLocked(v, k, ch) })
+	e.Do(func(v *ipvs.IPVS) {
+		err = e.syncLocked(v, k, ch)
+		if k.IsFWMark() {
+			err = errors.Join(err, e.syncFwmark(v))
+		}
+	})
 	return err
 }
 
@@ -115,9 +121,16 @@ func (e *Engine) Batch(run func() error) error {
 	// One lock for the whole batch: the tick would otherwise take the
 	// table between every two services.
 	e.Do(func(v *ipvs.IPVS) {
+		fwm := false
 		for k := range dirty {
 			if serr := e.syncLocked(v, k, change{kind: chReplace}); serr != nil && err == nil {
 				err = serr
+			}
+			fwm = fwm || k.IsFWMark()
+		}
+		if fwm {
+			if ferr := e.syncFwmark(v); ferr != nil && err == nil {
+				err = ferr
 			}
 		}
 	})
@@ -152,7 +165,10 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 	if err != nil {
 		return err
 	}
-	e.svcMeta[id] = svcMeta{netmask: cfg.Netmask, portZero: k.Port == 0}
+	e.svcMeta[id] = metaOf(k, cfg.Netmask)
+	if err := e.objs.SvcFwmark.Put(id, k.FWMark); err != nil {
+		return err
+	}
 	sv := bpf.Svc{Id: id, Flags: uint32(cfg.Flags), Sched: schedIndex[cfg.Scheduler], Timeout: cfg.Timeout,
 		Netmask: cfg.Netmask, TableSlot: noSlot, Ndests: uint32(len(servers))}
 	sv.Nladdrs = uint32(copyLocalAddrs(&sv.Laddrs, s))

@@ -182,9 +182,7 @@ func (e *Engine) syncTemplateOf(k bpf.ConnKey, svc uint32) (engine.SyncConn, boo
 	tk := k
 	tk.Cport = 0
 	tk.Caddr = [4]uint32{k.Caddr[0] & bits.ReverseBytes32(meta.netmask)}
-	if meta.portZero {
-		tk.Vport = 0
-	}
+	meta.tmplKey(&tk)
 	var tv bpf.Template
 	if e.objs.Templates.Lookup(&tk, &tv) != nil {
 		return engine.SyncConn{}, false
