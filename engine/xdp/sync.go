@@ -166,8 +166,10 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 		return err
 	}
 	e.svcMeta[id] = metaOf(k, cfg.Netmask)
-	if err := e.objs.SvcFwmark.Put(id, k.FWMark); err != nil {
-		return err
+	if k.IsFWMark() { // others' entries are 0 from cleanSvc on
+		if err := e.objs.SvcFwmark.Put(id, k.FWMark); err != nil {
+			return err
+		}
 	}
 	sv := bpf.Svc{Id: id, Flags: uint32(cfg.Flags), Sched: schedIndex[cfg.Scheduler], Timeout: cfg.Timeout,
 		Netmask: cfg.Netmask, TableSlot: noSlot, Ndests: uint32(len(servers))}
