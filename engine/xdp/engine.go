@@ -105,6 +105,9 @@ type Engine struct {
 	tunSrc   netip.Addr // outer source of TUN packets, if any
 	batching bool
 	dirty    map[model.ServiceKey]bool
+	// pend holds a batch's map writes until flushPending (sync.go); nil
+	// outside Batch's sync.
+	pend *pending
 	// allowed holds the allow map's entries by service id (allow.go).
 	allowed map[uint32]map[bpf.AllowKey]bool
 
