@@ -127,6 +127,12 @@ type Engine struct {
 	// counted it (ConnStates).
 	connStates atomic.Pointer[engine.ConnStates]
 
+	// pullSvcs and pullDests index the model for pullLocked (indexPull),
+	// as of model generation pullGen; pullStale says the ids changed.
+	pullSvcs  []svcPull
+	pullDests []destPull
+	pullGen   uint64
+	pullStale bool
 	// fwmXDP is xdp_gvs on gvs-fwm1 while there are firewall-mark
 	// services (fwmark.go).
 	fwmXDP *attachment
@@ -222,7 +228,7 @@ func newEngine(log *slog.Logger, o Options) *Engine {
 	e := &Engine{
 		Table: engine.NewTable(ipvs.Options{}), log: log, opts: o,
 		svcIDs: map[model.ServiceKey]uint32{}, destIDs: map[model.ServiceKey]map[netip.AddrPort]uint32{},
-		hashSlots: newSlots(hashSlots), mhSlots: newSlots(mhSlots), seen: map[model.ServiceKey]bool{}, svcMeta: map[uint32]svcMeta{}, dirty: map[model.ServiceKey]bool{},
+		hashSlots: newSlots(hashSlots), mhSlots: newSlots(mhSlots), seen: map[model.ServiceKey]bool{}, pullStale: true, svcMeta: map[uint32]svcMeta{}, dirty: map[model.ServiceKey]bool{},
 		hops: map[uint32]nextHop{}, addrHops: map[hopKey]hopResult{}, stop: make(chan struct{}),
 		svcKeys: map[uint32]model.ServiceKey{}, destKeys: map[uint32]destRef{}, refs: newRefs(),
 		allowed: map[uint32]map[bpf.AllowKey]bool{}, warmed: map[netip.Addr]time.Time{},

@@ -218,6 +218,7 @@ func batchPut[K, V any](m *ebpf.Map, keys []K, vals []V) error {
 func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.pullStale = true // ids may change
 	s := v.Service(k)
 	defer e.syncNATServers(k, s) // nat_servers, once the service is written: natservers.go
 	live := map[uint32]bool{}
