@@ -133,6 +133,9 @@ type Engine struct {
 	pullDests []destPull
 	pullGen   uint64
 	pullStale bool
+	// steerFwmark brings netfilter's steering of marked packets in line
+	// with the fwmark services (syncFwmark; tests replace it).
+	steerFwmark func(*ipvs.IPVS) error
 	// fwmXDP is xdp_gvs on gvs-fwm1 while there are firewall-mark
 	// services (fwmark.go).
 	fwmXDP *attachment
@@ -235,6 +238,7 @@ func newEngine(log *slog.Logger, o Options) *Engine {
 	}
 	e.svcPool = newIDPool(maxServices, e.cleanSvc)
 	e.destPool = newIDPool(maxDests, e.cleanDest)
+	e.steerFwmark = e.syncFwmark
 	return e
 }
 

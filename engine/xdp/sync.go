@@ -104,7 +104,7 @@ func (e *Engine) sync(k model.ServiceKey, ch change) (err error) {
 	e.Do(func(v *ipvs.IPVS) {
 		err = e.syncLocked(v, k, ch)
 		if k.IsFWMark() {
-			err = errors.Join(err, e.syncFwmark(v))
+			err = errors.Join(err, e.steerFwmark(v))
 		}
 	})
 	return err
@@ -143,7 +143,7 @@ func (e *Engine) Batch(run func() error) error {
 			err = serr
 		}
 		if fwm {
-			if ferr := e.syncFwmark(v); ferr != nil && err == nil {
+			if ferr := e.steerFwmark(v); ferr != nil && err == nil {
 				err = ferr
 			}
 		}

@@ -161,6 +161,9 @@ func (e *Engine) syncRecord(k *bpf.ConnKey, c *bpf.Conn, withTemplate bool) []en
 	if c.Rport != 0 {
 		sc.Dest = netip.AddrPortFrom(dest.Addr(), htons(c.Rport))
 	}
+	// A fwmark service's connection carries the mark, which the backup
+	// finds the service by (the kernel sends the packet's skb->mark).
+	sc.FWMark = e.svcMeta[c.Svc].fwmark
 	if model.Method(c.Method) == model.FullNAT {
 		sc.Local = netip.AddrPortFrom(wordsAddr(c.Laddr, k.Af), htons(c.Lport))
 	}
@@ -211,6 +214,9 @@ func (e *Engine) syncTemplate(tk *bpf.ConnKey, tv *bpf.Template) (engine.SyncCon
 		Template: true,
 		State:    st,
 		Timeout:  tv.Timeout,
+		// A fwmark service's template: IPPROTO_IP, the mark as its
+		// virtual address, and the mark.
+		FWMark: e.svcMeta[tv.Svc].fwmark,
 	}, true
 }
 
@@ -340,23 +346,37 @@ const warmEvery = time.Minute
 // a protocol it does not carry).
 func (e *Engine) syncInput(sc *engine.SyncConn, to *bpf.Timeouts) (bpf.SyncIn, bool) {
 	var in bpf.SyncIn
-	// An entry's fwmark is the packet's mark (skb->mark), which the
-	// kernel keeps whatever the service: ignored here, where services are
-	// found by address (a fwmark service's template, whose virtual
-	// address is the mark, finds none).
-	if !sc.Client.Addr().Is4() || !sc.Virtual.Addr().Is4() || !sc.Dest.Addr().Is4() ||
-		sc.Protocol != model.ProtoTCP && sc.Protocol != model.ProtoUDP {
+	if !sc.Client.Addr().Is4() || !sc.Virtual.Addr().Is4() || !sc.Dest.Addr().Is4() {
 		return in, false
 	}
-	sk := model.ServiceKey{Protocol: sc.Protocol, Addr: sc.Virtual.Addr(), Port: sc.Virtual.Port(), Family: model.IPv4}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	svc, ok := e.svcIDs[sk]
-	if !ok || e.svcPool.isRetired(svc) {
-		sk.Port = 0
-		if svc, ok = e.svcIDs[sk]; !ok || e.svcPool.isRetired(svc) {
+	// As ip_vs_service_find: a fwmark service of the entry's mark (the
+	// kernel sends the packet's skb->mark whatever the service), else the
+	// service of its address and port, else the port-zero one.
+	var sk model.ServiceKey
+	var svc uint32
+	ok := false
+	if sc.FWMark != 0 {
+		sk = model.ServiceKey{FWMark: sc.FWMark, Family: model.IPv4}
+		svc, ok = e.svcIDs[sk]
+		ok = ok && !e.svcPool.isRetired(svc)
+	}
+	if !ok {
+		if sc.Protocol != model.ProtoTCP && sc.Protocol != model.ProtoUDP {
 			return in, false
 		}
+		sk = model.ServiceKey{Protocol: sc.Protocol, Addr: sc.Virtual.Addr(), Port: sc.Virtual.Port(), Family: model.IPv4}
+		svc, ok = e.svcIDs[sk]
+		if !ok || e.svcPool.isRetired(svc) {
+			sk.Port = 0
+			if svc, ok = e.svcIDs[sk]; !ok || e.svcPool.isRetired(svc) {
+				return in, false
+			}
+		}
+	}
+	if !sc.Template && sc.Protocol != model.ProtoTCP && sc.Protocol != model.ProtoUDP {
+		return in, false
 	}
 	dest, ok := e.destIDs[sk][sc.Dest]
 	if !ok {
