@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Packet parsing: Ethernet (with at most one 802.1Q tag), IPv4 (options
- * allowed, header checksum verified as ip_rcv does), TCP/UDP headers.
+ * allowed, header checksum verified as ip_rcv does), TCP/UDP headers, and
+ * SCTP's common header and first chunks (sctp.h).
  */
 #ifndef GVS_PARSE_H
 #define GVS_PARSE_H
@@ -59,7 +60,7 @@ struct gvs_pkt {
 	__u16 frag_off;  /* network order, as in the header */
 	__u8  ihl;       /* IPv4 header length in bytes */
 	__u8  proto;
-	__u8  tcpflags;
+	__u8  tcpflags;  /* TCP; SCTP: its event (sctp.h, sctp_event) */
 	__u8  tos;
 	__u8  ttl;
 	__u8  icmp_type; /* proto IPPROTO_ICMP: an error about in_* */
@@ -105,7 +106,9 @@ static __always_inline int parse_icmp(struct gvs_pkt *p, void *l4, void *data_en
 	return PARSE_OK;
 }
 
-static __always_inline int parse_pkt(struct xdp_md *ctx, struct gvs_pkt *p)
+#include "sctp.h"
+
+__gvs_subprog int parse_pkt(struct xdp_md *ctx, struct gvs_pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -213,6 +216,8 @@ static __always_inline int parse_pkt(struct xdp_md *ctx, struct gvs_pkt *p)
 		p->dport = uh->dest;
 		return PARSE_OK;
 	}
+	if (ip->protocol == IPPROTO_SCTP)
+		return parse_sctp(p, l4, data_end, tot - hl);
 	if (ip->protocol == IPPROTO_ICMP)
 		return parse_icmp(p, l4, data_end, tot - hl);
 	return PARSE_NOT_OURS;

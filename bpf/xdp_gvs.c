@@ -3,14 +3,16 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * gvs XDP data path: IPv4, TCP and UDP, forwarded by direct routing,
- * IP-in-IP tunnelling, NAT and FULLNAT. What happens to a packet from a
+ * IP-in-IP tunnelling, NAT and FULLNAT; SCTP by direct routing and
+ * tunnelling (sctp.h). What happens to a packet from a
  * client is ipvs/packet.go's In:
  *
  *   known connection  -> dropped if its server is gone, else counted, its
  *                        TCP state moved (input-only table), its timer
  *                        refreshed, forwarded;
  *   new connection    -> for a virtual service only (else passed untouched),
- *                        TCP only on SYN without RST; scheduled with
+ *                        TCP only on SYN without RST, SCTP only on an
+ *                        INIT (sctp_conn_schedule); scheduled with
  *                        persistence and the service's scheduler; no
  *                        server: ICMP port unreachable (ip_vs_leave);
  *                        else the connection is created and forwarded.
@@ -578,6 +580,8 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 		goto pass;
 	if (p->proto == IPPROTO_TCP && !tcp_may_start(p, cfg, svc))
 		goto pass;
+	if (p->proto == IPPROTO_SCTP && sctp_event(p) != SCTP_EV_INIT)
+		goto pass;
 	if ((svc->flags & GVS_SVC_F_ALLOWLIST) && !allowed(svc->id, p->saddr)) {
 		ev_inc(GVS_EV_DENIED);
 		return XDP_DROP;
@@ -636,6 +640,11 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 		ev_inc(d->af != 4 ? GVS_EV_FAMILY : GVS_EV_FWD_UNSUPPORTED);
 		goto unreserve;
 	}
+	if (p->proto == IPPROTO_SCTP && is_nat(d)) {
+		/* No CRC32c recomputation here (sctp.h): gvsd refuses these. */
+		ev_inc(GVS_EV_FWD_UNSUPPORTED);
+		goto unreserve;
+	}
 
 	/* The connection as it is after this packet: created inactive and
 	 * input-only, then the packet's transition (a SYN: SYN_RECV). Under
@@ -645,6 +654,9 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 	nc->svc = svc->id;
 	nc->method = d->method;
 	nc->state = p->proto == IPPROTO_TCP ? GVS_S_NONE : GVS_S_UDP;
+	if (p->proto == IPPROTO_SCTP) /* INIT: INIT1, inactive */
+		nc->state = gvs_state_next(GVS_S_SCTP_NONE, TCP_DIR_INPUT_ONLY, IPPROTO_SCTP,
+					   sctp_event(p));
 	nc->flags = GVS_CONN_F_INACTIVE | GVS_CONN_F_NOOUTPUT |
 		    (persistent ? GVS_CONN_F_CONTROLLED : 0);
 	int active = 0;
