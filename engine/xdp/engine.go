@@ -31,6 +31,7 @@ import (
 	"gvs/api"
 	"gvs/bpf"
 	"gvs/bpffs"
+	"gvs/conn"
 	"gvs/engine"
 	"gvs/ipvs"
 	"gvs/model"
@@ -391,7 +392,15 @@ func (e *Engine) writeTimeouts() error {
 	def := [...]uint32{2, t.TCP, 120, 60, t.TCPFin, 120, 10, 60, 30, 120, 120}
 	copy(v.Tcp[:], def[:])
 	v.Udp = t.UDP
-	return e.objs.Timeouts.Put(uint32(0), &v)
+	if err := e.objs.Timeouts.Put(uint32(0), &v); err != nil {
+		return err
+	}
+	// SCTP's: the kernel's (ipvsadm --set has none for SCTP).
+	var sv bpf.SCTPTimeouts
+	for i, d := range conn.SCTPTimeouts() {
+		sv.S[i] = uint32(d / time.Second)
+	}
+	return e.objs.SctpTimeouts.Put(uint32(0), &sv)
 }
 
 // addrWords is an address as gvs.h stores it: network byte order.
@@ -444,15 +453,20 @@ func checkService(s model.Service) error {
 	switch {
 	case s.IsFWMark() && s.Family == model.IPv6:
 		return engine.NotSupported("IPv6 firewall-mark services are not supported by the xdp engine yet")
-	case s.Protocol == model.ProtoSCTP:
-		return engine.NotSupported("SCTP services are not supported by the xdp engine yet")
+	case s.Protocol == model.ProtoSCTP && s.Family == model.IPv6:
+		return engine.NotSupported("IPv6 SCTP services are not supported by the xdp engine yet")
 	case s.Family == model.IPv6:
 		return engine.NotSupported("IPv6 services are not supported by the xdp engine yet")
 	}
 	return nil
 }
 
-func (e *Engine) checkDest(d model.Dest) error {
+func (e *Engine) checkDest(k model.ServiceKey, d model.Dest) error {
+	if k.Protocol == model.ProtoSCTP && (d.Method == model.Masq || d.Method == model.FullNAT) {
+		// The port rewrite would need SCTP's CRC32c recomputed over the
+		// whole packet (docs/sctp.md).
+		return engine.NotSupported("NAT (-m) and FULLNAT servers of SCTP services are not supported by the xdp engine: rewriting the ports needs the SCTP CRC32c recomputed over the whole packet, which its data path does not do; use -g or -i")
+	}
 	// Services here are IPv4 (checkService), so a server that is not is
 	// of the other family: IPVS takes that for tunnelling only, and this
 	// data path tunnels IPv4 in IPv4 only.
@@ -482,7 +496,7 @@ func (e *Engine) Check(op api.Op) error {
 	case api.AddService, api.EditService:
 		return checkService(op.Service.Normalize())
 	case api.AddDest, api.EditDest:
-		return e.checkDest(op.Dest)
+		return e.checkDest(op.Service.ServiceKey, op.Dest)
 	}
 	return nil
 }
@@ -543,7 +557,7 @@ func (e *Engine) Flush() error {
 
 // AddDest implements engine.Engine.
 func (e *Engine) AddDest(k model.ServiceKey, d model.Dest) error {
-	if err := e.checkDest(d); err != nil {
+	if err := e.checkDest(k, d); err != nil {
 		return err
 	}
 	if err := e.Table.AddDest(k, d); err != nil {
@@ -554,7 +568,7 @@ func (e *Engine) AddDest(k model.ServiceKey, d model.Dest) error {
 
 // EditDest implements engine.Engine.
 func (e *Engine) EditDest(k model.ServiceKey, d model.Dest) error {
-	if err := e.checkDest(d); err != nil {
+	if err := e.checkDest(k, d); err != nil {
 		return err
 	}
 	if err := e.Table.EditDest(k, d); err != nil {
