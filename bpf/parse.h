@@ -64,8 +64,8 @@ struct gvs_pkt {
 	__u8  tos;
 	__u8  ttl;
 	__u8  icmp_type; /* proto IPPROTO_ICMP: an error about in_* */
-	/* ICMP errors: the quoted packet's IPv4 addresses and ports (a TCP
-	 * or UDP packet without options, first fragment). */
+	/* ICMP errors: the quoted packet's IPv4 addresses and ports (a TCP,
+	 * UDP or SCTP packet without options, first fragment). */
 	__u32 in_saddr;
 	__u32 in_daddr;
 	__u16 in_sport;
@@ -93,7 +93,8 @@ static __always_inline int parse_icmp(struct gvs_pkt *p, void *l4, void *data_en
 	    ic[0] != ICMP_TYPE_TIME_EXCEEDED)
 		return PARSE_NOT_OURS;
 	if (in->version != 4 || in->ihl != 5 ||
-	    (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP) ||
+	    (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP &&
+	     in->protocol != IPPROTO_SCTP) ||
 	    (in->frag_off & bpf_htons(0x1fff)))
 		return PARSE_NOT_OURS;
 	__u16 *ports = (void *)(in + 1);

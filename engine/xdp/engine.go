@@ -461,12 +461,7 @@ func checkService(s model.Service) error {
 	return nil
 }
 
-func (e *Engine) checkDest(k model.ServiceKey, d model.Dest) error {
-	if k.Protocol == model.ProtoSCTP && (d.Method == model.Masq || d.Method == model.FullNAT) {
-		// The port rewrite would need SCTP's CRC32c recomputed over the
-		// whole packet (docs/sctp.md).
-		return engine.NotSupported("NAT (-m) and FULLNAT servers of SCTP services are not supported by the xdp engine: rewriting the ports needs the SCTP CRC32c recomputed over the whole packet, which its data path does not do; use -g or -i")
-	}
+func (e *Engine) checkDest(d model.Dest) error {
 	// Services here are IPv4 (checkService), so a server that is not is
 	// of the other family: IPVS takes that for tunnelling only, and this
 	// data path tunnels IPv4 in IPv4 only.
@@ -496,7 +491,7 @@ func (e *Engine) Check(op api.Op) error {
 	case api.AddService, api.EditService:
 		return checkService(op.Service.Normalize())
 	case api.AddDest, api.EditDest:
-		return e.checkDest(op.Service.ServiceKey, op.Dest)
+		return e.checkDest(op.Dest)
 	}
 	return nil
 }
@@ -557,7 +552,7 @@ func (e *Engine) Flush() error {
 
 // AddDest implements engine.Engine.
 func (e *Engine) AddDest(k model.ServiceKey, d model.Dest) error {
-	if err := e.checkDest(k, d); err != nil {
+	if err := e.checkDest(d); err != nil {
 		return err
 	}
 	if err := e.Table.AddDest(k, d); err != nil {
@@ -568,7 +563,7 @@ func (e *Engine) AddDest(k model.ServiceKey, d model.Dest) error {
 
 // EditDest implements engine.Engine.
 func (e *Engine) EditDest(k model.ServiceKey, d model.Dest) error {
-	if err := e.checkDest(k, d); err != nil {
+	if err := e.checkDest(d); err != nil {
 		return err
 	}
 	if err := e.Table.EditDest(k, d); err != nil {
