@@ -99,11 +99,23 @@ static __always_inline __u8 tcp_next(__u8 cur, int dir, __u8 flags)
 	return ((const __u8 *)gvs_tcp_table)[idx];
 }
 
-/* conn.State.Active. */
+/* The next state of a TCP or SCTP connection (ev: the TCP flags, or the
+ * SCTP event). A global function, verified once: the callers' unrolled
+ * compare-and-swap loops then branch on nothing about the protocol. */
+__attribute__((noinline)) __u32 gvs_state_next(__u32 cur, __u32 dir, __u32 proto, __u32 ev)
+{
+	if (dir > TCP_DIR_INPUT_ONLY)
+		dir = TCP_DIR_INPUT;
+	if (proto == IPPROTO_SCTP)
+		return sctp_next(cur, dir, ev);
+	return tcp_next(cur, dir, ev);
+}
+
+/* conn.State.Active (SCTP: ESTABLISHED only). */
 static __always_inline int state_active(__u8 s)
 {
 	return s == GVS_S_ESTABLISHED || s == GVS_S_SYN_SENT ||
-	       s == GVS_S_SYN_RECV || s == GVS_S_SYNACK;
+	       s == GVS_S_SYN_RECV || s == GVS_S_SYNACK || s == GVS_S_SCTP_ESTABLISHED;
 }
 
 static __always_inline __u32 state_timeout(const struct gvs_timeouts *to, __u8 proto, __u8 s)
@@ -113,6 +125,8 @@ static __always_inline __u32 state_timeout(const struct gvs_timeouts *to, __u8 p
 	barrier_var(i);
 	if (proto == IPPROTO_TCP && i < GVS_S_TCP_LAST)
 		return to->tcp[i];
+	if (proto == IPPROTO_SCTP)
+		return gvs_sctp_timeout(s);
 	return to->udp;
 }
 
@@ -180,18 +194,20 @@ union conn_sf {
 	};
 };
 
-/* IPVS set_tcp_state, then the state's timeout. output: a packet from
- * the server (NAT/FULLNAT), which also ends input-only tracking. */
+/* IPVS set_tcp_state (set_sctp_state for SCTP), then the state's
+ * timeout. output: a packet from the server (NAT/FULLNAT), which also
+ * ends input-only tracking. */
 static __always_inline void conn_set_state(struct gvs_conn *c, struct gvs_dest *d,
 					   const struct gvs_pkt *p, const struct gvs_timeouts *to,
 					   int output)
 {
-	if (p->proto != IPPROTO_TCP) {
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_SCTP) {
 		c->timeout = to->udp;
 		return;
 	}
 	__u32 *word = (__u32 *)&c->state;
 	union conn_sf o, n;
+	__u32 ev = p->proto == IPPROTO_SCTP ? sctp_event(p) : p->tcpflags;
 
 #pragma unroll
 	for (int tries = 0; tries < 4; tries++) {
@@ -204,7 +220,7 @@ static __always_inline void conn_set_state(struct gvs_conn *c, struct gvs_dest *
 			dir = TCP_DIR_INPUT_ONLY;
 		if (output)
 			n.flags &= ~GVS_CONN_F_NOOUTPUT;
-		n.state = tcp_next(o.state, dir, p->tcpflags);
+		n.state = gvs_state_next(o.state, dir, p->proto, ev);
 		int move = 0;
 		if (n.state != o.state) {
 			if (!(o.flags & GVS_CONN_F_INACTIVE) && !state_active(n.state)) {
@@ -221,7 +237,7 @@ static __always_inline void conn_set_state(struct gvs_conn *c, struct gvs_dest *
 			break;
 		}
 	}
-	c->timeout = state_timeout(to, IPPROTO_TCP, RD(c->state));
+	c->timeout = state_timeout(to, p->proto, RD(c->state));
 }
 
 /* Template key of ip_vs_sched_persist. exact: the packet's port is the
@@ -385,7 +401,7 @@ static __always_inline int conn_evictable(const struct gvs_conn *c)
 	if (s == GVS_S_UDP)
 		return !(RD(c->flags) & GVS_CONN_F_REPLIED);
 	return s != GVS_S_ESTABLISHED && s != GVS_S_FIN_WAIT &&
-	       s != GVS_S_CLOSE_WAIT && s != GVS_S_LAST_ACK;
+	       s != GVS_S_CLOSE_WAIT && s != GVS_S_LAST_ACK && !sctp_live(s);
 }
 
 /* Slots of conn_ring a hand looks at per new connection: for a free slot
@@ -472,7 +488,7 @@ static long ring_visit(__u64 i, void *vw)
 		 * it; a finished connection's or a UDP flow's stays (its
 		 * persistence is the client's). */
 		conn_remove_ex(k, c, st == GVS_S_SYN_RECV || st == GVS_S_SYN_SENT ||
-				     st == GVS_S_SYNACK || st == GVS_S_NONE);
+				     st == GVS_S_SYNACK || st == GVS_S_NONE || sctp_setup(st));
 		ev_inc(GVS_EV_EVICTED);
 		w->slot = slot;
 		return 1;
@@ -545,12 +561,17 @@ __gvs_subprog __s64 ring_step(__u64 now, int evict)
 
 /* reopens (conn_reuse_mode, is_new_conn_expected): a bare SYN on a
  * finished, uncontrolled TCP connection starts a new one; with bit 2 of
- * the mode also on a DR/TUN one in FIN_WAIT. 0: never. */
+ * the mode also on a DR/TUN one in FIN_WAIT; an INIT on a CLOSED SCTP
+ * association. 0: never. */
 static __always_inline int conn_reopens(const struct gvs_conn *c, const struct gvs_pkt *p,
 					const struct gvs_config *cfg)
 {
 	__u32 mode = cfg->conn_reuse_mode;
 
+	/* SCTP: an INIT on a CLOSED association (is_new_conn_expected). */
+	if (mode && p->proto == IPPROTO_SCTP)
+		return sctp_event(p) == SCTP_EV_INIT && RD(c->state) == GVS_S_SCTP_CLOSED &&
+		       !(RD(c->flags) & GVS_CONN_F_CONTROLLED);
 	if (!mode || p->proto != IPPROTO_TCP ||
 	    (p->tcpflags & (TCPF_SYN | TCPF_ACK | TCPF_RST)) != TCPF_SYN ||
 	    (RD(c->flags) & GVS_CONN_F_CONTROLLED))

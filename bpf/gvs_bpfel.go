@@ -157,6 +157,11 @@ type gvsGvsSchedState struct {
 	Used   uint32
 }
 
+type gvsGvsSctpTimeouts struct {
+	_ structs.HostLayout
+	S [14]uint32
+}
+
 type gvsGvsStats struct {
 	_        structs.HostLayout
 	Conns    uint64
@@ -296,6 +301,7 @@ const (
 	gvsMapRconns              = "rconns"
 	gvsMapRingHand            = "ring_hand"
 	gvsMapSchedState          = "sched_state"
+	gvsMapSctpTimeouts        = "sctp_timeouts"
 	gvsMapServices            = "services"
 	gvsMapSvcFwmark           = "svc_fwmark"
 	gvsMapSvcStats            = "svc_stats"
@@ -384,6 +390,7 @@ type gvsMapSpecs struct {
 	Rconns       *ebpf.MapSpec `ebpf:"rconns"`
 	RingHand     *ebpf.MapSpec `ebpf:"ring_hand"`
 	SchedState   *ebpf.MapSpec `ebpf:"sched_state"`
+	SctpTimeouts *ebpf.MapSpec `ebpf:"sctp_timeouts"`
 	Services     *ebpf.MapSpec `ebpf:"services"`
 	SvcFwmark    *ebpf.MapSpec `ebpf:"svc_fwmark"`
 	SvcStats     *ebpf.MapSpec `ebpf:"svc_stats"`
@@ -442,6 +449,7 @@ type gvsMaps struct {
 	Rconns       *ebpf.Map `ebpf:"rconns"`
 	RingHand     *ebpf.Map `ebpf:"ring_hand"`
 	SchedState   *ebpf.Map `ebpf:"sched_state"`
+	SctpTimeouts *ebpf.Map `ebpf:"sctp_timeouts"`
 	Services     *ebpf.Map `ebpf:"services"`
 	SvcFwmark    *ebpf.Map `ebpf:"svc_fwmark"`
 	SvcStats     *ebpf.Map `ebpf:"svc_stats"`
@@ -476,6 +484,7 @@ func (m *gvsMaps) Close() error {
 		m.Rconns,
 		m.RingHand,
 		m.SchedState,
+		m.SctpTimeouts,
 		m.Services,
 		m.SvcFwmark,
 		m.SvcStats,

@@ -13,6 +13,7 @@
  *     not ESTABLISHED; otherwise
  *   - when sync_pkts % sync_period == sync_threshold (sync_period 0:
  *     once, at sync_threshold).
+ * SCTP associations are not sent (yet).
  * gvsd sends the template of a controlled connection with it, and
  * refreshes long-lived entries from the table itself.
  *
@@ -54,6 +55,8 @@ __gvs_subprog void sync_note(const struct gvs_conn_key *key, struct gvs_conn *c,
 		due = pkts % period == thr;
 	else
 		due = pkts == thr;
+	if (key->proto == IPPROTO_SCTP)
+		return; /* not synced yet (docs/sctp.md) */
 	if (key->proto == IPPROTO_TCP) {
 		if (s != GVS_S_ESTABLISHED && s != GVS_S_FIN_WAIT && s != GVS_S_CLOSE &&
 		    s != GVS_S_CLOSE_WAIT && s != GVS_S_TIME_WAIT)

@@ -3,14 +3,15 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * gvs XDP data path: IPv4, TCP and UDP, forwarded by direct routing,
- * IP-in-IP tunnelling, NAT and FULLNAT. What happens to a packet from a
+ * IP-in-IP tunnelling, NAT and FULLNAT; SCTP too (sctp.h). What happens to a packet from a
  * client is ipvs/packet.go's In:
  *
  *   known connection  -> dropped if its server is gone, else counted, its
  *                        TCP state moved (input-only table), its timer
  *                        refreshed, forwarded;
  *   new connection    -> for a virtual service only (else passed untouched),
- *                        TCP only on SYN without RST; scheduled with
+ *                        TCP only on SYN without RST, SCTP only on an
+ *                        INIT (sctp_conn_schedule); scheduled with
  *                        persistence and the service's scheduler; no
  *                        server: ICMP port unreachable (ip_vs_leave);
  *                        else the connection is created and forwarded.
@@ -309,9 +310,9 @@ static __always_inline int out_conn(struct xdp_md *ctx, const struct gvs_pkt *p,
 	return nat_xmit(ctx, p, &x, now, c);
 }
 
-/* nat_icmp_send (ip_vs_out): a TCP or UDP packet from a NAT server's
+/* nat_icmp_send (ip_vs_out): a TCP, UDP or SCTP packet from a NAT server's
  * address and port (nat_servers, for its protocol) that matched no
- * connection is dropped, and unless it is a TCP RST the server is told
+ * connection is dropped, and unless it is a TCP RST or an SCTP ABORT the server is told
  * with an ICMP port unreachable, from the director's address toward it
  * (the FIB's source, as icmp_send picks for a forwarded packet). Only a
  * packet the director would forward: the kernel also answers those sent
@@ -327,6 +328,8 @@ __gvs_subprog int nat_icmp(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 no
 
 	if (p->proto == IPPROTO_TCP && (p->tcpflags & TCPF_RST))
 		return -1;
+	if (p->proto == IPPROTO_SCTP && sctp_event(p) == SCTP_EV_ABORT)
+		return -1; /* is_sctp_abort */
 	k.addr[0] = p->saddr;
 	k.port = p->sport;
 	k.proto = p->proto;
@@ -534,6 +537,36 @@ static __always_inline int allowed(__u32 svc, __u32 saddr)
 	return bpf_map_lookup_elem(&allow, &k) != 0;
 }
 
+/* The service of a new connection's first packet (ip_vs_service_find):
+ * its virtual address and port's, else the port-zero one (*exact 0
+ * then, unless the packet's port is 0); a frame from netfilter, its
+ * mark's alone. A call of its own: the key is not on in_new's frame,
+ * which is on the 512-byte path to the schedulers. */
+__gvs_subprog struct gvs_svc *svc_find(const struct gvs_work *w, int *exact)
+{
+	const struct gvs_pkt *p = &w->p;
+	struct gvs_svc_key sk = {};
+	struct gvs_svc *svc;
+
+	if (w->mark) {
+		/* From netfilter (fwmark.h): the mark's service only. */
+		sk.addr[0] = w->mark;
+		sk.af = 4;
+		return bpf_map_lookup_elem(&services, &sk);
+	}
+	sk.addr[0] = p->daddr;
+	sk.port = p->dport;
+	sk.proto = p->proto;
+	sk.af = 4;
+	svc = bpf_map_lookup_elem(&services, &sk);
+	if (!svc) {
+		sk.port = 0;
+		svc = bpf_map_lookup_elem(&services, &sk);
+		*exact = p->dport == 0;
+	}
+	return svc;
+}
+
 /* The first packet of a connection: ip_vs_schedule and ip_vs_conn_new.
  * The entry (and a new persistence template) is reserved before the
  * scheduler runs, so a packet refused for want of room changes no
@@ -553,27 +586,9 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 	if (!to || !cfg)
 		return XDP_PASS;
 
-	struct gvs_svc_key sk = {};
-	struct gvs_svc *svc;
 	int exact = 1;
+	struct gvs_svc *svc = svc_find(w, &exact);
 
-	if (w->mark) {
-		/* From netfilter (fwmark.h): the mark's service only. */
-		sk.addr[0] = w->mark;
-		sk.af = 4;
-		svc = bpf_map_lookup_elem(&services, &sk);
-	} else {
-		sk.addr[0] = p->daddr;
-		sk.port = p->dport;
-		sk.proto = p->proto;
-		sk.af = 4;
-		svc = bpf_map_lookup_elem(&services, &sk);
-		if (!svc) {
-			sk.port = 0;
-			svc = bpf_map_lookup_elem(&services, &sk);
-			exact = p->dport == 0;
-		}
-	}
 	if (!svc)
 		goto pass;
 	if (p->proto == IPPROTO_TCP && !tcp_may_start(p, cfg, svc))
@@ -644,7 +659,10 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 	nc->dest = did;
 	nc->svc = svc->id;
 	nc->method = d->method;
-	nc->state = p->proto == IPPROTO_TCP ? GVS_S_NONE : GVS_S_UDP;
+	/* SCTP: only an INIT gets here, NONE -> INIT1 (inactive) in the
+	 * INPUT and INPUT-ONLY tables alike. */
+	nc->state = p->proto == IPPROTO_TCP ? GVS_S_NONE :
+		    p->proto == IPPROTO_SCTP ? GVS_S_SCTP_INIT1 : GVS_S_UDP;
 	nc->flags = GVS_CONN_F_INACTIVE | GVS_CONN_F_NOOUTPUT |
 		    (persistent ? GVS_CONN_F_CONTROLLED : 0);
 	int active = 0;
@@ -864,8 +882,10 @@ static __always_inline int xdp_gvs_pkt(struct xdp_md *ctx, struct gvs_work *w)
 					return v;
 			}
 		}
-		if (p->frag == GVS_FRAG_LATER) {
-			/* Its first fragment made no connection. */
+		/* Its first fragment made no connection; an SCTP
+		 * association starts with an INIT only (sctp_conn_schedule). */
+		if (p->frag == GVS_FRAG_LATER ||
+		    (p->proto == IPPROTO_SCTP && sctp_event(p) != SCTP_EV_INIT)) {
 			ev_inc(GVS_EV_PASS);
 			return XDP_PASS;
 		}

@@ -31,6 +31,7 @@ import (
 	"gvs/api"
 	"gvs/bpf"
 	"gvs/bpffs"
+	"gvs/conn"
 	"gvs/engine"
 	"gvs/ipvs"
 	"gvs/model"
@@ -404,7 +405,15 @@ func (e *Engine) writeTimeouts() error {
 	def := [...]uint32{2, t.TCP, 120, 60, t.TCPFin, 120, 10, 60, 30, 120, 120}
 	copy(v.Tcp[:], def[:])
 	v.Udp = t.UDP
-	return e.objs.Timeouts.Put(uint32(0), &v)
+	if err := e.objs.Timeouts.Put(uint32(0), &v); err != nil {
+		return err
+	}
+	// SCTP's: the kernel's (ipvsadm --set has none for SCTP).
+	var sv bpf.SCTPTimeouts
+	for i, d := range conn.SCTPTimeouts() {
+		sv.S[i] = uint32(d / time.Second)
+	}
+	return e.objs.SctpTimeouts.Put(uint32(0), &sv)
 }
 
 // addrWords is an address as gvs.h stores it: network byte order.
@@ -457,8 +466,8 @@ func checkService(s model.Service) error {
 	switch {
 	case s.IsFWMark() && s.Family == model.IPv6:
 		return engine.NotSupported("IPv6 firewall-mark services are not supported by the xdp engine yet")
-	case s.Protocol == model.ProtoSCTP:
-		return engine.NotSupported("SCTP services are not supported by the xdp engine yet")
+	case s.Protocol == model.ProtoSCTP && s.Family == model.IPv6:
+		return engine.NotSupported("IPv6 SCTP services are not supported by the xdp engine yet")
 	case s.Family == model.IPv6:
 		return engine.NotSupported("IPv6 services are not supported by the xdp engine yet")
 	}
