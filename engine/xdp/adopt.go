@@ -46,7 +46,7 @@ func (e *Engine) Pinned() ([]api.Op, error) {
 			continue // not from this gvs
 		}
 		s := model.Service{ServiceKey: p.key, Scheduler: model.Schedulers[sv.Sched],
-			Flags: model.ServiceFlags(sv.Flags) & (model.FlagPersistent | model.FlagOnePacket | model.FlagSched1 | model.FlagSched2 | model.FlagSched3),
+			Flags:   model.ServiceFlags(sv.Flags) & (model.FlagPersistent | model.FlagOnePacket | model.FlagSched1 | model.FlagSched2 | model.FlagSched3),
 			Timeout: sv.Timeout, Netmask: sv.Netmask}
 		sloppy := sv.Flags&sloppyFlag != 0
 		switch {
@@ -62,7 +62,9 @@ func (e *Engine) Pinned() ([]api.Op, error) {
 			for ak := range e.allowed[sv.Id] {
 				allow = append(allow, netip.PrefixFrom(wordsAddr(ak.Addr, uint8(p.key.Family)), int(ak.Prefixlen)-32))
 			}
-			slices.SortFunc(allow, func(a, b netip.Prefix) int { return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits())) })
+			slices.SortFunc(allow, func(a, b netip.Prefix) int {
+				return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
+			})
 			ops = append(ops, api.Op{Op: api.SetAllow, Service: key, Allow: allow})
 		}
 		// The list is newest first: add from its end.
