@@ -89,4 +89,3 @@ func TestFwmarkXDP(t *testing.T) {
 		t.Errorf("table ip gvs left:\n%s", out)
 	}
 }
-
