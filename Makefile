@@ -21,9 +21,11 @@ else
 endif
 
 # Privileged tests (netns, BPF) skip themselves when not run as root.
+# The end-to-end package runs many namespaced topologies one after the
+# other: more than go test's default 10 minutes on a busy 2-core machine.
 test:
 	$(GO) vet ./...
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 30m ./...
 
 # Go micro-benchmarks; the proxy engine against HAProxy and nginx on
 # loopback (bench/proxybench; a peer that is not installed is skipped);

@@ -68,4 +68,10 @@ type Error struct {
 	Errno int `json:"errno"`
 	// Index is the position of the failing operation in a batch.
 	Index int `json:"index"`
+	// Command is, for POST /v1/restore, the refused operation's command
+	// (from 1; blank and comment lines are not commands); 0 otherwise.
+	Command int `json:"command,omitempty"`
+	// Exit is, for POST /v1/restore input refused before anything was
+	// tried (a bad line), the status ipvsadm exits with; 0 otherwise.
+	Exit int `json:"exit,omitempty"`
 }

@@ -22,6 +22,7 @@ import (
 	"gvs/api"
 	"gvs/control"
 	"gvs/engine"
+	"gvs/ipvsadm"
 	"gvs/model"
 	"gvs/vrrp"
 )
@@ -85,6 +86,7 @@ func New(core *control.Core, info api.Info, log *slog.Logger) *Server {
 	mux.HandleFunc("GET /v1/bgp", s.getBGP)
 	mux.HandleFunc("POST /v1/bgp/maintenance", s.postMaintenance)
 	mux.HandleFunc("POST /v1/ops", s.postOps)
+	mux.HandleFunc("POST /v1/restore", s.postRestore)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: timeouts.header, ReadTimeout: timeouts.read,
 		WriteTimeout: timeouts.write, IdleTimeout: timeouts.idle}
 	return s
@@ -383,12 +385,42 @@ func (s *Server) postOps(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, api.Error{Message: "bad request: " + err.Error(), Errno: 22})
 		return
 	}
-	err := s.core.Do(body.Ops)
+	s.apply(w, body.Ops, nil)
+}
+
+// postRestore applies ipvsadm-save lines (the body, as text) as one
+// batch, what gvsadm -R sends: the daemon parses them, which costs less
+// than a JSON batch both ends encode and decode (docs/BENCHMARKS.md). The
+// query's program is the name error messages give the command.
+func (s *Server) postRestore(w http.ResponseWriter, r *http.Request) {
+	p := ipvsadm.Parser{Program: r.URL.Query().Get("program")}
+	cmds, err := p.ParseRestore(http.MaxBytesReader(w, r.Body, 256<<20))
+	var ops []api.Op
+	var cmdIndex []int
+	if err == nil {
+		ops, cmdIndex, err = ipvsadm.RestoreOps(cmds)
+	}
+	if err != nil {
+		e := api.Error{Message: err.Error(), Errno: 22, Exit: 1}
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) {
+			e.Exit = ec.ExitCode()
+		}
+		writeJSON(w, http.StatusBadRequest, e)
+		return
+	}
+	s.apply(w, ops, cmdIndex)
+}
+
+// apply runs a batch and answers; cmdIndex maps an operation to its
+// restore command (nil: no restore).
+func (s *Server) apply(w http.ResponseWriter, ops []api.Op, cmdIndex []int) {
+	err := s.core.Do(ops)
 	// The deadline is for writing the answer, not for applying the batch.
 	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeouts.write))
 	if err == nil {
-		if slices.ContainsFunc(body.Ops, func(o api.Op) bool { return o.Op != api.Zero }) {
-			s.log.Info("rules changed", "ops", len(body.Ops))
+		if slices.ContainsFunc(ops, func(o api.Op) bool { return o.Op != api.Zero }) {
+			s.log.Info("rules changed", "ops", len(ops))
 		}
 		writeJSON(w, 200, struct{}{})
 		return
@@ -397,6 +429,9 @@ func (s *Server) postOps(w http.ResponseWriter, r *http.Request) {
 	var be *control.BatchError
 	if errors.As(err, &be) {
 		e.Index = be.Index
+		if be.Index >= 0 && be.Index < len(cmdIndex) {
+			e.Command = cmdIndex[be.Index] + 1
+		}
 	}
 	var me *model.Error
 	code := http.StatusInternalServerError

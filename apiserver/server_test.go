@@ -346,3 +346,35 @@ func TestEvents(t *testing.T) {
 		t.Fatalf("counters: %+v, %v", ev, err)
 	}
 }
+
+// POST /v1/restore: gvsd parses ipvsadm-save lines and applies them as
+// one batch; a bad line or a refused command changes nothing and says
+// which, with ipvsadm's exit status.
+func TestRestore(t *testing.T) {
+	c := client.New(serve(t, newTable()))
+	good := "# saved\n-A -t 198.18.0.1:80 -s wlc\n\n-a -t 198.18.0.1:80 -r 198.18.1.1:80 -m -w 3\nipvsadm -A -u 198.18.0.1:53 -s rr\n"
+	if err := c.Restore("gvsadm", strings.NewReader(good)); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := c.Services()
+	if err != nil || len(snap.Services) != 2 {
+		t.Fatalf("after a restore: %+v, %v", snap.Services, err)
+	}
+
+	// A bad line: refused before anything is tried.
+	var ie *client.InputError
+	err = c.Restore("gvsadm", strings.NewReader("-A -t 198.18.0.2:80 -s rr\n-A -t 198.18.0.3:80 --bogus\n"))
+	if !errors.As(err, &ie) || !strings.HasPrefix(ie.Msg, "line 2: ") || ie.ExitCode() == 0 {
+		t.Fatalf("bad line: %v (%#v)", err, err)
+	}
+	// A refused command (the service exists): its number among the
+	// commands, the kernel's errno, nothing applied.
+	var oe *client.OpError
+	err = c.Restore("gvsadm", strings.NewReader("-A -t 198.18.0.4:80 -s rr\n# x\n-A -t 198.18.0.1:80 -s rr\n"))
+	if !errors.As(err, &oe) || oe.Command != 2 || oe.Err.Errno != syscall.EEXIST {
+		t.Fatalf("refused command: %v (%#v)", err, err)
+	}
+	if snap, _ := c.Services(); len(snap.Services) != 2 {
+		t.Fatalf("a refused restore changed the rules: %+v", snap.Services)
+	}
+}

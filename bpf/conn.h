@@ -99,11 +99,23 @@ static __always_inline __u8 tcp_next(__u8 cur, int dir, __u8 flags)
 	return ((const __u8 *)gvs_tcp_table)[idx];
 }
 
-/* conn.State.Active. */
+/* The next state of a TCP or SCTP connection (ev: the TCP flags, or the
+ * SCTP event). A global function, verified once: the callers' unrolled
+ * compare-and-swap loops then branch on nothing about the protocol. */
+__attribute__((noinline)) __u32 gvs_state_next(__u32 cur, __u32 dir, __u32 proto, __u32 ev)
+{
+	if (dir > TCP_DIR_INPUT_ONLY)
+		dir = TCP_DIR_INPUT;
+	if (proto == IPPROTO_SCTP)
+		return sctp_next(cur, dir, ev);
+	return tcp_next(cur, dir, ev);
+}
+
+/* conn.State.Active (SCTP: ESTABLISHED only). */
 static __always_inline int state_active(__u8 s)
 {
 	return s == GVS_S_ESTABLISHED || s == GVS_S_SYN_SENT ||
-	       s == GVS_S_SYN_RECV || s == GVS_S_SYNACK;
+	       s == GVS_S_SYN_RECV || s == GVS_S_SYNACK || s == GVS_S_SCTP_ESTABLISHED;
 }
 
 static __always_inline __u32 state_timeout(const struct gvs_timeouts *to, __u8 proto, __u8 s)
@@ -113,6 +125,8 @@ static __always_inline __u32 state_timeout(const struct gvs_timeouts *to, __u8 p
 	barrier_var(i);
 	if (proto == IPPROTO_TCP && i < GVS_S_TCP_LAST)
 		return to->tcp[i];
+	if (proto == IPPROTO_SCTP)
+		return gvs_sctp_timeout(s);
 	return to->udp;
 }
 
@@ -180,18 +194,20 @@ union conn_sf {
 	};
 };
 
-/* IPVS set_tcp_state, then the state's timeout. output: a packet from
- * the server (NAT/FULLNAT), which also ends input-only tracking. */
+/* IPVS set_tcp_state (set_sctp_state for SCTP), then the state's
+ * timeout. output: a packet from the server (NAT/FULLNAT), which also
+ * ends input-only tracking. */
 static __always_inline void conn_set_state(struct gvs_conn *c, struct gvs_dest *d,
 					   const struct gvs_pkt *p, const struct gvs_timeouts *to,
 					   int output)
 {
-	if (p->proto != IPPROTO_TCP) {
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_SCTP) {
 		c->timeout = to->udp;
 		return;
 	}
 	__u32 *word = (__u32 *)&c->state;
 	union conn_sf o, n;
+	__u32 ev = p->proto == IPPROTO_SCTP ? sctp_event(p) : p->tcpflags;
 
 #pragma unroll
 	for (int tries = 0; tries < 4; tries++) {
@@ -204,7 +220,7 @@ static __always_inline void conn_set_state(struct gvs_conn *c, struct gvs_dest *
 			dir = TCP_DIR_INPUT_ONLY;
 		if (output)
 			n.flags &= ~GVS_CONN_F_NOOUTPUT;
-		n.state = tcp_next(o.state, dir, p->tcpflags);
+		n.state = gvs_state_next(o.state, dir, p->proto, ev);
 		int move = 0;
 		if (n.state != o.state) {
 			if (!(o.flags & GVS_CONN_F_INACTIVE) && !state_active(n.state)) {
@@ -221,13 +237,15 @@ static __always_inline void conn_set_state(struct gvs_conn *c, struct gvs_dest *
 			break;
 		}
 	}
-	c->timeout = state_timeout(to, IPPROTO_TCP, RD(c->state));
+	c->timeout = state_timeout(to, p->proto, RD(c->state));
 }
 
 /* Template key of ip_vs_sched_persist. exact: the packet's port is the
- * service's (else a port-zero service: vport 0). */
+ * service's (else a port-zero service: vport 0). A firewall-mark
+ * service's (mark nonzero) is IPPROTO_IP, the mark as the virtual address
+ * and port 0, so one template covers every port the mark takes in. */
 static __always_inline void tmpl_key(struct gvs_conn_key *tk, const struct gvs_conn_key *k,
-				     __u32 netmask, int exact)
+				     __u32 netmask, int exact, __u32 mark)
 {
 	__u32 caddr = k->caddr[0], vaddr = k->vaddr[0];
 	__u16 vport = k->vport;
@@ -235,10 +253,10 @@ static __always_inline void tmpl_key(struct gvs_conn_key *tk, const struct gvs_c
 
 	__builtin_memset(tk, 0, sizeof(*tk));
 	tk->caddr[0] = bpf_htonl(bpf_ntohl(caddr) & netmask);
-	tk->vaddr[0] = vaddr;
+	tk->vaddr[0] = mark ? bpf_htonl(mark) : vaddr;
 	tk->cport = 0;
-	tk->vport = exact ? vport : 0;
-	tk->proto = proto;
+	tk->vport = exact && !mark ? vport : 0;
+	tk->proto = mark ? 0 : proto;
 	tk->af = 4;
 }
 
@@ -261,13 +279,16 @@ static __always_inline void tmpl_key6(struct gvs_conn_key *tk, const struct gvs_
 }
 
 /* The service a connection was made for: the one of its virtual address
- * and port, else the port-zero one, whichever has id svc. exact says
- * which. */
-static __always_inline struct gvs_svc *svc_by_id(const struct gvs_conn_key *k, __u32 id, int *exact)
+ * and port, else the port-zero one, else its firewall-mark one, whichever
+ * has id svc. exact says which of the first two; *mark is the third's
+ * mark (else 0). */
+static __always_inline struct gvs_svc *svc_by_id(const struct gvs_conn_key *k, __u32 id, int *exact,
+						 __u32 *mark)
 {
 	struct gvs_svc_key sk = {};
 	struct gvs_svc *s;
 
+	*mark = 0;
 	sk.addr[0] = k->vaddr[0];
 	if (k->af == 6) {
 		sk.addr[1] = k->vaddr[1];
@@ -286,6 +307,18 @@ static __always_inline struct gvs_svc *svc_by_id(const struct gvs_conn_key *k, _
 	s = bpf_map_lookup_elem(&services, &sk);
 	if (s && s->id == id) {
 		*exact = k->vport == 0;
+		return s;
+	}
+	__u32 *m = bpf_map_lookup_elem(&svc_fwmark, &id);
+	if (!m || !*m)
+		return 0;
+	__builtin_memset(&sk, 0, sizeof(sk));
+	sk.addr[0] = *m;
+	sk.af = 4;
+	s = bpf_map_lookup_elem(&services, &sk);
+	if (s && s->id == id) {
+		*exact = 1;
+		*mark = sk.addr[0];
 		return s;
 	}
 	return 0;
@@ -332,10 +365,22 @@ static __always_inline void reply_key6(struct gvs_conn_key *rk, const __u32 *rad
 /* Drop a connection's reply entry if it is still the connection's (a
  * later NAT connection may have taken the same reply tuple). raddr and
  * laddr are 4 words (an IPv4 address in the first). */
-__gvs_subprog void reply_remove(const struct gvs_conn_key *key, const __u32 *raddr, const __u32 *laddr,
-				__u16 rport, __u16 lport)
+/* 16 bytes of address, for a global function's pointer argument (its
+ * size is the pointee's). */
+struct gvs_a16 {
+	__u32 a[4];
+};
+
+/* A global function: verified once, not at every place a connection is
+ * removed (the IPv4 program is near the verifier's limit). */
+__attribute__((noinline)) int reply_remove(const struct gvs_conn_key *key, const struct gvs_a16 *ra,
+					   const struct gvs_a16 *la, __u16 rport, __u16 lport)
 {
 	struct gvs_conn_key rk;
+
+	if (!key || !ra || !la)
+		return 0;
+	const __u32 *raddr = ra->a, *laddr = la->a;
 
 	if (key->af == 6)
 		reply_key6(&rk, raddr, laddr, rport, lport, key->proto);
@@ -348,27 +393,33 @@ __gvs_subprog void reply_remove(const struct gvs_conn_key *key, const __u32 *rad
 	    v->caddr[3] == key->caddr[3] && v->vaddr[3] == key->vaddr[3] &&
 	    v->cport == key->cport && v->vport == key->vport)
 		bpf_map_delete_elem(&rconns, &rk);
+	return 0;
 }
 
 /* A removed controlled connection lets go of its template (found by
  * key, see above); with drop_idle, a template it was the last to hold
  * goes too. A call of its own: the template key's stack is not the
  * caller's. */
-__gvs_subprog void tmpl_release(const struct gvs_conn_key *key, __u32 svc, int drop_idle)
+__attribute__((noinline)) int tmpl_release(const struct gvs_conn_key *key, __u32 svc, int drop_idle)
 {
 	int exact = 0;
-	struct gvs_svc *s = svc_by_id(key, svc, &exact);
+
+	if (!key)
+		return 0;
+	__u32 mark;
+	struct gvs_svc *s = svc_by_id(key, svc, &exact, &mark);
 
 	if (!s)
-		return;
+		return 0;
 	struct gvs_conn_key tk;
 	if (key->af == 6)
 		tmpl_key6(&tk, key, s->netmask, exact);
 	else
-		tmpl_key(&tk, key, s->netmask, exact);
+		tmpl_key(&tk, key, s->netmask, exact, mark);
 	struct gvs_template *t = bpf_map_lookup_elem(&templates, &tk);
 	if (t && __sync_fetch_and_add(&t->n_control, -1) == 1 && drop_idle)
 		tmpl_remove(&tk, t);
+	return 0;
 }
 
 static __always_inline void conn_remove_ex(struct gvs_conn_key *key, struct gvs_conn *c, int drop_idle_tmpl);
@@ -387,7 +438,7 @@ static __always_inline void conn_remove_ex(struct gvs_conn_key *key, struct gvs_
 {
 	__u32 dest = RD(c->dest), svc = RD(c->svc);
 	/* Copied before the delete: the entry's memory may be reused. */
-	__u32 laddr[4] = { c->laddr[0], c->laddr[1], c->laddr[2], c->laddr[3] };
+	struct gvs_a16 laddr = { { c->laddr[0], c->laddr[1], c->laddr[2], c->laddr[3] } };
 	__u16 lport = c->lport, rport = c->rport;
 	__u8 flags = RD(c->flags);
 
@@ -397,7 +448,7 @@ static __always_inline void conn_remove_ex(struct gvs_conn_key *key, struct gvs_
 	if (d)
 		dest_unbind(d, (flags & GVS_CONN_F_INACTIVE) ? BIND_INACTIVE : BIND_ACTIVE);
 	if (d && (flags & GVS_CONN_F_NAT))
-		reply_remove(key, d->addr, laddr, rport, lport);
+		reply_remove(key, (const struct gvs_a16 *)d->addr, &laddr, rport, lport);
 	if (flags & GVS_CONN_F_CONTROLLED)
 		tmpl_release(key, svc, drop_idle_tmpl);
 }
@@ -415,7 +466,7 @@ static __always_inline int conn_evictable(const struct gvs_conn *c)
 	if (s == GVS_S_UDP)
 		return !(RD(c->flags) & GVS_CONN_F_REPLIED);
 	return s != GVS_S_ESTABLISHED && s != GVS_S_FIN_WAIT &&
-	       s != GVS_S_CLOSE_WAIT && s != GVS_S_LAST_ACK;
+	       s != GVS_S_CLOSE_WAIT && s != GVS_S_LAST_ACK && !sctp_live(s);
 }
 
 /* Slots of conn_ring a hand looks at per new connection: for a free slot
@@ -502,7 +553,7 @@ static long ring_visit(__u64 i, void *vw)
 		 * it; a finished connection's or a UDP flow's stays (its
 		 * persistence is the client's). */
 		conn_remove_ex(k, c, st == GVS_S_SYN_RECV || st == GVS_S_SYN_SENT ||
-				     st == GVS_S_SYNACK || st == GVS_S_NONE);
+				     st == GVS_S_SYNACK || st == GVS_S_NONE || sctp_setup(st));
 		ev_inc(GVS_EV_EVICTED);
 		w->slot = slot;
 		return 1;
@@ -575,12 +626,17 @@ __gvs_subprog __s64 ring_step(__u64 now, int evict)
 
 /* reopens (conn_reuse_mode, is_new_conn_expected): a bare SYN on a
  * finished, uncontrolled TCP connection starts a new one; with bit 2 of
- * the mode also on a DR/TUN one in FIN_WAIT. 0: never. */
+ * the mode also on a DR/TUN one in FIN_WAIT; an INIT on a CLOSED SCTP
+ * association. 0: never. */
 static __always_inline int conn_reopens(const struct gvs_conn *c, const struct gvs_pkt *p,
 					const struct gvs_config *cfg)
 {
 	__u32 mode = cfg->conn_reuse_mode;
 
+	/* SCTP: an INIT on a CLOSED association (is_new_conn_expected). */
+	if (mode && p->proto == IPPROTO_SCTP)
+		return sctp_event(p) == SCTP_EV_INIT && RD(c->state) == GVS_S_SCTP_CLOSED &&
+		       !(RD(c->flags) & GVS_CONN_F_CONTROLLED);
 	if (!mode || p->proto != IPPROTO_TCP ||
 	    (p->tcpflags & (TCPF_SYN | TCPF_ACK | TCPF_RST)) != TCPF_SYN ||
 	    (RD(c->flags) & GVS_CONN_F_CONTROLLED))

@@ -111,7 +111,8 @@ enum gvs_sched {
 #define GVS_S_TCP_LAST    11
 #define GVS_S_UDP         100
 
-/* Service lookup key: protocol, virtual address and port. */
+/* Service lookup key: protocol, virtual address and port. A firewall-mark
+ * service's key is its mark in addr[0] (host order), port 0, proto 0. */
 struct gvs_svc_key {
 	__u32 addr[4];
 	__u16 port;   /* network order */
@@ -372,6 +373,11 @@ enum gvs_event {
 				* dropped, answered with port unreachable
 				* (not when rate limited, nor for a later
 				* fragment) */
+	GVS_EV_FWM_UNTAGGED,   /* a frame on the fwmark interface without
+				* the tag its tc program writes: dropped */
+	GVS_EV_FWM_PASS,       /* a marked packet no fwmark service took
+				* (no service, not a SYN, no server):
+				* dropped, as it came from netfilter */
 	GVS_EV_V6_EXT,         /* an IPv6 packet whose extension headers go
 				* beyond the walk's bound (GVS_V6_EXT_MAX
 				* headers, GVS_V6_EXT_BYTES bytes) or are of
@@ -384,6 +390,17 @@ enum gvs_event {
 
 /* The events map's size (maps.h): room for more events than there are. */
 #define GVS_EV_SLOTS 64
+
+/* Firewall-mark services (engine/xdp/fwmark.go): netfilter duplicates a
+ * packet carrying a service's mark (skb->mark) to the gvs-fwm0 veth, whose
+ * tc egress program gvs_fwm_tag undoes what nf_dup changed and writes the
+ * mark into the source MAC: GVS_FWM_TAG0, GVS_FWM_TAG1, then the mark in
+ * network order. xdp_gvs, attached to the peer gvs-fwm1 (fwm_if), reads
+ * it there. The duplicate's destination MAC says whether the original
+ * had DF (nf_dup_ipv4 sets it): last byte GVS_FWM_DF_CLEAR or not. */
+#define GVS_FWM_TAG0     0x02
+#define GVS_FWM_TAG1     0x47
+#define GVS_FWM_DF_CLEAR 0x00
 
 /* sync_events: a connection to send to sync backups, as it was when a
  * packet made it due (ip_vs_sync_conn_needed). */

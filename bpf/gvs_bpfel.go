@@ -182,6 +182,11 @@ type gvsGvsSchedState struct {
 	Used   uint32
 }
 
+type gvsGvsSctpTimeouts struct {
+	_ structs.HostLayout
+	S [14]uint32
+}
+
 type gvsGvsStats struct {
 	_        structs.HostLayout
 	Conns    uint64
@@ -276,11 +281,13 @@ type gvsGvsWork struct {
 		Frag     uint8
 		IpId     uint16
 	}
-	Key gvsGvsConnKey
-	Tk  gvsGvsConnKey
-	Rk  gvsGvsConnKey
-	Nc  gvsGvsConn
-	Ss  gvsGvsSchedState
+	Key  gvsGvsConnKey
+	Tk   gvsGvsConnKey
+	Rk   gvsGvsConnKey
+	Nc   gvsGvsConn
+	Ss   gvsGvsSchedState
+	Mark uint32
+	_    [4]byte
 }
 
 type gvsGvsWork6 struct {
@@ -355,6 +362,7 @@ const (
 	gvsMapEvents              = "events"
 	gvsMapFrags               = "frags"
 	gvsMapFrags6              = "frags6"
+	gvsMapFwmIf               = "fwm_if"
 	gvsMapHashTables          = "hash_tables"
 	gvsMapIcmpRate            = "icmp_rate"
 	gvsMapIfmacs              = "ifmacs"
@@ -372,7 +380,9 @@ const (
 	gvsMapRingHand            = "ring_hand"
 	gvsMapSchedDaddr6         = "sched_daddr6"
 	gvsMapSchedState          = "sched_state"
+	gvsMapSctpTimeouts        = "sctp_timeouts"
 	gvsMapServices            = "services"
+	gvsMapSvcFwmark           = "svc_fwmark"
 	gvsMapSvcStats            = "svc_stats"
 	gvsMapSyncEvents          = "sync_events"
 	gvsMapSyncScratch         = "sync_scratch"
@@ -381,6 +391,7 @@ const (
 	gvsMapV6Config            = "v6_config"
 	gvsMapWork                = "work"
 	gvsMapWork6               = "work6"
+	gvsProgGvsFwmTag          = "gvs_fwm_tag"
 	gvsProgGvsReleaseTemplate = "gvs_release_template"
 	gvsProgGvsSyncInstall     = "gvs_sync_install"
 	gvsProgXdpGvs             = "xdp_gvs"
@@ -429,6 +440,7 @@ type gvsSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type gvsProgramSpecs struct {
+	GvsFwmTag          *ebpf.ProgramSpec `ebpf:"gvs_fwm_tag"`
 	GvsReleaseTemplate *ebpf.ProgramSpec `ebpf:"gvs_release_template"`
 	GvsSyncInstall     *ebpf.ProgramSpec `ebpf:"gvs_sync_install"`
 	XdpGvs             *ebpf.ProgramSpec `ebpf:"xdp_gvs"`
@@ -448,6 +460,7 @@ type gvsMapSpecs struct {
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Frags        *ebpf.MapSpec `ebpf:"frags"`
 	Frags6       *ebpf.MapSpec `ebpf:"frags6"`
+	FwmIf        *ebpf.MapSpec `ebpf:"fwm_if"`
 	HashTables   *ebpf.MapSpec `ebpf:"hash_tables"`
 	IcmpRate     *ebpf.MapSpec `ebpf:"icmp_rate"`
 	Ifmacs       *ebpf.MapSpec `ebpf:"ifmacs"`
@@ -465,7 +478,9 @@ type gvsMapSpecs struct {
 	RingHand     *ebpf.MapSpec `ebpf:"ring_hand"`
 	SchedDaddr6  *ebpf.MapSpec `ebpf:"sched_daddr6"`
 	SchedState   *ebpf.MapSpec `ebpf:"sched_state"`
+	SctpTimeouts *ebpf.MapSpec `ebpf:"sctp_timeouts"`
 	Services     *ebpf.MapSpec `ebpf:"services"`
+	SvcFwmark    *ebpf.MapSpec `ebpf:"svc_fwmark"`
 	SvcStats     *ebpf.MapSpec `ebpf:"svc_stats"`
 	SyncEvents   *ebpf.MapSpec `ebpf:"sync_events"`
 	SyncScratch  *ebpf.MapSpec `ebpf:"sync_scratch"`
@@ -511,6 +526,7 @@ type gvsMaps struct {
 	Events       *ebpf.Map `ebpf:"events"`
 	Frags        *ebpf.Map `ebpf:"frags"`
 	Frags6       *ebpf.Map `ebpf:"frags6"`
+	FwmIf        *ebpf.Map `ebpf:"fwm_if"`
 	HashTables   *ebpf.Map `ebpf:"hash_tables"`
 	IcmpRate     *ebpf.Map `ebpf:"icmp_rate"`
 	Ifmacs       *ebpf.Map `ebpf:"ifmacs"`
@@ -528,7 +544,9 @@ type gvsMaps struct {
 	RingHand     *ebpf.Map `ebpf:"ring_hand"`
 	SchedDaddr6  *ebpf.Map `ebpf:"sched_daddr6"`
 	SchedState   *ebpf.Map `ebpf:"sched_state"`
+	SctpTimeouts *ebpf.Map `ebpf:"sctp_timeouts"`
 	Services     *ebpf.Map `ebpf:"services"`
+	SvcFwmark    *ebpf.Map `ebpf:"svc_fwmark"`
 	SvcStats     *ebpf.Map `ebpf:"svc_stats"`
 	SyncEvents   *ebpf.Map `ebpf:"sync_events"`
 	SyncScratch  *ebpf.Map `ebpf:"sync_scratch"`
@@ -550,6 +568,7 @@ func (m *gvsMaps) Close() error {
 		m.Events,
 		m.Frags,
 		m.Frags6,
+		m.FwmIf,
 		m.HashTables,
 		m.IcmpRate,
 		m.Ifmacs,
@@ -567,7 +586,9 @@ func (m *gvsMaps) Close() error {
 		m.RingHand,
 		m.SchedDaddr6,
 		m.SchedState,
+		m.SctpTimeouts,
 		m.Services,
+		m.SvcFwmark,
 		m.SvcStats,
 		m.SyncEvents,
 		m.SyncScratch,
@@ -589,6 +610,7 @@ type gvsVariables struct {
 //
 // It can be passed to loadGvsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type gvsPrograms struct {
+	GvsFwmTag          *ebpf.Program `ebpf:"gvs_fwm_tag"`
 	GvsReleaseTemplate *ebpf.Program `ebpf:"gvs_release_template"`
 	GvsSyncInstall     *ebpf.Program `ebpf:"gvs_sync_install"`
 	XdpGvs             *ebpf.Program `ebpf:"xdp_gvs"`
@@ -597,6 +619,7 @@ type gvsPrograms struct {
 
 func (p *gvsPrograms) Close() error {
 	return _GvsClose(
+		p.GvsFwmTag,
 		p.GvsReleaseTemplate,
 		p.GvsSyncInstall,
 		p.XdpGvs,

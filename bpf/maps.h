@@ -280,6 +280,24 @@ struct {
 	__uint(max_entries, 1 << 20);
 } sync_events SEC(".maps");
 
+/* Firewall-mark services: key 0 holds the ifindex of the interface
+ * marked packets come back on (gvs-fwm1; 0: none). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} fwm_if SEC(".maps");
+
+/* A service id's firewall mark (0: an address service), so a connection,
+ * whose key has the packet's address, finds its service's template. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GVS_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, __u32);
+} svc_fwmark SEC(".maps");
+
 static __always_inline void ev_inc(__u32 ev)
 {
 	__u64 *v = bpf_map_lookup_elem(&events, &ev);

@@ -55,7 +55,7 @@ struct nat_xlate {
 	__u32 hop_gen;  /* with nat_xmit's learn: the generation to cache under */
 };
 
-/* Rewrite the IPv4 header and the TCP/UDP or ICMP-error payload. */
+/* Rewrite the IPv4 header and the TCP/UDP/SCTP or ICMP-error payload. */
 static __always_inline int nat_rewrite(struct xdp_md *ctx, const struct gvs_pkt *p,
 				       const struct nat_xlate *x)
 {
@@ -107,6 +107,8 @@ static __always_inline int nat_rewrite(struct xdp_md *ctx, const struct gvs_pkt 
 		uh->dest = x->dport;
 		return 0;
 	}
+	if (p->proto == IPPROTO_SCTP) /* sctp.h: ports and CRC32c */
+		return sctp_nat_ports(l4, data_end, x->sport, x->dport, p->tot_len - hl);
 	/* An ICMP error: the quoted IPv4 header and ports change; its
 	 * checksum, over the whole message, by the same differences. The
 	 * quoted transport checksum is left alone, as the kernel does. */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Packet parsing: Ethernet (with at most one 802.1Q tag), IPv4 (options
- * allowed, header checksum verified as ip_rcv does), TCP/UDP headers.
+ * allowed, header checksum verified as ip_rcv does), TCP/UDP headers, and
+ * SCTP's common header and first chunks (sctp.h).
  */
 #ifndef GVS_PARSE_H
 #define GVS_PARSE_H
@@ -60,12 +61,12 @@ struct gvs_pkt {
 	__u16 frag_off;  /* network order, as in the header */
 	__u8  ihl;       /* IPv4 header length in bytes */
 	__u8  proto;
-	__u8  tcpflags;
+	__u8  tcpflags;  /* TCP; SCTP: its event (sctp.h, sctp_event) */
 	__u8  tos;
 	__u8  ttl;
 	__u8  icmp_type; /* proto IPPROTO_ICMP: an error about in_* */
-	/* ICMP errors: the quoted packet's IPv4 addresses and ports (a TCP
-	 * or UDP packet without options, first fragment). */
+	/* ICMP errors: the quoted packet's IPv4 addresses and ports (a TCP,
+	 * UDP or SCTP packet without options, first fragment). */
 	__u32 in_saddr;
 	__u32 in_daddr;
 	__u16 in_sport;
@@ -93,7 +94,8 @@ static __always_inline int parse_icmp(struct gvs_pkt *p, void *l4, void *data_en
 	    ic[0] != ICMP_TYPE_TIME_EXCEEDED)
 		return PARSE_NOT_OURS;
 	if (in->version != 4 || in->ihl != 5 ||
-	    (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP) ||
+	    (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP &&
+	     in->protocol != IPPROTO_SCTP) ||
 	    (in->frag_off & bpf_htons(0x1fff)))
 		return PARSE_NOT_OURS;
 	__u16 *ports = (void *)(in + 1);
@@ -106,7 +108,9 @@ static __always_inline int parse_icmp(struct gvs_pkt *p, void *l4, void *data_en
 	return PARSE_OK;
 }
 
-static __always_inline int parse_pkt(struct xdp_md *ctx, struct gvs_pkt *p)
+#include "sctp.h"
+
+__gvs_subprog int parse_pkt(struct xdp_md *ctx, struct gvs_pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -214,6 +218,8 @@ static __always_inline int parse_pkt(struct xdp_md *ctx, struct gvs_pkt *p)
 		p->dport = uh->dest;
 		return PARSE_OK;
 	}
+	if (ip->protocol == IPPROTO_SCTP)
+		return parse_sctp(p, l4, data_end, tot - hl);
 	if (ip->protocol == IPPROTO_ICMP)
 		return parse_icmp(p, l4, data_end, tot - hl);
 	return PARSE_NOT_OURS;

@@ -13,6 +13,7 @@
  *     not ESTABLISHED; otherwise
  *   - when sync_pkts % sync_period == sync_threshold (sync_period 0:
  *     once, at sync_threshold).
+ * SCTP associations are not sent (yet).
  * gvsd sends the template of a controlled connection with it, and
  * refreshes long-lived entries from the table itself.
  *
@@ -54,6 +55,8 @@ __gvs_subprog void sync_note(const struct gvs_conn_key *key, struct gvs_conn *c,
 		due = pkts % period == thr;
 	else
 		due = pkts == thr;
+	if (key->proto == IPPROTO_SCTP)
+		return; /* not synced yet (docs/sctp.md) */
 	if (key->proto == IPPROTO_TCP) {
 		if (s != GVS_S_ESTABLISHED && s != GVS_S_FIN_WAIT && s != GVS_S_CLOSE &&
 		    s != GVS_S_CLOSE_WAIT && s != GVS_S_TIME_WAIT)
@@ -206,14 +209,15 @@ int gvs_sync_install(struct gvs_sync_in *ctx)
 
 	/* Its hold on its template, if the master sent that first. */
 	int exact = 0;
+	__u32 mark;
 	struct gvs_template *t = 0;
 	struct gvs_conn_key tk;
-	struct gvs_svc *s = svc_by_id(&k, a.svc, &exact);
+	struct gvs_svc *s = svc_by_id(&k, a.svc, &exact, &mark);
 	if (s && (s->flags & GVS_SVC_F_PERSISTENT)) {
 		if (k.af == 6)
 			tmpl_key6(&tk, &k, s->netmask, exact);
 		else
-			tmpl_key(&tk, &k, s->netmask, exact);
+			tmpl_key(&tk, &k, s->netmask, exact, mark);
 		t = bpf_map_lookup_elem(&templates, &tk);
 		if (t && RD(t->dest) != GVS_DEST_NONE)
 			ncp->flags |= GVS_CONN_F_CONTROLLED;

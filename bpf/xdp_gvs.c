@@ -3,14 +3,15 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * gvs XDP data path: IPv4, TCP and UDP, forwarded by direct routing,
- * IP-in-IP tunnelling, NAT and FULLNAT. What happens to a packet from a
+ * IP-in-IP tunnelling, NAT and FULLNAT; SCTP too (sctp.h). What happens to a packet from a
  * client is ipvs/packet.go's In:
  *
  *   known connection  -> dropped if its server is gone, else counted, its
  *                        TCP state moved (input-only table), its timer
  *                        refreshed, forwarded;
  *   new connection    -> for a virtual service only (else passed untouched),
- *                        TCP only on SYN without RST; scheduled with
+ *                        TCP only on SYN without RST, SCTP only on an
+ *                        INIT (sctp_conn_schedule); scheduled with
  *                        persistence and the service's scheduler; no
  *                        server: ICMP port unreachable (ip_vs_leave);
  *                        else the connection is created and forwarded.
@@ -40,6 +41,7 @@
 #include "fwd.h"
 #include "nat.h"
 #include "sync.h"
+#include "fwmark.h"
 #include "progs.h"
 
 char _license[] SEC("license") = "Dual BSD/GPL";
@@ -57,6 +59,7 @@ struct gvs_work {
 	struct gvs_conn_key rk;  /* a new NAT connection's reply key */
 	struct gvs_conn nc;      /* a new connection */
 	struct gvs_sched_state ss; /* rr/wrr position before scheduling */
+	__u32 mark;              /* a frame from netfilter: its fwmark */
 };
 
 struct {
@@ -313,9 +316,9 @@ static __always_inline int out_conn(struct xdp_md *ctx, const struct gvs_pkt *p,
 	return nat_xmit(ctx, p, &x, now, c);
 }
 
-/* nat_icmp_send (ip_vs_out): a TCP or UDP packet from a NAT server's
+/* nat_icmp_send (ip_vs_out): a TCP, UDP or SCTP packet from a NAT server's
  * address and port (nat_servers, for its protocol) that matched no
- * connection is dropped, and unless it is a TCP RST the server is told
+ * connection is dropped, and unless it is a TCP RST or an SCTP ABORT the server is told
  * with an ICMP port unreachable, from the director's address toward it
  * (the FIB's source, as icmp_send picks for a forwarded packet). Only a
  * packet the director would forward: the kernel also answers those sent
@@ -331,6 +334,8 @@ __gvs_subprog int nat_icmp(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 no
 
 	if (p->proto == IPPROTO_TCP && (p->tcpflags & TCPF_RST))
 		return -1;
+	if (p->proto == IPPROTO_SCTP && sctp_event(p) == SCTP_EV_ABORT)
+		return -1; /* is_sctp_abort */
 	k.addr[0] = p->saddr;
 	k.port = p->sport;
 	k.proto = p->proto;
@@ -538,6 +543,36 @@ static __always_inline int allowed(__u32 svc, __u32 saddr)
 	return bpf_map_lookup_elem(&allow, &k) != 0;
 }
 
+/* The service of a new connection's first packet (ip_vs_service_find):
+ * its virtual address and port's, else the port-zero one (*exact 0
+ * then, unless the packet's port is 0); a frame from netfilter, its
+ * mark's alone. A call of its own: the key is not on in_new's frame,
+ * which is on the 512-byte path to the schedulers. */
+__gvs_subprog struct gvs_svc *svc_find(const struct gvs_work *w, int *exact)
+{
+	const struct gvs_pkt *p = &w->p;
+	struct gvs_svc_key sk = {};
+	struct gvs_svc *svc;
+
+	if (w->mark) {
+		/* From netfilter (fwmark.h): the mark's service only. */
+		sk.addr[0] = w->mark;
+		sk.af = 4;
+		return bpf_map_lookup_elem(&services, &sk);
+	}
+	sk.addr[0] = p->daddr;
+	sk.port = p->dport;
+	sk.proto = p->proto;
+	sk.af = 4;
+	svc = bpf_map_lookup_elem(&services, &sk);
+	if (!svc) {
+		sk.port = 0;
+		svc = bpf_map_lookup_elem(&services, &sk);
+		*exact = p->dport == 0;
+	}
+	return svc;
+}
+
 /* The first packet of a connection: ip_vs_schedule and ip_vs_conn_new.
  * The entry (and a new persistence template) is reserved before the
  * scheduler runs, so a packet refused for want of room changes no
@@ -557,20 +592,9 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 	if (!to || !cfg)
 		return XDP_PASS;
 
-	struct gvs_svc_key sk = {};
-	struct gvs_svc *svc;
 	int exact = 1;
+	struct gvs_svc *svc = svc_find(w, &exact);
 
-	sk.addr[0] = p->daddr;
-	sk.port = p->dport;
-	sk.proto = p->proto;
-	sk.af = 4;
-	svc = bpf_map_lookup_elem(&services, &sk);
-	if (!svc) {
-		sk.port = 0;
-		svc = bpf_map_lookup_elem(&services, &sk);
-		exact = p->dport == 0;
-	}
 	if (!svc)
 		goto pass;
 	if (p->proto == IPPROTO_TCP && !tcp_may_start(p, cfg, svc))
@@ -602,7 +626,7 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 			w->ss = *st;
 	}
 	if (persistent) {
-		tmpl_key(tk, key, svc->netmask, exact);
+		tmpl_key(tk, key, svc->netmask, exact, w->mark);
 		int r = sched_persist(svc, p, tk, now, cfg, &did, &created, 4);
 		if (r == SP_REJECT)
 			goto reject;
@@ -641,7 +665,10 @@ __gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 	nc->dest = did;
 	nc->svc = svc->id;
 	nc->method = d->method;
-	nc->state = p->proto == IPPROTO_TCP ? GVS_S_NONE : GVS_S_UDP;
+	/* SCTP: only an INIT gets here, NONE -> INIT1 (inactive) in the
+	 * INPUT and INPUT-ONLY tables alike. */
+	nc->state = p->proto == IPPROTO_TCP ? GVS_S_NONE :
+		    p->proto == IPPROTO_SCTP ? GVS_S_SCTP_INIT1 : GVS_S_UDP;
 	nc->flags = GVS_CONN_F_INACTIVE | GVS_CONN_F_NOOUTPUT |
 		    (persistent ? GVS_CONN_F_CONTROLLED : 0);
 	int active = 0;
@@ -737,7 +764,9 @@ reject:
 	if (!one)
 		bpf_map_delete_elem(&conns, key);
 	ev_inc(GVS_EV_NO_DEST);
-	if (icmp_reply(ctx, p, ICMP_ARG(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0), p->daddr, now) == 0)
+	/* A frame from netfilter would take XDP_TX back into gvs-fwm0. */
+	if (!w->mark &&
+	    icmp_reply(ctx, p, ICMP_ARG(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0), p->daddr, now) == 0)
 		return XDP_TX;
 	return XDP_DROP;
 unreserve:
@@ -790,13 +819,9 @@ static __always_inline int frag_ports(struct gvs_pkt *p)
 	return nat_src_maybe(p->saddr) ? FRAG_DROP : PARSE_NOT_OURS;
 }
 
-SEC("xdp")
-int xdp_gvs(struct xdp_md *ctx)
+static __always_inline int xdp_gvs_pkt(struct xdp_md *ctx, struct gvs_work *w)
 {
 	__u32 zero = 0;
-	struct gvs_work *w = bpf_map_lookup_elem(&work, &zero);
-	if (!w)
-		return XDP_PASS;
 	struct gvs_pkt *p = &w->p;
 	__builtin_memset(p, 0, sizeof(*p));
 	int r = parse_pkt(ctx, p);
@@ -809,8 +834,10 @@ int xdp_gvs(struct xdp_md *ctx)
 		return XDP_DROP;
 	if (r == PARSE_V6) {
 		/* IPv6 is a program of its own (v6.h): IPv4's stays as it
-		 * was, and each is verified within its own limits. */
-		bpf_tail_call(ctx, &progs, GVS_PROG_V6);
+		 * was, and each is verified within its own limits. Not for a
+		 * frame netfilter marked (fwmark services are IPv4's). */
+		if (!w->mark)
+			bpf_tail_call(ctx, &progs, GVS_PROG_V6);
 		r = PARSE_NOT_OURS; /* no IPv6 program loaded */
 	}
 	if (r != PARSE_OK) {
@@ -869,8 +896,10 @@ int xdp_gvs(struct xdp_md *ctx)
 					return v;
 			}
 		}
-		if (p->frag == GVS_FRAG_LATER) {
-			/* Its first fragment made no connection. */
+		/* Its first fragment made no connection; an SCTP
+		 * association starts with an INIT only (sctp_conn_schedule). */
+		if (p->frag == GVS_FRAG_LATER ||
+		    (p->proto == IPPROTO_SCTP && sctp_event(p) != SCTP_EV_INIT)) {
 			ev_inc(GVS_EV_PASS);
 			return XDP_PASS;
 		}
@@ -886,6 +915,28 @@ int xdp_gvs(struct xdp_md *ctx)
 		}
 	}
 	return in_conn(ctx, p, key, c, now, to, cfg);
+}
+
+SEC("xdp")
+int xdp_gvs(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct gvs_work *w = bpf_map_lookup_elem(&work, &zero);
+	if (!w)
+		return XDP_PASS;
+	int fwm = fwm_frame(ctx, &w->mark);
+	if (fwm && !w->mark) {
+		ev_inc(GVS_EV_FWM_UNTAGGED);
+		return XDP_DROP;
+	}
+	int v = xdp_gvs_pkt(ctx, w);
+	/* A marked packet netfilter handed over: what is not forwarded is
+	 * dropped (the original was; passed, it would loop). */
+	if (fwm && v == XDP_PASS) {
+		ev_inc(GVS_EV_FWM_PASS);
+		return XDP_DROP;
+	}
+	return v;
 }
 
 #include "v6.h"

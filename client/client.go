@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -112,6 +113,11 @@ func (c *Client) request(method, path string, body any) (*http.Response, error) 
 	if err != nil {
 		return nil, err
 	}
+	return c.send(req)
+}
+
+// send sends a request; see request.
+func (c *Client) send(req *http.Request) (*http.Response, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
@@ -126,9 +132,15 @@ func (c *Client) request(method, path string, body any) (*http.Response, error) 
 		defer resp.Body.Close()
 		var e api.Error
 		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+			if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
+				return nil, fmt.Errorf("%w: %s %s", ErrUnknownRequest, req.Method, req.URL.Path)
+			}
 			return nil, fmt.Errorf("gvsd: %s", resp.Status)
 		}
-		return nil, &OpError{Index: e.Index, Err: &model.Error{Errno: syscall.Errno(e.Errno), Msg: e.Message}}
+		if e.Exit != 0 {
+			return nil, &InputError{Msg: e.Message, Exit: e.Exit}
+		}
+		return nil, &OpError{Index: e.Index, Command: e.Command, Err: &model.Error{Errno: syscall.Errno(e.Errno), Msg: e.Message}}
 	}
 	return resp, nil
 }
@@ -136,7 +148,39 @@ func (c *Client) request(method, path string, body any) (*http.Response, error) 
 // OpError is a refused operation: which one of the batch, and why.
 type OpError struct {
 	Index int
-	Err   *model.Error
+	// Command is a refused restore operation's command (from 1).
+	Command int
+	Err     *model.Error
+}
+
+// InputError is restore input gvsd refused before trying any of it (a
+// bad line), with the status ipvsadm exits with.
+type InputError struct {
+	Msg  string
+	Exit int
+}
+
+func (e *InputError) Error() string { return e.Msg }
+func (e *InputError) ExitCode() int { return e.Exit }
+
+// ErrUnknownRequest is what a gvsd older than this client answers a
+// request it does not know.
+var ErrUnknownRequest = errors.New("gvsd does not know this request")
+
+// Restore applies ipvsadm-save lines as one batch, all or nothing: gvsd
+// parses them (POST /v1/restore); program names the command in error
+// messages.
+func (c *Client) Restore(program string, lines io.Reader) error {
+	req, err := http.NewRequest("POST", "http://gvsd/v1/restore?program="+url.QueryEscape(program), lines)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := c.send(req)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
 }
 
 func (e *OpError) Error() string { return e.Err.Error() }

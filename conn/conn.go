@@ -1,6 +1,7 @@
 // Package conn holds the IPVS connection state machines and timeouts:
 // TCP (ip_vs_proto_tcp.c, with the full table for NAT and the input-only
-// table for DR and TUN, where the director never sees replies) and UDP
+// table for DR and TUN, where the director never sees replies), SCTP
+// (ip_vs_proto_sctp.c, sctp.go, the same three directions) and UDP
 // (ip_vs_proto_udp.c: one state, refreshed by every packet).
 package conn
 
@@ -10,8 +11,8 @@ import (
 	"gvs/model"
 )
 
-// State is a connection state. TCP uses the first eleven; UDP connections
-// are always in StateUDP.
+// State is a connection state. TCP uses the first eleven, SCTP SCTPNone
+// to SCTPClosed (sctp.go); UDP connections are always in StateUDP.
 type State uint8
 
 // States, in the kernel's IP_VS_TCP_S_* order.
@@ -42,15 +43,19 @@ func (s State) String() string {
 	if s < numTCPStates {
 		return stateNames[s]
 	}
+	if s.IsSCTP() {
+		return sctpNames[s-SCTPBase]
+	}
 	return "ERR!"
 }
 
 // Active reports whether a connection in this state counts in ActiveConn
-// (tcp_state_active_table: the handshake states and ESTABLISHED); every
-// other state, and UDP, counts in InActConn.
+// (tcp_state_active_table: the handshake states and ESTABLISHED; for
+// SCTP, set_sctp_state: ESTABLISHED only); every other state, and UDP,
+// counts in InActConn.
 func (s State) Active() bool {
 	switch s {
-	case Established, SynSent, SynRecv, SynAck:
+	case Established, SynSent, SynRecv, SynAck, SCTPEstablished:
 		return true
 	}
 	return false
@@ -148,8 +153,9 @@ func NextTCP(cur State, d Dir, inputOnly bool, f TCPFlags) State {
 
 // Timeouts are the per-state timeouts of each protocol.
 type Timeouts struct {
-	TCP [numTCPStates]time.Duration
-	UDP time.Duration
+	TCP  [numTCPStates]time.Duration
+	UDP  time.Duration
+	SCTP [numSCTPStates]time.Duration // by KernelSCTP
 }
 
 // NewTimeouts returns the kernel's default timeout table (tcp_timeouts,
@@ -171,6 +177,7 @@ func NewTimeouts(t model.Timeouts) Timeouts {
 		SynAck:      120 * time.Second,
 	}
 	to.UDP = 5 * time.Minute
+	to.SCTP = defaultSCTPTimeouts
 	if t.TCP != 0 {
 		to.TCP[Established] = time.Duration(t.TCP) * time.Second
 	}
@@ -187,6 +194,12 @@ func NewTimeouts(t model.Timeouts) Timeouts {
 func (t *Timeouts) Of(p model.Protocol, s State) time.Duration {
 	if p == model.ProtoTCP && s < numTCPStates {
 		return t.TCP[s]
+	}
+	if p == model.ProtoSCTP {
+		if !s.IsSCTP() {
+			s = SCTPNone
+		}
+		return t.SCTP[s-SCTPBase]
 	}
 	return t.UDP
 }

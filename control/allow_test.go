@@ -45,7 +45,7 @@ func TestAllowSavedAndRestored(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(store.Path())
-	if err != nil || !strings.Contains(string(b), `"allow": [`) || !strings.Contains(string(b), `"198.18.0.0/24"`) {
+	if err != nil || !strings.Contains(string(b), `"allow":[`) || !strings.Contains(string(b), `"198.18.0.0/24"`) {
 		t.Fatalf("rules.json has no allow list (%v):\n%s", err, b)
 	}
 	if err := c.Do([]api.Op{{Op: api.DelService, Service: other}, {Op: api.AddService, Service: other}}); err != nil {

@@ -69,9 +69,10 @@ func (e *BatchError) Unwrap() error { return e.Err }
 //
 // Saved rules that cannot be read, or that the model or the engine
 // refuses, are not a reason to stop: nothing of them is left applied, the
-// file is moved aside (see Store.SetAside) with an error logged, and the
-// engine is not reconciled, so a data path that outlived the last gvsd
-// keeps forwarding what it had until the operator repairs the rules.
+// file is moved aside (see Store.SetAside) with an error logged, and a
+// data path that outlived the last gvsd keeps forwarding what it had: an
+// engine that can say what that is (Pinned) has it adopted as the rules,
+// so that -L shows it and the operator can change or remove it.
 func (c *Core) Restore() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -84,6 +85,7 @@ func (c *Core) Restore() error {
 		}
 		if err != nil {
 			c.setAside(err)
+			c.adoptPinned()
 			return nil
 		}
 	}
@@ -115,6 +117,33 @@ func (c *Core) restoreLocked(r *Rules) error {
 	c.cfg = c.configuredFrom(v)
 	c.restoreDaemons(r.Daemons)
 	return nil
+}
+
+// adoptPinned takes what the engine's data path forwards as the rules
+// (after saved rules could not be restored), and saves them.
+func (c *Core) adoptPinned() {
+	p, ok := c.eng.(interface{ Pinned() ([]api.Op, error) })
+	if !ok {
+		return
+	}
+	ops, err := p.Pinned()
+	if err == nil && len(ops) == 0 {
+		return
+	}
+	if err == nil {
+		err = c.doLocked(ops)
+	}
+	if err != nil {
+		c.log.Error("the data path's rules could not be adopted either: -L shows none of what it forwards; restart gvsd with repaired rules, or run gvsd --cleanup, to change it", "err", err)
+		return
+	}
+	n := 0
+	for _, o := range ops {
+		if o.Op == api.AddService {
+			n++
+		}
+	}
+	c.log.Warn("adopted the rules the data path still forwards (from its pinned maps): -L shows them; check them against the set-aside file", "services", n)
 }
 
 // setAside moves unrestorable rules out of the way, keeping them for the

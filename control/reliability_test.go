@@ -404,3 +404,55 @@ func TestStateDirOwnership(t *testing.T) {
 		}
 	})
 }
+
+// pinnedEngine is a spy whose data path outlived the last gvsd: it
+// forwards pinned rules the model does not have.
+type pinnedEngine struct {
+	*spyEngine
+	pinned []api.Op
+}
+
+func (e pinnedEngine) Pinned() ([]api.Op, error) { return e.pinned, nil }
+
+// Saved rules that cannot be restored are set aside, and what the data
+// path still forwards is adopted: -L shows it, it is saved, and it can be
+// changed like any rule.
+func TestRestoreAdoptsPinnedRules(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "rules.json"), []byte(`{"version": 1, "services": [`), 0o600)
+	store, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := key("198.18.0.1:80").Normalize()
+	k := model.Service{ServiceKey: svc.ServiceKey}
+	eng := pinnedEngine{newSpy(), []api.Op{
+		{Op: api.AddService, Service: svc},
+		{Op: api.AddDest, Service: k, Dest: dest("198.18.1.1:80", 3)},
+		{Op: api.AddDest, Service: k, Dest: dest("198.18.1.2:80", 1)},
+	}}
+	var log logBuf
+	c := New(eng, store, log.logger())
+	if err := c.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if len(badFiles(t, dir)) != 1 {
+		t.Fatal("the corrupt file was not set aside")
+	}
+	got := eng.Services()
+	if len(got) != 1 || len(got[0].Dests) != 2 || got[0].Dests[1].Weight != 3 {
+		t.Fatalf("adopted rules: %+v", got)
+	}
+	if r, err := store.Load(); err != nil || r == nil || len(r.Services) != 1 || len(r.Services[0].Dests) != 2 {
+		t.Fatalf("adopted rules not saved: %+v %v", r, err)
+	}
+	if !strings.Contains(log.String(), "adopted the rules the data path still forwards") {
+		t.Errorf("log:\n%s", log.String())
+	}
+	if eng.reconciles != 0 {
+		t.Error("reconciled after a failed restore")
+	}
+	if err := c.Do([]api.Op{{Op: api.DelService, Service: k}}); err != nil || len(eng.Services()) != 0 {
+		t.Fatalf("removing an adopted service: %v", err)
+	}
+}

@@ -195,8 +195,9 @@ func TestXDPQuiescentTemplateDrain(t *testing.T) {
 
 // A corrupt rules.json and a bad --config at start do not stop gvsd: the
 // program stays attached and a running transfer goes on byte-exact, the
-// bad file is set aside, the API serves, and the rules can be restored
-// with gvsadm -R.
+// bad file is set aside, the rules the data path still forwards are
+// adopted (-S shows them as they were), the API serves, and the rules
+// can be replaced with gvsadm -C and -R.
 func TestXDPCorruptRulesAtStart(t *testing.T) {
 	tp := newDRTopo(t, false)
 	d := tp.d
@@ -224,6 +225,10 @@ func TestXDPCorruptRulesAtStart(t *testing.T) {
 	if len(bad) != 1 {
 		t.Fatalf("the corrupt rules were not set aside: %v\n%s", bad, d.log)
 	}
+	if got := d.must("-S", "-n"); got != saved {
+		t.Fatalf("rules after the bad start:\n%s\nwant what the data path forwards:\n%s\n%s", got, saved, d.log)
+	}
+	d.must("-C")
 	if _, errs, code := d.adm(saved, "-R"); code != 0 {
 		t.Fatalf("gvsadm -R after the bad start: %s", errs)
 	}

@@ -353,7 +353,8 @@ func TestHealthChecksXDP(t *testing.T) {
 	})
 	client := tp.ns("client")
 	if got := strings.Join(tp.hellos(d, client, vip+":8080", 4), " "); got != "rs2 rs1 rs2 rs1" {
-		t.Fatalf("both up: %s", got)
+		dbg, _ := tp.run("", "sh", "-c", "bpftool map dump pinned "+tp.pinDir+"/sched_state | head -40")
+		t.Fatalf("both up: %s\n%s\n%s", got, dbg, d.log)
 	}
 
 	daemons["rs1"].Process.Kill()

@@ -227,6 +227,8 @@ func playRole(args []string) error {
 		}
 		fmt.Println(got)
 		return nil
+	case "sctp-send", "sctp-capture", "sctp-serve", "sctp-hello": // sctp_test.go
+		return sctpRole(args)
 	}
 	return fmt.Errorf("unknown role %q", args[0])
 }

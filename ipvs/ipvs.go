@@ -57,7 +57,15 @@ type IPVS struct {
 	// it with its counts and its connections flow again, as the kernel's
 	// dest_trash does.
 	trash map[trashKey]*model.Server
+
+	// gen moves on with every change of services or servers (Gen).
+	gen uint64
 }
+
+// Gen is a number that changes whenever a service or server is added,
+// edited or removed: what keeps a view of the services (an engine's
+// index of them) can tell it is stale.
+func (v *IPVS) Gen() uint64 { return v.gen }
 
 type trashKey struct {
 	svc  model.ServiceKey
@@ -148,6 +156,7 @@ func (v *IPVS) SetTimeouts(t model.Timeouts) {
 
 // AddService is ipvsadm -A.
 func (v *IPVS) AddService(cfg model.Service) error {
+	v.gen++
 	cfg = cfg.Normalize()
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -170,6 +179,7 @@ func (v *IPVS) AddService(cfg model.Service) error {
 // EditService is ipvsadm -E: scheduler, flags, timeout and netmask change;
 // connections and templates stay.
 func (v *IPVS) EditService(cfg model.Service) error {
+	v.gen++
 	cfg = cfg.Normalize()
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -193,6 +203,7 @@ func (v *IPVS) EditService(cfg model.Service) error {
 // DelService is ipvsadm -D. Its connections stay until they expire; their
 // packets are dropped since their servers are gone.
 func (v *IPVS) DelService(k model.ServiceKey) error {
+	v.gen++
 	s := v.byKey[k]
 	if s == nil {
 		return model.ErrNoSuchService
@@ -208,6 +219,7 @@ func (v *IPVS) DelService(k model.ServiceKey) error {
 
 // Flush is ipvsadm -C.
 func (v *IPVS) Flush() {
+	v.gen++
 	for _, s := range slices.Clone(v.services) {
 		_ = v.DelService(s.Config.ServiceKey)
 	}
@@ -226,6 +238,7 @@ func (v *IPVS) destFor(k model.ServiceKey, d model.Dest) (*Service, model.Dest, 
 
 // AddDest is ipvsadm -a. The new server goes to the head of the list.
 func (v *IPVS) AddDest(k model.ServiceKey, d model.Dest) error {
+	v.gen++
 	s, d, err := v.destFor(k, d)
 	if err != nil {
 		return err
@@ -248,6 +261,7 @@ func (v *IPVS) AddDest(k model.ServiceKey, d model.Dest) error {
 
 // EditDest is ipvsadm -e.
 func (v *IPVS) EditDest(k model.ServiceKey, d model.Dest) error {
+	v.gen++
 	s, d, err := v.destFor(k, d)
 	if err != nil {
 		return err
@@ -264,6 +278,7 @@ func (v *IPVS) EditDest(k model.ServiceKey, d model.Dest) error {
 // DelDest is ipvsadm -d. Connections to the server stay until they expire;
 // their packets are dropped (see Options.ExpireNodestConn).
 func (v *IPVS) DelDest(k model.ServiceKey, a netip.AddrPort) error {
+	v.gen++
 	s := v.byKey[k]
 	if s == nil {
 		return model.ErrServiceNotDefined

@@ -19,6 +19,9 @@ type Packet struct {
 	Src, Dst netip.AddrPort
 	FWMark   uint32
 	TCPFlags conn.TCPFlags
+	// SCTPEvent is an SCTP packet's event, from its chunks
+	// (conn.SCTPChunkEvent); EvInit alone opens an association.
+	SCTPEvent conn.SCTPEvent
 	// Len is the packet's length at the IP level (IP header included),
 	// what IPVS adds to InBytes/OutBytes.
 	Len int
@@ -85,10 +88,10 @@ func (c *Conn) replyKey() connKey { return connKey{c.Protocol, c.Dest, c.Client}
 
 // In handles a packet from a client (ip_vs_in): the packet of a known
 // connection updates its state, counters and timer; the first packet of a
-// new one (any UDP datagram, a TCP SYN) for a virtual service is scheduled,
-// with persistence. SCTP is not tracked yet and passes.
+// new one (any UDP datagram, a TCP SYN, an SCTP INIT) for a virtual
+// service is scheduled, with persistence.
 func (v *IPVS) In(p Packet, now time.Time) (*Conn, Verdict) {
-	if p.Protocol != model.ProtoTCP && p.Protocol != model.ProtoUDP {
+	if p.Protocol != model.ProtoTCP && p.Protocol != model.ProtoUDP && p.Protocol != model.ProtoSCTP {
 		return nil, Pass
 	}
 	c := v.lookup(v.conns, connKey{p.Protocol, p.Src, p.Dst}, now)
@@ -104,6 +107,9 @@ func (v *IPVS) In(p Packet, now time.Time) (*Conn, Verdict) {
 			return nil, Pass
 		}
 		if p.Protocol == model.ProtoTCP && (p.TCPFlags&conn.SYN == 0 && !v.opts.SloppyTCP && !svc.Config.SloppyTCP() || p.TCPFlags&conn.RST != 0) {
+			return nil, Pass
+		}
+		if p.Protocol == model.ProtoSCTP && p.SCTPEvent != conn.EvInit { // sctp_conn_schedule
 			return nil, Pass
 		}
 		if !model.AllowListed(svc.allow, p.Src.Addr()) {
@@ -122,7 +128,7 @@ func (v *IPVS) In(p Packet, now time.Time) (*Conn, Verdict) {
 	if !p.Synthetic {
 		v.count(c, p.Len, true)
 	}
-	v.setState(c, conn.Input, p.TCPFlags)
+	v.setState(c, conn.Input, p)
 	c.Expires = now.Add(c.Timeout)
 	if c.onePacket {
 		v.remove(c)
@@ -141,15 +147,18 @@ func (v *IPVS) Out(p Packet, now time.Time) (*Conn, Verdict) {
 	if !p.Synthetic {
 		v.count(c, p.Len, false)
 	}
-	v.setState(c, conn.Output, p.TCPFlags)
+	v.setState(c, conn.Output, p)
 	c.Expires = now.Add(c.Timeout)
 	return c, Forward
 }
 
 // reopens is is_new_conn && is_new_conn_expected under conn_reuse_mode:
 // 0 never; else a finished TCP connection, and with bit 2 a DR/TUN one
-// (no output seen) in FIN_WAIT.
+// (no output seen) in FIN_WAIT; an INIT on a CLOSED SCTP association.
 func (v *IPVS) reopens(c *Conn, p Packet) bool {
+	if c.Protocol == model.ProtoSCTP {
+		return !v.opts.NoConnReuse && c.control == nil && p.SCTPEvent == conn.EvInit && c.State == conn.SCTPClosed
+	}
 	if v.opts.NoConnReuse || c.Protocol != model.ProtoTCP || p.TCPFlags&(conn.SYN|conn.ACK|conn.RST) != conn.SYN || c.control != nil {
 		return false
 	}
@@ -280,8 +289,11 @@ func (v *IPVS) newConn(svc *Service, p Packet, d *model.Server, dport uint16) *C
 		noOutput:  !d.Method.MapsPorts(),
 		onePacket: svc.Config.Flags&model.FlagOnePacket != 0 && p.Protocol == model.ProtoUDP,
 	}
-	if p.Protocol == model.ProtoUDP {
+	switch p.Protocol {
+	case model.ProtoUDP:
 		c.State = conn.StateUDP
+	case model.ProtoSCTP:
+		c.State = conn.SCTPNone
 	}
 	d.Bind(false, true)
 	if !c.onePacket {
@@ -334,9 +346,10 @@ func (v *IPVS) count(c *Conn, n int, in bool) {
 }
 
 // setState runs the protocol's state transition and moves the connection
-// between the server's active and inactive counts (set_tcp_state).
-func (v *IPVS) setState(c *Conn, d conn.Dir, f conn.TCPFlags) {
-	if c.Protocol == model.ProtoTCP {
+// between the server's active and inactive counts (set_tcp_state,
+// set_sctp_state).
+func (v *IPVS) setState(c *Conn, d conn.Dir, p Packet) {
+	if c.Protocol == model.ProtoTCP || c.Protocol == model.ProtoSCTP {
 		inputOnly := false
 		if c.noOutput {
 			if d == conn.Output {
@@ -345,7 +358,12 @@ func (v *IPVS) setState(c *Conn, d conn.Dir, f conn.TCPFlags) {
 				inputOnly = true
 			}
 		}
-		next := conn.NextTCP(c.State, d, inputOnly, f)
+		var next conn.State
+		if c.Protocol == model.ProtoTCP {
+			next = conn.NextTCP(c.State, d, inputOnly, p.TCPFlags)
+		} else {
+			next = conn.NextSCTP(c.State, d, inputOnly, p.SCTPEvent)
+		}
 		if next != c.State {
 			switch {
 			case !c.inactive && !next.Active():

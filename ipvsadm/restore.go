@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"gvs/api"
 )
 
 // RestoreError is a bad line of -R input: its number (from 1), its text
@@ -75,4 +77,23 @@ func (p Parser) ParseRestore(r io.Reader) ([]*Command, error) {
 		return nil, err
 	}
 	return cmds, nil
+}
+
+// RestoreOps turns restore commands into one batch: the operations, and
+// for each the index in cmds of its command (commands that change no
+// rule, such as -L, make no operation).
+func RestoreOps(cmds []*Command) (ops []api.Op, cmdIndex []int, err error) {
+	ops = make([]api.Op, 0, len(cmds))
+	cmdIndex = make([]int, 0, len(cmds))
+	for i, c := range cmds {
+		op, ok, err := c.Op()
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			ops = append(ops, op)
+			cmdIndex = append(cmdIndex, i)
+		}
+	}
+	return ops, cmdIndex, nil
 }

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -203,23 +204,37 @@ func getLaddrs(c *client.Client, cmd *ipvsadm.Command, stdout, stderr io.Writer)
 }
 
 // restore applies ipvsadm-save lines from stdin as one batch: all or
-// nothing, unlike ipvsadm, which stops half-way at a bad line.
+// nothing, unlike ipvsadm, which stops half-way at a bad line. gvsd
+// parses them (cheaper than a JSON batch); an older gvsd gets the batch.
 func restore(c *client.Client, prog string, stdin io.Reader, stderr io.Writer) int {
+	input, err := io.ReadAll(stdin)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	err = c.Restore(prog, bytes.NewReader(input))
+	if errors.Is(err, client.ErrUnknownRequest) {
+		return restoreOps(c, prog, bytes.NewReader(input), stderr)
+	}
+	var oe *client.OpError
+	if errors.As(err, &oe) && oe.Command > 0 {
+		fmt.Fprintf(stderr, "%s (restore command %d); no rule was changed\n", oe.Err.Msg, oe.Command)
+		return oe.Err.ExitCode()
+	}
+	if err != nil {
+		return fail(stderr, err)
+	}
+	return 0
+}
+
+// restoreOps is restore for a gvsd without POST /v1/restore.
+func restoreOps(c *client.Client, prog string, stdin io.Reader, stderr io.Writer) int {
 	cmds, err := ipvsadm.Parser{Program: prog}.ParseRestore(stdin)
 	if err != nil {
 		return fail(stderr, err)
 	}
-	var ops []api.Op
-	var lines []int
-	for i, cmd := range cmds {
-		op, ok, err := cmd.Op()
-		if err != nil {
-			return fail(stderr, err)
-		}
-		if ok {
-			ops = append(ops, op)
-			lines = append(lines, i)
-		}
+	ops, lines, err := ipvsadm.RestoreOps(cmds)
+	if err != nil {
+		return fail(stderr, err)
 	}
 	if err := c.Do(ops...); err != nil {
 		var oe *client.OpError

@@ -2,7 +2,9 @@
 // receives UDP datagrams on each virtual service's address and forwards
 // them to the real server the IPVS model schedules, like a full-NAT
 // director (the real server sees the director's address). It needs no
-// privileges beyond binding the virtual address. FULLNAT destinations of a
+// privileges beyond binding the virtual address; firewall-mark services
+// (see fwmark.go) need CAP_NET_ADMIN for their nftables steering,
+// policy routes and transparent sockets. FULLNAT destinations of a
 // service with a local address pool (DPVS ipvsadm -P) see the pool's
 // addresses instead, in round robin per service; NAT (-m) ones do not.
 // A service with a source allow list (engine.Rules.SetAllow) closes TCP
@@ -81,6 +83,8 @@ type Engine struct {
 	svcFlows  map[netip.AddrPort]int // open flows by virtual address
 
 	maxFlows, maxSvcFlows int
+	fwmCfg                fwmConfig
+	fw                    fwm
 	ev                    events
 	acceptLog, flowLog    sparseLog
 
@@ -119,7 +123,7 @@ func (e *Engine) Name() string { return "proxy" }
 // AddService opens the service's listener after the model accepts it.
 func (e *Engine) AddService(s model.Service) error {
 	if s.IsFWMark() {
-		return engine.NotSupported("firewall-mark services need the xdp engine: the proxy engine serves TCP and UDP services on an address and port")
+		return e.addFWMark(s)
 	}
 	if s.Protocol == model.ProtoSCTP {
 		return engine.NotSupported("SCTP services are not supported by the proxy engine")
@@ -149,6 +153,10 @@ func (e *Engine) DelService(k model.ServiceKey) error {
 	if err := e.Table.DelService(k); err != nil {
 		return err
 	}
+	if k.IsFWMark() {
+		e.delFWMark(k)
+		return nil
+	}
 	e.closeListener(k)
 	return nil
 }
@@ -164,6 +172,9 @@ func (e *Engine) Flush() error {
 	e.mu.Unlock()
 	for _, k := range keys {
 		e.closeListener(k)
+	}
+	for _, k := range e.fwmKeys() {
+		e.delFWMark(k)
 	}
 	return nil
 }

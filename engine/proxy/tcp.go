@@ -40,7 +40,12 @@ type acceptor interface {
 	AcceptTCP() (*net.TCPConn, error)
 }
 
-func (e *Engine) serveTCP(ln acceptor) {
+func (e *Engine) serveTCP(ln acceptor) { e.serveTCPMark(ln, 0) }
+
+// serveTCPMark accepts the connections of a listener; mark is the
+// firewall mark of the service whose transparent listener it is (0: an
+// address-and-port service's listener).
+func (e *Engine) serveTCPMark(ln acceptor, mark uint32) {
 	var delay time.Duration
 	for {
 		c, err := ln.AcceptTCP()
@@ -63,7 +68,7 @@ func (e *Engine) serveTCP(ln acceptor) {
 			continue
 		}
 		delay = 0
-		go e.handleTCP(c)
+		go e.handleTCP(c, mark)
 	}
 }
 
@@ -81,9 +86,16 @@ func (e *Engine) event(c *ipvs.Conn, dir conn.Dir, flags conn.TCPFlags) {
 	})
 }
 
-func (e *Engine) handleTCP(client *net.TCPConn) {
+func (e *Engine) handleTCP(client *net.TCPConn, mark uint32) {
 	p := ipvs.Packet{Protocol: model.ProtoTCP, Src: addrPort(client.RemoteAddr()), Dst: addrPort(client.LocalAddr()),
-		TCPFlags: conn.SYN, Synthetic: true}
+		FWMark: mark, TCPFlags: conn.SYN, Synthetic: true}
+	if mark != 0 && p.Dst.Addr().IsLoopback() {
+		// A connection to a fwmark service's listener itself, not
+		// steered to it: no virtual address to schedule.
+		client.SetLinger(0)
+		client.Close()
+		return
+	}
 	var c *ipvs.Conn
 	var verdict ipvs.Verdict
 	var local netip.Addr

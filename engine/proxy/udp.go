@@ -33,21 +33,28 @@ func (e *Engine) serveUDP(pc *net.UDPConn, vip netip.AddrPort) {
 			continue
 		}
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		p := ipvs.Packet{Protocol: model.ProtoUDP, Src: src, Dst: vip, Len: n + 8 + ipHeader(src.Addr())}
-		var c *ipvs.Conn
-		var verdict ipvs.Verdict
-		var f *udpFlow
-		e.Do(func(v *ipvs.IPVS) {
-			c, verdict = v.In(p, e.Now())
-			if verdict == ipvs.Forward {
-				f = e.flowFor(v, c, pc)
-			}
-		})
-		if f != nil {
-			f.upstream.Write(buf[:n])
-		} else if verdict == ipvs.Deny {
-			e.ev.denied.Add(1)
+		e.udpIn(buf[:n], src, vip, 0, pc)
+	}
+}
+
+// udpIn handles a client's datagram b for virtual address vip (with
+// firewall mark mark, 0 for none): schedules a new flow or finds its
+// flow, and sends b on to the real server. Replies go back through pc.
+func (e *Engine) udpIn(b []byte, src, vip netip.AddrPort, mark uint32, pc *net.UDPConn) {
+	p := ipvs.Packet{Protocol: model.ProtoUDP, Src: src, Dst: vip, FWMark: mark, Len: len(b) + 8 + ipHeader(src.Addr())}
+	var c *ipvs.Conn
+	var verdict ipvs.Verdict
+	var f *udpFlow
+	e.Do(func(v *ipvs.IPVS) {
+		c, verdict = v.In(p, e.Now())
+		if verdict == ipvs.Forward {
+			f = e.flowFor(v, c, pc)
 		}
+	})
+	if f != nil {
+		f.upstream.Write(b)
+	} else if verdict == ipvs.Deny {
+		e.ev.denied.Add(1)
 	}
 }
 

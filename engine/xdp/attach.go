@@ -60,9 +60,13 @@ func attach(dir, iface string, prog *ebpf.Program) (*attachment, error) {
 	return &attachment{iface: iface, mode: mode, link: l}, nil
 }
 
-// Cleanup detaches every pinned XDP link and removes the pins: what
-// `gvsd --cleanup` and an uninstall do. Connections in the maps are lost.
+// Cleanup detaches every pinned XDP link and removes the pins, and the
+// firewall-mark steering (fwmark.go): what `gvsd --cleanup` and an
+// uninstall do. Connections in the maps are lost.
 func Cleanup(dir string) error {
+	if err := CleanupFwmark(dir); err != nil {
+		return err
+	}
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

@@ -121,3 +121,25 @@ func TestLocalAddrsIPv6(t *testing.T) {
 		t.Fatalf("%d local addresses after the refusal", n)
 	}
 }
+
+// SCTP services: IPv4 taken, IPv6 refused; servers of every method taken
+// (NAT and FULLNAT update the CRC32c after the port rewrite).
+func TestCheckSCTP(t *testing.T) {
+	e := &Engine{tunSrc: netip.MustParseAddr("198.18.0.1")}
+	k := model.ServiceKey{Protocol: model.ProtoSCTP, Addr: netip.MustParseAddr("198.18.0.100"), Port: 3868, Family: model.IPv4}
+	if err := e.Check(api.Op{Op: api.AddService, Service: model.Service{ServiceKey: k, Scheduler: "rr"}}); err != nil {
+		t.Fatalf("IPv4 SCTP service refused: %v", err)
+	}
+	k6 := model.ServiceKey{Protocol: model.ProtoSCTP, Addr: netip.MustParseAddr("2001:db8::1"), Port: 3868, Family: model.IPv6}
+	if err := e.Check(api.Op{Op: api.AddService, Service: model.Service{ServiceKey: k6, Scheduler: "rr"}}); err == nil {
+		t.Fatal("IPv6 SCTP service taken")
+	}
+	for _, m := range []model.Method{model.Route, model.Tunnel, model.Masq, model.FullNAT} {
+		d := model.Dest{Addr: netip.MustParseAddr("198.18.1.1"), Port: 3868, Method: m, Weight: 1}
+		for _, kind := range []api.OpKind{api.AddDest, api.EditDest} {
+			if err := e.Check(api.Op{Op: kind, Service: model.Service{ServiceKey: k}, Dest: d}); err != nil {
+				t.Errorf("%s %s: %v", m, kind, err)
+			}
+		}
+	}
+}

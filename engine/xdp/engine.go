@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ import (
 	"gvs/api"
 	"gvs/bpf"
 	"gvs/bpffs"
+	"gvs/conn"
 	"gvs/engine"
 	"gvs/ipvs"
 	"gvs/model"
@@ -108,6 +110,9 @@ type Engine struct {
 	tunSrc6  netip.Addr // the same for IPv6-in-IPv6
 	batching bool
 	dirty    map[model.ServiceKey]bool
+	// pend holds a batch's map writes until flushPending (sync.go); nil
+	// outside Batch's sync.
+	pend *pending
 	// allowed holds the allow map's entries by service id (allow.go).
 	allowed map[uint32]map[bpf.AllowKey]bool
 
@@ -127,6 +132,19 @@ type Engine struct {
 	// counted it (ConnStates).
 	connStates atomic.Pointer[engine.ConnStates]
 
+	// pullSvcs and pullDests index the model for pullLocked (indexPull),
+	// as of model generation pullGen; pullStale says the ids changed.
+	pullSvcs  []svcPull
+	pullDests []destPull
+	pullGen   uint64
+	pullStale bool
+	// steerFwmark brings netfilter's steering of marked packets in line
+	// with the fwmark services (syncFwmark; tests replace it).
+	steerFwmark func(*ipvs.IPVS) error
+	// fwmXDP is xdp_gvs on gvs-fwm1 while there are firewall-mark
+	// services (fwmark.go).
+	fwmXDP *attachment
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -134,6 +152,7 @@ type Engine struct {
 type svcMeta struct {
 	netmask  uint32
 	portZero bool
+	fwmark   uint32 // a firewall-mark service's mark
 }
 
 // Modes reports how the program is attached, per interface.
@@ -197,7 +216,7 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 		e.objs.Close()
 		return nil, err
 	}
-	detachOthers(o.PinDir, o.Interfaces, func(iface string) {
+	detachOthers(o.PinDir, append(slices.Clone(o.Interfaces), fwmIn), func(iface string) {
 		log.Info("detached the XDP program from an interface no longer in --interface", "interface", iface)
 	})
 	for _, ifname := range o.Interfaces {
@@ -221,13 +240,14 @@ func newEngine(log *slog.Logger, o Options) *Engine {
 	e := &Engine{
 		Table: engine.NewTable(ipvs.Options{}), log: log, opts: o,
 		svcIDs: map[model.ServiceKey]uint32{}, destIDs: map[model.ServiceKey]map[netip.AddrPort]uint32{},
-		hashSlots: newSlots(hashSlots), mhSlots: newSlots(mhSlots), seen: map[model.ServiceKey]bool{}, svcMeta: map[uint32]svcMeta{}, dirty: map[model.ServiceKey]bool{},
+		hashSlots: newSlots(hashSlots), mhSlots: newSlots(mhSlots), seen: map[model.ServiceKey]bool{}, pullStale: true, svcMeta: map[uint32]svcMeta{}, dirty: map[model.ServiceKey]bool{},
 		hops: map[uint32]nextHop{}, addrHops: map[hopKey]hopResult{}, stop: make(chan struct{}),
 		svcKeys: map[uint32]model.ServiceKey{}, destKeys: map[uint32]destRef{}, refs: newRefs(),
 		allowed: map[uint32]map[bpf.AllowKey]bool{}, warmed: map[netip.Addr]time.Time{},
 	}
 	e.svcPool = newIDPool(maxServices, e.cleanSvc)
 	e.destPool = newIDPool(maxDests, e.cleanDest)
+	e.steerFwmark = e.syncFwmark
 	return e
 }
 
@@ -246,6 +266,9 @@ func (e *Engine) Close() error {
 	e.wg.Wait()
 	for _, a := range e.att {
 		a.link.Close()
+	}
+	if e.fwmXDP != nil {
+		e.fwmXDP.link.Close()
 	}
 	if e.dmem != nil {
 		e.dmem.close()
@@ -400,7 +423,15 @@ func (e *Engine) writeTimeouts() error {
 	def := [...]uint32{2, t.TCP, 120, 60, t.TCPFin, 120, 10, 60, 30, 120, 120}
 	copy(v.Tcp[:], def[:])
 	v.Udp = t.UDP
-	return e.objs.Timeouts.Put(uint32(0), &v)
+	if err := e.objs.Timeouts.Put(uint32(0), &v); err != nil {
+		return err
+	}
+	// SCTP's: the kernel's (ipvsadm --set has none for SCTP).
+	var sv bpf.SCTPTimeouts
+	for i, d := range conn.SCTPTimeouts() {
+		sv.S[i] = uint32(d / time.Second)
+	}
+	return e.objs.SctpTimeouts.Put(uint32(0), &sv)
 }
 
 // addrWords is an address as gvs.h stores it: network byte order.
@@ -434,6 +465,9 @@ func wordsAddr(w [4]uint32, af uint8) netip.Addr {
 func htons(p uint16) uint16 { return bits.ReverseBytes16(p) }
 
 func svcKey(k model.ServiceKey) bpf.SvcKey {
+	if k.IsFWMark() {
+		return fwmSvcKey(k)
+	}
 	return bpf.SvcKey{Addr: addrWords(k.Addr), Port: htons(k.Port), Proto: uint8(k.Protocol), Af: uint8(k.Family)}
 }
 
@@ -448,10 +482,10 @@ var schedIndex = func() map[string]uint32 {
 // checkService refuses what this engine cannot carry.
 func checkService(s model.Service) error {
 	switch {
-	case s.IsFWMark():
-		return engine.NotSupported("firewall-mark services are not supported by the xdp engine: XDP runs before netfilter sees a mark")
-	case s.Protocol == model.ProtoSCTP:
-		return engine.NotSupported("SCTP services are not supported by the xdp engine yet")
+	case s.IsFWMark() && s.Family == model.IPv6:
+		return engine.NotSupported("IPv6 firewall-mark services are not supported by the xdp engine yet")
+	case s.Protocol == model.ProtoSCTP && s.Family == model.IPv6:
+		return engine.NotSupported("IPv6 SCTP services are not supported by the xdp engine yet")
 	}
 	return nil
 }

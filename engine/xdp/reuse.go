@@ -102,6 +102,9 @@ func (e *Engine) cleanSvc(id uint32) error {
 	if err := e.objs.SchedState.Put(id, &bpf.SchedState{}); err != nil {
 		return err
 	}
+	if err := e.objs.SvcFwmark.Put(id, uint32(0)); err != nil {
+		return err
+	}
 	if k, ok := e.svcKeys[id]; ok {
 		if e.svcIDs[k] == id {
 			delete(e.svcIDs, k)

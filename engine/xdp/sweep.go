@@ -252,9 +252,7 @@ func (e *Engine) releaseTemplate(k bpf.ConnKey, svc uint32) {
 	} else {
 		tk.Caddr = mask6(k.Caddr, meta.netmask)
 	}
-	if meta.portZero {
-		tk.Vport = 0
-	}
+	meta.tmplKey(&tk)
 	// An atomic decrement in BPF (gvs_release_template), the same word the
 	// packet path increments.
 	if _, err := e.objs.GvsReleaseTemplate.Run(&ebpf.RunOptions{Context: tk}); err != nil {

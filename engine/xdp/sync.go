@@ -1,7 +1,10 @@
 package xdp
 
 import (
+	"errors"
 	"time"
+
+	"github.com/cilium/ebpf"
 
 	"gvs/bpf"
 	"gvs/ipvs"
@@ -98,7 +101,12 @@ func (e *Engine) sync(k model.ServiceKey, ch change) (err error) {
 		e.dirty[k] = true
 		return nil
 	}
-	e.Do(func(v *ipvs.IPVS) { err = e.syncLocked(v, k, ch) })
+	e.Do(func(v *ipvs.IPVS) {
+		err = e.syncLocked(v, k, ch)
+		if k.IsFWMark() {
+			err = errors.Join(err, e.steerFwmark(v))
+		}
+	})
 	return err
 }
 
@@ -113,20 +121,104 @@ func (e *Engine) Batch(run func() error) error {
 	dirty := e.dirty
 	e.dirty = map[model.ServiceKey]bool{}
 	// One lock for the whole batch: the tick would otherwise take the
-	// table between every two services.
+	// table between every two services. The services' values and
+	// scheduler states go to the maps in batches of pendingMax (see
+	// pending).
 	e.Do(func(v *ipvs.IPVS) {
+		fwm := false
+		e.pend = &pending{}
+		defer func() { e.pend = nil }()
 		for k := range dirty {
 			if serr := e.syncLocked(v, k, change{kind: chReplace}); serr != nil && err == nil {
 				err = serr
+			}
+			fwm = fwm || k.IsFWMark()
+			if len(e.pend.svcKeys) >= pendingMax {
+				if serr := e.flushPending(); serr != nil && err == nil {
+					err = serr
+				}
+			}
+		}
+		if serr := e.flushPending(); serr != nil && err == nil {
+			err = serr
+		}
+		if fwm {
+			if ferr := e.steerFwmark(v); ferr != nil && err == nil {
+				err = ferr
 			}
 		}
 	})
 	return err
 }
 
+// pendingMax is how many services a batch writes per map update call.
+const pendingMax = 1024
+
+// pending holds what syncLocked leaves for flushPending inside a batch:
+// each service's scheduler state and value (written with one batch
+// update per map instead of two system calls per service), and the work
+// that must follow its value (retiring the servers that left its list,
+// pruning its allow entries). Set and read under the table lock.
+type pending struct {
+	schedIDs []uint32
+	scheds   []bpf.SchedState
+	svcKeys  []bpf.SvcKey
+	svcs     []bpf.Svc
+	after    []pendingSvc
+}
+
+type pendingSvc struct {
+	k    model.ServiceKey
+	id   uint32
+	s    *ipvs.Service
+	live map[uint32]bool
+}
+
+// flushPending writes the pending scheduler states, then the services'
+// values, then retires and prunes what they no longer name: per service,
+// the order syncLocked keeps outside a batch.
+func (e *Engine) flushPending() error {
+	p := e.pend
+	err := batchPut(e.objs.SchedState, p.schedIDs, p.scheds)
+	if err == nil {
+		err = batchPut(e.objs.Services, p.svcKeys, p.svcs)
+	}
+	if err == nil {
+		e.mu.Lock()
+		for _, w := range p.after {
+			e.retireDests(w.k, w.live)
+			if perr := e.pruneAllow(w.id, w.s); perr != nil && err == nil {
+				err = perr
+			}
+		}
+		e.mu.Unlock()
+	}
+	*p = pending{schedIDs: p.schedIDs[:0], scheds: p.scheds[:0], svcKeys: p.svcKeys[:0], svcs: p.svcs[:0], after: p.after[:0]}
+	return err
+}
+
+// batchPut writes keys[i] = vals[i] with one batch update, or one by
+// one where the kernel cannot batch (a failed batch may have written a
+// part: writing it again is harmless).
+func batchPut[K, V any](m *ebpf.Map, keys []K, vals []V) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if _, err := m.BatchUpdate(keys, vals, nil); err == nil {
+		return nil
+	}
+	for i := range keys {
+		if err := m.Put(&keys[i], &vals[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.pullStale = true // ids may change
 	s := v.Service(k)
 	defer e.syncNATServers(k, s) // nat_servers, once the service is written: natservers.go
 	live := map[uint32]bool{}
@@ -152,7 +244,12 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 	if err != nil {
 		return err
 	}
-	e.svcMeta[id] = svcMeta{netmask: cfg.Netmask, portZero: k.Port == 0}
+	e.svcMeta[id] = metaOf(k, cfg.Netmask)
+	if k.IsFWMark() { // others' entries are 0 from cleanSvc on
+		if err := e.objs.SvcFwmark.Put(id, k.FWMark); err != nil {
+			return err
+		}
+	}
 	sv := bpf.Svc{Id: id, Flags: uint32(cfg.Flags), Sched: schedIndex[cfg.Scheduler], Timeout: cfg.Timeout,
 		Netmask: cfg.Netmask, TableSlot: noSlot, Ndests: uint32(len(servers))}
 	sv.Nladdrs = uint32(copyLocalAddrs(&sv.Laddrs, s))
@@ -213,6 +310,12 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 	}
 	if err := e.writeAllow(id, s, &sv); err != nil { // entries, then the flag: allow.go
 		return err
+	}
+	if e.pend != nil {
+		e.pend.svcKeys = append(e.pend.svcKeys, svcKey(k))
+		e.pend.svcs = append(e.pend.svcs, sv)
+		e.pend.after = append(e.pend.after, pendingSvc{k: k, id: id, s: s, live: live})
+		return nil
 	}
 	if err := e.objs.Services.Put(svcKey(k), &sv); err != nil {
 		return err
@@ -282,6 +385,11 @@ func (e *Engine) writeSchedState(id uint32, k model.ServiceKey, servers []*model
 	st.WrrCw, st.WrrMw, st.WrrDi = sched.WRRUpdate(st.WrrCw, servers)
 	st.WrrCl = -1
 	st.Used = 1
+	if e.pend != nil {
+		e.pend.schedIDs = append(e.pend.schedIDs, id)
+		e.pend.scheds = append(e.pend.scheds, st)
+		return nil
+	}
 	return e.objs.SchedState.Put(id, &st)
 }
 

@@ -161,6 +161,9 @@ func (e *Engine) syncRecord(k *bpf.ConnKey, c *bpf.Conn, withTemplate bool) []en
 	if c.Rport != 0 {
 		sc.Dest = netip.AddrPortFrom(dest.Addr(), htons(c.Rport))
 	}
+	// A fwmark service's connection carries the mark, which the backup
+	// finds the service by (the kernel sends the packet's skb->mark).
+	sc.FWMark = e.svcMeta[c.Svc].fwmark
 	if model.Method(c.Method) == model.FullNAT {
 		sc.Local = netip.AddrPortFrom(wordsAddr(c.Laddr, k.Af), htons(c.Lport))
 	}
@@ -185,9 +188,7 @@ func (e *Engine) syncTemplateOf(k bpf.ConnKey, svc uint32) (engine.SyncConn, boo
 	if k.Af == 6 {
 		tk.Caddr = mask6(k.Caddr, meta.netmask)
 	}
-	if meta.portZero {
-		tk.Vport = 0
-	}
+	meta.tmplKey(&tk)
 	var tv bpf.Template
 	if e.objs.Templates.Lookup(&tk, &tv) != nil {
 		return engine.SyncConn{}, false
@@ -216,6 +217,9 @@ func (e *Engine) syncTemplate(tk *bpf.ConnKey, tv *bpf.Template) (engine.SyncCon
 		Template: true,
 		State:    st,
 		Timeout:  tv.Timeout,
+		// A fwmark service's template: IPPROTO_IP, the mark as its
+		// virtual address, and the mark.
+		FWMark: e.svcMeta[tv.Svc].fwmark,
 	}, true
 }
 
@@ -345,24 +349,38 @@ const warmEvery = time.Minute
 // mixed families, or a protocol it does not carry).
 func (e *Engine) syncInput(sc *engine.SyncConn, to *bpf.Timeouts) (bpf.SyncIn, bool) {
 	var in bpf.SyncIn
-	// An entry's fwmark is the packet's mark (skb->mark), which the
-	// kernel keeps whatever the service: ignored here, where services are
-	// found by address (a fwmark service's template, whose virtual
-	// address is the mark, finds none).
 	fam := model.FamilyOf(sc.Virtual.Addr())
-	if sc.Virtual.Addr().Is4In6() || model.FamilyOf(sc.Client.Addr()) != fam || model.FamilyOf(sc.Dest.Addr()) != fam ||
-		sc.Protocol != model.ProtoTCP && sc.Protocol != model.ProtoUDP {
+	if sc.Virtual.Addr().Is4In6() || model.FamilyOf(sc.Client.Addr()) != fam || model.FamilyOf(sc.Dest.Addr()) != fam {
 		return in, false
 	}
-	sk := model.ServiceKey{Protocol: sc.Protocol, Addr: sc.Virtual.Addr(), Port: sc.Virtual.Port(), Family: fam}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	svc, ok := e.svcIDs[sk]
-	if !ok || e.svcPool.isRetired(svc) {
-		sk.Port = 0
-		if svc, ok = e.svcIDs[sk]; !ok || e.svcPool.isRetired(svc) {
+	// As ip_vs_service_find: a fwmark service of the entry's mark (the
+	// kernel sends the packet's skb->mark whatever the service), else the
+	// service of its address and port, else the port-zero one.
+	var sk model.ServiceKey
+	var svc uint32
+	ok := false
+	if sc.FWMark != 0 {
+		sk = model.ServiceKey{FWMark: sc.FWMark, Family: model.IPv4}
+		svc, ok = e.svcIDs[sk]
+		ok = ok && !e.svcPool.isRetired(svc)
+	}
+	if !ok {
+		if sc.Protocol != model.ProtoTCP && sc.Protocol != model.ProtoUDP {
 			return in, false
 		}
+		sk = model.ServiceKey{Protocol: sc.Protocol, Addr: sc.Virtual.Addr(), Port: sc.Virtual.Port(), Family: fam}
+		svc, ok = e.svcIDs[sk]
+		if !ok || e.svcPool.isRetired(svc) {
+			sk.Port = 0
+			if svc, ok = e.svcIDs[sk]; !ok || e.svcPool.isRetired(svc) {
+				return in, false
+			}
+		}
+	}
+	if !sc.Template && sc.Protocol != model.ProtoTCP && sc.Protocol != model.ProtoUDP {
+		return in, false
 	}
 	dest, ok := e.destIDs[sk][sc.Dest]
 	if !ok {

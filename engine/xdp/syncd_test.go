@@ -12,6 +12,7 @@ import (
 	"gvs/bpf"
 	"gvs/conn"
 	"gvs/engine"
+	"gvs/ipvs"
 	"gvs/model"
 )
 
@@ -107,6 +108,47 @@ func TestInstallSynced(t *testing.T) {
 	}
 	out := e.syncRecord(&key, &bc, true)
 	if len(out) != 2 || !out[0].Template || out[1].State != conn.FinWait || out[1].Dest != c.Dest || !out[1].Inactive {
+		t.Fatalf("exported %+v", out)
+	}
+}
+
+// A fwmark service's entries: the backup finds the service by the mark
+// (a connection to any port of the mark, its template keyed IPPROTO_IP
+// and the mark), and the master sends the mark with them.
+func TestInstallSyncedFwmark(t *testing.T) {
+	e := syncEngine(t)
+	e.steerFwmark = func(*ipvs.IPVS) error { return nil } // no veth or nftables in a unit test
+	svc := model.Service{ServiceKey: model.ServiceKey{FWMark: 5, Family: model.IPv4},
+		Scheduler: "rr", Flags: model.FlagPersistent, Timeout: 300, Netmask: 0xffffffff}
+	if err := e.AddService(svc); err != nil {
+		t.Fatal(err)
+	}
+	dest := model.Dest{Addr: netip.MustParseAddr("198.18.1.1"), Method: model.Route, Weight: 1}
+	if err := e.AddDest(svc.ServiceKey, dest); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := engine.SyncConn{Client: netip.MustParseAddrPort("198.19.0.7:0"), Virtual: netip.MustParseAddrPort("0.0.0.5:0"),
+		Dest: netip.MustParseAddrPort("198.18.1.1:0"), Method: model.Route, Template: true, Timeout: 300, FWMark: 5}
+	c := engine.SyncConn{Protocol: model.ProtoTCP, Client: netip.MustParseAddrPort("198.19.0.7:40000"), Virtual: netip.MustParseAddrPort("198.18.0.100:443"),
+		Dest: netip.MustParseAddrPort("198.18.1.1:0"), Method: model.Route, State: conn.Established, Timeout: 900, FWMark: 5}
+	other := c
+	other.FWMark = 6 // no such service, and no address service either
+	if n, err := e.InstallSynced([]engine.SyncConn{tmpl, c, other}); err != nil || n != 2 {
+		t.Fatalf("installed %d, %v", n, err)
+	}
+	key := bpf.ConnKey{Caddr: addrWords(c.Client.Addr()), Vaddr: addrWords(c.Virtual.Addr()), Cport: htons(40000), Vport: htons(443), Proto: 6, Af: 4}
+	var bc bpf.Conn
+	if err := e.objs.Conns.Lookup(&key, &bc); err != nil || bc.Svc != e.svcIDs[svc.ServiceKey] || bc.Flags&connControlled == 0 {
+		t.Fatalf("connection %+v, %v", bc, err)
+	}
+	tk := bpf.ConnKey{Caddr: addrWords(tmpl.Client.Addr()), Vaddr: [4]uint32{fwmTemplateAddr(5)}, Af: 4}
+	var tv bpf.Template
+	if err := e.objs.Templates.Lookup(&tk, &tv); err != nil || tv.N_control != 1 {
+		t.Fatalf("template %+v, %v", tv, err)
+	}
+	out := e.syncRecord(&key, &bc, true)
+	if len(out) != 2 || !out[0].Template || out[0].FWMark != 5 || out[0].Virtual != tmpl.Virtual || out[0].Protocol != 0 ||
+		out[1].FWMark != 5 || out[1].Virtual != c.Virtual {
 		t.Fatalf("exported %+v", out)
 	}
 }
