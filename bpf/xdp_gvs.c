@@ -576,9 +576,14 @@ __gvs_subprog struct gvs_svc *svc_find(const struct gvs_work *w, int *exact)
 /* The first packet of a connection: ip_vs_schedule and ip_vs_conn_new.
  * The entry (and a new persistence template) is reserved before the
  * scheduler runs, so a packet refused for want of room changes no
- * scheduler state, template or count, only its drop counter. */
-__gvs_subprog int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
+ * scheduler state, template or count, only its drop counter.
+ * A global function: the verifier checks it once, on its own, instead of
+ * once for each way a packet reaches it (xdp_gvs: 629k instructions
+ * processed before, 230k after). */
+__attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 {
+	if (!w) /* global: its pointer arguments may be NULL */
+		return XDP_PASS;
 	const struct gvs_pkt *p = &w->p;
 	struct gvs_conn_key *key = &w->key;
 	struct gvs_conn_key *tk = &w->tk;
