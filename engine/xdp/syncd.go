@@ -362,7 +362,7 @@ func (e *Engine) syncInput(sc *engine.SyncConn, to *bpf.Timeouts) (bpf.SyncIn, b
 	var svc uint32
 	ok := false
 	if sc.FWMark != 0 {
-		sk = model.ServiceKey{FWMark: sc.FWMark, Family: model.IPv4}
+		sk = model.ServiceKey{FWMark: sc.FWMark, Family: fam}
 		svc, ok = e.svcIDs[sk]
 		ok = ok && !e.svcPool.isRetired(svc)
 	}
