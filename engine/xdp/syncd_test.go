@@ -2,11 +2,15 @@ package xdp
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"gvs/api"
 	"gvs/bpf"
@@ -23,6 +27,12 @@ func syncEngine(t *testing.T) *Engine {
 	}
 	e := newEngine(slog.New(slog.DiscardHandler), Options{})
 	if err := bpf.LoadObjectsSized(&e.objs, 1<<14); err != nil {
+		// A program the verifier refuses is a failure; a machine
+		// without BPF is a skip.
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) || !errors.Is(err, ebpf.ErrNotSupported) && !errors.Is(err, unix.EPERM) {
+			t.Fatalf("BPF: %v", err)
+		}
 		t.Skipf("BPF: %v", err)
 	}
 	var err error
