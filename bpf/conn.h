@@ -261,9 +261,11 @@ static __always_inline void tmpl_key(struct gvs_conn_key *tk, const struct gvs_c
 }
 
 /* IPv6 template key: the client's address masked to the service's
- * prefix length (gvs_svc.netmask, 1..128). */
+ * prefix length (gvs_svc.netmask, 1..128); a firewall-mark service's
+ * (mark nonzero) is IPPROTO_IP, the mark in the first address word (as
+ * IPVS's union nf_inet_addr with .ip set) and port 0. */
 static __always_inline void tmpl_key6(struct gvs_conn_key *tk, const struct gvs_conn_key *k,
-				      __u32 plen, int exact)
+				      __u32 plen, int exact, __u32 mark)
 {
 	__builtin_memset(tk, 0, sizeof(*tk));
 #pragma unroll
@@ -273,9 +275,13 @@ static __always_inline void tmpl_key6(struct gvs_conn_key *tk, const struct gvs_
 		tk->caddr[i] = k->caddr[i] & bpf_htonl(m);
 		tk->vaddr[i] = k->vaddr[i];
 	}
-	tk->vport = exact ? k->vport : 0;
-	tk->proto = k->proto;
+	tk->vport = exact && !mark ? k->vport : 0;
+	tk->proto = mark ? 0 : k->proto;
 	tk->af = 6;
+	if (mark) {
+		tk->vaddr[0] = bpf_htonl(mark);
+		tk->vaddr[1] = tk->vaddr[2] = tk->vaddr[3] = 0;
+	}
 }
 
 /* The service a connection was made for: the one of its virtual address
@@ -314,7 +320,7 @@ static __always_inline struct gvs_svc *svc_by_id(const struct gvs_conn_key *k, _
 		return 0;
 	__builtin_memset(&sk, 0, sizeof(sk));
 	sk.addr[0] = *m;
-	sk.af = 4;
+	sk.af = k->af;
 	s = bpf_map_lookup_elem(&services, &sk);
 	if (s && s->id == id) {
 		*exact = 1;
@@ -413,7 +419,7 @@ __attribute__((noinline)) int tmpl_release(const struct gvs_conn_key *key, __u32
 		return 0;
 	struct gvs_conn_key tk;
 	if (key->af == 6)
-		tmpl_key6(&tk, key, s->netmask, exact);
+		tmpl_key6(&tk, key, s->netmask, exact, mark);
 	else
 		tmpl_key(&tk, key, s->netmask, exact, mark);
 	struct gvs_template *t = bpf_map_lookup_elem(&templates, &tk);

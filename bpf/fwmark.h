@@ -90,8 +90,9 @@ int gvs_fwm_tag(struct __sk_buff *skb)
 }
 
 /* 1 if the frame came in on the fwmark interface (its mark, from the
- * tag, in *mark; 0 when untagged), else 0. */
-static __always_inline int fwm_frame(struct xdp_md *ctx, __u32 *mark)
+ * tag, in *mark; 0 when untagged), else 0. A call of its own: its frame
+ * is not on the stack of the packet path's deepest calls. */
+__gvs_subprog int fwm_frame(struct xdp_md *ctx, __u32 *mark)
 {
 	__u32 zero = 0;
 	__u32 *ifx = bpf_map_lookup_elem(&fwm_if, &zero);

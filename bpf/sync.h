@@ -215,7 +215,7 @@ int gvs_sync_install(struct gvs_sync_in *ctx)
 	struct gvs_svc *s = svc_by_id(&k, a.svc, &exact, &mark);
 	if (s && (s->flags & GVS_SVC_F_PERSISTENT)) {
 		if (k.af == 6)
-			tmpl_key6(&tk, &k, s->netmask, exact);
+			tmpl_key6(&tk, &k, s->netmask, exact, mark);
 		else
 			tmpl_key(&tk, &k, s->netmask, exact, mark);
 		t = bpf_map_lookup_elem(&templates, &tk);

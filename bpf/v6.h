@@ -1067,6 +1067,13 @@ __gvs_subprog int in_new6(struct xdp_md *ctx, struct gvs_work6 *w, __u64 now)
 	int exact = 1;
 
 	__builtin_memset(sk, 0, sizeof(*sk));
+	if (w->w.mark) {
+		/* From netfilter (fwmark.h): the mark's service only. */
+		sk->addr[0] = w->w.mark;
+		sk->af = 6;
+		svc = bpf_map_lookup_elem(&services, sk);
+		goto found;
+	}
 	addr6_cp(sk->addr, p6->daddr);
 	sk->port = p6->dport;
 	sk->proto = p6->proto;
@@ -1077,6 +1084,7 @@ __gvs_subprog int in_new6(struct xdp_md *ctx, struct gvs_work6 *w, __u64 now)
 		svc = bpf_map_lookup_elem(&services, sk);
 		exact = p6->dport == 0;
 	}
+found:
 	if (!svc)
 		goto pass;
 	if (p6->proto == IPPROTO_TCP && !tcp_may_start(p, cfg, svc))
@@ -1113,7 +1121,7 @@ __gvs_subprog int in_new6(struct xdp_md *ctx, struct gvs_work6 *w, __u64 now)
 			w->w.ss = *st;
 	}
 	if (persistent) {
-		tmpl_key6(tk, key, svc->netmask, exact);
+		tmpl_key6(tk, key, svc->netmask, exact, w->w.mark);
 		int r = sched_persist(svc, p, tk, now, cfg, &did, &created, 6);
 		if (r == SP_REJECT)
 			goto reject;
@@ -1242,17 +1250,28 @@ reject:
 	if (!one)
 		bpf_map_delete_elem(&conns, key);
 	ev_inc(GVS_EV_NO_DEST);
-	if (icmp6_reply(ctx, p6, ICMP_ARG(ICMPV6_DEST_UNREACH_T, ICMPV6_PORT_UNREACH_C, 0),
+	/* A frame from netfilter would take XDP_TX back into gvs-fwm0. */
+	if (!w->w.mark &&
+	    icmp6_reply(ctx, p6, ICMP_ARG(ICMPV6_DEST_UNREACH_T, ICMPV6_PORT_UNREACH_C, 0),
 			(const struct gvs_addr6 *)p6->daddr, now) == 0)
 		return XDP_TX;
 	return XDP_DROP;
 unreserve:
 	if (!one)
 		bpf_map_delete_elem(&conns, key);
+	if (verdict == XDP_PASS && w->w.mark)
+		goto fwm_pass;
 	return verdict;
 pass:
+	if (w->w.mark)
+		goto fwm_pass;
 	ev_inc(GVS_EV_PASS);
 	return XDP_PASS;
+fwm_pass:
+	/* A marked packet netfilter handed over that no fwmark service
+	 * takes: dropped, as IPv4's (xdp_gvs). */
+	ev_inc(GVS_EV_FWM_PASS);
+	return XDP_DROP;
 }
 
 SEC("xdp")
@@ -1262,6 +1281,9 @@ int xdp_gvs6(struct xdp_md *ctx)
 	struct gvs_work6 *w = bpf_map_lookup_elem(&work6, &zero);
 	if (!w)
 		return XDP_PASS;
+	/* A frame netfilter marked: its mark, for in_new6 (xdp_gvs dropped
+	 * the untagged ones). */
+	fwm_frame(ctx, &w->w.mark);
 	struct gvs_pkt6 *p6 = &w->p6;
 	__builtin_memset(p6, 0, sizeof(*p6));
 	int r = parse6(ctx, p6);

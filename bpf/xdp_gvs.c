@@ -839,10 +839,8 @@ static __always_inline int xdp_gvs_pkt(struct xdp_md *ctx, struct gvs_work *w)
 		return XDP_DROP;
 	if (r == PARSE_V6) {
 		/* IPv6 is a program of its own (v6.h): IPv4's stays as it
-		 * was, and each is verified within its own limits. Not for a
-		 * frame netfilter marked (fwmark services are IPv4's). */
-		if (!w->mark)
-			bpf_tail_call(ctx, &progs, GVS_PROG_V6);
+		 * was, and each is verified within its own limits. */
+		bpf_tail_call(ctx, &progs, GVS_PROG_V6);
 		r = PARSE_NOT_OURS; /* no IPv6 program loaded */
 	}
 	if (r != PARSE_OK) {

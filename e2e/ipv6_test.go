@@ -54,6 +54,7 @@ func TestXDPIPv6(t *testing.T) {
 		addr6(ns, "2001:db8::1"+string(rune('1'+i))+"/64", "eth0")
 		addr6(ns, vip6+"/128", "lo") // DR: lo's addresses are not announced on eth0
 		tp.serve(ns, "["+vip6+"]:80", name)
+		tp.serve(ns, "["+vip6+"]:443", name) // the fwmark service's (below)
 	}
 	for i, name := range []string{"rs3", "rs4"} {
 		ns := tp.host(name, "198.18.0.2"+string(rune('3'+i))+"/24")
@@ -198,6 +199,33 @@ UDP  [2001:db8::1]:8080 rr
 	if ev["ipv6_ext"] != 0 || ev["malformed"] != 0 || ev["no_route"] != 0 || ev["frag_unknown"] != 0 || ev["frag"] < 6 ||
 		ev["frag_needed"] < 1 {
 		t.Errorf("events %v", ev)
+	}
+
+	// An IPv6 firewall-mark service: the operator's own rule marks TCP to
+	// the VIP's port 443; the first packet comes back from netfilter
+	// through gvs-fwm0/gvs-fwm1, persistence keeps the client on one
+	// server, a mark without a service is dropped and counted.
+	if _, err := exec.LookPath("nft"); err == nil {
+		tp.mustRun(dir, "nft", "add", "table", "inet", "op")
+		tp.mustRun(dir, "nft", "add", "chain", "inet", "op", "pre", "{ type filter hook prerouting priority mangle; }")
+		tp.mustRun(dir, "nft", "add", "rule", "inet", "op", "pre", "ip6", "daddr", vip6, "tcp", "dport", "443", "meta", "mark", "set", "6")
+		d.must("-A", "-f", "6", "-6", "-s", "rr", "-p", "60")
+		d.must("-a", "-f", "6", "-6", "-r", "2001:db8::11", "-g")
+		d.must("-a", "-f", "6", "-6", "-r", "2001:db8::12", "-g")
+		got := tp.hellos(d, client, v+":443", 3)
+		if got[0] != got[1] || got[1] != got[2] {
+			t.Errorf("IPv6 fwmark service, persistent: %v", got)
+		}
+		if list := fields(d.must("-L", "-n")); !strings.Contains(list, "FWM 6 IPv6 rr persistent 60") {
+			t.Errorf("listing:\n%s", d.must("-L", "-n"))
+		}
+		if s := fields(d.must("-L", "-n", "--stats")); !strings.Contains(s, "FWM 6 IPv6 3 ") {
+			t.Errorf("stats:\n%s", s)
+		}
+		d.must("-D", "-f", "6", "-6")
+		if out, err := tp.run(dir, "ip", "link", "show", "gvs-fwm0"); err == nil {
+			t.Errorf("gvs-fwm0 left after the last fwmark service went:\n%s", out)
+		}
 	}
 }
 

@@ -82,10 +82,15 @@ type TProxy struct {
 // nf_dup_ipv4 sets DF on every IPv4 copy. With ToIfDF (IPv4), a packet
 // that had DF goes to ToIfDF instead, so what receives the copies can
 // tell (by the next hop's MAC) and clear DF on the others.
+//
+// With NotFrom, packets that came in on that interface are not
+// duplicated: a copy the receiving program hands back to the stack there
+// (with its mark) does not loop.
 type Dup struct {
-	To     netip.Addr
-	ToIfDF netip.Addr
-	Device string
+	To      netip.Addr
+	ToIfDF  netip.Addr
+	Device  string
+	NotFrom string
 }
 
 // Rule matches packets with mark Mark (exactly: the whole 32 bits), of
@@ -171,6 +176,9 @@ func (r Rule) Validate() error {
 		}
 		if d.ToIfDF.IsValid() && (!d.To.Is4() || !d.ToIfDF.Is4() || d.ToIfDF == d.To || d.ToIfDF.IsUnspecified()) {
 			return bad("a DF next hop needs IPv4 addresses, other than the dup address")
+		}
+		if len(d.NotFrom) >= unix.IFNAMSIZ {
+			return bad("dup's not-from interface name is too long")
 		}
 		if d.Device == "" || len(d.Device) >= unix.IFNAMSIZ {
 			return bad("dup needs a device name")
@@ -429,7 +437,20 @@ func tproxyExprs(r Rule, f Family, p Proto) []expr.Any {
 }
 
 func dupExprs(r Rule, ifindex uint32) []expr.Any {
-	return dupTo(match(r, familyOf(r.Dup.To), r.Proto, false), r.Dup.To, ifindex)
+	return dupTo(append(notFrom(r.Dup.NotFrom), match(r, familyOf(r.Dup.To), r.Proto, false)...), r.Dup.To, ifindex)
+}
+
+// notFrom is "iifname != NAME" (nothing for no name).
+func notFrom(name string) []expr.Any {
+	if name == "" {
+		return nil
+	}
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, name)
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: b},
+	}
 }
 
 // dupDFExprs is dupExprs for IPv4 packets with DF set ("ip frag-off &
@@ -440,6 +461,7 @@ func dupDFExprs(r Rule, ifindex uint32) []expr.Any {
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 2, Mask: []byte{0x40, 0}, Xor: []byte{0, 0}},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0}},
 	}
+	e = append(notFrom(r.Dup.NotFrom), e...)
 	return dupTo(append(e, match(r, IPv4, r.Proto, false)...), r.Dup.ToIfDF, ifindex)
 }
 

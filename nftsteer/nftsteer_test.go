@@ -206,7 +206,7 @@ func TestSyncListing(t *testing.T) {
 		{Mark: 1, TProxy: &TProxy{Port: 4000}},
 		{Mark: 2, Family: IPv4, Proto: TCP, TProxy: &TProxy{Port: 4001, Addr: netip.MustParseAddr("127.0.0.1")}},
 		{Mark: 3, Proto: UDP, Dup: &Dup{To: netip.MustParseAddr("198.18.5.9"), Device: "x0"}},
-		{Mark: 4, Dup: &Dup{To: netip.MustParseAddr("198.18.5.9"), ToIfDF: netip.MustParseAddr("198.18.5.10"), Device: "x0"}},
+		{Mark: 4, Dup: &Dup{To: netip.MustParseAddr("198.18.5.9"), ToIfDF: netip.MustParseAddr("198.18.5.10"), Device: "x0", NotFrom: "x1"}},
 	}
 	for range 2 { // idempotent
 		if err := tb.Sync(rules); err != nil {
@@ -245,7 +245,8 @@ func TestSyncListing(t *testing.T) {
 	}
 	// ToIfDF: packets with DF first, to the other address; then the rest.
 	if len(ip) == 3 && (!strings.Contains(ip[1], `"frag-off"`) || !strings.Contains(ip[1], `"dup":{"addr":"198.18.5.10","dev":"x0"}`) ||
-		!strings.Contains(ip[1], `"right":4}`) || strings.Contains(ip[2], `"frag-off"`) || !strings.Contains(ip[2], `"dup":{"addr":"198.18.5.9","dev":"x0"}`)) {
+		!strings.Contains(ip[1], `"right":4}`) || strings.Contains(ip[2], `"frag-off"`) || !strings.Contains(ip[2], `"dup":{"addr":"198.18.5.9","dev":"x0"}`) ||
+		!strings.Contains(ip[1], `"iifname"}},"right":"x1"`) || !strings.Contains(ip[2], `"iifname"}},"right":"x1"`)) {
 		t.Errorf("ip rules with a DF next hop:\n%s", strings.Join(ip[1:], "\n"))
 	}
 	if _, ok := ns.listRules("a", "ip6", "gvstest"); ok {

@@ -482,8 +482,6 @@ var schedIndex = func() map[string]uint32 {
 // checkService refuses what this engine cannot carry.
 func checkService(s model.Service) error {
 	switch {
-	case s.IsFWMark() && s.Family == model.IPv6:
-		return engine.NotSupported("IPv6 firewall-mark services are not supported by the xdp engine yet")
 	case s.Protocol == model.ProtoSCTP && s.Family == model.IPv6:
 		return engine.NotSupported("IPv6 SCTP services are not supported by the xdp engine yet")
 	}

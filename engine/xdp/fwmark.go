@@ -46,9 +46,13 @@ const (
 // neighbour entries give the two different MACs (gvs_fwm_tag reads the
 // last byte: GVS_FWM_DF_CLEAR is 0). Link-local, on gvs-fwm0 only.
 var (
-	fwmGW      = netip.MustParseAddr("169.254.71.1")
-	fwmGWDF    = netip.MustParseAddr("169.254.71.2")
-	fwmGWNet   = &net.IPNet{IP: net.IPv4(169, 254, 71, 0).To4(), Mask: net.CIDRMask(30, 32)}
+	fwmGW    = netip.MustParseAddr("169.254.71.1")
+	fwmGWDF  = netip.MustParseAddr("169.254.71.2")
+	fwmGWNet = &net.IPNet{IP: net.IPv4(169, 254, 71, 0).To4(), Mask: net.CIDRMask(30, 32)}
+	// IPv6: nf_dup_ipv6 changes only the hop limit; one next hop, on
+	// the link-local prefix every IPv6 interface routes.
+	fwmGW6     = netip.MustParseAddr("fe80::4776:7301")
+	fwmMAC6    = net.HardwareAddr{0x02, 0x47, 0x76, 0x73, 0, 2}
 	fwmMAC     = net.HardwareAddr{0x02, 0x47, 0x76, 0x73, 0, 0}
 	fwmMACDF   = net.HardwareAddr{0x02, 0x47, 0x76, 0x73, 0, 1}
 	fwmTCXName = "tc_" + fwmOut
@@ -60,12 +64,19 @@ func fwmSvcKey(k model.ServiceKey) bpf.SvcKey {
 	return bpf.SvcKey{Addr: [4]uint32{k.FWMark}, Af: uint8(k.Family)}
 }
 
-// fwmMarks are the marks of the fwmark services in v.
-func fwmMarks(v *ipvs.IPVS) []uint32 {
-	var out []uint32
+// fwmRules are the steering rules of the fwmark services in v.
+func fwmRules(v *ipvs.IPVS) []nftsteer.Rule {
+	var out []nftsteer.Rule
 	for _, s := range v.Services() {
-		if s.Config.IsFWMark() {
-			out = append(out, s.Config.FWMark)
+		k := s.Config.ServiceKey
+		switch {
+		case !k.IsFWMark():
+		case k.Family == model.IPv6:
+			out = append(out, nftsteer.Rule{Mark: k.FWMark, Family: nftsteer.IPv6,
+				Dup: &nftsteer.Dup{To: fwmGW6, Device: fwmOut, NotFrom: fwmIn}})
+		default:
+			out = append(out, nftsteer.Rule{Mark: k.FWMark, Family: nftsteer.IPv4,
+				Dup: &nftsteer.Dup{To: fwmGW, ToIfDF: fwmGWDF, Device: fwmOut, NotFrom: fwmIn}})
 		}
 	}
 	return out
@@ -76,8 +87,8 @@ func fwmMarks(v *ipvs.IPVS) []uint32 {
 // the veth pair and its programs while there is one, the rules for their
 // marks, all of it removed when none is left.
 func (e *Engine) syncFwmark(v *ipvs.IPVS) error {
-	marks := fwmMarks(v)
-	if len(marks) == 0 {
+	rules := fwmRules(v)
+	if len(rules) == 0 {
 		return e.removeFwmark()
 	}
 	in, err := e.ensureFwmLinks()
@@ -86,11 +97,6 @@ func (e *Engine) syncFwmark(v *ipvs.IPVS) error {
 	}
 	if err := e.objs.FwmIf.Put(uint32(0), uint32(in)); err != nil {
 		return err
-	}
-	rules := make([]nftsteer.Rule, 0, len(marks))
-	for _, m := range marks {
-		rules = append(rules, nftsteer.Rule{Mark: m, Family: nftsteer.IPv4,
-			Dup: &nftsteer.Dup{To: fwmGW, ToIfDF: fwmGWDF, Device: fwmOut}})
 	}
 	t, err := nftsteer.New(fwmTable)
 	if err != nil {
@@ -134,8 +140,12 @@ func (e *Engine) ensureFwmLinks() (int, error) {
 	for _, n := range []struct {
 		ip  netip.Addr
 		mac net.HardwareAddr
-	}{{fwmGW, fwmMAC}, {fwmGWDF, fwmMACDF}} {
-		ne := &netlink.Neigh{LinkIndex: out.Attrs().Index, Family: unix.AF_INET, State: netlink.NUD_PERMANENT,
+	}{{fwmGW, fwmMAC}, {fwmGWDF, fwmMACDF}, {fwmGW6, fwmMAC6}} {
+		fam := unix.AF_INET
+		if n.ip.Is6() {
+			fam = unix.AF_INET6
+		}
+		ne := &netlink.Neigh{LinkIndex: out.Attrs().Index, Family: fam, State: netlink.NUD_PERMANENT,
 			IP: n.ip.AsSlice(), HardwareAddr: n.mac}
 		if err := netlink.NeighSet(ne); err != nil {
 			return 0, fmt.Errorf("neighbour %s on %s: %w", n.ip, fwmOut, err)
