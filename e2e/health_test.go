@@ -352,9 +352,11 @@ func TestHealthChecksXDP(t *testing.T) {
 		return strings.Count(h, " ok ") == 2, h
 	})
 	client := tp.ns("client")
-	if got := strings.Join(tp.hellos(d, client, vip+":8080", 4), " "); got != "rs2 rs1 rs2 rs1" {
-		dbg, _ := tp.run("", "sh", "-c", "bpftool map dump pinned "+tp.pinDir+"/sched_state | head -40")
-		t.Fatalf("both up: %s\n%s\n%s", got, dbg, d.log)
+	// rr alternates; which server comes first depends on the order the
+	// servers came up in (gvsd starts before they listen, so each is
+	// checked down, then up again: re-added at the head of the list).
+	if got := tp.hellos(d, client, vip+":8080", 4); got[0] == got[1] || got[0] != got[2] || got[1] != got[3] {
+		t.Fatalf("both up: %s", strings.Join(got, " "))
 	}
 
 	daemons["rs1"].Process.Kill()

@@ -268,17 +268,3 @@ func modelKey(k bpf.SvcKey) model.ServiceKey {
 func metaOf(k model.ServiceKey, netmask uint32) svcMeta {
 	return svcMeta{netmask: netmask, portZero: k.Port == 0 && !k.IsFWMark(), fwmark: k.FWMark}
 }
-
-// tmplKey turns a connection key with the masked client and cport 0
-// into its template's key, as tmpl_key (conn.h) does: vport 0 for a
-// port-zero service; IPPROTO_IP, the mark and port 0 for a fwmark one.
-func (m svcMeta) tmplKey(tk *bpf.ConnKey) {
-	switch {
-	case m.fwmark != 0:
-		tk.Vaddr = [4]uint32{fwmTemplateAddr(m.fwmark)}
-		tk.Vport = 0
-		tk.Proto = 0
-	case m.portZero:
-		tk.Vport = 0
-	}
-}

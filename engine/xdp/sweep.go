@@ -244,20 +244,35 @@ func (e *Engine) releaseTemplate(k bpf.ConnKey, svc uint32) {
 	if !ok {
 		return // a service deleted before a restart: see sweep
 	}
-	tk := k
-	tk.Cport = 0
-	tk.Caddr = [4]uint32{}
-	if k.Af == 4 {
-		tk.Caddr[0] = k.Caddr[0] & bits.ReverseBytes32(meta.netmask)
-	} else {
-		tk.Caddr = mask6(k.Caddr, meta.netmask)
-	}
-	meta.tmplKey(&tk)
+	tk := meta.templateKey(k)
 	// An atomic decrement in BPF (gvs_release_template), the same word the
 	// packet path increments.
 	if _, err := e.objs.GvsReleaseTemplate.Run(&ebpf.RunOptions{Context: tk}); err != nil {
 		e.log.Warn("template release", "err", err)
 	}
+}
+
+// templateKey is the key of connection k's persistence template, as
+// tmpl_key and tmpl_key6 (conn.h) make it: the client masked (IPv4 mask
+// or IPv6 prefix length), cport 0; vport 0 for a port-zero service;
+// IPPROTO_IP, the mark as the virtual address and port 0 for a fwmark one.
+func (m svcMeta) templateKey(k bpf.ConnKey) bpf.ConnKey {
+	tk := k
+	tk.Cport = 0
+	if k.Af == 6 {
+		tk.Caddr = mask6(k.Caddr, m.netmask)
+	} else {
+		tk.Caddr = [4]uint32{k.Caddr[0] & bits.ReverseBytes32(m.netmask)}
+	}
+	switch {
+	case m.fwmark != 0:
+		tk.Vaddr = [4]uint32{fwmTemplateAddr(m.fwmark)}
+		tk.Vport = 0
+		tk.Proto = 0
+	case m.portZero:
+		tk.Vport = 0
+	}
+	return tk
 }
 
 // mask6 masks an IPv6 address (words as gvs.h stores them) to a prefix

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"net/netip"
 	"slices"
 	"time"
@@ -182,13 +181,7 @@ func (e *Engine) syncTemplateOf(k bpf.ConnKey, svc uint32) (engine.SyncConn, boo
 	if !ok {
 		return engine.SyncConn{}, false
 	}
-	tk := k
-	tk.Cport = 0
-	tk.Caddr = [4]uint32{k.Caddr[0] & bits.ReverseBytes32(meta.netmask)}
-	if k.Af == 6 {
-		tk.Caddr = mask6(k.Caddr, meta.netmask)
-	}
-	meta.tmplKey(&tk)
+	tk := meta.templateKey(k)
 	var tv bpf.Template
 	if e.objs.Templates.Lookup(&tk, &tv) != nil {
 		return engine.SyncConn{}, false
