@@ -256,8 +256,7 @@ struct gvs_config {
 	__u32 conn_reuse_mode;  /* kernel default 1 */
 	__u8  sloppy_tcp;       /* a connection may start on any TCP packet */
 	__u8  sloppy_udp;
-	__u8  schedule_icmp;    /* an ICMP error with no connection is scheduled
-				 * (not acted on by the data path) */
+	__u8  schedule_icmp;    /* an ICMP error with no connection is scheduled */
 	__u8  nat_icmp_send;    /* NAT: ICMP error for a reply with no connection */
 	__u8  snat_reroute;     /* kernel default 1; replies are always routed
 				 * from their translated source (as with 1) */

@@ -287,13 +287,61 @@ type gvsGvsWork struct {
 	Nc   gvsGvsConn
 	Ss   gvsGvsSchedState
 	Mark uint32
-	_    [4]byte
+	Orig struct {
+		_        structs.HostLayout
+		Saddr    uint32
+		Daddr    uint32
+		Sport    uint16
+		Dport    uint16
+		TotLen   uint16
+		L3off    uint16
+		FragOff  uint16
+		Ihl      uint8
+		Proto    uint8
+		Tcpflags uint8
+		Tos      uint8
+		Ttl      uint8
+		IcmpType uint8
+		InSaddr  uint32
+		InDaddr  uint32
+		InSport  uint16
+		InDport  uint16
+		InProto  uint8
+		Frag     uint8
+		IpId     uint16
+	}
+	Icmp  uint8
+	Exact uint8
+	_     [2]byte
 }
 
 type gvsGvsWork6 struct {
 	_  structs.HostLayout
 	W  gvsGvsWork
 	P6 struct {
+		_        structs.HostLayout
+		Saddr    [4]uint32
+		Daddr    [4]uint32
+		InSaddr  [4]uint32
+		InDaddr  [4]uint32
+		Sport    uint16
+		Dport    uint16
+		InSport  uint16
+		InDport  uint16
+		TotLen   uint16
+		L3off    uint16
+		L4off    uint16
+		Proto    uint8
+		Tcpflags uint8
+		Tclass   uint8
+		Hlim     uint8
+		IcmpType uint8
+		InProto  uint8
+		Frag     uint8
+		Pad      [3]uint8
+		FragId   uint32
+	}
+	Orig6 struct {
 		_        structs.HostLayout
 		Saddr    [4]uint32
 		Daddr    [4]uint32
@@ -336,7 +384,6 @@ type gvsGvsWork6 struct {
 	}
 	Fk gvsGvsConnKey
 	Sk gvsGvsSvcKey
-	_  [4]byte
 }
 
 type gvsLportSearch struct {

@@ -106,6 +106,7 @@ struct nat_xlate6 {
 struct gvs_work6 {
 	struct gvs_work w;
 	struct gvs_pkt6 p6;
+	struct gvs_pkt6 orig6;   /* schedule_icmp: the error, while its quote is scheduled */
 	struct nat_xlate6 x;
 	struct gvs_conn_key fk;
 	struct gvs_svc_key sk;
@@ -1001,18 +1002,28 @@ __gvs_subprog int icmp6_conn(struct xdp_md *ctx, struct gvs_work6 *w, __u64 now)
 		return nat_xmit6(ctx, p, x, now, 0);
 	}
 
-	/* About a reply (from the virtual service): to the server. */
-	if (!addr6_eq(p->daddr, p->in_saddr))
-		goto pass;
-	struct gvs_conn *c = bpf_map_lookup_elem(&conns, k);
-	if (!c)
-		goto pass;
+	/* About a reply (from the virtual service): to the server, by
+	 * icmp6_in; k is its connection's key. */
+	if (addr6_eq(p->daddr, p->in_saddr))
+		return ICMP_IN;
+pass:
+	ev_inc(GVS_EV_PASS);
+	return XDP_PASS;
+}
+
+/* icmp_in's steps for IPv6. */
+__gvs_subprog int icmp6_in(struct xdp_md *ctx, struct gvs_work6 *w, const struct gvs_conn *c,
+			   __u64 now, int count)
+{
+	const struct gvs_pkt6 *p = &w->p6;
+	struct nat_xlate6 *x = &w->x;
 	__u32 did = RD(c->dest);
 	struct gvs_dest *d = dest_get(did);
 	if (!d || !(RD(d->flags) & GVS_DEST_F_AVAILABLE) || d->af != 6)
 		goto pass;
 	__u8 m = RD(c->method);
-	stats_in(RD(c->svc), did, p->tot_len, 0);
+	if (count)
+		stats_in(RD(c->svc), did, p->tot_len, 0);
 	ev_inc(GVS_EV_ICMP);
 	if (m == GVS_FWD_ROUTE)
 		return fwd_dr6(ctx, p, d, now);
@@ -1020,6 +1031,7 @@ __gvs_subprog int icmp6_conn(struct xdp_md *ctx, struct gvs_work6 *w, __u64 now)
 		return fwd_tun6(ctx, p, d, now);
 	if (!is_nat_method(m))
 		goto pass;
+	__builtin_memset(x, 0, sizeof(*x));
 	addr6_cp(x->saddr, p->saddr);
 	addr6_cp(x->daddr, d->addr);
 	addr6_cp(x->in_saddr, d->addr);
@@ -1087,7 +1099,7 @@ __gvs_subprog int in_new6(struct xdp_md *ctx, struct gvs_work6 *w, __u64 now)
 found:
 	if (!svc)
 		goto pass;
-	if (p6->proto == IPPROTO_TCP && !tcp_may_start(p, cfg, svc))
+	if (p6->proto == IPPROTO_TCP && !w->w.icmp && !tcp_may_start(p, cfg, svc))
 		goto pass;
 	if ((svc->flags & GVS_SVC_F_ALLOWLIST) && !allowed6(svc->id, p6->saddr)) {
 		ev_inc(GVS_EV_DENIED);
@@ -1161,7 +1173,7 @@ found:
 	nc->flags = GVS_CONN_F_INACTIVE | GVS_CONN_F_NOOUTPUT |
 		    (persistent ? GVS_CONN_F_CONTROLLED : 0);
 	int active = 0;
-	if (p6->proto == IPPROTO_TCP) {
+	if (p6->proto == IPPROTO_TCP && !w->w.icmp) {
 		__u8 next = tcp_next(GVS_S_NONE, is_nat(d) ? TCP_DIR_INPUT : TCP_DIR_INPUT_ONLY, p6->tcpflags);
 		if (next != GVS_S_NONE && state_active(next) &&
 		    (next == GVS_S_ESTABLISHED || !under_pressure(now))) {
@@ -1170,7 +1182,7 @@ found:
 		}
 		nc->state = next;
 	}
-	nc->timeout = state_timeout(to, p6->proto, nc->state);
+	nc->timeout = w->w.icmp ? ICMP_CONN_TIMEOUT : state_timeout(to, p6->proto, nc->state);
 	nc->expires = now + (__u64)nc->timeout * NS_PER_SEC;
 	nc->sync_pkts = 1;
 
@@ -1243,6 +1255,8 @@ allocated:
 	}
 	if (one)
 		dest_unbind(d, BIND_INACTIVE);
+	if (w->w.icmp)
+		return GVS_NEW_ICMP; /* the error is sent by icmp6_in */
 	return fwd6(ctx, w, d, nc, now);
 
 reject:
@@ -1251,7 +1265,7 @@ reject:
 		bpf_map_delete_elem(&conns, key);
 	ev_inc(GVS_EV_NO_DEST);
 	/* A frame from netfilter would take XDP_TX back into gvs-fwm0. */
-	if (!w->w.mark &&
+	if (!w->w.mark && !w->w.icmp &&
 	    icmp6_reply(ctx, p6, ICMP_ARG(ICMPV6_DEST_UNREACH_T, ICMPV6_PORT_UNREACH_C, 0),
 			(const struct gvs_addr6 *)p6->daddr, now) == 0)
 		return XDP_TX;
@@ -1272,6 +1286,37 @@ fwm_pass:
 	 * takes: dropped, as IPv4's (xdp_gvs). */
 	ev_inc(GVS_EV_FWM_PASS);
 	return XDP_DROP;
+}
+
+/* schedule_icmp for IPv6 (ip_vs_in_icmp_v6): icmp_schedule's steps. */
+static __always_inline int icmp6_schedule(struct xdp_md *ctx, struct gvs_work6 *w, __u64 now)
+{
+	struct gvs_pkt6 *p6 = &w->p6;
+
+	w->orig6 = *p6;
+	addr6_cp(p6->saddr, w->orig6.in_daddr);
+	addr6_cp(p6->daddr, w->orig6.in_saddr);
+	p6->sport = w->orig6.in_dport;
+	p6->dport = w->orig6.in_sport;
+	p6->proto = w->orig6.in_proto;
+	p6->tcpflags = 0;
+	p6->frag = 0;
+	pkt_view(&w->w.p, p6);
+	w->w.icmp = 1;
+	int v = in_new6(ctx, w, now);
+	w->w.icmp = 0;
+	*p6 = w->orig6;
+	pkt_view(&w->w.p, p6);
+	if (v == GVS_NEW_ICMP)
+		return icmp6_in(ctx, w, &w->w.nc, now, 0);
+	if (v == GVS_NEW_RACE) {
+		struct gvs_conn *c = bpf_map_lookup_elem(&conns, &w->w.key);
+		if (c && RD(c->dest) != GVS_DEST_NONE)
+			return icmp6_in(ctx, w, c, now, 1);
+		ev_inc(GVS_EV_BUSY);
+		return XDP_DROP;
+	}
+	return v;
 }
 
 SEC("xdp")
@@ -1327,8 +1372,18 @@ int xdp_gvs6(struct xdp_md *ctx)
 		return XDP_PASS;
 	__u64 now = bpf_ktime_get_coarse_ns();
 
-	if (p6->proto == IPPROTO_ICMPV6_GVS)
-		return icmp6_conn(ctx, w, now);
+	if (p6->proto == IPPROTO_ICMPV6_GVS) {
+		int v = icmp6_conn(ctx, w, now);
+		if (v != ICMP_IN)
+			return v;
+		struct gvs_conn *ic = bpf_map_lookup_elem(&conns, &w->w.key);
+		if (ic && RD(ic->dest) != GVS_DEST_NONE)
+			return icmp6_in(ctx, w, ic, now, 1);
+		if (!ic && cfg->schedule_icmp)
+			return icmp6_schedule(ctx, w, now);
+		ev_inc(GVS_EV_PASS);
+		return XDP_PASS;
+	}
 
 	struct gvs_conn_key *key = &w->w.key;
 	__builtin_memset(key, 0, sizeof(*key));

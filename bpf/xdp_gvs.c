@@ -47,6 +47,9 @@
 char _license[] SEC("license") = "Dual BSD/GPL";
 
 #define GVS_NEW_RACE (-1) /* another CPU created the connection first */
+#define GVS_NEW_ICMP (-3) /* schedule_icmp: connection made, error not sent */
+#define ICMP_IN      (-4) /* icmp_conn: an error about a reply, see w->key */
+#define ICMP_CONN_TIMEOUT 3 /* s: a connection schedule_icmp made */
 
 /* A packet's working state. It lives in a per-CPU map, not on the stack:
  * the deepest call chain (new connection, scheduler, its bpf_loop
@@ -60,6 +63,12 @@ struct gvs_work {
 	struct gvs_conn nc;      /* a new connection */
 	struct gvs_sched_state ss; /* rr/wrr position before scheduling */
 	__u32 mark;              /* a frame from netfilter: its fwmark */
+	/* schedule_icmp: in_new runs on the error's quote turned around (a
+	 * client's packet to the virtual service) while the packet as
+	 * parsed waits here. */
+	struct gvs_pkt orig;
+	__u8 icmp;
+	__u8 exact; /* svc_find: the service has the packet's port */
 };
 
 struct {
@@ -359,12 +368,12 @@ __gvs_subprog int nat_icmp(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 no
 
 /* An ICMP error about a connection (ip_vs_out_icmp, ip_vs_in_icmp): from
  * the server side about a packet we sent it, it goes to the client as if
- * from the virtual service; from the client side about a reply (sent to
- * the VIP), it goes to the server, translated as the connection's
- * packets are (DR and TUN forward it as it is). */
-__gvs_subprog int icmp_conn(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 now,
-			    const struct gvs_config *cfg)
+ * from the virtual service (here); from the client side about a reply
+ * (sent to the VIP), ICMP_IN with the connection's key in w->key, for
+ * icmp_in. */
+__gvs_subprog int icmp_conn(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 {
+	const struct gvs_pkt *p = &w->p;
 	struct gvs_conn_key k = {};
 	struct nat_xlate x = {};
 
@@ -405,26 +414,45 @@ __gvs_subprog int icmp_conn(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 n
 
 	/* The quoted packet came from the virtual service: a reply to the
 	 * client, whose connection key is the quote turned around. */
-	if (p->daddr != p->in_saddr)
-		goto pass;
-	struct gvs_conn *c = bpf_map_lookup_elem(&conns, &k);
-	if (!c)
-		goto pass;
+	if (p->daddr == p->in_saddr) {
+		w->key = k;
+		return ICMP_IN;
+	}
+pass:
+	ev_inc(GVS_EV_PASS);
+	return XDP_PASS;
+}
+
+/* An ICMP error about a reply of connection c goes to its server,
+ * translated as the connection's packets are (DR and TUN forward it as
+ * it is). count: the packet is not yet in the counters (a connection
+ * schedule_icmp just made counted it). */
+__gvs_subprog int icmp_in(struct xdp_md *ctx, const struct gvs_pkt *p, const struct gvs_conn *c,
+			  __u64 now, int count)
+{
+	struct nat_xlate x = {};
+	__u32 zero = 0;
+	struct gvs_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return XDP_PASS;
 	__u32 did = RD(c->dest);
 	struct gvs_dest *d = dest_get(did);
-	if (!d || !(RD(d->flags) & GVS_DEST_F_AVAILABLE))
-		goto pass;
+	if (!d || !(RD(d->flags) & GVS_DEST_F_AVAILABLE) || d->af != 4) {
+		ev_inc(GVS_EV_PASS);
+		return XDP_PASS;
+	}
 	__u8 m = RD(c->method);
-	if (d->af != 4)
-		goto pass;
-	stats_in(RD(c->svc), did, p->tot_len, 0);
+	if (count)
+		stats_in(RD(c->svc), did, p->tot_len, 0);
 	ev_inc(GVS_EV_ICMP);
 	if (m == GVS_FWD_ROUTE)
 		return fwd_dr(ctx, p, d, now);
 	if (m == GVS_FWD_TUNNEL)
 		return fwd_tun(ctx, p, d, cfg, now);
-	if (!is_nat_method(m))
-		goto pass;
+	if (!is_nat_method(m)) {
+		ev_inc(GVS_EV_PASS);
+		return XDP_PASS;
+	}
 	x.saddr = p->saddr;
 	x.daddr = d->addr[0];
 	x.in_saddr = d->addr[0];
@@ -439,9 +467,6 @@ __gvs_subprog int icmp_conn(struct xdp_md *ctx, const struct gvs_pkt *p, __u64 n
 	x.icmp_src = p->daddr;
 	xlate_hop(&x, d);
 	return nat_xmit(ctx, p, &x, now, 0);
-pass:
-	ev_inc(GVS_EV_PASS);
-	return XDP_PASS;
 }
 
 /* Make room for a new connection's entry before anything is scheduled:
@@ -544,11 +569,11 @@ static __always_inline int allowed(__u32 svc, __u32 saddr)
 }
 
 /* The service of a new connection's first packet (ip_vs_service_find):
- * its virtual address and port's, else the port-zero one (*exact 0
+ * its virtual address and port's, else the port-zero one (w->exact 0
  * then, unless the packet's port is 0); a frame from netfilter, its
  * mark's alone. A call of its own: the key is not on in_new's frame,
  * which is on the 512-byte path to the schedulers. */
-__gvs_subprog struct gvs_svc *svc_find(const struct gvs_work *w, int *exact)
+__gvs_subprog struct gvs_svc *svc_find(struct gvs_work *w)
 {
 	const struct gvs_pkt *p = &w->p;
 	struct gvs_svc_key sk = {};
@@ -568,7 +593,7 @@ __gvs_subprog struct gvs_svc *svc_find(const struct gvs_work *w, int *exact)
 	if (!svc) {
 		sk.port = 0;
 		svc = bpf_map_lookup_elem(&services, &sk);
-		*exact = p->dport == 0;
+		w->exact = p->dport == 0;
 	}
 	return svc;
 }
@@ -597,12 +622,13 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 	if (!to || !cfg)
 		return XDP_PASS;
 
-	int exact = 1;
-	struct gvs_svc *svc = svc_find(w, &exact);
+	w->exact = 1; /* off the stack, which is full here */
+	struct gvs_svc *svc = svc_find(w);
+	int exact = w->exact;
 
 	if (!svc)
 		goto pass;
-	if (p->proto == IPPROTO_TCP && !tcp_may_start(p, cfg, svc))
+	if (p->proto == IPPROTO_TCP && !w->icmp && !tcp_may_start(p, cfg, svc))
 		goto pass;
 	if ((svc->flags & GVS_SVC_F_ALLOWLIST) && !allowed(svc->id, p->saddr)) {
 		ev_inc(GVS_EV_DENIED);
@@ -677,7 +703,12 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 	nc->flags = GVS_CONN_F_INACTIVE | GVS_CONN_F_NOOUTPUT |
 		    (persistent ? GVS_CONN_F_CONTROLLED : 0);
 	int active = 0;
-	if (p->proto == IPPROTO_TCP) {
+	if (w->icmp) {
+		/* Made by an ICMP error: no state change, and
+		 * ip_vs_conn_new's first timeout (3 s). */
+		if (p->proto == IPPROTO_SCTP)
+			nc->state = GVS_S_SCTP_NONE;
+	} else if (p->proto == IPPROTO_TCP) {
 		__u8 next = tcp_next(GVS_S_NONE, is_nat(d) ? TCP_DIR_INPUT : TCP_DIR_INPUT_ONLY, p->tcpflags);
 		if (next != GVS_S_NONE && state_active(next) &&
 		    (next == GVS_S_ESTABLISHED || !under_pressure(now))) {
@@ -686,7 +717,7 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 		}
 		nc->state = next;
 	}
-	nc->timeout = state_timeout(to, p->proto, nc->state);
+	nc->timeout = w->icmp ? ICMP_CONN_TIMEOUT : state_timeout(to, p->proto, nc->state);
 	nc->expires = now + (__u64)nc->timeout * NS_PER_SEC;
 	nc->sync_pkts = 1; /* this packet (sync.h) */
 
@@ -762,15 +793,18 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 	}
 	if (one) /* one-packet scheduling: gone after this datagram */
 		dest_unbind(d, BIND_INACTIVE);
+	if (w->icmp)
+		return GVS_NEW_ICMP; /* the error is sent by icmp_in */
 	return fwd(ctx, p, d, nc, cfg, now);
 
 reject:
-	/* ip_vs_leave: ICMP port unreachable, and the packet dropped. */
+	/* ip_vs_leave: ICMP port unreachable, and the packet dropped; never
+	 * an error about an error. */
 	if (!one)
 		bpf_map_delete_elem(&conns, key);
 	ev_inc(GVS_EV_NO_DEST);
 	/* A frame from netfilter would take XDP_TX back into gvs-fwm0. */
-	if (!w->mark &&
+	if (!w->mark && !w->icmp &&
 	    icmp_reply(ctx, p, ICMP_ARG(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0), p->daddr, now) == 0)
 		return XDP_TX;
 	return XDP_DROP;
@@ -824,6 +858,39 @@ static __always_inline int frag_ports(struct gvs_pkt *p)
 	return nat_src_maybe(p->saddr) ? FRAG_DROP : PARSE_NOT_OURS;
 }
 
+/* schedule_icmp (ip_vs_in_icmp): an ICMP error about a reply no
+ * connection knows is scheduled as its quote turned around would be (the
+ * client's packet to the virtual service, no TCP flags: any may start
+ * it), and goes to the server chosen. Inline: in_new's calls must fit the
+ * stack from this frame as from the packet path's. */
+static __always_inline int icmp_schedule(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
+{
+	struct gvs_pkt *p = &w->p;
+
+	w->orig = *p;
+	p->saddr = w->orig.in_daddr;
+	p->daddr = w->orig.in_saddr;
+	p->sport = w->orig.in_dport;
+	p->dport = w->orig.in_sport;
+	p->proto = w->orig.in_proto;
+	p->tcpflags = 0;
+	p->frag = 0;
+	w->icmp = 1;
+	int v = in_new(ctx, w, now);
+	w->icmp = 0;
+	*p = w->orig;
+	if (v == GVS_NEW_ICMP)
+		return icmp_in(ctx, p, &w->nc, now, 0);
+	if (v == GVS_NEW_RACE) {
+		struct gvs_conn *c = bpf_map_lookup_elem(&conns, &w->key);
+		if (c && RD(c->dest) != GVS_DEST_NONE)
+			return icmp_in(ctx, p, c, now, 1);
+		ev_inc(GVS_EV_BUSY);
+		return XDP_DROP;
+	}
+	return v;
+}
+
 static __always_inline int xdp_gvs_pkt(struct xdp_md *ctx, struct gvs_work *w)
 {
 	__u32 zero = 0;
@@ -856,8 +923,18 @@ static __always_inline int xdp_gvs_pkt(struct xdp_md *ctx, struct gvs_work *w)
 	 * is plenty for second-grained timeouts and half the price. */
 	__u64 now = bpf_ktime_get_coarse_ns();
 
-	if (p->proto == IPPROTO_ICMP)
-		return icmp_conn(ctx, p, now, cfg);
+	if (p->proto == IPPROTO_ICMP) {
+		int v = icmp_conn(ctx, w, now);
+		if (v != ICMP_IN)
+			return v;
+		struct gvs_conn *ic = bpf_map_lookup_elem(&conns, &w->key);
+		if (ic && RD(ic->dest) != GVS_DEST_NONE)
+			return icmp_in(ctx, p, ic, now, 1);
+		if (!ic && cfg->schedule_icmp)
+			return icmp_schedule(ctx, w, now);
+		ev_inc(GVS_EV_PASS);
+		return XDP_PASS;
+	}
 
 	struct gvs_conn_key *key = &w->key;
 	__builtin_memset(key, 0, sizeof(*key));

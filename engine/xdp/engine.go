@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -181,9 +182,14 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 	}
 	bpf.SizeConns(spec, o.MaxConns)
 	for name, m := range spec.Maps {
-		if !strings.HasPrefix(name, ".") { // not the data sections
+		if !strings.HasPrefix(name, ".") && !slices.Contains(bpf.ScratchMaps, name) { // not the data sections
 			m.Pinning = ebpf.PinByName
 		}
+	}
+	// An older gvsd pinned its scratch maps: their layout may differ,
+	// and nothing reads them.
+	for _, name := range bpf.ScratchMaps {
+		_ = os.Remove(filepath.Join(o.PinDir, name))
 	}
 	e := newEngine(log, o)
 	if err := spec.LoadAndAssign(&e.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: o.PinDir}}); err != nil {
