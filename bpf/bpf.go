@@ -124,6 +124,7 @@ type (
 	ConnKey    = gvsGvsConnKey
 	Conn       = gvsGvsConn
 	Template   = gvsGvsTemplate
+	Evicted    = gvsGvsEvicted
 	Stats      = gvsGvsStats
 	Timeouts   = gvsGvsTimeouts
 	Config     = gvsGvsConfig
@@ -164,4 +165,4 @@ var EventNames = []string{"pass", "forward", "drop_nodest", "no_dest", "conn_tab
 	"no_route", "malformed", "too_big", "fwd_unsupported", "reply", "no_lport", "icmp", "ttl",
 	"evicted", "reclaimed", "unindexed", "busy", "family", "template_full", "frag", "frag_unknown", "denied",
 	"sync_lost", "nat_icmp_send", "fwm_untagged", "fwm_pass",
-	"ipv6_ext", "ipv6_frag"}
+	"ipv6_ext", "ipv6_frag", "revived"}

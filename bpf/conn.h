@@ -475,6 +475,17 @@ static __always_inline int conn_evictable(const struct gvs_conn *c)
 	       s != GVS_S_CLOSE_WAIT && s != GVS_S_LAST_ACK && !sctp_live(s);
 }
 
+/* An evicted DR/TUN handshake of a service without persistence goes
+ * into the evicted map (see there): its first fields are the record.
+ * (NAT's would need its reply entry and port back; a template's holder
+ * its template.) */
+static __always_inline void conn_remember(const struct gvs_conn_key *k, const struct gvs_conn *c)
+{
+	if (k->proto == IPPROTO_TCP && RD(c->state) == GVS_S_SYN_RECV &&
+	    !(RD(c->flags) & (GVS_CONN_F_NAT | GVS_CONN_F_CONTROLLED)))
+		bpf_map_update_elem(&evicted, k, c, BPF_ANY);
+}
+
 /* Slots of conn_ring a hand looks at per new connection: for a free slot
  * (the ring is twice the table, so one is near), and, when the table is
  * full, for an entry to evict (in this CPU's part, then in another's). */
@@ -555,6 +566,7 @@ static long ring_visit(__u64 i, void *vw)
 			return 0;
 		}
 		__u8 st = RD(c->state);
+		conn_remember(k, c);
 		/* A handshake's template goes with it if nothing else holds
 		 * it; a finished connection's or a UDP flow's stays (its
 		 * persistence is the client's). */

@@ -28,6 +28,7 @@
 #define GVS_MAX_DESTS       131072   /* destination ids, global */
 #define GVS_SVC_DESTS       1024     /* destinations per service */
 #define GVS_MAX_CONNS       (1 << 20) /* default; gvsd --max-conns */
+#define GVS_EVICTED_MAX     (1 << 16) /* handshakes remembered after eviction */
 #define GVS_MAX_TEMPLATES   (1 << 20)
 #define GVS_HASH_SLOTS      256      /* services with a dh/sh table */
 #define GVS_HASH_TABLE      256      /* dh/sh buckets */
@@ -215,6 +216,19 @@ struct gvs_conn {
 			  * master runs (cp->in_pkts; wraps) */
 };
 
+/* An evicted handshake, remembered (maps.h, evicted): gvs_conn's first
+ * fields, copied from the entry as it goes. */
+struct gvs_evicted {
+	__u64 expires;
+	__u32 dest;
+	__u32 svc;
+	__u8  state;
+	__u8  flags;
+	__u8  method;
+	__u8  sync_state;
+	__u32 timeout;
+};
+
 /* Persistence template: key is gvs_conn_key with the masked client
  * address, cport 0. */
 struct gvs_template {
@@ -384,6 +398,9 @@ enum gvs_event {
 				* HIP, shim6, experimental): passed */
 	GVS_EV_V6_FRAG,        /* an IPv6 fragment (not an atomic one):
 				* passed to the stack */
+	GVS_EV_REVIVED,        /* a handshake evicted for room, completed
+				* by its client: made again to its server
+				* (the evicted map) */
 	GVS_EV_MAX,
 };
 

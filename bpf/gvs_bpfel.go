@@ -108,6 +108,18 @@ type gvsGvsDest struct {
 	Pad          [2]uint8
 }
 
+type gvsGvsEvicted struct {
+	_         structs.HostLayout
+	Expires   uint64
+	Dest      uint32
+	Svc       uint32
+	State     uint8
+	Flags     uint8
+	Method    uint8
+	SyncState uint8
+	Timeout   uint32
+}
+
 type gvsGvsFrag struct {
 	_     structs.HostLayout
 	Sport uint16
@@ -310,9 +322,12 @@ type gvsGvsWork struct {
 		Frag     uint8
 		IpId     uint16
 	}
-	Icmp  uint8
-	Exact uint8
-	_     [2]byte
+	Icmp       uint8
+	Exact      uint8
+	Revive     uint8
+	_          [1]byte
+	ReviveDest uint32
+	_          [4]byte
 }
 
 type gvsGvsWork6 struct {
@@ -407,6 +422,7 @@ const (
 	gvsMapDestStats           = "dest_stats"
 	gvsMapDests               = "dests"
 	gvsMapEvents              = "events"
+	gvsMapEvicted             = "evicted"
 	gvsMapFrags               = "frags"
 	gvsMapFrags6              = "frags6"
 	gvsMapFwmIf               = "fwm_if"
@@ -505,6 +521,7 @@ type gvsMapSpecs struct {
 	DestStats    *ebpf.MapSpec `ebpf:"dest_stats"`
 	Dests        *ebpf.MapSpec `ebpf:"dests"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	Evicted      *ebpf.MapSpec `ebpf:"evicted"`
 	Frags        *ebpf.MapSpec `ebpf:"frags"`
 	Frags6       *ebpf.MapSpec `ebpf:"frags6"`
 	FwmIf        *ebpf.MapSpec `ebpf:"fwm_if"`
@@ -571,6 +588,7 @@ type gvsMaps struct {
 	DestStats    *ebpf.Map `ebpf:"dest_stats"`
 	Dests        *ebpf.Map `ebpf:"dests"`
 	Events       *ebpf.Map `ebpf:"events"`
+	Evicted      *ebpf.Map `ebpf:"evicted"`
 	Frags        *ebpf.Map `ebpf:"frags"`
 	Frags6       *ebpf.Map `ebpf:"frags6"`
 	FwmIf        *ebpf.Map `ebpf:"fwm_if"`
@@ -613,6 +631,7 @@ func (m *gvsMaps) Close() error {
 		m.DestStats,
 		m.Dests,
 		m.Events,
+		m.Evicted,
 		m.Frags,
 		m.Frags6,
 		m.FwmIf,

@@ -73,6 +73,7 @@ const (
 	evFwmPass
 	evV6Ext
 	evV6Frag
+	evRevived
 	evMax
 )
 

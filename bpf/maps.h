@@ -84,6 +84,20 @@ struct {
 	__type(value, __u32);
 } ring_hand SEC(".maps");
 
+/* Handshakes evicted to make room (DR and TUN, not persistent), by
+ * connection key: their server and deadline, so a client whose ACK comes
+ * after a flood's SYNs pushed its entry out still reaches the server
+ * that answered its SYN; without it the director's stack, which holds
+ * the VIP, resets it. 24 bytes a handshake (64 with the key) instead of
+ * a connection entry's 312: a flood turns this LRU over too, but about
+ * sixteen times slower than a 4,096-entry table. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GVS_EVICTED_MAX);
+	__type(key, struct gvs_conn_key);
+	__type(value, struct gvs_evicted);
+} evicted SEC(".maps");
+
 /* Fragments: the first fragment's ports by (source, destination, IP id,
  * protocol), so the later ones (no L4 header) find the connection the
  * first went by, as Cilium's fragment map does. LRU: a datagram's

@@ -1099,7 +1099,9 @@ __gvs_subprog int in_new6(struct xdp_md *ctx, struct gvs_work6 *w, __u64 now)
 found:
 	if (!svc)
 		goto pass;
-	if (p6->proto == IPPROTO_TCP && !w->w.icmp && !tcp_may_start(p, cfg, svc))
+	w->w.revive = 0;
+	if (p6->proto == IPPROTO_TCP && !w->w.icmp && !tcp_may_start(p, cfg, svc) &&
+	    !conn_revivable(&w->w, svc, now))
 		goto pass;
 	if ((svc->flags & GVS_SVC_F_ALLOWLIST) && !allowed6(svc->id, p6->saddr)) {
 		ev_inc(GVS_EV_DENIED);
@@ -1132,7 +1134,9 @@ found:
 		if (st)
 			w->w.ss = *st;
 	}
-	if (persistent) {
+	if (w->w.revive) {
+		did = w->w.revive_dest;
+	} else if (persistent) {
 		tmpl_key6(tk, key, svc->netmask, exact, w->w.mark);
 		int r = sched_persist(svc, p, tk, now, cfg, &did, &created, 6);
 		if (r == SP_REJECT)
@@ -1160,6 +1164,10 @@ found:
 	struct gvs_dest *d = dest_get(did);
 	if (!d)
 		goto reject;
+	if (w->w.revive && !(RD(d->flags) & GVS_DEST_F_AVAILABLE)) {
+		verdict = XDP_PASS;
+		goto unreserve;
+	}
 	if (!fwd_supported_af(d, 6)) {
 		ev_inc(d->af != 6 ? GVS_EV_FAMILY : GVS_EV_FWD_UNSUPPORTED);
 		goto unreserve;
@@ -1244,7 +1252,11 @@ allocated:
 	dest_bind(d, BIND_INACTIVE);
 	if (active)
 		dest_set_active(d, 1);
-	stats_in(svc->id, did, p6->tot_len, 1);
+	stats_in(svc->id, did, p6->tot_len, !w->w.revive);
+	if (w->w.revive) {
+		bpf_map_delete_elem(&evicted, key);
+		ev_inc(GVS_EV_REVIVED);
+	}
 	if (persistent) {
 		struct gvs_template *t = bpf_map_lookup_elem(&templates, tk);
 		if (t) {

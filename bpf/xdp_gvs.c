@@ -69,6 +69,8 @@ struct gvs_work {
 	struct gvs_pkt orig;
 	__u8 icmp;
 	__u8 exact; /* svc_find: the service has the packet's port */
+	__u8 revive; /* in_new: an evicted handshake made again, to: */
+	__u32 revive_dest;
 };
 
 struct {
@@ -598,6 +600,22 @@ __gvs_subprog struct gvs_svc *svc_find(struct gvs_work *w)
 	return svc;
 }
 
+/* A TCP packet that cannot start a connection (not a SYN) of a handshake
+ * evicted for room (conn_remember) whose time is not up: its connection
+ * is made again, to the server that had its SYN, not scheduled (and not
+ * counted as a new one). Shared by in_new6. */
+static __always_inline int conn_revivable(struct gvs_work *w, const struct gvs_svc *svc, __u64 now)
+{
+	if ((w->p.tcpflags & TCPF_RST) || (svc->flags & GVS_SVC_F_PERSISTENT))
+		return 0;
+	struct gvs_evicted *e = bpf_map_lookup_elem(&evicted, &w->key);
+	if (!e || e->svc != svc->id || e->expires <= now)
+		return 0;
+	w->revive_dest = e->dest;
+	w->revive = 1;
+	return 1;
+}
+
 /* The first packet of a connection: ip_vs_schedule and ip_vs_conn_new.
  * The entry (and a new persistence template) is reserved before the
  * scheduler runs, so a packet refused for want of room changes no
@@ -628,7 +646,9 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 
 	if (!svc)
 		goto pass;
-	if (p->proto == IPPROTO_TCP && !w->icmp && !tcp_may_start(p, cfg, svc))
+	w->revive = 0;
+	if (p->proto == IPPROTO_TCP && !w->icmp && !tcp_may_start(p, cfg, svc) &&
+	    !conn_revivable(w, svc, now))
 		goto pass;
 	if ((svc->flags & GVS_SVC_F_ALLOWLIST) && !allowed(svc->id, p->saddr)) {
 		ev_inc(GVS_EV_DENIED);
@@ -656,7 +676,9 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 		if (st)
 			w->ss = *st;
 	}
-	if (persistent) {
+	if (w->revive) {
+		did = w->revive_dest;
+	} else if (persistent) {
 		tmpl_key(tk, key, svc->netmask, exact, w->mark);
 		int r = sched_persist(svc, p, tk, now, cfg, &did, &created, 4);
 		if (r == SP_REJECT)
@@ -684,6 +706,10 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 	struct gvs_dest *d = dest_get(did);
 	if (!d)
 		goto reject;
+	if (w->revive && !(RD(d->flags) & GVS_DEST_F_AVAILABLE)) {
+		verdict = XDP_PASS;
+		goto unreserve; /* its server is gone: the stack resets it */
+	}
 	if (!fwd_supported(d)) {
 		ev_inc(d->af != 4 ? GVS_EV_FAMILY : GVS_EV_FWD_UNSUPPORTED);
 		goto unreserve;
@@ -782,7 +808,11 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 	dest_bind(d, BIND_INACTIVE);
 	if (active)
 		dest_set_active(d, 1);
-	stats_in(svc->id, did, p->tot_len, 1);
+	stats_in(svc->id, did, p->tot_len, !w->revive);
+	if (w->revive) {
+		bpf_map_delete_elem(&evicted, key);
+		ev_inc(GVS_EV_REVIVED);
+	}
 	if (persistent) {
 		struct gvs_template *t = bpf_map_lookup_elem(&templates, tk);
 		if (t) {

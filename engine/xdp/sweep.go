@@ -100,6 +100,24 @@ func (e *Engine) sweep() error {
 	if err != nil && iterErr == nil {
 		iterErr = err
 	}
+	// Remembered handshakes (the evicted map) name their ids until
+	// their time is up; those past it are dropped here, as the data
+	// path ignores them.
+	var stale []bpf.ConnKey
+	err = eachEntry(e.objs.Evicted, func(k *bpf.ConnKey, v *bpf.Evicted) {
+		if v.Expires > t {
+			e.refs.svc.set(v.Svc)
+			e.refs.dest.set(v.Dest)
+		} else {
+			stale = append(stale, *k)
+		}
+	})
+	if err != nil && iterErr == nil {
+		iterErr = err
+	}
+	for i := range stale {
+		_ = e.objs.Evicted.Delete(&stale[i])
+	}
 	e.refs.complete = iterErr == nil
 	if e.refs.complete {
 		cs := &engine.ConnStates{ByState: map[string]uint64{}, Templates: templates, Capacity: uint64(e.objs.Conns.MaxEntries())}
