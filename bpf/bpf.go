@@ -29,7 +29,7 @@ func LoadSpec() (*ebpf.CollectionSpec, error) { return loadGvs() }
 // ScratchMaps are the per-CPU working areas of one packet's run: nothing
 // in them outlives the run, so they are not pinned, and their layout may
 // change between versions without making the pinned maps incompatible.
-var ScratchMaps = []string{"work", "work6", "lport_scratch", "sched_daddr6", "sync_scratch"}
+var ScratchMaps = []string{"work", "work6", "lport_scratch", "sched_daddr6", "sync_scratch", "ring_key"}
 
 // SizeConns sets the capacity of the connection table and of its reply
 // table (both preallocated: the memory is taken at load), and sizes the

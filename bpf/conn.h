@@ -342,6 +342,43 @@ static __always_inline void tmpl_remove(struct gvs_conn_key *tk, struct gvs_temp
 		dest_unbind(d, BIND_TEMPLATE);
 }
 
+/* n_control of a template being removed for want of holders: a holder
+ * that finds it negative lets go and does without it (the remover won).
+ * Far below zero, so late releases cannot bring it back up. */
+#define TMPL_DEAD (-(1 << 30))
+
+/* Remove a template nothing holds, unless a connection took a hold on
+ * it first. */
+static __always_inline void tmpl_kill(struct gvs_conn_key *tk, struct gvs_template *t)
+{
+	if (__sync_val_compare_and_swap(&t->n_control, 0, TMPL_DEAD) == 0)
+		tmpl_remove(tk, t);
+}
+
+/* A new connection's hold on its template, taken before the connection
+ * can be seen (and so released by whoever removes it): 0 when the
+ * template is gone or going. */
+static __always_inline int tmpl_hold(struct gvs_conn_key *tk)
+{
+	struct gvs_template *t = bpf_map_lookup_elem(&templates, tk);
+
+	if (!t)
+		return 0;
+	if (__sync_fetch_and_add(&t->n_control, 1) < 0) {
+		__sync_fetch_and_add(&t->n_control, -1);
+		return 0;
+	}
+	return 1;
+}
+
+static __always_inline void tmpl_unhold(struct gvs_conn_key *tk)
+{
+	struct gvs_template *t = bpf_map_lookup_elem(&templates, tk);
+
+	if (t)
+		__sync_fetch_and_add(&t->n_control, -1);
+}
+
 /* The reply key of a NAT/FULLNAT connection of server d. */
 static __always_inline void reply_key(struct gvs_conn_key *rk, __u32 raddr, __u32 laddr,
 				      __u16 rport, __u16 lport, __u8 proto)
@@ -424,7 +461,7 @@ __attribute__((noinline)) int tmpl_release(const struct gvs_conn_key *key, __u32
 		tmpl_key(&tk, key, s->netmask, exact, mark);
 	struct gvs_template *t = bpf_map_lookup_elem(&templates, &tk);
 	if (t && __sync_fetch_and_add(&t->n_control, -1) == 1 && drop_idle)
-		tmpl_remove(&tk, t);
+		tmpl_kill(&tk, t);
 	return 0;
 }
 
@@ -499,6 +536,26 @@ static __always_inline void conn_remember(const struct gvs_conn_key *k, const st
  * completes within a round trip. */
 #define RING_UNANSWERED_SKIP 8
 
+/* A ring slot's key, copied before use: another CPU may write the slot
+ * meanwhile, and a key read twice could name two connections (the
+ * lookup's and the delete's). Per CPU, off the 512-byte stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gvs_conn_key);
+} ring_key SEC(".maps");
+
+static __always_inline struct gvs_conn_key *ring_key_copy(const struct gvs_conn_key *slot)
+{
+	__u32 zero = 0;
+	struct gvs_conn_key *k = bpf_map_lookup_elem(&ring_key, &zero);
+
+	if (k)
+		*k = *slot;
+	return k;
+}
+
 struct ring_walk {
 	__u64 now;
 	__u32 cpu;    /* whose part and hand */
@@ -534,7 +591,10 @@ static long ring_visit(__u64 i, void *vw)
 		return 1;
 	/* Atomic: another CPU making room may walk this part too. */
 	__u32 slot = w->base + (__sync_fetch_and_add(hand, 1) % w->part);
-	struct gvs_conn_key *k = bpf_map_lookup_elem(&conn_ring, &slot);
+	struct gvs_conn_key *sk = bpf_map_lookup_elem(&conn_ring, &slot);
+	if (!sk)
+		return 1;
+	struct gvs_conn_key *k = ring_key_copy(sk);
 	if (!k)
 		return 1;
 	if (!k->proto) {
@@ -584,7 +644,10 @@ static long ring_visit(__u64 i, void *vw)
 __gvs_subprog __s64 ring_evict_at(__s64 s)
 {
 	__u32 slot = s;
-	struct gvs_conn_key *k = bpf_map_lookup_elem(&conn_ring, &slot);
+	struct gvs_conn_key *sk = bpf_map_lookup_elem(&conn_ring, &slot);
+	if (!sk)
+		return -1;
+	struct gvs_conn_key *k = ring_key_copy(sk);
 	if (!k || !k->proto)
 		return -1;
 	struct gvs_conn *c = bpf_map_lookup_elem(&conns, k);

@@ -441,6 +441,7 @@ const (
 	gvsMapProgs               = "progs"
 	gvsMapRconns              = "rconns"
 	gvsMapRingHand            = "ring_hand"
+	gvsMapRingKey             = "ring_key"
 	gvsMapSchedDaddr6         = "sched_daddr6"
 	gvsMapSchedState          = "sched_state"
 	gvsMapSctpTimeouts        = "sctp_timeouts"
@@ -540,6 +541,7 @@ type gvsMapSpecs struct {
 	Progs        *ebpf.MapSpec `ebpf:"progs"`
 	Rconns       *ebpf.MapSpec `ebpf:"rconns"`
 	RingHand     *ebpf.MapSpec `ebpf:"ring_hand"`
+	RingKey      *ebpf.MapSpec `ebpf:"ring_key"`
 	SchedDaddr6  *ebpf.MapSpec `ebpf:"sched_daddr6"`
 	SchedState   *ebpf.MapSpec `ebpf:"sched_state"`
 	SctpTimeouts *ebpf.MapSpec `ebpf:"sctp_timeouts"`
@@ -607,6 +609,7 @@ type gvsMaps struct {
 	Progs        *ebpf.Map `ebpf:"progs"`
 	Rconns       *ebpf.Map `ebpf:"rconns"`
 	RingHand     *ebpf.Map `ebpf:"ring_hand"`
+	RingKey      *ebpf.Map `ebpf:"ring_key"`
 	SchedDaddr6  *ebpf.Map `ebpf:"sched_daddr6"`
 	SchedState   *ebpf.Map `ebpf:"sched_state"`
 	SctpTimeouts *ebpf.Map `ebpf:"sctp_timeouts"`
@@ -650,6 +653,7 @@ func (m *gvsMaps) Close() error {
 		m.Progs,
 		m.Rconns,
 		m.RingHand,
+		m.RingKey,
 		m.SchedDaddr6,
 		m.SchedState,
 		m.SctpTimeouts,

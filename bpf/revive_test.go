@@ -104,3 +104,51 @@ func TestEvictedHandshakePersistentNotRevived(t *testing.T) {
 		t.Fatalf("ACK of a persistent service's evicted handshake: %s, want PASS", actionNames[act])
 	}
 }
+
+// TestTemplateBeingRemovedNotHeld: a connection scheduled by a template
+// another CPU is removing (n_control marked dead by tmpl_kill) does not
+// take a hold on it: it is made uncontrolled, so its removal later
+// releases nothing it never held.
+func TestTemplateBeingRemovedNotHeld(t *testing.T) {
+	o := loadObjects(t)
+	drService(t, o)
+	k := SvcKey{Proto: unix.IPPROTO_TCP, Port: htons(80), Af: 4}
+	k.Addr[0] = ip4(vip)
+	var s Svc
+	must(t, o.Services.Lookup(&k, &s))
+	s.Flags |= svcPersistent
+	s.Timeout = 300
+	s.Netmask = 0xffffffff
+	must(t, o.Services.Put(&k, &s))
+	legit := ap("198.18.7.7:5555")
+	// The first connection makes and holds the template.
+	if act, _ := run(t, o, syn(legit, 80).build()); act != xdpTX {
+		t.Fatal("first SYN")
+	}
+	tk := connKey(unix.IPPROTO_TCP, netip.AddrPortFrom(legit.Addr(), 0), netip.AddrPortFrom(vip, 80))
+	var tv Template
+	must(t, o.Templates.Lookup(&tk, &tv))
+	if tv.N_control != 1 {
+		t.Fatalf("n_control %d after one connection, want 1", tv.N_control)
+	}
+	c, _ := connState(t, o, legit)
+	if c.Flags&connControlled == 0 {
+		t.Fatal("the first connection is not controlled")
+	}
+	// Another CPU is removing it: n_control marked dead.
+	const dead = -(1 << 30)
+	tv.N_control = dead
+	must(t, o.Templates.Put(&tk, &tv))
+	second := ap("198.18.7.7:5556")
+	if act, _ := run(t, o, syn(second, 80).build()); act != xdpTX {
+		t.Fatal("second SYN")
+	}
+	c, ok := connState(t, o, second)
+	if !ok || c.Flags&connControlled != 0 {
+		t.Fatalf("second connection present %v flags %#x: want made, not controlled", ok, c.Flags)
+	}
+	must(t, o.Templates.Lookup(&tk, &tv))
+	if tv.N_control != dead {
+		t.Fatalf("n_control %d, want the dead mark %d untouched", tv.N_control, dead)
+	}
+}

@@ -1180,13 +1180,11 @@ found:
 	nc->state = p6->proto == IPPROTO_TCP ? GVS_S_NONE : GVS_S_UDP;
 	nc->flags = GVS_CONN_F_INACTIVE | GVS_CONN_F_NOOUTPUT |
 		    (persistent ? GVS_CONN_F_CONTROLLED : 0);
-	int active = 0;
 	if (p6->proto == IPPROTO_TCP && !w->w.icmp) {
 		__u8 next = tcp_next(GVS_S_NONE, is_nat(d) ? TCP_DIR_INPUT : TCP_DIR_INPUT_ONLY, p6->tcpflags);
 		if (next != GVS_S_NONE && state_active(next) &&
 		    (next == GVS_S_ESTABLISHED || !under_pressure(now))) {
 			nc->flags &= ~GVS_CONN_F_INACTIVE;
-			active = 1;
 		}
 		nc->state = next;
 	}
@@ -1220,8 +1218,8 @@ found:
 				sched_undo(svc, &w->w.ss);
 				if (created) {
 					struct gvs_template *t = bpf_map_lookup_elem(&templates, tk);
-					if (t && RD(t->n_control) == 0)
-						tmpl_remove(tk, t);
+					if (t)
+						tmpl_kill(tk, t);
 				}
 				verdict = XDP_DROP;
 				goto unreserve;
@@ -1231,27 +1229,14 @@ found:
 allocated:
 	reply_key6(rk, d->addr, nc->laddr, nc->rport, nc->lport, p6->proto);
 	if (!one) {
-		struct gvs_conn *c = bpf_map_lookup_elem(&conns, key);
-		if (!c) {
-			if (d->method == GVS_FWD_FULLNAT)
-				bpf_map_delete_elem(&rconns, rk);
-			ev_inc(GVS_EV_BUSY);
+		int ev = conn_publish(&w->w, d, persistent);
+		if (ev) {
+			ev_inc(ev);
 			return XDP_DROP;
 		}
-		nc->dest = GVS_DEST_NONE;
-		*c = *nc;
-		nc->dest = did;
-		__sync_val_compare_and_swap(&c->dest, GVS_DEST_NONE, did);
-		if (d->method == GVS_FWD_MASQ &&
-		    bpf_map_update_elem(&rconns, rk, key, BPF_ANY)) {
-			bpf_map_delete_elem(&conns, key);
-			ev_inc(GVS_EV_CONN_TABLE_FULL);
-			return XDP_DROP;
-		}
+	} else {
+		dest_bind(d, BIND_INACTIVE);
 	}
-	dest_bind(d, BIND_INACTIVE);
-	if (active)
-		dest_set_active(d, 1);
 	stats_in(svc->id, did, p6->tot_len, !w->w.revive);
 	if (w->w.revive) {
 		bpf_map_delete_elem(&evicted, key);
@@ -1259,11 +1244,8 @@ allocated:
 	}
 	if (persistent) {
 		struct gvs_template *t = bpf_map_lookup_elem(&templates, tk);
-		if (t) {
-			if (!one)
-				__sync_fetch_and_add(&t->n_control, 1);
+		if (t)
 			t->expires = now + (__u64)RD(t->timeout) * NS_PER_SEC;
-		}
 	}
 	if (one)
 		dest_unbind(d, BIND_INACTIVE);

@@ -187,7 +187,7 @@ static __always_inline int sched_persist(const struct gvs_svc *svc, const struct
 			t->timeout = 60;
 			t->expires = now + 60 * NS_PER_SEC;
 		} else {
-			tmpl_remove(tk, t);
+			tmpl_kill(tk, t);
 			t = 0;
 		}
 	}
@@ -600,6 +600,47 @@ __gvs_subprog struct gvs_svc *svc_find(struct gvs_work *w)
 	return svc;
 }
 
+/* Make the reserved entry the new connection w->nc (to server d). What
+ * removing a connection undoes, its server's count and its template's
+ * hold, is done before it can be seen: from then on another CPU may
+ * evict or expire it. Then it is filled and published by its dest, and a
+ * NAT one gets its reply entry. 0, or the event of a failure (undone).
+ * Shared by in_new6. */
+__gvs_subprog int conn_publish(struct gvs_work *w, struct gvs_dest *d, int controlled)
+{
+	struct gvs_conn *nc = &w->nc;
+	__u32 did = nc->dest;
+	int bind = (nc->flags & GVS_CONN_F_INACTIVE) ? BIND_INACTIVE : BIND_ACTIVE;
+
+	dest_bind(d, bind);
+	if (controlled && !tmpl_hold(&w->tk))
+		nc->flags &= ~GVS_CONN_F_CONTROLLED; /* its template went meanwhile */
+	struct gvs_conn *c = bpf_map_lookup_elem(&conns, &w->key);
+	if (!c) {
+		if (d->method == GVS_FWD_FULLNAT)
+			bpf_map_delete_elem(&rconns, &w->rk);
+		goto undo;
+	}
+	nc->dest = GVS_DEST_NONE;
+	*c = *nc;
+	nc->dest = did;
+	__sync_val_compare_and_swap(&c->dest, GVS_DEST_NONE, did);
+	if (d->method != GVS_FWD_MASQ || !bpf_map_update_elem(&rconns, &w->rk, &w->key, BPF_ANY))
+		return 0;
+	/* Whoever deletes it undoes. */
+	if (bpf_map_delete_elem(&conns, &w->key) == 0) {
+		dest_unbind(d, bind);
+		if (nc->flags & GVS_CONN_F_CONTROLLED)
+			tmpl_unhold(&w->tk);
+	}
+	return GVS_EV_CONN_TABLE_FULL;
+undo:
+	dest_unbind(d, bind);
+	if (nc->flags & GVS_CONN_F_CONTROLLED)
+		tmpl_unhold(&w->tk);
+	return GVS_EV_BUSY;
+}
+
 /* A TCP packet that cannot start a connection (not a SYN) of a handshake
  * evicted for room (conn_remember) whose time is not up: its connection
  * is made again, to the server that had its SYN, not scheduled (and not
@@ -728,7 +769,6 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 		    p->proto == IPPROTO_SCTP ? GVS_S_SCTP_INIT1 : GVS_S_UDP;
 	nc->flags = GVS_CONN_F_INACTIVE | GVS_CONN_F_NOOUTPUT |
 		    (persistent ? GVS_CONN_F_CONTROLLED : 0);
-	int active = 0;
 	if (w->icmp) {
 		/* Made by an ICMP error: no state change, and
 		 * ip_vs_conn_new's first timeout (3 s). */
@@ -739,7 +779,6 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 		if (next != GVS_S_NONE && state_active(next) &&
 		    (next == GVS_S_ESTABLISHED || !under_pressure(now))) {
 			nc->flags &= ~GVS_CONN_F_INACTIVE;
-			active = 1;
 		}
 		nc->state = next;
 	}
@@ -774,8 +813,8 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 				sched_undo(svc, &w->ss);
 				if (created) {
 					struct gvs_template *t = bpf_map_lookup_elem(&templates, tk);
-					if (t && RD(t->n_control) == 0)
-						tmpl_remove(tk, t);
+					if (t)
+						tmpl_kill(tk, t);
 				}
 				verdict = XDP_DROP;
 				goto unreserve;
@@ -785,29 +824,14 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 	/* The reply entry: FULLNAT's was made by the port allocation. */
 	reply_key(rk, d->addr[0], nc->laddr[0], nc->rport, nc->lport, p->proto);
 	if (!one) {
-		/* Fill the reservation, then publish it by its dest. */
-		struct gvs_conn *c = bpf_map_lookup_elem(&conns, key);
-		if (!c) {
-			if (d->method == GVS_FWD_FULLNAT)
-				bpf_map_delete_elem(&rconns, rk);
-			ev_inc(GVS_EV_BUSY);
+		int ev = conn_publish(w, d, persistent);
+		if (ev) {
+			ev_inc(ev);
 			return XDP_DROP;
 		}
-		nc->dest = GVS_DEST_NONE;
-		*c = *nc;
-		nc->dest = did;
-		__sync_val_compare_and_swap(&c->dest, GVS_DEST_NONE, did);
-		if (d->method == GVS_FWD_MASQ &&
-		    bpf_map_update_elem(&rconns, rk, key, BPF_ANY)) {
-			bpf_map_delete_elem(&conns, key);
-			ev_inc(GVS_EV_CONN_TABLE_FULL);
-			return XDP_DROP;
-		}
+	} else {
+		dest_bind(d, BIND_INACTIVE); /* ip_vs_bind_dest, for a moment */
 	}
-	/* ip_vs_bind_dest, then set_tcp_state's move to active. */
-	dest_bind(d, BIND_INACTIVE);
-	if (active)
-		dest_set_active(d, 1);
 	stats_in(svc->id, did, p->tot_len, !w->revive);
 	if (w->revive) {
 		bpf_map_delete_elem(&evicted, key);
@@ -815,11 +839,8 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 	}
 	if (persistent) {
 		struct gvs_template *t = bpf_map_lookup_elem(&templates, tk);
-		if (t) {
-			if (!one)
-				__sync_fetch_and_add(&t->n_control, 1);
+		if (t)
 			t->expires = now + (__u64)RD(t->timeout) * NS_PER_SEC;
-		}
 	}
 	if (one) /* one-packet scheduling: gone after this datagram */
 		dest_unbind(d, BIND_INACTIVE);
