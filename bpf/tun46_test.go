@@ -18,10 +18,12 @@ var rsTun4 = netip.MustParseAddr("198.18.64.10")
 
 // outer6 is the IPv6 header ip_vs_tunnel_xmit_v6 puts before an IPv4
 // packet inner (the hop limit 64 here, as for IPv6 in IPv6).
-func outer6(inner []byte, dst netip.Addr) []byte {
+func outer6(inner []byte, dst netip.Addr) []byte { return outer6To(hopMAC, inner, dst) }
+
+func outer6To(mac [6]byte, inner []byte, dst netip.Addr) []byte {
 	tos := inner[1]
 	var b []byte
-	b = append(b, hopMAC[:]...)
+	b = append(b, mac[:]...)
 	b = append(b, dirMAC...)
 	b = append(b, 0x86, 0xdd, 0x60|tos>>4, tos<<4, 0, 0)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(inner)))
@@ -35,8 +37,12 @@ func outer6(inner []byte, dst netip.Addr) []byte {
 // outer4 is the IPv4 header ip_vs_tunnel_xmit puts before an IPv6 packet
 // inner: DF clear, protocol 41, TTL 64 (as IP-in-IP here), the id given.
 func outer4(inner []byte, dst netip.Addr, id uint16) []byte {
+	return outer4To(hopMAC, inner, dst, id)
+}
+
+func outer4To(mac [6]byte, inner []byte, dst netip.Addr, id uint16) []byte {
 	var b []byte
-	b = append(b, hopMAC[:]...)
+	b = append(b, mac[:]...)
 	b = append(b, dirMAC...)
 	b = append(b, 0x08, 0x00)
 	tclass := inner[0]<<4 | inner[1]>>4
@@ -256,5 +262,85 @@ func TestMixedFamilyNotTunnel(t *testing.T) {
 	}
 	if ev := events(t, o); ev[evFamily] != 2 {
 		t.Fatalf("family %d, want 2", ev[evFamily])
+	}
+}
+
+// Without a next hop from gvsd (dests[].ifindex 0): the outer family's
+// FIB finds the gateway and the MTU (gvs0's, 1400), and a packet beyond
+// it gets the inner family's answer with the MTU less the outer header.
+func TestTun46FIB(t *testing.T) {
+	o := loadObjects(t)
+	must(t, o.V6Config.Put(uint32(0), &Config6{TunSrc: words6(tunSrc6)}))
+	must(t, o.Config.Put(uint32(0), conf(Config{TunSrc: ip4(tunSrc)})))
+	d6 := Dest{Addr: words6(rs6), Port: htons(80), Method: fwdTunnel, Af: 6, Weight: 1, Flags: destAvailable}
+	putDest(t, o, 1, d6)
+	putService(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR, dests: []uint32{1}})
+	d4 := Dest{Port: htons(80), Method: fwdTunnel, Af: 4, Weight: 1, Flags: destAvailable}
+	d4.Addr[0] = ip4(rsTun4)
+	putDest(t, o, 2, d4)
+	putService6(t, o, svcSpec{id: 2, proto: unix.IPPROTO_TCP, addr: vip6, port: 80, sched: schedRR, dests: []uint32{2}})
+
+	inNetNS6(t, func(int) error {
+		for i, c := range []struct {
+			payload int
+			act     uint32
+		}{{1400 - 40 - 40, xdpRedirect}, {1400 - 40 - 40 + 1, xdpTX}} {
+			p := syn(netip.AddrPortFrom(client.Addr(), uint16(5000+i)), 80)
+			p.payload, p.tos = c.payload, 0x28
+			in := p.build()
+			got, out, err := runNS(o, in)
+			if err != nil {
+				return err
+			}
+			if got != c.act {
+				return fmt.Errorf("IPv4 in IPv6, %d bytes: %s", len(in)-14, actionNames[got])
+			}
+			if c.act == xdpRedirect && !bytes.Equal(out, outer6To([6]byte(gwMAC), in[14:], rs6)) {
+				return fmt.Errorf("IPv4 in IPv6 by the FIB: output\n%x", out)
+			}
+			if c.act == xdpTX {
+				if err := icmpErr(in, out, 14, 4, 1360); err != nil {
+					return fmt.Errorf("IPv4 in IPv6, too big: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+	inNetNS(t, func(int) error {
+		vp := netip.AddrPortFrom(vip6, 80)
+		for i, c := range []struct {
+			payload int
+			act     uint32
+		}{{1400 - 20 - 60, xdpRedirect}, {1400 - 20 - 60 + 1, xdpTX}} {
+			p := pkt6{srcMAC: clientMAC, dstMAC: vipMAC, src: netip.AddrPortFrom(client6.Addr(), uint16(5000+i)), dst: vp,
+				flags: tcpSYN, payload: c.payload, tclass: 0x28}
+			in := p.build()
+			got, out, err := runNS(o, in)
+			if err != nil {
+				return err
+			}
+			if got != c.act {
+				return fmt.Errorf("IPv6 in IPv4, %d bytes: %s", len(in)-14, actionNames[got])
+			}
+			if c.act == xdpRedirect {
+				if len(out) < 34 {
+					return fmt.Errorf("IPv6 in IPv4: %d bytes", len(out))
+				}
+				if want := outer4To([6]byte(gwMAC), in[14:], rsTun4, binary.BigEndian.Uint16(out[18:])); !bytes.Equal(out, want) {
+					return fmt.Errorf("IPv6 in IPv4 by the FIB: output\n%x\nwant\n%x", out, want)
+				}
+			}
+			if c.act == xdpTX {
+				q := in[14:]
+				q = q[:min(len(q), 1232)&^3]
+				if want := icmp6Frame(vipMAC, clientMAC, vip6, client6.Addr(), 2, 0, 1380, q, 64); !bytes.Equal(out, want) {
+					return fmt.Errorf("IPv6 in IPv4, too big: output\n%x\nwant\n%x", out, want)
+				}
+			}
+		}
+		return nil
+	})
+	if ev := events(t, o); ev[evFragNeeded] != 2 || ev[evNoRoute] != 0 {
+		t.Fatalf("events %v: want 2 frag needed, no no_route", ev)
 	}
 }
