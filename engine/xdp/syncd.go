@@ -172,7 +172,7 @@ func (e *Engine) syncRecord(k *bpf.ConnKey, c *bpf.Conn, withTemplate bool) []en
 // mixedFamily: a connection (af) to a server of the other family (a
 // tunnel between the families) is not synced. The kernel's sync message
 // has one family for the client, virtual and server addresses: its master
-// sends such a connection with the server's address cut to the message's
+// sends such a connection with the server's address read as the message's
 // family, and its backup, which "does not support heterogeneous pools"
 // (ip_vs_proc_conn looks the server up in the connection's family), keeps
 // it bound to no server. Sending it would only carry a wrong address.
