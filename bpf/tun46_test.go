@@ -344,3 +344,35 @@ func TestTun46FIB(t *testing.T) {
 		t.Fatalf("events %v: want 2 frag needed, no no_route", ev)
 	}
 }
+
+// An ICMP error about a tunnel packet (from a router on the way to the
+// server, to the tunnel source, quoting the outer header: protocol 4 or
+// 41) belongs to no connection: passed to the stack as it is, neither
+// translated nor forwarded.
+func TestTun46ICMPAboutTunnel(t *testing.T) {
+	o := setup6(t, 1500)
+	must(t, o.V6Config.Put(uint32(0), &Config6{TunSrc: words6(tunSrc6)}))
+	must(t, o.Config.Put(uint32(0), conf(Config{TunSrc: ip4(tunSrc)})))
+	putDest(t, o, 1, dest6(netip.AddrPortFrom(rs6, 80), fwdTunnel))
+	putService(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR, dests: []uint32{1}})
+	d := Dest{Port: htons(80), Method: fwdTunnel, Af: 4, Weight: 1, Flags: destAvailable, Ifindex: outIface, Mac: hopMAC}
+	d.Addr[0] = ip4(rsTun4)
+	putDest(t, o, 2, d)
+	putService6(t, o, svcSpec{id: 2, proto: unix.IPPROTO_TCP, addr: vip6, port: 80, sched: schedRR, dests: []uint32{2}})
+
+	in4 := syn(client, 80).build()
+	_, sent := run(t, o, in4) // IPv4 in IPv6 toward rs6
+	ptb := icmp6Frame(hopMAC, [6]byte(dirMAC), netip.MustParseAddr("2001:db8:ff::9"), tunSrc6, 2, 0, 1280, sent[14:14+68], 64)
+	if act, out := run(t, o, ptb); act != xdpPass || !bytes.Equal(out, ptb) {
+		t.Fatalf("packet too big about IPv4 in IPv6: %s", actionNames[act])
+	}
+	in6 := (pkt6{srcMAC: clientMAC, dstMAC: vipMAC, src: client6, dst: netip.AddrPortFrom(vip6, 80), flags: tcpSYN}).build()
+	_, sent = run(t, o, in6) // IPv6 in IPv4 toward rsTun4
+	fn := icmpPkt(netip.MustParseAddr("198.18.0.9"), tunSrc, 4, 1400, sent[14:14+28], 64, hopMAC, [6]byte(dirMAC))
+	if act, out := run(t, o, fn); act != xdpPass || !bytes.Equal(out, fn) {
+		t.Fatalf("fragmentation needed about IPv6 in IPv4: %s", actionNames[act])
+	}
+	if ev := events(t, o); ev[evICMP] != 0 || ev[evForward] != 2 {
+		t.Fatalf("events %v: want the 2 forwards only", ev)
+	}
+}
