@@ -204,6 +204,10 @@ __gvs_subprog int fwd_dr(struct xdp_md *ctx, const struct gvs_pkt *p,
 	return bpf_redirect(ifindex, 0);
 }
 
+/* IPv4 in IPv6, to a server of the other family (tun46.h). */
+__gvs_subprog int fwd_tun4in6(struct xdp_md *ctx, const struct gvs_pkt *p, const struct gvs_dest *d,
+			      __u64 now);
+
 /* IP-in-IP (ip_vs_tunnel_xmit): an outer IPv4 header from the director's
  * tun_src to the server, routed by the FIB. A VLAN tag of the incoming
  * frame is not kept: the FIB chooses the way out. */
@@ -278,6 +282,19 @@ __gvs_subprog int fwd_tun(struct xdp_md *ctx, const struct gvs_pkt *p,
 	if (fib.ifindex == ctx->ingress_ifindex)
 		return XDP_TX;
 	return bpf_redirect(fib.ifindex, 0);
+}
+
+/* TUN by the server's family: IPv4 in IPv4, or in IPv6. */
+static __always_inline int fwd_tun_any(struct xdp_md *ctx, const struct gvs_pkt *p,
+				       const struct gvs_dest *d, const struct gvs_config *cfg, __u64 now)
+{
+	if (d->af == 6)
+		return fwd_tun4in6(ctx, p, d, now);
+	if (d->af != 4) {
+		ev_inc(GVS_EV_FAMILY);
+		return XDP_PASS;
+	}
+	return fwd_tun(ctx, p, d, cfg, now);
 }
 
 #endif

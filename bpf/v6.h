@@ -493,6 +493,10 @@ __gvs_subprog int fwd_dr6(struct xdp_md *ctx, const struct gvs_pkt6 *p, const st
 	return bpf_redirect(ifindex, 0);
 }
 
+/* IPv6 in IPv4, to a server of the other family (tun46.h). */
+__gvs_subprog int fwd_tun6in4(struct xdp_md *ctx, const struct gvs_pkt6 *p, const struct gvs_dest *d,
+			      __u64 now);
+
 /* IPv6-in-IPv6 (ip_vs_tunnel_xmit_v6): an outer header from v6_config's
  * tun_src to the server, next header 41. */
 __gvs_subprog int fwd_tun6(struct xdp_md *ctx, const struct gvs_pkt6 *p, const struct gvs_dest *d,
@@ -560,6 +564,19 @@ __gvs_subprog int fwd_tun6(struct xdp_md *ctx, const struct gvs_pkt6 *p, const s
 	if (fib.ifindex == ctx->ingress_ifindex)
 		return XDP_TX;
 	return bpf_redirect(fib.ifindex, 0);
+}
+
+/* TUN by the server's family: IPv6 in IPv6, or in IPv4. */
+static __always_inline int fwd_tun_any6(struct xdp_md *ctx, const struct gvs_pkt6 *p,
+					const struct gvs_dest *d, __u64 now)
+{
+	if (d->af == 4)
+		return fwd_tun6in4(ctx, p, d, now);
+	if (d->af != 6) {
+		ev_inc(GVS_EV_FAMILY);
+		return XDP_PASS;
+	}
+	return fwd_tun6(ctx, p, d, now);
 }
 
 /* ---- NAT, FULLNAT ---- */
@@ -821,14 +838,14 @@ __gvs_subprog int fwd6(struct xdp_md *ctx, struct gvs_work6 *w, const struct gvs
 	struct nat_xlate6 *x = &w->x;
 	__u8 m = RD(c->method);
 
+	if (m == GVS_FWD_TUNNEL)
+		return fwd_tun_any6(ctx, p, d, now);
 	if (d->af != 6) {
 		ev_inc(GVS_EV_FAMILY);
 		return XDP_PASS;
 	}
 	if (m == GVS_FWD_ROUTE)
 		return fwd_dr6(ctx, p, d, now);
-	if (m == GVS_FWD_TUNNEL)
-		return fwd_tun6(ctx, p, d, now);
 	if (!is_nat_method(m)) {
 		ev_inc(GVS_EV_FWD_UNSUPPORTED);
 		return XDP_PASS;
@@ -1019,16 +1036,18 @@ __gvs_subprog int icmp6_in(struct xdp_md *ctx, struct gvs_work6 *w, const struct
 	struct nat_xlate6 *x = &w->x;
 	__u32 did = RD(c->dest);
 	struct gvs_dest *d = dest_get(did);
-	if (!d || !(RD(d->flags) & GVS_DEST_F_AVAILABLE) || d->af != 6)
+	if (!d || !(RD(d->flags) & GVS_DEST_F_AVAILABLE))
 		goto pass;
 	__u8 m = RD(c->method);
+	if (d->af != 6 && m != GVS_FWD_TUNNEL)
+		goto pass;
 	if (count)
 		stats_in(RD(c->svc), did, p->tot_len, 0);
 	ev_inc(GVS_EV_ICMP);
 	if (m == GVS_FWD_ROUTE)
 		return fwd_dr6(ctx, p, d, now);
 	if (m == GVS_FWD_TUNNEL)
-		return fwd_tun6(ctx, p, d, now);
+		return fwd_tun_any6(ctx, p, d, now);
 	if (!is_nat_method(m))
 		goto pass;
 	__builtin_memset(x, 0, sizeof(*x));

@@ -89,12 +89,13 @@ enum {
 	SP_BUSY,        /* another CPU is making the template */
 };
 
-/* Whether the data path forwards to d: IPv4 servers (gvsd refuses
- * others; a stale or foreign entry must not send IPv4 packets to the
- * first word of an IPv6 address) by a method it implements. */
+/* Whether the data path forwards to d: servers of the service's family
+ * (a stale or foreign entry must not send IPv4 packets to the first word
+ * of an IPv6 address), or of the other one by TUN (tun46.h), by a method
+ * it implements. */
 static __always_inline int fwd_supported_af(const struct gvs_dest *d, __u8 af)
 {
-	if (d->af != af)
+	if (d->af != af && !(d->method == GVS_FWD_TUNNEL && (d->af == 4 || d->af == 6)))
 		return 0;
 	return d->method == GVS_FWD_ROUTE || d->method == GVS_FWD_TUNNEL ||
 	       d->method == GVS_FWD_MASQ || d->method == GVS_FWD_FULLNAT;
@@ -123,14 +124,14 @@ static __always_inline int fwd(struct xdp_md *ctx, const struct gvs_pkt *p,
 {
 	__u8 m = RD(c->method);
 
+	if (m == GVS_FWD_TUNNEL)
+		return fwd_tun_any(ctx, p, d, cfg, now);
 	if (d->af != 4) {
 		ev_inc(GVS_EV_FAMILY);
 		return XDP_PASS;
 	}
 	if (m == GVS_FWD_ROUTE)
 		return fwd_dr(ctx, p, d, now);
-	if (m == GVS_FWD_TUNNEL)
-		return fwd_tun(ctx, p, d, cfg, now);
 	if (!is_nat_method(m)) {
 		ev_inc(GVS_EV_FWD_UNSUPPORTED);
 		return XDP_PASS;
@@ -439,18 +440,18 @@ __gvs_subprog int icmp_in(struct xdp_md *ctx, const struct gvs_pkt *p, const str
 		return XDP_PASS;
 	__u32 did = RD(c->dest);
 	struct gvs_dest *d = dest_get(did);
-	if (!d || !(RD(d->flags) & GVS_DEST_F_AVAILABLE) || d->af != 4) {
+	__u8 m = RD(c->method);
+	if (!d || !(RD(d->flags) & GVS_DEST_F_AVAILABLE) || (d->af != 4 && m != GVS_FWD_TUNNEL)) {
 		ev_inc(GVS_EV_PASS);
 		return XDP_PASS;
 	}
-	__u8 m = RD(c->method);
 	if (count)
 		stats_in(RD(c->svc), did, p->tot_len, 0);
 	ev_inc(GVS_EV_ICMP);
 	if (m == GVS_FWD_ROUTE)
 		return fwd_dr(ctx, p, d, now);
 	if (m == GVS_FWD_TUNNEL)
-		return fwd_tun(ctx, p, d, cfg, now);
+		return fwd_tun_any(ctx, p, d, cfg, now);
 	if (!is_nat_method(m)) {
 		ev_inc(GVS_EV_PASS);
 		return XDP_PASS;
@@ -1071,6 +1072,7 @@ int xdp_gvs(struct xdp_md *ctx)
 }
 
 #include "v6.h"
+#include "tun46.h"
 
 /*
  * gvsd's sweep drops a removed connection's hold on its template here,

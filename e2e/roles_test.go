@@ -93,6 +93,9 @@ func playRole(args []string) error {
 		n, err := c.Read(buf)
 		fmt.Println(string(buf[:n]))
 		return err
+	case "upload": // upload ADDR N: N bytes to the server, echoed back and checked (tun46_test.go)
+		n, _ := strconv.ParseInt(args[2], 10, 64)
+		return upload(args[1], n)
 	case "many": // many ADDR N: N connections open at once, each echoes its own token
 		n, _ := strconv.Atoi(args[2])
 		return manyConns(args[1], n)

@@ -13,31 +13,36 @@ import (
 	"gvs/model"
 )
 
-// The kernel takes a server of the other family for tunnelling only; this
-// data path tunnels IPv4 in IPv4 only, so it refuses that too, saying why.
+// The kernel takes a server of the other family for tunnelling only; so
+// does this data path (IPv4 in IPv6), given an IPv6 tunnel source, and
+// refuses it without one, saying why.
 func TestCheckDestFamily(t *testing.T) {
-	e := &Engine{tunSrc: netip.MustParseAddr("198.18.0.1")}
+	e := &Engine{tunSrc: netip.MustParseAddr("198.18.0.1"), tunSrc6: netip.MustParseAddr("2001:db8::2")}
+	no6 := &Engine{tunSrc: netip.MustParseAddr("198.18.0.1")}
 	svc := model.Service{ServiceKey: model.ServiceKey{Protocol: model.ProtoTCP, Addr: netip.MustParseAddr("198.18.0.100"), Port: 80, Family: model.IPv4}}
 	d := func(a string, m model.Method) model.Dest {
 		return model.Dest{Addr: netip.MustParseAddr(a), Port: 80, Method: m, Weight: 1}
 	}
 	for _, c := range []struct {
 		name string
+		e    *Engine
 		dest model.Dest
 		want error  // nil: accepted
 		msg  string // in the message
 	}{
-		{"TUN IPv4", d("198.18.1.1", model.Tunnel), nil, ""},
-		{"DR IPv4", d("198.18.1.1", model.Route), nil, ""},
-		{"NAT IPv4", d("198.18.1.1", model.Masq), nil, ""},
-		{"FULLNAT IPv4", d("198.18.1.1", model.FullNAT), nil, ""},
-		{"TUN IPv6 in IPv4", d("2001:db8::1", model.Tunnel), &model.Error{Errno: 95}, "IPv4 in IPv4"},
+		{"TUN IPv4", e, d("198.18.1.1", model.Tunnel), nil, ""},
+		{"DR IPv4", e, d("198.18.1.1", model.Route), nil, ""},
+		{"NAT IPv4", e, d("198.18.1.1", model.Masq), nil, ""},
+		{"FULLNAT IPv4", e, d("198.18.1.1", model.FullNAT), nil, ""},
+		{"TUN IPv4 in IPv6", e, d("2001:db8::1", model.Tunnel), nil, ""},
+		{"TUN IPv4 in IPv6 without an IPv6 source", no6, d("2001:db8::1", model.Tunnel), &model.Error{Errno: 95}, "IPv6 outer source"},
 		// What the kernel itself refuses keeps the kernel's answer.
-		{"DR IPv6 in IPv4", d("2001:db8::1", model.Route), model.ErrInvalid, ""},
-		{"NAT IPv6 in IPv4", d("2001:db8::1", model.Masq), model.ErrInvalid, ""},
+		{"DR IPv6 server", e, d("2001:db8::1", model.Route), model.ErrInvalid, ""},
+		{"NAT IPv6 server", e, d("2001:db8::1", model.Masq), model.ErrInvalid, ""},
+		{"FULLNAT IPv6 server", e, d("2001:db8::1", model.FullNAT), model.ErrInvalid, ""},
 	} {
 		for _, kind := range []api.OpKind{api.AddDest, api.EditDest} {
-			err := e.Check(api.Op{Op: kind, Service: svc, Dest: c.dest})
+			err := c.e.Check(api.Op{Op: kind, Service: svc, Dest: c.dest})
 			if c.want == nil {
 				if err != nil {
 					t.Errorf("%s %s: refused: %v", c.name, kind, err)
@@ -53,7 +58,8 @@ func TestCheckDestFamily(t *testing.T) {
 }
 
 // IPv6 services take IPv6 servers by every method; tunnelling needs an
-// IPv6 outer source; the other family is refused as for IPv4.
+// outer source of the server's family; the other family is taken for
+// tunnelling only, as for IPv4.
 func TestCheckDestIPv6(t *testing.T) {
 	svc := model.Service{ServiceKey: model.ServiceKey{Protocol: model.ProtoTCP, Addr: netip.MustParseAddr("2001:db8::1"), Port: 80, Family: model.IPv6}}
 	d := func(a string, m model.Method) model.Dest {
@@ -73,7 +79,9 @@ func TestCheckDestIPv6(t *testing.T) {
 		{"FULLNAT", with, d("2001:db8::11", model.FullNAT), 0, ""},
 		{"TUN", with, d("2001:db8::11", model.Tunnel), 0, ""},
 		{"TUN without an IPv6 source", without, d("2001:db8::11", model.Tunnel), 95, "IPv6 outer source"},
-		{"TUN IPv4 in IPv6", with, d("198.18.0.11", model.Tunnel), 95, "IPv6 in IPv6"},
+		{"TUN IPv6 in IPv4", with, d("198.18.0.11", model.Tunnel), 0, ""},
+		{"TUN IPv6 in IPv4 without an IPv4 source", &Engine{tunSrc6: netip.MustParseAddr("2001:db8::2")},
+			d("198.18.0.11", model.Tunnel), 95, "IPv4 outer source"},
 		{"NAT64", with, d("198.18.0.11", model.FullNAT), 22, ""},
 	} {
 		err := c.e.Check(api.Op{Op: api.AddDest, Service: svc, Dest: c.dest})

@@ -522,23 +522,23 @@ func (e *Engine) checkDest(fam model.Family, d model.Dest) error {
 	if fam == 0 {
 		fam = model.IPv4
 	}
-	// A server of the other family: IPVS takes that for tunnelling only,
-	// and this data path tunnels IPv4 in IPv4 and IPv6 in IPv6 only.
-	if model.FamilyOf(d.Addr) != fam {
-		if d.Method == model.Tunnel {
-			return engine.NotSupported("a tunnelled (-i) server of another address family than its service is not supported by the xdp engine: it tunnels IPv4 in IPv4 and IPv6 in IPv6 only")
-		}
+	// A server of the other family: IPVS takes that for tunnelling only
+	// (the data path's tun46.h: IPv4 in IPv6, IPv6 in IPv4).
+	dfam := model.FamilyOf(d.Addr)
+	if dfam != fam && d.Method != model.Tunnel {
 		return model.ErrInvalid
 	}
 	switch d.Method {
 	case model.Route:
 		return nil
 	case model.Tunnel:
-		if fam == model.IPv6 && !e.tunSrc6.IsValid() {
+		// The outer header is the server's family: it needs that
+		// family's tunnel source.
+		if dfam == model.IPv6 && !e.tunSrc6.IsValid() {
 			return engine.NotSupported("tunnelling (-i) to an IPv6 server needs an IPv6 outer source address: give gvsd --tun-src with an IPv6 address, or a global IPv6 address on its first --interface")
 		}
-		if fam == model.IPv4 && !e.tunSrc.IsValid() {
-			return engine.NotSupported("tunnelling (-i) needs an outer source address: give gvsd --tun-src, or an IPv4 address on its first --interface")
+		if dfam == model.IPv4 && !e.tunSrc.IsValid() {
+			return engine.NotSupported("tunnelling (-i) to an IPv4 server needs an IPv4 outer source address: give gvsd --tun-src with an IPv4 address, or an IPv4 address on its first --interface")
 		}
 		return nil
 	case model.Masq, model.FullNAT:

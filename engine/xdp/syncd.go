@@ -137,7 +137,7 @@ func (e *Engine) syncRecord(k *bpf.ConnKey, c *bpf.Conn, withTemplate bool) []en
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	dest, ok := e.syncDestAddr(c.Dest)
-	if !ok {
+	if !ok || mixedFamily(dest, k.Af) {
 		return nil
 	}
 	var out []engine.SyncConn
@@ -169,6 +169,17 @@ func (e *Engine) syncRecord(k *bpf.ConnKey, c *bpf.Conn, withTemplate bool) []en
 	return append(out, sc)
 }
 
+// mixedFamily: a connection (af) to a server of the other family (a
+// tunnel between the families) is not synced. The kernel's sync message
+// has one family for the client, virtual and server addresses: its master
+// sends such a connection with the server's address read as the message's
+// family, and its backup, which "does not support heterogeneous pools"
+// (ip_vs_proc_conn looks the server up in the connection's family), keeps
+// it bound to no server. Sending it would only carry a wrong address.
+func mixedFamily(dest netip.AddrPort, af uint8) bool {
+	return uint8(model.FamilyOf(dest.Addr())) != af
+}
+
 // syncDestAddr is a server's address and port (under e.mu).
 func (e *Engine) syncDestAddr(id uint32) (netip.AddrPort, bool) {
 	ref, ok := e.destKeys[id]
@@ -191,7 +202,7 @@ func (e *Engine) syncTemplateOf(k bpf.ConnKey, svc uint32) (engine.SyncConn, boo
 
 func (e *Engine) syncTemplate(tk *bpf.ConnKey, tv *bpf.Template) (engine.SyncConn, bool) {
 	dest, ok := e.syncDestAddr(tv.Dest)
-	if tv.Dest == destNone || !ok {
+	if tv.Dest == destNone || !ok || mixedFamily(dest, tk.Af) {
 		return engine.SyncConn{}, false
 	}
 	if tk.Vport == 0 {

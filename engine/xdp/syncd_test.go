@@ -279,3 +279,46 @@ func TestInstallSyncedIPv6(t *testing.T) {
 		t.Fatalf("exported %+v", out)
 	}
 }
+
+// A connection tunnelled to a server of the other family is not sent to
+// the backups (nor its template): the sync message has one family (see
+// mixedFamily). The same service's same-family server's are.
+func TestSyncMixedFamily(t *testing.T) {
+	e := syncEngine(t)
+	e.tunSrc, e.tunSrc6 = netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("2001:db8::2")
+	svc := model.Service{ServiceKey: model.ServiceKey{Protocol: model.ProtoTCP, Addr: netip.MustParseAddr("198.18.0.100"), Port: 80, Family: model.IPv4},
+		Scheduler: "rr", Flags: model.FlagPersistent, Timeout: 300, Netmask: 0xffffffff}
+	if err := e.AddService(svc); err != nil {
+		t.Fatal(err)
+	}
+	same := model.Dest{Addr: netip.MustParseAddr("198.18.1.1"), Port: 80, Method: model.Tunnel, Weight: 1}
+	other := model.Dest{Addr: netip.MustParseAddr("2001:db8:1::1"), Port: 80, Method: model.Tunnel, Weight: 1}
+	for _, d := range []model.Dest{same, other} {
+		if err := e.AddDest(svc.ServiceKey, d); err != nil {
+			t.Fatalf("%s: %v", d.Addr, err)
+		}
+	}
+	for i, d := range []model.Dest{same, other} {
+		id := e.destIDs[svc.ServiceKey][d.AddrPort()]
+		client := netip.AddrFrom4([4]byte{198, 19, 0, byte(1 + i)})
+		key := bpf.ConnKey{Caddr: addrWords(client), Vaddr: addrWords(svc.Addr), Cport: htons(40000), Vport: htons(80), Proto: 6, Af: 4}
+		c := bpf.Conn{Dest: id, Svc: e.svcIDs[svc.ServiceKey], Method: uint8(model.Tunnel), State: uint8(conn.Established),
+			Timeout: 900, Flags: connControlled}
+		tk := key
+		tk.Cport = 0
+		tv := bpf.Template{Dest: id, Svc: c.Svc, Timeout: 300, N_control: 1}
+		if err := e.objs.Templates.Put(&tk, &tv); err != nil {
+			t.Fatal(err)
+		}
+		out := e.syncRecord(&key, &c, true)
+		if d == same && (len(out) != 2 || !out[0].Template || out[1].Dest != d.AddrPort()) {
+			t.Fatalf("same family: exported %+v", out)
+		}
+		if d == other && len(out) != 0 {
+			t.Fatalf("other family: exported %+v", out)
+		}
+		if _, ok := e.syncTemplate(&tk, &tv); ok != (d == same) {
+			t.Fatalf("%s: template exported %v", d.Addr, ok)
+		}
+	}
+}
