@@ -385,6 +385,13 @@ enum gvs_event {
 				* HIP, shim6, experimental): passed */
 	GVS_EV_V6_FRAG,        /* an IPv6 fragment (not an atomic one):
 				* passed to the stack */
+	GVS_EV_NAT64_UNSUPPORTED, /* a packet of a NAT64 connection the
+				* translator does not carry (an IPv6
+				* fragment or extension header, IPv4
+				* fragment or options, UDP without a
+				* checksum from the server): dropped */
+	GVS_EV_NAT64_ICMP,     /* an ICMP error about a NAT64 connection
+				* (not translated): dropped */
 	GVS_EV_MAX,
 };
 

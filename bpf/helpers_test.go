@@ -73,6 +73,8 @@ const (
 	evFwmPass
 	evV6Ext
 	evV6Frag
+	evNAT64Unsupported
+	evNAT64ICMP
 	evMax
 )
 
