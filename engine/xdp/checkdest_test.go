@@ -52,8 +52,9 @@ func TestCheckDestFamily(t *testing.T) {
 	}
 }
 
-// IPv6 services take IPv6 servers by every method; tunnelling needs an
-// IPv6 outer source; the other family is refused as for IPv4.
+// IPv6 services take IPv6 servers by every method, and IPv4 ones by
+// FULLNAT (NAT64); tunnelling needs an IPv6 outer source; the other
+// family is refused otherwise, as for IPv4.
 func TestCheckDestIPv6(t *testing.T) {
 	svc := model.Service{ServiceKey: model.ServiceKey{Protocol: model.ProtoTCP, Addr: netip.MustParseAddr("2001:db8::1"), Port: 80, Family: model.IPv6}}
 	d := func(a string, m model.Method) model.Dest {
@@ -74,7 +75,12 @@ func TestCheckDestIPv6(t *testing.T) {
 		{"TUN", with, d("2001:db8::11", model.Tunnel), 0, ""},
 		{"TUN without an IPv6 source", without, d("2001:db8::11", model.Tunnel), 95, "IPv6 outer source"},
 		{"TUN IPv4 in IPv6", with, d("198.18.0.11", model.Tunnel), 95, "IPv6 in IPv6"},
-		{"NAT64", with, d("198.18.0.11", model.FullNAT), 22, ""},
+		// FULLNAT translates an IPv6 service's packets for IPv4
+		// servers (NAT64, bpf/nat64.h); NAT and DR keep the family.
+		{"NAT64", with, d("198.18.0.11", model.FullNAT), 0, ""},
+		{"NAT64 without an IPv6 tunnel source", without, d("198.18.0.11", model.FullNAT), 0, ""},
+		{"NAT IPv4 in IPv6", with, d("198.18.0.11", model.Masq), 22, ""},
+		{"DR IPv4 in IPv6", with, d("198.18.0.11", model.Route), 22, ""},
 	} {
 		err := c.e.Check(api.Op{Op: api.AddDest, Service: svc, Dest: c.dest})
 		if c.errno == 0 {

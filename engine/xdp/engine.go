@@ -493,7 +493,9 @@ func checkService(s model.Service) error {
 const maxLocalAddrs6 = 4
 
 // checkLocalAddr refuses a fifth IPv6 FULLNAT local address: the data
-// path's pool (gvs_svc.laddrs) holds 16 IPv4 or 4 IPv6 addresses.
+// path's pool (gvs_svc.laddrs) holds 16 IPv4 or 4 IPv6 addresses. An
+// IPv6 service's IPv4 addresses (NAT64) are in laddrs4, 16 of them, as
+// many as the model takes.
 func (e *Engine) checkLocalAddr(k model.ServiceKey, a netip.Addr) error {
 	if !a.Is6() {
 		return nil
@@ -501,7 +503,11 @@ func (e *Engine) checkLocalAddr(k model.ServiceKey, a netip.Addr) error {
 	n := 0
 	e.Do(func(v *ipvs.IPVS) {
 		if s := v.Service(k); s != nil {
-			n = len(s.LocalAddrs())
+			for _, l := range s.LocalAddrs() {
+				if l.Is6() {
+					n++
+				}
+			}
 		}
 	})
 	if n >= maxLocalAddrs6 {
@@ -517,8 +523,13 @@ func (e *Engine) checkDest(fam model.Family, d model.Dest) error {
 		fam = model.IPv4
 	}
 	// A server of the other family: IPVS takes that for tunnelling only,
-	// and this data path tunnels IPv4 in IPv4 and IPv6 in IPv6 only.
+	// and this data path tunnels IPv4 in IPv4 and IPv6 in IPv6 only; an
+	// IPv6 service's IPv4 FULLNAT server is translated (NAT64,
+	// bpf/nat64.h).
 	if model.FamilyOf(d.Addr) != fam {
+		if fam == model.IPv6 && d.Method == model.FullNAT && d.Addr.Is4() {
+			return nil
+		}
 		if d.Method == model.Tunnel {
 			return engine.NotSupported("a tunnelled (-i) server of another address family than its service is not supported by the xdp engine: it tunnels IPv4 in IPv4 and IPv6 in IPv6 only")
 		}
