@@ -406,8 +406,9 @@ static __always_inline void reply_key6(struct gvs_conn_key *rk, const __u32 *rad
 }
 
 /* Drop a connection's reply entry if it is still the connection's (a
- * later NAT connection may have taken the same reply tuple). raddr and
- * laddr are 4 words (an IPv4 address in the first). */
+ * later NAT connection may have taken the same reply tuple) of server d.
+ * laddr is 4 words (an IPv4 address in the first). The reply key has the
+ * server's family (a NAT64 connection's key is IPv6, its replies IPv4). */
 /* 16 bytes of address, for a global function's pointer argument (its
  * size is the pointee's). */
 struct gvs_a16 {
@@ -416,16 +417,16 @@ struct gvs_a16 {
 
 /* A global function: verified once, not at every place a connection is
  * removed (the IPv4 program is near the verifier's limit). */
-__attribute__((noinline)) int reply_remove(const struct gvs_conn_key *key, const struct gvs_a16 *ra,
+__attribute__((noinline)) int reply_remove(const struct gvs_conn_key *key, const struct gvs_dest *d,
 					   const struct gvs_a16 *la, __u16 rport, __u16 lport)
 {
 	struct gvs_conn_key rk;
 
-	if (!key || !ra || !la)
+	if (!key || !d || !la)
 		return 0;
-	const __u32 *raddr = ra->a, *laddr = la->a;
+	const __u32 *raddr = d->addr, *laddr = la->a;
 
-	if (key->af == 6)
+	if (d->af == 6) /* the server's family: NAT64's replies are IPv4 */
 		reply_key6(&rk, raddr, laddr, rport, lport, key->proto);
 	else
 		reply_key(&rk, raddr[0], laddr[0], rport, lport, key->proto);
@@ -491,7 +492,7 @@ static __always_inline void conn_remove_ex(struct gvs_conn_key *key, struct gvs_
 	if (d)
 		dest_unbind(d, (flags & GVS_CONN_F_INACTIVE) ? BIND_INACTIVE : BIND_ACTIVE);
 	if (d && (flags & GVS_CONN_F_NAT))
-		reply_remove(key, (const struct gvs_a16 *)d->addr, &laddr, rport, lport);
+		reply_remove(key, d, &laddr, rport, lport);
 	if (flags & GVS_CONN_F_CONTROLLED)
 		tmpl_release(key, svc, drop_idle_tmpl);
 }

@@ -401,6 +401,13 @@ enum gvs_event {
 	GVS_EV_REVIVED,        /* a handshake evicted for room, completed
 				* by its client: made again to its server
 				* (the evicted map) */
+	GVS_EV_NAT64_UNSUPPORTED, /* a packet of a NAT64 connection the
+				* translator does not carry (an IPv6
+				* fragment or extension header, IPv4
+				* fragment or options, UDP without a
+				* checksum from the server): dropped */
+	GVS_EV_NAT64_ICMP,     /* an ICMP error about a NAT64 connection
+				* (not translated): dropped */
 	GVS_EV_MAX,
 };
 

@@ -157,6 +157,12 @@ type gvsGvsIfmac struct {
 	Mtu uint32
 }
 
+type gvsGvsLaddrs4 struct {
+	_     structs.HostLayout
+	N     uint32
+	Addrs [16]uint32
+}
+
 type gvsGvsLblc struct {
 	_       structs.HostLayout
 	Lastuse uint64
@@ -429,6 +435,7 @@ const (
 	gvsMapHashTables          = "hash_tables"
 	gvsMapIcmpRate            = "icmp_rate"
 	gvsMapIfmacs              = "ifmacs"
+	gvsMapLaddrs4             = "laddrs4"
 	gvsMapLblc                = "lblc"
 	gvsMapLblcr               = "lblcr"
 	gvsMapLportScratch        = "lport_scratch"
@@ -529,6 +536,7 @@ type gvsMapSpecs struct {
 	HashTables   *ebpf.MapSpec `ebpf:"hash_tables"`
 	IcmpRate     *ebpf.MapSpec `ebpf:"icmp_rate"`
 	Ifmacs       *ebpf.MapSpec `ebpf:"ifmacs"`
+	Laddrs4      *ebpf.MapSpec `ebpf:"laddrs4"`
 	Lblc         *ebpf.MapSpec `ebpf:"lblc"`
 	Lblcr        *ebpf.MapSpec `ebpf:"lblcr"`
 	LportScratch *ebpf.MapSpec `ebpf:"lport_scratch"`
@@ -597,6 +605,7 @@ type gvsMaps struct {
 	HashTables   *ebpf.Map `ebpf:"hash_tables"`
 	IcmpRate     *ebpf.Map `ebpf:"icmp_rate"`
 	Ifmacs       *ebpf.Map `ebpf:"ifmacs"`
+	Laddrs4      *ebpf.Map `ebpf:"laddrs4"`
 	Lblc         *ebpf.Map `ebpf:"lblc"`
 	Lblcr        *ebpf.Map `ebpf:"lblcr"`
 	LportScratch *ebpf.Map `ebpf:"lport_scratch"`
@@ -641,6 +650,7 @@ func (m *gvsMaps) Close() error {
 		m.HashTables,
 		m.IcmpRate,
 		m.Ifmacs,
+		m.Laddrs4,
 		m.Lblc,
 		m.Lblcr,
 		m.LportScratch,

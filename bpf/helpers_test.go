@@ -74,6 +74,8 @@ const (
 	evV6Ext
 	evV6Frag
 	evRevived
+	evNAT64Unsupported
+	evNAT64ICMP
 	evMax
 )
 

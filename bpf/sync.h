@@ -246,7 +246,7 @@ int gvs_sync_install(struct gvs_sync_in *ctx)
 	dest_bind(d, (ncp->flags & GVS_CONN_F_INACTIVE) ? BIND_INACTIVE : BIND_ACTIVE);
 	if (nat) {
 		struct gvs_conn_key rk;
-		if (k.af == 6)
+		if (d->af == 6) /* the server's family: NAT64's replies are IPv4 */
 			reply_key6(&rk, d->addr, a.laddr, a.rport, a.lport, k.proto);
 		else
 			reply_key(&rk, d->addr[0], a.laddr[0], a.rport, a.lport, k.proto);

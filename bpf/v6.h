@@ -811,6 +811,8 @@ __gvs_subprog int lport_alloc6(const struct gvs_conn_key *fk, const struct gvs_s
 	return -1;
 }
 
+#include "nat64.h"
+
 /* ---- the packet path ---- */
 
 /* The IPv4-shaped view of an IPv6 packet the shared code reads: folded
@@ -840,6 +842,8 @@ __gvs_subprog int fwd6(struct xdp_md *ctx, struct gvs_work6 *w, const struct gvs
 
 	if (m == GVS_FWD_TUNNEL)
 		return fwd_tun_any6(ctx, p, d, now);
+	if (d->af == 4 && m == GVS_FWD_FULLNAT)
+		return nat64_xmit(ctx, p, d, c, now);
 	if (d->af != 6) {
 		ev_inc(GVS_EV_FAMILY);
 		return XDP_PASS;
@@ -1036,6 +1040,10 @@ __gvs_subprog int icmp6_in(struct xdp_md *ctx, struct gvs_work6 *w, const struct
 	struct nat_xlate6 *x = &w->x;
 	__u32 did = RD(c->dest);
 	struct gvs_dest *d = dest_get(did);
+	if (d && d->af == 4 && RD(c->method) == GVS_FWD_FULLNAT) {
+		ev_inc(GVS_EV_NAT64_ICMP); /* not translated (nat64.h) */
+		return XDP_DROP;
+	}
 	if (!d || !(RD(d->flags) & GVS_DEST_F_AVAILABLE))
 		goto pass;
 	__u8 m = RD(c->method);
@@ -1218,6 +1226,12 @@ found:
 		nc->lport = p6->sport;
 		if (!one)
 			nc->flags |= GVS_CONN_F_NAT;
+		if (d->method == GVS_FWD_FULLNAT && d->af == 4) {
+			/* NAT64: an IPv4 local address and port. */
+			if (!nat64_laddr(ctx, w, svc->id, d, one))
+				goto allocated;
+			goto no_lport;
+		}
 		if (d->method == GVS_FWD_FULLNAT) {
 			/* The route's source without a pool: in x's icmp_src,
 			 * free until the packet is translated. */
@@ -1233,6 +1247,7 @@ found:
 			} else {
 				if (!lport_alloc6(key, svc, d, route, nc))
 					goto allocated;
+no_lport:
 				ev_inc(GVS_EV_NO_LPORT);
 				sched_undo(svc, &w->w.ss);
 				if (created) {
@@ -1246,7 +1261,10 @@ found:
 		}
 	}
 allocated:
-	reply_key6(rk, d->addr, nc->laddr, nc->rport, nc->lport, p6->proto);
+	if (d->af == 4) /* NAT64: the reply is IPv4 */
+		reply_key(rk, d->addr[0], nc->laddr[0], nc->rport, nc->lport, p6->proto);
+	else
+		reply_key6(rk, d->addr, nc->laddr, nc->rport, nc->lport, p6->proto);
 	if (!one) {
 		int ev = conn_publish(&w->w, d, persistent);
 		if (ev) {

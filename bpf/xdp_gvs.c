@@ -91,12 +91,17 @@ enum {
 
 /* Whether the data path forwards to d: servers of the service's family
  * (a stale or foreign entry must not send IPv4 packets to the first word
- * of an IPv6 address), or of the other one by TUN (tun46.h), by a method
- * it implements. */
+ * of an IPv6 address), or of the other one by TUN (tun46.h), or an IPv6
+ * service's IPv4 FULLNAT ones (nat64.h), by a method it implements. */
 static __always_inline int fwd_supported_af(const struct gvs_dest *d, __u8 af)
 {
-	if (d->af != af && !(d->method == GVS_FWD_TUNNEL && (d->af == 4 || d->af == 6)))
-		return 0;
+	if (d->af != af) {
+		/* TUN between the families; NAT64: an IPv6 service's IPv4
+		 * FULLNAT server. */
+		if (d->method == GVS_FWD_TUNNEL)
+			return d->af == 4 || d->af == 6;
+		return af == 6 && d->af == 4 && d->method == GVS_FWD_FULLNAT;
+	}
 	return d->method == GVS_FWD_ROUTE || d->method == GVS_FWD_TUNNEL ||
 	       d->method == GVS_FWD_MASQ || d->method == GVS_FWD_FULLNAT;
 }
@@ -391,6 +396,10 @@ __gvs_subprog int icmp_conn(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 	struct gvs_conn_key *fk = nat_src_maybe(p->in_daddr) ? bpf_map_lookup_elem(&rconns, &k) : 0;
 	if (fk) {
 		struct gvs_conn_key f = *fk;
+		if (f.af == 6) { /* a NAT64 connection's: not translated */
+			ev_inc(GVS_EV_NAT64_ICMP);
+			return XDP_DROP;
+		}
 		struct gvs_conn *c = bpf_map_lookup_elem(&conns, &f);
 		/* As in out_conn: the connection must still own this tuple. */
 		if (!c || RD(c->expires) <= now || !(RD(c->flags) & GVS_CONN_F_NAT) ||
@@ -943,6 +952,9 @@ static __always_inline int icmp_schedule(struct xdp_md *ctx, struct gvs_work *w,
 	return v;
 }
 
+/* A reply of a NAT64 connection (nat64.h, after v6.h). */
+__gvs_subprog int nat64_reply(struct xdp_md *ctx, struct gvs_work *w, __u64 now);
+
 static __always_inline int xdp_gvs_pkt(struct xdp_md *ctx, struct gvs_work *w)
 {
 	__u32 zero = 0;
@@ -1020,6 +1032,8 @@ static __always_inline int xdp_gvs_pkt(struct xdp_md *ctx, struct gvs_work *w)
 			if (fk) {
 				/* A copy: the entry may be reused under us. */
 				w->tk = *fk;
+				if (w->tk.af == 6) /* NAT64 (nat64.h) */
+					return nat64_reply(ctx, w, now);
 				return out_conn(ctx, p, &w->tk, now, to, cfg);
 			}
 			if (cfg->nat_icmp_send) {

@@ -366,9 +366,11 @@ func (v *IPVS) SetAllow(k model.ServiceKey, list []netip.Prefix) error {
 }
 
 // NextLocalAddr is the source address of a new connection's traffic to
-// its real server: for FULLNAT, the next address of its service's pool in
-// round robin. ok is false when the engine should use the director's own
-// address: another method, or no pool.
+// its real server: for FULLNAT, the next address of its service's pool of
+// the server's family (an IPv6 service's pool may hold IPv4 addresses for
+// its IPv4 servers, NAT64) in round robin. ok is false when the engine
+// should use the director's own address: another method, or no pool
+// address of the server's family.
 func (v *IPVS) NextLocalAddr(c *Conn) (a netip.Addr, ok bool) {
 	if c.Method != model.FullNAT || c.Template {
 		return a, false
@@ -377,12 +379,18 @@ func (v *IPVS) NextLocalAddr(c *Conn) (a netip.Addr, ok bool) {
 	if s == nil || len(s.localAddrs) == 0 {
 		return a, false
 	}
-	if s.localNext >= len(s.localAddrs) {
-		s.localNext = 0
+	n := len(s.localAddrs)
+	for range n {
+		if s.localNext >= n {
+			s.localNext = 0
+		}
+		a = s.localAddrs[s.localNext]
+		s.localNext = (s.localNext + 1) % n
+		if !c.Dest.IsValid() || a.Is4() == c.Dest.Addr().Is4() {
+			return a, true
+		}
 	}
-	a = s.localAddrs[s.localNext]
-	s.localNext = (s.localNext + 1) % len(s.localAddrs)
-	return a, true
+	return netip.Addr{}, false
 }
 
 // Zero is ipvsadm -Z: all counters, or one service's (with its servers').

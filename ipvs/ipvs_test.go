@@ -349,7 +349,7 @@ func TestLocalAddrErrors(t *testing.T) {
 		{"no service", nil, false, missing, "198.18.3.1", model.ErrServiceNotDefined},
 		{"del no service", nil, true, missing, "198.18.3.1", model.ErrServiceNotDefined},
 		{"other family", nil, false, k, "2001:db8::3:1", model.ErrInvalid},
-		{"other family 6", nil, false, k6, "198.18.3.1", model.ErrInvalid},
+		{"IPv4 in an IPv6 pool (NAT64)", nil, false, k6, "198.18.3.1", nil},
 		{"unspecified", nil, false, k, "0.0.0.0", model.ErrInvalid},
 		{"multicast", nil, false, k, "239.1.1.1", model.ErrInvalid},
 		{"zero address", nil, false, k, "", model.ErrInvalid},
@@ -468,5 +468,41 @@ func TestNextLocalAddr(t *testing.T) {
 		"198.18.3.3", "198.18.3.1", "198.18.3.3", "198.18.3.3", "-"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got  %v\nwant %v", got, want)
+	}
+}
+
+// An IPv6 service's pool may hold IPv4 addresses for its IPv4 FULLNAT
+// servers (NAT64): a server takes the pool's addresses of its family in
+// round robin, none when the pool has none of them.
+func TestNextLocalAddrNAT64(t *testing.T) {
+	v := New(Options{})
+	k := svcKey(model.ProtoTCP, "[2001:db8::1]:80")
+	mustOK(t, v.AddService(model.Service{ServiceKey: k, Scheduler: "rr"}))
+	mustOK(t, v.AddDest(k, model.Dest{Addr: netip.MustParseAddr("198.18.2.1"), Port: 8080, Method: model.FullNAT, Weight: 1}))
+	for _, a := range addrs("2001:db8:ff::1", "198.18.3.1", "2001:db8:ff::2", "198.18.3.2") {
+		mustOK(t, v.AddLocalAddr(k, a))
+	}
+	var got []string
+	for port := range uint16(3) {
+		c, verdict := v.In(Packet{Protocol: model.ProtoTCP, Src: netip.AddrPortFrom(netip.MustParseAddr("2001:db8:5::1"), 1000+port),
+			Dst: netip.AddrPortFrom(k.Addr, 80), TCPFlags: conn.SYN}, t0)
+		if verdict != Forward {
+			t.Fatalf("verdict %v", verdict)
+		}
+		a, ok := v.NextLocalAddr(c)
+		if !ok {
+			t.Fatal("no local address")
+		}
+		got = append(got, a.String())
+	}
+	if want := []string{"198.18.3.1", "198.18.3.2", "198.18.3.1"}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for _, a := range addrs("198.18.3.1", "198.18.3.2") {
+		mustOK(t, v.DelLocalAddr(k, a))
+	}
+	c, _ := v.In(Packet{Protocol: model.ProtoTCP, Src: netip.MustParseAddrPort("[2001:db8:5::1]:2000"), Dst: netip.AddrPortFrom(k.Addr, 80), TCPFlags: conn.SYN}, t0)
+	if a, ok := v.NextLocalAddr(c); ok {
+		t.Errorf("an IPv6 pool gave the IPv4 server %v", a)
 	}
 }

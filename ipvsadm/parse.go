@@ -269,7 +269,10 @@ func (p Parser) parse(args []string) (*Command, *Error) {
 		if s.fwmark == 0 && (s.method == model.Tunnel || s.method == model.Route) {
 			s.dest.port = s.ep.port
 		}
-		if s.dest.af != s.ep.af && s.method != model.Tunnel {
+		// gvs: and an IPv6 service's IPv4 FULLNAT servers (NAT64, as
+		// DPVS's ipvsadm takes them).
+		nat64 := s.method == model.FullNAT && s.ep.af == model.IPv6 && s.dest.af == model.IPv4
+		if s.dest.af != s.ep.af && s.method != model.Tunnel && !nat64 {
 			return nil, fail("Different address family is allowed only for tunneling servers")
 		}
 		if s.options&(OptTunType|OptTunPort|OptTunNoCsum|OptTunCsum|OptTunRemCsum) != 0 && s.method != model.Tunnel {

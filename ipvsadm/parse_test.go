@@ -143,6 +143,9 @@ func TestParseValid(t *testing.T) {
 			Dest: rs("198.18.1.10", 8080, model.Masq, 0)}},
 		{"-a -t 198.18.0.1:80 -r 198.18.1.10:8080 --fullnat", &Command{Kind: KindAddDest, Service: tcp("198.18.0.1", 80),
 			Dest: rs("198.18.1.10", 8080, model.FullNAT, 1)}},
+		// NAT64: an IPv6 service's IPv4 FULLNAT server.
+		{"-a -t [2001:db8::1]:80 -r 198.18.1.10:8080 --fullnat", &Command{Kind: KindAddDest, Service: tcp("2001:db8::1", 80),
+			Dest: rs("198.18.1.10", 8080, model.FullNAT, 1)}},
 		{"--add-server --udp-service 10.33.46.64:9999 --real-server 10.33.46.68:9999 --masquerading --weight 1",
 			&Command{Kind: KindAddDest, Service: udp("10.33.46.64", 9999), Dest: rs("10.33.46.68", 9999, model.Masq, 1)}},
 		{"-a -t 198.18.0.1:80 -r 198.18.1.10 -m -x 100 -y 50", &Command{Kind: KindAddDest, Service: tcp("198.18.0.1", 80),
@@ -330,6 +333,7 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"-A", "-t", "1.2.3.4:80", "-o"}, "One-Packet Scheduling is only for UDP virtual services", 2},
 		{[]string{"-a", "-f", "1", "-r", "2001:db8::1"}, "Different address family is allowed only for tunneling servers", 2},
 		{[]string{"-a", "-t", "[2001:db8::1]:80", "-r", "1.2.3.4", "-m"}, "Different address family is allowed only for tunneling servers", 2},
+		{[]string{"-a", "-t", "1.2.3.4:80", "-r", "[2001:db8::1]:80", "--fullnat"}, "Different address family is allowed only for tunneling servers", 2},
 		{[]string{"-a", "-t", "1.2.3.4:80", "-r", "5.6.7.8", "--tun-type", "gue"}, "Tunnel options conflict with forward method", 2},
 		{[]string{"-a", "-t", "1.2.3.4:80", "-r", "5.6.7.8", "-m", "--tun-csum"}, "Tunnel options conflict with forward method", 2},
 		{[]string{"-a", "-t", "1.2.3.4:80", "-r", "5.6.7.8", "-i", "--tun-port", "5000"}, "Illegal 'tun-port' option with the 'ipip' tunnel type", 2},

@@ -518,6 +518,11 @@ func TestValidateDest(t *testing.T) {
 		{"IPv4 dest DR in IPv6 service", svc6, d(rip4a, 53, model.Route, 1), model.ErrInvalid, ""},
 		{"IPv4 dest NAT in IPv6 fwmark service", fw6, d(rip4a, 0, model.Masq, 1), model.ErrInvalid, ""},
 		{"IPv6 dest FullNAT in IPv4 service", svc4, d(rip6a, 80, model.FullNAT, 1), model.ErrInvalid, ""},
+		// gvs (and DPVS): FULLNAT from an IPv6 service to IPv4 servers
+		// (NAT64); not the reverse.
+		{"IPv4 dest FullNAT in IPv6 service (NAT64)", svc6, d(rip4a, 53, model.FullNAT, 1), nil, ""},
+		{"IPv4 dest FullNAT in IPv6 fwmark service (NAT64)", fw6, d(rip4a, 0, model.FullNAT, 1), nil, ""},
+		{"NAT64 and weight -1", svc6, d(rip4a, 53, model.FullNAT, -1), model.ErrRange, ""},
 		// The family check comes before the ERANGE checks in the kernel
 		// (ip_vs_genl_set_cmd before ip_vs_add_dest).
 		{"mixed family DR and weight -1", svc4, d(rip6a, 80, model.Route, -1), model.ErrInvalid, ""},
@@ -560,7 +565,8 @@ func TestValidateDest(t *testing.T) {
 }
 
 // TestValidateLocalAddr: the pool takes unicast addresses of the
-// service's family.
+// service's family, and an IPv6 service's IPv4 ones (for its IPv4 FULLNAT
+// servers, NAT64).
 func TestValidateLocalAddr(t *testing.T) {
 	svc4, svc6, fw6 := tcp4(80), udp6(53), fwm(1, model.IPv6)
 	for _, tc := range []struct {
@@ -575,7 +581,10 @@ func TestValidateLocalAddr(t *testing.T) {
 		{"loopback", svc4, netip.MustParseAddr("127.0.0.2"), nil},
 		{"zero", svc4, netip.Addr{}, model.ErrInvalid},
 		{"other family", svc4, netip.MustParseAddr("2001:db8::50"), model.ErrInvalid},
-		{"other family 6", svc6, netip.MustParseAddr("198.18.0.50"), model.ErrInvalid},
+		{"IPv4 in an IPv6 pool (NAT64)", svc6, netip.MustParseAddr("198.18.0.50"), nil},
+		{"IPv4 in an IPv6 fwmark pool (NAT64)", fw6, netip.MustParseAddr("198.18.0.50"), nil},
+		{"IPv4 loopback in an IPv6 pool", svc6, netip.MustParseAddr("127.0.0.2"), nil},
+		{"IPv4 multicast in an IPv6 pool", svc6, netip.MustParseAddr("224.0.0.1"), model.ErrInvalid},
 		{"v4-mapped", svc6, netip.MustParseAddr("::ffff:198.18.0.50"), model.ErrInvalid},
 		{"zone", svc6, netip.MustParseAddr("fe80::1%eth0"), model.ErrInvalid},
 		{"unspecified", svc4, netip.IPv4Unspecified(), model.ErrInvalid},

@@ -90,8 +90,10 @@ func ValidateDest(svc Service, d Dest) error {
 	default:
 		return ErrInvalid
 	}
-	// Only tunnelling can carry one family inside the other.
-	if FamilyOf(d.Addr) != svc.Family && d.Method != Tunnel {
+	// Only tunnelling can carry one family inside the other, and
+	// FULLNAT translate an IPv6 service's packets for an IPv4 server
+	// (NAT64, as DPVS does): it owns both sides' addresses.
+	if FamilyOf(d.Addr) != svc.Family && d.Method != Tunnel && !NAT64(svc, d) {
 		return ErrInvalid
 	}
 	if d.Weight < 0 || d.LThreshold > d.UThreshold {
@@ -103,11 +105,21 @@ func ValidateDest(svc Service, d Dest) error {
 	return nil
 }
 
+// NAT64 says whether d is an IPv4 FULLNAT server of IPv6 service svc.
+func NAT64(svc Service, d Dest) bool {
+	return svc.Family == IPv6 && d.Method == FullNAT && d.Addr.Is4()
+}
+
 // ValidateLocalAddr checks an address for the FULLNAT local address pool
 // of service svc: a unicast address of the service's family (the source
-// address of packets toward the real servers, which have that family).
+// address of packets toward the real servers, which have that family),
+// or an IPv4 one for an IPv6 service (the source toward its IPv4 servers,
+// NAT64). A server uses the pool's addresses of its own family.
 func ValidateLocalAddr(svc Service, a netip.Addr) error {
-	if !a.IsValid() || a.Zone() != "" || a.Is4In6() || FamilyOf(a) != svc.Family || !unicast(a) {
+	if !a.IsValid() || a.Zone() != "" || a.Is4In6() || !unicast(a) {
+		return ErrInvalid
+	}
+	if FamilyOf(a) != svc.Family && !(svc.Family == IPv6 && a.Is4()) {
 		return ErrInvalid
 	}
 	return nil

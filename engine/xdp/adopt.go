@@ -80,6 +80,22 @@ func (e *Engine) Pinned() ([]api.Op, error) {
 				Addr: wordsAddr(d.Addr, d.Af), Port: htons(d.Port), Method: model.Method(d.Method),
 				Weight: d.Weight, UThreshold: d.U_threshold, LThreshold: d.L_threshold}})
 		}
+		if p.key.Family == model.IPv6 {
+			// Four words an address (copyLocalAddrs), then the IPv4
+			// ones of laddrs4 (NAT64).
+			for i := range min(sv.Nladdrs, maxLocalAddrs6) {
+				ops = append(ops, api.Op{Op: api.AddLocalAddr, Service: key,
+					LocalAddr: wordsAddr([4]uint32(sv.Laddrs[4*i:4*i+4]), 6)})
+			}
+			var pool bpf.Laddrs4
+			if e.objs.Laddrs4.Lookup(sv.Id, &pool) == nil {
+				for i := range min(pool.N, uint32(len(pool.Addrs))) {
+					ops = append(ops, api.Op{Op: api.AddLocalAddr, Service: key,
+						LocalAddr: wordsAddr([4]uint32{pool.Addrs[i]}, 4)})
+				}
+			}
+			continue
+		}
 		for i := range min(sv.Nladdrs, uint32(len(sv.Laddrs))) {
 			ops = append(ops, api.Op{Op: api.AddLocalAddr, Service: key,
 				LocalAddr: wordsAddr([4]uint32{sv.Laddrs[i]}, 4)})

@@ -57,9 +57,9 @@ func TestCheckDestFamily(t *testing.T) {
 	}
 }
 
-// IPv6 services take IPv6 servers by every method; tunnelling needs an
-// outer source of the server's family; the other family is taken for
-// tunnelling only, as for IPv4.
+// IPv6 services take IPv6 servers by every method, and IPv4 ones by
+// FULLNAT (NAT64) and by tunnelling, which needs an outer source of the
+// server's family; the other family is refused otherwise, as for IPv4.
 func TestCheckDestIPv6(t *testing.T) {
 	svc := model.Service{ServiceKey: model.ServiceKey{Protocol: model.ProtoTCP, Addr: netip.MustParseAddr("2001:db8::1"), Port: 80, Family: model.IPv6}}
 	d := func(a string, m model.Method) model.Dest {
@@ -82,7 +82,12 @@ func TestCheckDestIPv6(t *testing.T) {
 		{"TUN IPv6 in IPv4", with, d("198.18.0.11", model.Tunnel), 0, ""},
 		{"TUN IPv6 in IPv4 without an IPv4 source", &Engine{tunSrc6: netip.MustParseAddr("2001:db8::2")},
 			d("198.18.0.11", model.Tunnel), 95, "IPv4 outer source"},
-		{"NAT64", with, d("198.18.0.11", model.FullNAT), 22, ""},
+		// FULLNAT translates an IPv6 service's packets for IPv4
+		// servers (NAT64, bpf/nat64.h); NAT and DR keep the family.
+		{"NAT64", with, d("198.18.0.11", model.FullNAT), 0, ""},
+		{"NAT64 without an IPv6 tunnel source", without, d("198.18.0.11", model.FullNAT), 0, ""},
+		{"NAT IPv4 in IPv6", with, d("198.18.0.11", model.Masq), 22, ""},
+		{"DR IPv4 in IPv6", with, d("198.18.0.11", model.Route), 22, ""},
 	} {
 		err := c.e.Check(api.Op{Op: api.AddDest, Service: svc, Dest: c.dest})
 		if c.errno == 0 {

@@ -499,7 +499,9 @@ func checkService(s model.Service) error {
 const maxLocalAddrs6 = 4
 
 // checkLocalAddr refuses a fifth IPv6 FULLNAT local address: the data
-// path's pool (gvs_svc.laddrs) holds 16 IPv4 or 4 IPv6 addresses.
+// path's pool (gvs_svc.laddrs) holds 16 IPv4 or 4 IPv6 addresses. An
+// IPv6 service's IPv4 addresses (NAT64) are in laddrs4, 16 of them, as
+// many as the model takes.
 func (e *Engine) checkLocalAddr(k model.ServiceKey, a netip.Addr) error {
 	if !a.Is6() {
 		return nil
@@ -507,7 +509,11 @@ func (e *Engine) checkLocalAddr(k model.ServiceKey, a netip.Addr) error {
 	n := 0
 	e.Do(func(v *ipvs.IPVS) {
 		if s := v.Service(k); s != nil {
-			n = len(s.LocalAddrs())
+			for _, l := range s.LocalAddrs() {
+				if l.Is6() {
+					n++
+				}
+			}
 		}
 	})
 	if n >= maxLocalAddrs6 {
@@ -523,9 +529,13 @@ func (e *Engine) checkDest(fam model.Family, d model.Dest) error {
 		fam = model.IPv4
 	}
 	// A server of the other family: IPVS takes that for tunnelling only
-	// (the data path's tun46.h: IPv4 in IPv6, IPv6 in IPv4).
+	// (the data path's tun46.h: IPv4 in IPv6, IPv6 in IPv4); an IPv6
+	// service's IPv4 FULLNAT server is translated (NAT64, bpf/nat64.h).
 	dfam := model.FamilyOf(d.Addr)
 	if dfam != fam && d.Method != model.Tunnel {
+		if fam == model.IPv6 && d.Method == model.FullNAT && d.Addr.Is4() {
+			return nil
+		}
 		return model.ErrInvalid
 	}
 	switch d.Method {

@@ -352,7 +352,8 @@ func (e *Engine) Conns(yield func(api.Conn) bool) error {
 			Synced:   c.Flags&connSynced != 0,
 		}
 		if c.Flags&connNAT != 0 && model.Method(c.Method) == model.FullNAT { // the method it was made with
-			ac.Local = netip.AddrPortFrom(wordsAddr(c.Laddr, k.Af), htons(c.Lport))
+			// The server's family: NAT64's local address is IPv4.
+			ac.Local = netip.AddrPortFrom(wordsAddr(c.Laddr, uint8(model.FamilyOf(ac.Dest.Addr()))), htons(c.Lport))
 		}
 		out = append(out, ac)
 	})

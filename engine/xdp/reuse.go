@@ -105,6 +105,9 @@ func (e *Engine) cleanSvc(id uint32) error {
 	if err := e.objs.SvcFwmark.Put(id, uint32(0)); err != nil {
 		return err
 	}
+	if err := e.objs.Laddrs4.Delete(id); err != nil && !isNotExist(err) {
+		return err
+	}
 	if k, ok := e.svcKeys[id]; ok {
 		if e.svcIDs[k] == id {
 			delete(e.svcIDs, k)

@@ -162,14 +162,20 @@ func (e *Engine) sweep() error {
 }
 
 // replyKey is the rconns key of a NAT/FULLNAT connection (bpf/conn.h
-// reply_key): the server, then the client side of the server leg.
+// reply_key): the server, then the client side of the server leg, in the
+// server's family (an IPv6 connection to an IPv4 server, NAT64, has an
+// IPv4 reply key).
 func (e *Engine) replyKey(k bpf.ConnKey, c *bpf.Conn) bpf.ConnKey {
+	af := k.Af
+	if f := e.dmem.family(c.Dest); f != 0 {
+		af = f
+	}
 	caddr := [4]uint32{e.dmem.addr4(c.Dest)}
-	if k.Af == 6 {
+	if af == 6 {
 		caddr = e.dmem.addrWords(c.Dest)
 	}
 	return bpf.ConnKey{Caddr: caddr, Vaddr: c.Laddr,
-		Cport: c.Rport, Vport: c.Lport, Proto: k.Proto, Af: k.Af}
+		Cport: c.Rport, Vport: c.Lport, Proto: k.Proto, Af: af}
 }
 
 // releaseReply drops a removed connection's reply entry (for FULLNAT,

@@ -253,6 +253,9 @@ func (e *Engine) syncLocked(v *ipvs.IPVS, k model.ServiceKey, ch change) error {
 	sv := bpf.Svc{Id: id, Flags: uint32(cfg.Flags), Sched: schedIndex[cfg.Scheduler], Timeout: cfg.Timeout,
 		Netmask: cfg.Netmask, TableSlot: noSlot, Ndests: uint32(len(servers))}
 	sv.Nladdrs = uint32(copyLocalAddrs(&sv.Laddrs, s))
+	if err := e.writeLaddrs4(id, k, s); err != nil { // before the list names its servers
+		return err
+	}
 	if cfg.SloppyTCP() {
 		sv.Flags |= sloppyFlag
 	}
@@ -418,12 +421,14 @@ func (e *Engine) Reconcile() (err error) {
 
 // copyLocalAddrs fills a service's FULLNAT local address pool and
 // returns its size: IPv4 addresses one word each, IPv6 ones four words
-// each (at most maxLocalAddrs6).
+// each (at most maxLocalAddrs6). An IPv6 service's IPv4 addresses (for
+// its NAT64 servers) are in laddrs4 instead (writeLaddrs4).
 func copyLocalAddrs(dst *[16]uint32, s *ipvs.Service) int {
 	n := 0
+	v6 := s.Config.Family == model.IPv6
 	for _, a := range s.LocalAddrs() {
 		switch {
-		case a.Is4() && n < len(dst):
+		case a.Is4() && !v6 && n < len(dst):
 			dst[n] = addrWords(a)[0]
 			n++
 		case a.Is6() && n < maxLocalAddrs6:
@@ -433,4 +438,27 @@ func copyLocalAddrs(dst *[16]uint32, s *ipvs.Service) int {
 		}
 	}
 	return n
+}
+
+// writeLaddrs4 writes an IPv6 service's IPv4 FULLNAT local addresses, the
+// source toward its IPv4 servers (NAT64, bpf/nat64.h), in laddrs4 under
+// its id; without any, the entry goes (the data path takes the route's
+// source toward the server).
+func (e *Engine) writeLaddrs4(id uint32, k model.ServiceKey, s *ipvs.Service) error {
+	var pool bpf.Laddrs4
+	if k.Family == model.IPv6 {
+		for _, a := range s.LocalAddrs() {
+			if a.Is4() && int(pool.N) < len(pool.Addrs) {
+				pool.Addrs[pool.N] = addrWords(a)[0]
+				pool.N++
+			}
+		}
+	}
+	if pool.N == 0 {
+		if err := e.objs.Laddrs4.Delete(id); err != nil && !isNotExist(err) {
+			return err
+		}
+		return nil
+	}
+	return e.objs.Laddrs4.Put(id, &pool)
 }

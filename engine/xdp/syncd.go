@@ -137,7 +137,7 @@ func (e *Engine) syncRecord(k *bpf.ConnKey, c *bpf.Conn, withTemplate bool) []en
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	dest, ok := e.syncDestAddr(c.Dest)
-	if !ok || mixedFamily(dest, k.Af) {
+	if !ok || mixedFamily(dest, k.Af, model.Method(c.Method)) {
 		return nil
 	}
 	var out []engine.SyncConn
@@ -160,24 +160,42 @@ func (e *Engine) syncRecord(k *bpf.ConnKey, c *bpf.Conn, withTemplate bool) []en
 	if c.Rport != 0 {
 		sc.Dest = netip.AddrPortFrom(dest.Addr(), htons(c.Rport))
 	}
+	sc.Dest = syncMapped(k.Af, sc.Dest)
 	// A fwmark service's connection carries the mark, which the backup
 	// finds the service by (the kernel sends the packet's skb->mark).
 	sc.FWMark = e.svcMeta[c.Svc].fwmark
 	if model.Method(c.Method) == model.FullNAT {
-		sc.Local = netip.AddrPortFrom(wordsAddr(c.Laddr, k.Af), htons(c.Lport))
+		// The server's family: a NAT64 connection's local address is
+		// IPv4, sent mapped as its server is.
+		la := wordsAddr(c.Laddr, uint8(model.FamilyOf(dest.Addr())))
+		sc.Local = syncMapped(k.Af, netip.AddrPortFrom(la, htons(c.Lport)))
 	}
 	return append(out, sc)
 }
 
-// mixedFamily: a connection (af) to a server of the other family (a
-// tunnel between the families) is not synced. The kernel's sync message
-// has one family for the client, virtual and server addresses: its master
-// sends such a connection with the server's address read as the message's
-// family, and its backup, which "does not support heterogeneous pools"
+// mixedFamily: a tunnelled connection (af) to a server of the other
+// family is not synced. The kernel's sync message has one family for the
+// client, virtual and server addresses: its master sends such a
+// connection with the server's address read as the message's family, and
+// its backup, which "does not support heterogeneous pools"
 // (ip_vs_proc_conn looks the server up in the connection's family), keeps
 // it bound to no server. Sending it would only carry a wrong address.
-func mixedFamily(dest netip.AddrPort, af uint8) bool {
-	return uint8(model.FamilyOf(dest.Addr())) != af
+// NAT64 entries (an IPv6 connection's IPv4 FULLNAT server) are synced,
+// their IPv4 addresses mapped (syncMapped).
+func mixedFamily(dest netip.AddrPort, af uint8, method model.Method) bool {
+	return uint8(model.FamilyOf(dest.Addr())) != af && method != model.FullNAT
+}
+
+// syncMapped is an address of an entry of family af as the sync message
+// carries it: an IPv6 entry's IPv4 server and local address (NAT64) as
+// IPv4-mapped IPv6 addresses (::ffff:a.b.c.d), as the message has one
+// family for all its addresses. A gvs backup maps them back (syncInput);
+// a kernel's finds no such server and does not forward by the entry.
+func syncMapped(af uint8, a netip.AddrPort) netip.AddrPort {
+	if af == 6 && a.Addr().Is4() {
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr().As16()), a.Port())
+	}
+	return a
 }
 
 // syncDestAddr is a server's address and port (under e.mu).
@@ -202,7 +220,7 @@ func (e *Engine) syncTemplateOf(k bpf.ConnKey, svc uint32) (engine.SyncConn, boo
 
 func (e *Engine) syncTemplate(tk *bpf.ConnKey, tv *bpf.Template) (engine.SyncConn, bool) {
 	dest, ok := e.syncDestAddr(tv.Dest)
-	if tv.Dest == destNone || !ok || mixedFamily(dest, tk.Af) {
+	if tv.Dest == destNone || !ok || mixedFamily(dest, tk.Af, e.dmem.method(tv.Dest)) {
 		return engine.SyncConn{}, false
 	}
 	if tk.Vport == 0 {
@@ -216,7 +234,7 @@ func (e *Engine) syncTemplate(tk *bpf.ConnKey, tv *bpf.Template) (engine.SyncCon
 		Protocol: model.Protocol(tk.Proto),
 		Client:   netip.AddrPortFrom(wordsAddr(tk.Caddr, tk.Af), 0),
 		Virtual:  netip.AddrPortFrom(wordsAddr(tk.Vaddr, tk.Af), htons(tk.Vport)),
-		Dest:     dest,
+		Dest:     syncMapped(tk.Af, dest),
 		Method:   e.dmem.method(tv.Dest),
 		Template: true,
 		State:    st,
@@ -357,6 +375,16 @@ func (e *Engine) syncInput(sc *engine.SyncConn, to *bpf.Timeouts) (bpf.SyncIn, b
 	if sc.Virtual.Addr().Is4In6() || model.FamilyOf(sc.Client.Addr()) != fam || model.FamilyOf(sc.Dest.Addr()) != fam {
 		return in, false
 	}
+	if fam == model.IPv6 && sc.Dest.Addr().Is4In6() {
+		// An IPv4 server of an IPv6 service (NAT64), mapped by the
+		// master (syncMapped), its local address too.
+		m := *sc
+		m.Dest = netip.AddrPortFrom(m.Dest.Addr().Unmap(), m.Dest.Port())
+		if m.Local.IsValid() {
+			m.Local = netip.AddrPortFrom(m.Local.Addr().Unmap(), m.Local.Port())
+		}
+		sc = &m
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	// As ip_vs_service_find: a fwmark service of the entry's mark (the
@@ -442,7 +470,7 @@ func (e *Engine) syncInput(sc *engine.SyncConn, to *bpf.Timeouts) (bpf.SyncIn, b
 	case model.Masq:
 		in.Laddr, in.Lport = addrWords(sc.Client.Addr()), htons(sc.Client.Port())
 	case model.FullNAT:
-		if !sc.Local.Addr().IsValid() || model.FamilyOf(sc.Local.Addr()) != fam {
+		if !sc.Local.Addr().IsValid() || sc.Local.Addr().Is4() != sc.Dest.Addr().Is4() {
 			return in, false // no local address: its replies could not be matched
 		}
 		in.Laddr, in.Lport = addrWords(sc.Local.Addr()), htons(sc.Local.Port())

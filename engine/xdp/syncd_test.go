@@ -322,3 +322,94 @@ func TestSyncMixedFamily(t *testing.T) {
 		}
 	}
 }
+
+// A NAT64 connection (an IPv6 service's IPv4 FULLNAT server) goes to the
+// backups with its IPv4 server and local address mapped into the IPv6
+// message (::ffff:a.b.c.d); installed, its reply entry is IPv4, as the
+// replies arrive, and the sweep's replyKey is that one.
+func TestInstallSyncedNAT64(t *testing.T) {
+	e := syncEngine(t)
+	svc := model.Service{ServiceKey: model.ServiceKey{Protocol: model.ProtoTCP, Addr: netip.MustParseAddr("2001:db8::1"), Port: 80, Family: model.IPv6},
+		Scheduler: "rr", Flags: model.FlagPersistent, Timeout: 300, Netmask: 64}
+	if err := e.AddService(svc); err != nil {
+		t.Fatal(err)
+	}
+	dest := model.Dest{Addr: netip.MustParseAddr("198.18.1.1"), Port: 8080, Method: model.FullNAT, Weight: 1}
+	if err := e.AddDest(svc.ServiceKey, dest); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"2001:db8:ff::1", "198.18.0.100", "198.18.0.101"} {
+		if err := e.AddLocalAddr(svc.ServiceKey, netip.MustParseAddr(a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The IPv4 pool is in laddrs4, the IPv6 one in the service.
+	id := e.svcIDs[svc.ServiceKey]
+	var pool bpf.Laddrs4
+	if err := e.objs.Laddrs4.Lookup(id, &pool); err != nil || pool.N != 2 ||
+		pool.Addrs[0] != addrWords(netip.MustParseAddr("198.18.0.100"))[0] || pool.Addrs[1] != addrWords(netip.MustParseAddr("198.18.0.101"))[0] {
+		t.Fatalf("laddrs4 %+v, %v", pool, err)
+	}
+	var sv bpf.Svc
+	if err := e.objs.Services.Lookup(svcKey(svc.ServiceKey), &sv); err != nil || sv.Nladdrs != 1 {
+		t.Fatalf("service pool %d, %v", sv.Nladdrs, err)
+	}
+
+	mapped := func(s string) netip.AddrPort {
+		a := netip.MustParseAddrPort(s)
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr().As16()), a.Port())
+	}
+	tmpl := engine.SyncConn{Protocol: model.ProtoTCP, Client: netip.MustParseAddrPort("[2001:db8:5::]:0"), Virtual: netip.MustParseAddrPort("[2001:db8::1]:80"),
+		Dest: mapped("198.18.1.1:8080"), Method: model.FullNAT, Template: true, Timeout: 300}
+	c := engine.SyncConn{Protocol: model.ProtoTCP, Client: netip.MustParseAddrPort("[2001:db8:5::7]:40000"), Virtual: netip.MustParseAddrPort("[2001:db8::1]:80"),
+		Dest: mapped("198.18.1.1:8080"), Local: mapped("198.18.0.100:5000"),
+		Method: model.FullNAT, State: conn.Established, Timeout: 900}
+	if n, err := e.InstallSynced([]engine.SyncConn{tmpl, c}); err != nil || n != 2 {
+		t.Fatalf("installed %d, %v", n, err)
+	}
+	key := bpf.ConnKey{Caddr: addrWords(c.Client.Addr()), Vaddr: addrWords(c.Virtual.Addr()), Cport: htons(40000), Vport: htons(80), Proto: 6, Af: 6}
+	var bc bpf.Conn
+	local := netip.MustParseAddr("198.18.0.100")
+	if err := e.objs.Conns.Lookup(&key, &bc); err != nil || bc.Flags&(connSynced|connControlled|connNAT) != connSynced|connControlled|connNAT ||
+		bc.Laddr != addrWords(local) || bc.Lport != htons(5000) {
+		t.Fatalf("conn %+v, %v", bc, err)
+	}
+	rk := bpf.ConnKey{Caddr: addrWords(dest.Addr), Vaddr: addrWords(local), Cport: htons(8080), Vport: htons(5000), Proto: 6, Af: 4}
+	if rk != e.replyKey(key, &bc) {
+		t.Fatalf("replyKey %+v, want %+v", e.replyKey(key, &bc), rk)
+	}
+	var owner bpf.ConnKey
+	if err := e.objs.Rconns.Lookup(&rk, &owner); err != nil || owner != key {
+		t.Fatalf("reply entry %+v, %v", owner, err)
+	}
+	out := e.syncRecord(&key, &bc, true)
+	if len(out) != 2 || !out[0].Template || out[0].Dest.Addr() != c.Dest.Addr() || out[1].Client != c.Client ||
+		out[1].Local != c.Local || out[1].Dest != c.Dest {
+		t.Fatalf("exported %+v", out)
+	}
+	// One family per message (ipvssync's rule): all IPv6.
+	for _, sc := range out {
+		for _, a := range []netip.AddrPort{sc.Client, sc.Virtual, sc.Dest} {
+			if !a.Addr().Is6() {
+				t.Fatalf("exported %+v: %v is not IPv6", sc, a)
+			}
+		}
+	}
+	// The listing shows the IPv4 server and local address.
+	var got []api.Conn
+	if err := e.Conns(func(ac api.Conn) bool { got = append(got, ac); return true }); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ac := range got {
+		if ac.Client == c.Client {
+			found = true
+			if ac.Dest != netip.MustParseAddrPort("198.18.1.1:8080") || ac.Local != netip.MustParseAddrPort("198.18.0.100:5000") {
+				t.Fatalf("listed %+v", ac)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("not listed: %+v", got)
+	}
+}
