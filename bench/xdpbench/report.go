@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,11 +14,10 @@ import (
 // per-scenario table and the scale table.
 func report(w io.Writer, o options, rows []row, sc []scaleRow) {
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	fam := ""
-	if o.family != "" {
-		fam = " -family " + o.family
-	}
-	fmt.Fprintf(w, "- Command: `go run ./bench/xdpbench -bin %s -runs %d -duration %s -flows %d%s`\n", o.bin, o.runs, o.duration, o.flows, fam)
+	// The flags given, then the defaults that shape the table.
+	var given []string
+	flag.Visit(func(f *flag.Flag) { given = append(given, "-"+f.Name+"="+f.Value.String()) })
+	fmt.Fprintf(w, "- Command: `go run ./bench/xdpbench %s` (-runs %d -duration %s -flows %d)\n", strings.Join(given, " "), o.runs, o.duration, o.flows)
 	fmt.Fprintf(w, "- Machine: %d CPUs (%s), kernel %s, %s\n", runtime.NumCPU(), cpuModel(), strings.TrimSpace(string(kernel)), runtime.Version())
 	fmt.Fprintf(w, "- Date: %s\n\n", time.Now().UTC().Format("2006-01-02"))
 	floors := map[string]float64{} // by group
