@@ -435,9 +435,9 @@ func (b *bench) measure() []row {
 }
 
 // selected says whether -only lets scenario name run (the baselines
-// always run).
+// and the floors always run: every cost is against them).
 func (b *bench) selected(name string) bool {
-	if b.o.only == "" || strings.HasPrefix(name, "no director") {
+	if b.o.only == "" || strings.HasPrefix(name, "no director") || strings.HasPrefix(name, "minimal XDP forwarder") {
 		return true
 	}
 	for _, pat := range strings.Split(b.o.only, ",") {

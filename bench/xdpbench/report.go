@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -16,7 +17,13 @@ func report(w io.Writer, o options, rows []row, sc []scaleRow) {
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	// The flags given, then the defaults that shape the table.
 	var given []string
-	flag.Visit(func(f *flag.Flag) { given = append(given, "-"+f.Name+"="+f.Value.String()) })
+	flag.Visit(func(f *flag.Flag) {
+		v := f.Value.String()
+		if v == "" || strings.ContainsAny(v, " ,") {
+			v = strconv.Quote(v)
+		}
+		given = append(given, "-"+f.Name+"="+v)
+	})
 	fmt.Fprintf(w, "- Command: `go run ./bench/xdpbench %s` (-runs %d -duration %s -flows %d)\n", strings.Join(given, " "), o.runs, o.duration, o.flows)
 	fmt.Fprintf(w, "- Machine: %d CPUs (%s), kernel %s, %s\n", runtime.NumCPU(), cpuModel(), strings.TrimSpace(string(kernel)), runtime.Version())
 	fmt.Fprintf(w, "- Date: %s\n\n", time.Now().UTC().Format("2006-01-02"))
