@@ -41,11 +41,12 @@ import (
 // NAT) and the data path's events.
 
 type selftestAddrs struct {
-	family           string // "-4" or "-6", socat's and ip's flag
-	cip, gip, sip    string // the client's segment (prefix length plen)
-	dip, rip, vip    string
-	plen, host       string // the segments' prefix length, the VIP's
-	vipPort, forward string // ip_forward's sysctl
+	family        string // "-4" or "-6", socat's and ip's flag
+	cip, gip, sip string // client, director and server on the client's segment
+	dip, rip, vip string // director and server on theirs; the virtual address
+	plen, host    string // the segments' prefix length; the VIP's (on lo)
+	vipPort       string // the virtual service, VIP:8080
+	forward       string // the director's forwarding sysctl
 }
 
 // ipvs.sh's addresses (10.0.0.0/24, 172.16.0.0/24, VIP 207.175.44.110)
