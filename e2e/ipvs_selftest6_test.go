@@ -235,7 +235,7 @@ func testIPVSSelftest(t *testing.T, a selftestAddrs) {
 func selftestTransfer(tp *topo, a selftestAddrs, client, server string, size int) error {
 	data := make([]byte, size)
 	rand.Read(data)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // the script: 2 s for the client, 5 for the server
 	defer cancel()
 	srv := exec.CommandContext(ctx, "nsenter", "--net=/run/netns/"+server, "socat", "-u", a.family, "TCP-LISTEN:8080,reuseaddr", "STDOUT")
 	var got, srvErr bytes.Buffer
