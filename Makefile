@@ -30,8 +30,9 @@ test:
 # Go micro-benchmarks; the proxy engine against HAProxy and nginx on
 # loopback (bench/proxybench; a peer that is not installed is skipped);
 # then, as root, the XDP director against a minimal XDP forwarder, kernel
-# forwarding and nftables DNAT in network namespaces (bench/xdpbench,
-# which writes docs/bench-cost.png). Results: docs/BENCHMARKS.md.
+# forwarding and nftables DNAT in network namespaces, IPv4 and IPv6 rows
+# (bench/xdpbench, which writes docs/bench-cost.png; "-family 6" runs the
+# IPv6 rows alone). Results: docs/BENCHMARKS.md.
 # PROXYBENCH_FLAGS e.g. "-repeat 3 -duration 2s"; XDPBENCH_FLAGS e.g.
 # "-runs 3 -scale=false".
 PROXYBENCH_FLAGS ?=

@@ -73,7 +73,7 @@ func TestXDPIPv6(t *testing.T) {
 		state := t.TempDir()
 		pins := "/sys/fs/bpf/gvst-rs-" + filepath.Base(ns)
 		t.Cleanup(func() {
-			tp.run("", append(nsenter(ns), filepath.Join(bin, "gvs-realserver"), "down", "-q", "--state-dir", state, "--pin-dir", pins)...)
+			tp.run("", append(nsenter(ns), filepath.Join(bin, "gvs-realserver"), "down", "-q", "--state-dir", state)...) // down takes no --pin-dir: the state file has it
 			os.RemoveAll(pins)
 		})
 		tp.mustRun("", append(nsenter(ns), filepath.Join(bin, "gvs-realserver"), "up", "-q", "--vip", vip6,

@@ -48,7 +48,7 @@ func newDRTopoArgs(t *testing.T, tunnel bool, gvsdArgs ...string) *drTopo {
 			pins := "/sys/fs/bpf/gvst-rs-" + filepath.Base(ns)
 			args = append(args, "--tunnel", "--interface", "eth0", "--pin-dir", pins)
 			t.Cleanup(func() {
-				tp.run("", append(nsenter(ns), filepath.Join(bin, "gvs-realserver"), "down", "-q", "--state-dir", state, "--pin-dir", pins)...)
+				tp.run("", append(nsenter(ns), filepath.Join(bin, "gvs-realserver"), "down", "-q", "--state-dir", state)...) // down takes no --pin-dir: the state file has it
 				os.RemoveAll(pins)
 			})
 		}

@@ -15,6 +15,13 @@ import (
 // need neither).
 func (tp *topo) napiPeer(name string) {
 	tp.t.Helper()
+	tp.xdpPass(tp.prefix+"-sw", "p-"+name)
+}
+
+// xdpPass attaches the pass-everything XDP program to dev in namespace ns
+// (napiPeer's, for topologies without the switch).
+func (tp *topo) xdpPass(ns, dev string) {
+	tp.t.Helper()
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Type:    ebpf.XDP,
 		License: "GPL",
@@ -27,11 +34,11 @@ func (tp *topo) napiPeer(name string) {
 		tp.t.Fatalf("XDP pass program: %v", err)
 	}
 	defer prog.Close()
-	pin := filepath.Join("/sys/fs/bpf", tp.prefix+"-pass-"+name)
+	pin := filepath.Join("/sys/fs/bpf", tp.prefix+"-pass-"+ns+"-"+dev)
 	if err := prog.Pin(pin); err != nil {
 		tp.t.Fatalf("pinning the pass program (is /sys/fs/bpf a BPF file system?): %v", err)
 	}
 	defer os.Remove(pin)
 	// nsenter, not ip netns exec, which would mount a /sys without the pin.
-	tp.mustRun("", append(nsenter(tp.prefix+"-sw"), "ip", "link", "set", "p-"+name, "xdpdrv", "pinned", pin)...)
+	tp.mustRun("", append(nsenter(ns), "ip", "link", "set", dev, "xdpdrv", "pinned", pin)...)
 }

@@ -12,6 +12,9 @@ import (
 // UDP with 18 bytes of payload and no checksum (a generator may vary
 // the ports), or TCP with a 20-byte header and 6 bytes of payload, its
 // checksum right (sequence and acknowledgement numbers 1, window 65535).
+// With IPv6 addresses, the same transport segment behind a 40-byte IPv6
+// header (hop limit 64): an 80-byte frame (84 with the FCS), the UDP
+// checksum computed too (IPv6 forbids none).
 // bench/xdpbench's established and new-flow scenarios send these.
 type Frame struct {
 	SrcMAC, DstMAC net.HardwareAddr
@@ -33,18 +36,29 @@ func (f Frame) Bytes() []byte {
 	var b []byte
 	b = append(b, f.DstMAC...)
 	b = append(b, f.SrcMAC...)
-	b = append(b, 0x08, 0x00)
 	tcp := f.Proto == TCP
 	l4len, proto := 8+18, byte(UDP)
 	if tcp {
 		l4len, proto = 20+6, byte(TCP)
 	}
-	ip := []byte{0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, proto, 0, 0}
-	binary.BigEndian.PutUint16(ip[2:], uint16(20+l4len))
-	s4, d4 := f.Src.Addr().As4(), f.Dst.Addr().As4()
-	ip = append(append(ip, s4[:]...), d4[:]...)
-	binary.BigEndian.PutUint16(ip[10:], Checksum(ip))
-	b = append(b, ip...)
+	var sa, da []byte
+	if f.Src.Addr().Is6() {
+		b = append(b, 0x86, 0xdd)
+		ip := []byte{0x60, 0, 0, 0, 0, 0, proto, 64}
+		binary.BigEndian.PutUint16(ip[4:], uint16(l4len))
+		s16, d16 := f.Src.Addr().As16(), f.Dst.Addr().As16()
+		sa, da = s16[:], d16[:]
+		b = append(append(append(b, ip...), sa...), da...)
+	} else {
+		b = append(b, 0x08, 0x00)
+		ip := []byte{0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, proto, 0, 0}
+		binary.BigEndian.PutUint16(ip[2:], uint16(20+l4len))
+		s4, d4 := f.Src.Addr().As4(), f.Dst.Addr().As4()
+		sa, da = s4[:], d4[:]
+		ip = append(append(ip, sa...), da...)
+		binary.BigEndian.PutUint16(ip[10:], Checksum(ip))
+		b = append(b, ip...)
+	}
 	l4 := binary.BigEndian.AppendUint16(nil, f.Src.Port())
 	l4 = binary.BigEndian.AppendUint16(l4, f.Dst.Port())
 	if tcp {
@@ -52,11 +66,19 @@ func (f Frame) Bytes() []byte {
 		l4 = binary.BigEndian.AppendUint32(l4, 1)
 		l4 = append(l4, 5<<4, f.TCPFlags, 0xff, 0xff, 0, 0, 0, 0)
 		l4 = append(l4, make([]byte, 6)...)
-		binary.BigEndian.PutUint16(l4[16:], l4Checksum(s4[:], d4[:], proto, l4))
+		binary.BigEndian.PutUint16(l4[16:], l4Checksum(sa, da, proto, l4))
 	} else {
 		l4 = binary.BigEndian.AppendUint16(l4, uint16(l4len))
 		l4 = append(l4, 0, 0)
 		l4 = append(l4, make([]byte, 18)...)
+		if len(sa) == 16 {
+			// The pseudo-header sums alike with 16-byte addresses.
+			c := l4Checksum(sa, da, proto, l4)
+			if c == 0 {
+				c = 0xffff
+			}
+			binary.BigEndian.PutUint16(l4[6:], c)
+		}
 	}
 	return append(b, l4...)
 }

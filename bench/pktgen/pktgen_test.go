@@ -94,6 +94,40 @@ func TestFrameBytes(t *testing.T) {
 	}
 }
 
+// IPv6 frames: the same segment behind an IPv6 header, the TCP and UDP
+// checksums right over the IPv6 pseudo-header (RFC 8200 8.1, summed
+// here word by word).
+func TestFrameBytesIPv6(t *testing.T) {
+	src, dst6 := netip.MustParseAddrPort("[2001:db8::1]:10000"), netip.MustParseAddrPort("[2001:db8::100]:80")
+	for _, proto := range []Proto{TCP, UDP} {
+		b := Frame{SrcMAC: srcMAC, DstMAC: dstMAC, Src: src, Dst: dst6, Proto: proto, TCPFlags: FlagACK}.Bytes()
+		if len(b) != 80 || b[12] != 0x86 || b[13] != 0xdd || b[14] != 0x60 || b[20] != byte(proto) || b[21] != 64 {
+			t.Fatalf("%v: frame % x", proto, b)
+		}
+		l4 := b[54:]
+		if plen := int(b[18])<<8 | int(b[19]); plen != len(l4) || len(l4) != 26 {
+			t.Fatalf("%v: payload length %d, segment %d bytes", proto, plen, len(l4))
+		}
+		if got := netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[22:38])), uint16(l4[0])<<8|uint16(l4[1])); got != src {
+			t.Fatalf("%v: source %v", proto, got)
+		}
+		var sum uint32
+		words := append(append(append([]byte{}, b[22:54]...), 0, 0, 0, byte(len(l4)), 0, 0, 0, byte(proto)), l4...)
+		for i := 0; i < len(words); i += 2 {
+			sum += uint32(words[i])<<8 | uint32(words[i+1])
+		}
+		for sum > 0xffff {
+			sum = sum&0xffff + sum>>16
+		}
+		if sum != 0xffff {
+			t.Errorf("%v: checksum wrong (sum %#x)", proto, sum)
+		}
+		if proto == UDP && l4[6] == 0 && l4[7] == 0 {
+			t.Errorf("UDP over IPv6 without a checksum")
+		}
+	}
+}
+
 // vethNS makes a namespace with a veth pair a0 <-> a1 in it, removed when
 // the test ends.
 func vethNS(t *testing.T) string {

@@ -100,12 +100,25 @@ type xdpMD struct {
 // (at least one batch), or count frames if count > 0. It returns the
 // time it ran.
 func (p *progs) generate(ns string, dev int, frame []byte, cfg benchprog.GenCfg, d time.Duration, count int) time.Duration {
-	if len(frame) != len(cfg.Frame) {
-		fatal(fmt.Errorf("generator frames are %d bytes, not %d", len(cfg.Frame), len(frame)))
-	}
-	copy(cfg.Frame[:], frame)
-	if err := p.o.GenConfig.Put(uint32(0), &cfg); err != nil {
-		fatal(err)
+	// An 80-byte frame is IPv6 (pktgen.Frame): gen6, whose GEN_NEW varies
+	// the last word of the source address (cfg.Saddr) and the port.
+	gen := p.o.Gen
+	switch len(frame) {
+	case len(cfg.Frame):
+		copy(cfg.Frame[:], frame)
+		if err := p.o.GenConfig.Put(uint32(0), &cfg); err != nil {
+			fatal(err)
+		}
+	case len(benchprog.Gen6Cfg{}.Frame):
+		c6 := benchprog.Gen6Cfg{Nflows: cfg.Nflows, Mode: cfg.Mode, SaddrLo: cfg.Saddr, Port: cfg.Port}
+		copy(c6.Frame[:], frame)
+		if err := p.o.Gen6Config.Put(uint32(0), &c6); err != nil {
+			fatal(err)
+		}
+		gen = p.o.Gen6
+	default:
+		fatal(fmt.Errorf("generator frames are %d (IPv4) or %d bytes (IPv6), not %d", len(cfg.Frame),
+			len(benchprog.Gen6Cfg{}.Frame), len(frame)))
 	}
 	var elapsed time.Duration
 	err := inNS(ns, func() error {
@@ -117,7 +130,7 @@ func (p *progs) generate(ns string, dev int, frame []byte, cfg benchprog.GenCfg,
 			}
 			opts := ebpf.RunOptions{Data: frame, Repeat: uint32(repeat), Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES,
 				BatchSize: 64, Context: xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: uint32(dev)}}
-			if _, err := p.o.Gen.Run(&opts); err != nil {
+			if _, err := gen.Run(&opts); err != nil {
 				return fmt.Errorf("live frames: %w", err)
 			}
 			if count > 0 || time.Since(start) >= d {
@@ -136,7 +149,7 @@ func (p *progs) generate(ns string, dev int, frame []byte, cfg benchprog.GenCfg,
 }
 
 // frame is a 64-byte Ethernet frame with correct checksums (60 bytes
-// without the FCS): pktgen.Frame.
+// without the FCS), or with IPv6 addresses an 84-byte one (80): pktgen.Frame.
 type frame struct {
 	srcMAC, dstMAC net.HardwareAddr
 	src, dst       netip.AddrPort

@@ -5,6 +5,7 @@
 //
 //	go run ./bench/xdpbench -bin bin [-runs 5] [-duration 2s] [-scale] [-plot docs/bench-cost.png]
 //	go run ./bench/xdpbench -bin bin -flood-only [-flood-runs 3]
+//	go run ./bench/xdpbench -bin bin -family 6 -scale=false   (the IPv6 rows alone)
 //
 // Two generators, as shared/BENCHMARKING.md found: BPF_PROG_RUN live
 // frames (frames reach the director as from a NIC driver) for the XDP
@@ -13,13 +14,18 @@
 // straight into the sink) in the same round; the director's cost per
 // packet is 1e9/rate(with) - 1e9/rate(without). Rounds go over every
 // scenario in turn, so drift on the shared CPUs spreads over all alike;
-// the report gives medians. Results: a markdown report on stdout, the
+// the report gives medians. IPv6 rows (", IPv6": 80-byte frames, the
+// same TCP/UDP segment behind an IPv6 header) have their own baseline and
+// floor, the minimal forwarder fed IPv6 frames; every row's cost is also
+// given as a ratio to its family's floor measured in the same round (the
+// median of the rounds' ratios). Results: a markdown report on stdout, the
 // plot as PNG. -flood (or -flood-only) adds the SYN-flood benchmark
 // (flood.go): legitimate connections and an established transfer through
 // gvs and through nftables DNAT under the same flood.
 package main
 
 import (
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -63,6 +69,7 @@ type options struct {
 	scaleRuns int
 	plot      string
 	only      string
+	family    string
 	flood     bool
 	floodOnly bool
 	fl        floodOptions
@@ -78,6 +85,7 @@ func main() {
 	flag.IntVar(&o.scaleRuns, "scale-runs", 3, "rounds of each scale measurement")
 	flag.StringVar(&o.plot, "plot", "docs/bench-cost.png", "where to write the plot of cost per packet (empty: none)")
 	flag.StringVar(&o.only, "only", "", "run only scenarios whose name contains one of these (comma-separated)")
+	flag.StringVar(&o.family, "family", "", "4 or 6: only the IPv4 or only the IPv6 scenarios (the scale measurements are IPv4's; -family 6 skips them)")
 	flag.BoolVar(&o.flood, "flood", false, "also run the SYN-flood benchmark (flood.go; about 3 minutes with -flood-runs 3)")
 	flag.BoolVar(&o.floodOnly, "flood-only", false, "run only the SYN-flood benchmark")
 	flag.IntVar(&o.fl.runs, "flood-runs", 3, "rounds of the flood benchmark (the median is reported)")
@@ -92,6 +100,10 @@ func main() {
 	flag.Float64Var(&o.fl.xferRate, "flood-xfer-rate", 50, "the established transfer's rate in MB/s (0: as fast as it goes)")
 	flag.StringVar(&o.fl.only, "flood-only-case", "", "run only the flood measurements whose \"director, generator\" contains this")
 	flag.Parse()
+	if o.family != "" && o.family != "4" && o.family != "6" {
+		fmt.Fprintln(os.Stderr, "xdpbench: -family is 4 or 6")
+		os.Exit(2)
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "xdpbench: needs root (network namespaces, XDP)")
 		os.Exit(2)
@@ -115,7 +127,7 @@ func main() {
 	b.cases()
 	rep := b.measure()
 	var sc []scaleRow
-	if o.scale {
+	if o.scale && o.family != "6" {
 		sc = b.scale()
 	}
 	report(os.Stdout, o, rep, sc)
@@ -143,7 +155,7 @@ type bench struct {
 // scenario is one row of the report.
 type scenario struct {
 	name  string
-	group string // "live" (BPF_PROG_RUN live frames) or "trafgen"
+	group string // "live" (BPF_PROG_RUN live frames), "live6" (the same, IPv6) or "trafgen"
 	peer  bool   // a peer, not gvs
 	// target is the cost goal (ns), 0 none; relFloor: the goal is this
 	// multiple of the minimal forwarder's cost.
@@ -168,6 +180,16 @@ const rules = `-A -u ` + vip + `:1 -s rr
 -a -u ` + vip + `:4 -r ` + sinkIP + `:8080 --fullnat
 -A -t ` + vip + `:1 -s rr
 -a -t ` + vip + `:1 -r ` + sinkIP + ` -g
+-A -u [` + vip6 + `]:1 -s rr
+-a -u [` + vip6 + `]:1 -r [` + sink6 + `]:1 -g
+-A -u [` + vip6 + `]:2 -s rr
+-a -u [` + vip6 + `]:2 -r [` + sink6 + `]:2 -i
+-A -u [` + vip6 + `]:3 -s rr
+-a -u [` + vip6 + `]:3 -r [` + sink6 + `]:8080 -m
+-A -u [` + vip6 + `]:4 -s rr
+-a -u [` + vip6 + `]:4 -r [` + sink6 + `]:8080 --fullnat
+-A -t [` + vip6 + `]:1 -s rr
+-a -t [` + vip6 + `]:1 -r [` + sink6 + `]:1 -g
 `
 
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
@@ -176,6 +198,12 @@ func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 func (b *bench) toVIP(port uint16, tcp bool, flags uint8) []byte {
 	return frame{srcMAC: b.t.macs["g0"], dstMAC: b.t.macs["d0"], src: ap(clientIP + ":10000"),
 		dst: netip.AddrPortFrom(netip.MustParseAddr(vip), port), tcp: tcp, flags: flags}.bytes()
+}
+
+// toVIP6 is toVIP over IPv6 (80-byte frames).
+func (b *bench) toVIP6(port uint16, tcp bool, flags uint8) []byte {
+	return frame{srcMAC: b.t.macs["g0"], dstMAC: b.t.macs["d0"], src: netip.AddrPortFrom(netip.MustParseAddr(client6), 10000),
+		dst: netip.AddrPortFrom(netip.MustParseAddr(vip6), port), tcp: tcp, flags: flags}.bytes()
 }
 
 const (
@@ -240,6 +268,13 @@ func (b *bench) cases() {
 		{name: "gvs FULLNAT, UDP established", group: "live", relFloor: 1.5, run: gvsLive(b.toVIP(4, false, 0), fixed, warmUDP(4))},
 		{name: "gvs NAT, UDP new flows", group: "live", target: 300, newFlows: true, run: gvsLive(b.toVIP(3, false, 0), newFlows, nil)},
 	}
+	b.cs = append(b.cs, b.cases6(fixed, withGvsd)...)
+	b.cs = slices.DeleteFunc(b.cs, func(c scenario) bool {
+		return (b.o.family == "4" && c.group == "live6") || (b.o.family == "6" && c.group != "live6")
+	})
+	if b.o.family == "6" {
+		return
+	}
 	if _, err := os.Stat("/usr/sbin/trafgen"); err != nil {
 		progress("trafgen (netsniff-ng) not installed: the kernel-path peers are skipped (scripts/install-deps.sh --bench)")
 		return
@@ -264,6 +299,52 @@ func (b *bench) cases() {
 			return withGvsd(nil, func() sample { return fromG0(vip, "1")(d) })
 		}},
 	)
+}
+
+// cases6 are the IPv6 rows: their own baseline (g1 to s1) and floor (the
+// minimal forwarder fed IPv6 frames), the established flows of every
+// method and new flows of DR and NAT, against the [VIP6] services of the
+// same gvsd rules.
+func (b *bench) cases6(fixed benchprog.GenCfg, withGvsd func(warm func(), send func() sample) sample) []scenario {
+	// New flows from 2001:db8::1:0 up (the last word of the source).
+	a := netip.MustParseAddr("2001:db8::1:0").As16()
+	newFlows := benchprog.GenCfg{Mode: benchprog.GenNew, Saddr: binary.NativeEndian.Uint32(a[12:]), Port: 1024}
+	baseFrame := frame{srcMAC: b.t.macs["g1"], dstMAC: b.t.macs["s1"], src: netip.AddrPortFrom(netip.MustParseAddr(base6Src), 10000),
+		dst: netip.AddrPortFrom(netip.MustParseAddr(base6Sink), 9)}.bytes()
+	g0, s0, g1 := b.t.ifindex["g0"], b.t.ifindex["s0"], b.t.ifindex["g1"]
+	gvsLive := func(fr []byte, cfg benchprog.GenCfg, warm func()) func(time.Duration) sample {
+		return func(d time.Duration) sample {
+			return withGvsd(warm, func() sample { return b.live(b.t.gen, g0, fr, cfg, d) })
+		}
+	}
+	warmUDP := func(port uint16) func() {
+		return func() { b.p.generate(b.t.gen, g0, b.toVIP6(port, false, 0), fixed, 0, b.o.flows) }
+	}
+	warmSYN := func() { b.p.generate(b.t.gen, g0, b.toVIP6(1, true, tcpSYN), fixed, 0, b.o.flows) }
+	return []scenario{
+		{name: "no director (veth pair), IPv6", group: "live6", peer: true, run: func(d time.Duration) sample {
+			return b.live(b.t.gen, g1, baseFrame, fixed, d)
+		}},
+		{name: "minimal XDP forwarder, IPv6", group: "live6", peer: true, run: func(d time.Duration) sample {
+			b.p.attachFwd(b.t)
+			defer b.p.detachFwd()
+			return withBPFTime(b.p.o.Fwd, func() sample { return b.live(b.t.gen, g0, b.toVIP6(1, false, 0), fixed, d) })
+		}},
+		{name: "gvs DR, UDP established, IPv6", group: "live6", relFloor: 1.5, run: gvsLive(b.toVIP6(1, false, 0), fixed, warmUDP(1))},
+		{name: "gvs DR, TCP established, IPv6", group: "live6", relFloor: 1.5, run: gvsLive(b.toVIP6(1, true, tcpACK), fixed, warmSYN)},
+		{name: "gvs DR, UDP new flows, IPv6", group: "live6", target: 300, newFlows: true, run: gvsLive(b.toVIP6(1, false, 0), newFlows, nil)},
+		{name: "gvs DR, TCP SYN new flows, IPv6", group: "live6", target: 300, newFlows: true, run: gvsLive(b.toVIP6(1, true, tcpSYN), newFlows, nil)},
+		{name: "gvs TUN, UDP established, IPv6", group: "live6", relFloor: 1.5, run: gvsLive(b.toVIP6(2, false, 0), fixed, warmUDP(2))},
+		{name: "gvs NAT, UDP established, client to server, IPv6", group: "live6", relFloor: 1.5, run: gvsLive(b.toVIP6(3, false, 0), fixed, warmUDP(3))},
+		{name: "gvs NAT, UDP established, server to client, IPv6", group: "live6", relFloor: 1.5, run: func(d time.Duration) sample {
+			reply := frame{srcMAC: b.t.macs["s0"], dstMAC: b.t.macs["d1"], src: netip.AddrPortFrom(netip.MustParseAddr(sink6), 8080),
+				dst: netip.AddrPortFrom(netip.MustParseAddr(client6), 10000)}.bytes()
+			rcfg := benchprog.GenCfg{Mode: benchprog.GenFixedDport, Nflows: uint32(b.o.flows), Port: 10000}
+			return withGvsd(warmUDP(3), func() sample { return b.live(b.t.sink, s0, reply, rcfg, d) })
+		}},
+		{name: "gvs FULLNAT, UDP established, IPv6", group: "live6", relFloor: 1.5, run: gvsLive(b.toVIP6(4, false, 0), fixed, warmUDP(4))},
+		{name: "gvs NAT, UDP new flows, IPv6", group: "live6", target: 300, newFlows: true, run: gvsLive(b.toVIP6(3, false, 0), newFlows, nil)},
+	}
 }
 
 // live runs the live-frames generator for d and returns the rate the
@@ -309,6 +390,9 @@ func ip4(s string) uint32 {
 type row struct {
 	scenario
 	pps, cost, bpfNs []float64
+	// ratio is the cost over the same round's floor of the family (the
+	// minimal forwarder's cost).
+	ratio []float64
 }
 
 func (b *bench) measure() []row {
@@ -317,7 +401,7 @@ func (b *bench) measure() []row {
 		rows[i].scenario = c
 	}
 	for r := range b.o.runs {
-		base := map[string]float64{}
+		base, floor := map[string]float64{}, map[string]float64{}
 		for i, c := range b.cs {
 			if !b.selected(c.name) {
 				continue
@@ -336,7 +420,13 @@ func (b *bench) measure() []row {
 				rows[i].bpfNs = append(rows[i].bpfNs, s.bpfNs)
 			}
 			if bp := base[c.group]; bp > 0 && s.pps > 0 {
-				rows[i].cost = append(rows[i].cost, 1e9/s.pps-1e9/bp)
+				cost := 1e9/s.pps - 1e9/bp
+				rows[i].cost = append(rows[i].cost, cost)
+				if strings.HasPrefix(c.name, "minimal XDP forwarder") {
+					floor[c.group] = cost
+				} else if f := floor[c.group]; f > 0 && !c.peer {
+					rows[i].ratio = append(rows[i].ratio, cost/f)
+				}
 			}
 			progress("round %d/%d  %-48s %10.0f pps  bpf %5.0f ns", r+1, b.o.runs, c.name, s.pps, s.bpfNs)
 		}
@@ -345,9 +435,9 @@ func (b *bench) measure() []row {
 }
 
 // selected says whether -only lets scenario name run (the baselines
-// always run).
+// and the floors always run: every cost is against them).
 func (b *bench) selected(name string) bool {
-	if b.o.only == "" || strings.HasPrefix(name, "no director") {
+	if b.o.only == "" || strings.HasPrefix(name, "no director") || strings.HasPrefix(name, "minimal XDP forwarder") {
 		return true
 	}
 	for _, pat := range strings.Split(b.o.only, ",") {

@@ -39,7 +39,7 @@ func plotCosts(path string, rows []row) error {
 		peers[i], peers[j] = peers[j], peers[i]
 	}
 	p := plot.New()
-	p.Title.Text = "Director cost per packet (median ns, 64-byte frames; lower is better)"
+	p.Title.Text = "Director cost per packet (median ns, 64-byte frames, IPv6 84; lower is better)"
 	p.X.Label.Text = "ns per packet"
 	p.X.Min = 0
 	top := 0.0

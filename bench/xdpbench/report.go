@@ -1,10 +1,12 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -13,18 +15,28 @@ import (
 // per-scenario table and the scale table.
 func report(w io.Writer, o options, rows []row, sc []scaleRow) {
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	fmt.Fprintf(w, "- Command: `go run ./bench/xdpbench -bin %s -runs %d -duration %s -flows %d`\n", o.bin, o.runs, o.duration, o.flows)
+	// The flags given, then the defaults that shape the table.
+	var given []string
+	flag.Visit(func(f *flag.Flag) {
+		v := f.Value.String()
+		if v == "" || strings.ContainsAny(v, " ,") {
+			v = strconv.Quote(v)
+		}
+		given = append(given, "-"+f.Name+"="+v)
+	})
+	fmt.Fprintf(w, "- Command: `go run ./bench/xdpbench %s` (-runs %d -duration %s -flows %d)\n", strings.Join(given, " "), o.runs, o.duration, o.flows)
 	fmt.Fprintf(w, "- Machine: %d CPUs (%s), kernel %s, %s\n", runtime.NumCPU(), cpuModel(), strings.TrimSpace(string(kernel)), runtime.Version())
 	fmt.Fprintf(w, "- Date: %s\n\n", time.Now().UTC().Format("2006-01-02"))
-	floor := 0.0
+	floors := map[string]float64{} // by group
 	for _, r := range rows {
-		if r.name == "minimal XDP forwarder" {
-			floor = median(r.cost)
+		if strings.HasPrefix(r.name, "minimal XDP forwarder") {
+			floors[r.group] = median(r.cost)
 		}
 	}
-	fmt.Fprintf(w, "Medians of %d rounds; 64-byte frames, %d flows for the established scenarios.\n\n", o.runs, o.flows)
-	fmt.Fprintln(w, "| scenario | generator | forwarded (pps) | director cost (ns/packet) | BPF run time (ns/packet) | goal | met |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|---|---|")
+	fmt.Fprintf(w, "Medians of %d rounds; 64-byte frames (IPv6: 84, the same TCP/UDP segment), %d flows for the established scenarios; "+
+		"× floor: the cost over the minimal forwarder's of the same family and round.\n\n", o.runs, o.flows)
+	fmt.Fprintln(w, "| scenario | generator | forwarded (pps) | director cost (ns/packet) | × floor | BPF run time (ns/packet) | goal | met |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|---|---|")
 	for _, r := range rows {
 		if len(r.pps) == 0 {
 			continue
@@ -37,6 +49,11 @@ func report(w io.Writer, o options, rows []row, sc []scaleRow) {
 		if len(r.bpfNs) > 0 {
 			bpfNs = fmt.Sprintf("%.0f", median(r.bpfNs))
 		}
+		ratio := "—"
+		if len(r.ratio) > 0 {
+			ratio = fmt.Sprintf("%.2f", median(r.ratio))
+		}
+		floor := floors[r.group]
 		goal, met := "", ""
 		switch {
 		case r.target > 0:
@@ -50,8 +67,9 @@ func report(w io.Writer, o options, rows []row, sc []scaleRow) {
 		if r.group == "trafgen" {
 			gen = "trafgen"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", r.name, gen, thousands(median(r.pps)), cost, bpfNs, goal, met)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name, gen, thousands(median(r.pps)), cost, ratio, bpfNs, goal, met)
 	}
+	sideBySide(w, rows)
 	if len(sc) == 0 {
 		return
 	}
@@ -92,4 +110,34 @@ func cpuModel() string {
 		}
 	}
 	return runtime.GOARCH
+}
+
+// sideBySide puts each IPv4 live-frames row beside its IPv6 twin (the
+// same name with ", IPv6"): director cost, × floor and BPF run time.
+func sideBySide(w io.Writer, rows []row) {
+	byName := map[string]row{}
+	for _, r := range rows {
+		byName[r.name] = r
+	}
+	med := func(v []float64, f string) string {
+		if len(v) == 0 {
+			return "—"
+		}
+		return fmt.Sprintf(f, median(v))
+	}
+	header := false
+	for _, r := range rows {
+		r6, ok := byName[r.name+", IPv6"]
+		if r.group != "live" || !ok || len(r.pps) == 0 || len(r6.pps) == 0 || strings.HasPrefix(r.name, "no director") {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "\nIPv4 and IPv6 side by side (live frames; director cost in ns/packet, × its family's floor, BPF run time in ns/packet):")
+			fmt.Fprintln(w, "\n| scenario | IPv4 cost | IPv4 × floor | IPv4 BPF | IPv6 cost | IPv6 × floor | IPv6 BPF |")
+			fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|")
+			header = true
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", r.name, med(r.cost, "%.0f"), med(r.ratio, "%.2f"), med(r.bpfNs, "%.0f"),
+			med(r6.cost, "%.0f"), med(r6.ratio, "%.2f"), med(r6.bpfNs, "%.0f"))
+	}
 }

@@ -22,12 +22,23 @@ import (
 // permanent neighbours of the director at s0's MAC, so a thousand servers
 // cost no ARP. Every frame that reaches s0, s1 or g0 is counted there by
 // the sink program and dropped.
+//
+// IPv6 on the same links (the IPv6 rows): g0 2001:db8::1/64, d0
+// 2001:db8::2/64 + VIP 2001:db8::100, d1 2001:db8:1::1/64, s0
+// 2001:db8:1::2/64 (the server), g1 2001:db8:2::1/64, s1 2001:db8:2::2/64;
+// client and server permanent neighbours of the director, no DAD.
 const (
 	vip       = "198.18.0.100"
 	clientIP  = "198.18.0.1"
 	sinkIP    = "198.19.0.2"
 	dirSrvIP  = "198.19.0.1" // the director's address toward the servers
 	serverNet = "198.19.1.0" // first of the extra servers' addresses
+
+	vip6      = "2001:db8::100"
+	client6   = "2001:db8::1"
+	sink6     = "2001:db8:1::2"
+	base6Src  = "2001:db8:2::1" // g1 and s1: the IPv6 baseline
+	base6Sink = "2001:db8:2::2"
 )
 
 type topo struct {
@@ -71,6 +82,8 @@ func newTopo(servers int) *topo {
 	for _, ns := range []string{t.gen, t.dir, t.sink} {
 		must("ip", "netns", "add", ns)
 		must(in(ns, "ip", "link", "set", "lo", "up")...)
+		// IPv6 addresses are usable at once (no duplicate detection).
+		must(in(ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")...)
 	}
 	pair := func(a, nsA, b, nsB string) {
 		must("ip", "link", "add", a, "netns", nsA, "type", "veth", "peer", "name", b, "netns", nsB)
@@ -92,6 +105,16 @@ func newTopo(servers int) *topo {
 	addr(t.sink, "s0", sinkIP+"/16")
 	addr(t.gen, "g1", "198.18.2.1/24")
 	addr(t.sink, "s1", "198.18.2.2/24")
+	addr6 := func(ns, dev, cidr string) { must(in(ns, "ip", "-6", "addr", "add", cidr, "dev", dev, "nodad")...) }
+	addr6(t.gen, "g0", client6+"/64")
+	addr6(t.dir, "d0", "2001:db8::2/64")
+	addr6(t.dir, "d0", vip6+"/128")
+	addr6(t.dir, "d1", "2001:db8:1::1/64")
+	addr6(t.sink, "s0", sink6+"/64")
+	addr6(t.gen, "g1", base6Src+"/64")
+	addr6(t.sink, "s1", base6Sink+"/64")
+	must(in(t.dir, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", "net.ipv6.conf.d0.forwarding=1",
+		"net.ipv6.conf.d1.forwarding=1")...)
 	must(in(t.dir, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.forwarding=1",
 		"net.ipv4.conf.d0.forwarding=1", "net.ipv4.conf.d1.forwarding=1",
 		"net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.all.rp_filter=0",
@@ -112,6 +135,8 @@ func newTopo(servers int) *topo {
 	var batch strings.Builder
 	fmt.Fprintf(&batch, "neigh replace %s lladdr %s dev d0 nud permanent\n", clientIP, t.macs["g0"])
 	fmt.Fprintf(&batch, "neigh replace %s lladdr %s dev d1 nud permanent\n", sinkIP, t.macs["s0"])
+	fmt.Fprintf(&batch, "neigh replace %s lladdr %s dev d0 nud permanent\n", client6, t.macs["g0"])
+	fmt.Fprintf(&batch, "neigh replace %s lladdr %s dev d1 nud permanent\n", sink6, t.macs["s0"])
 	for i := range servers {
 		fmt.Fprintf(&batch, "neigh replace %s lladdr %s dev d1 nud permanent\n", serverAddr(i), t.macs["s0"])
 	}

@@ -22,6 +22,16 @@ type benchFwdCfg struct {
 	_       [2]byte
 }
 
+type benchGen6Cfg struct {
+	_       structs.HostLayout
+	Nflows  uint32
+	Mode    uint32
+	SaddrLo uint32
+	Port    uint16
+	Pad     uint16
+	Frame   [80]uint8
+}
+
 type benchGenCfg struct {
 	_      structs.HostLayout
 	Nflows uint32
@@ -36,13 +46,15 @@ type benchGenCfg struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	benchMapFwdConfig = "fwd_config"
-	benchMapGenConfig = "gen_config"
-	benchMapGenSeq    = "gen_seq"
-	benchMapSinkCount = "sink_count"
-	benchProgFwd      = "fwd"
-	benchProgGen      = "gen"
-	benchProgSink     = "sink"
+	benchMapFwdConfig  = "fwd_config"
+	benchMapGen6Config = "gen6_config"
+	benchMapGenConfig  = "gen_config"
+	benchMapGenSeq     = "gen_seq"
+	benchMapSinkCount  = "sink_count"
+	benchProgFwd       = "fwd"
+	benchProgGen       = "gen"
+	benchProgGen6      = "gen6"
+	benchProgSink      = "sink"
 )
 
 // loadBench returns the embedded CollectionSpec for bench.
@@ -89,6 +101,7 @@ type benchSpecs struct {
 type benchProgramSpecs struct {
 	Fwd  *ebpf.ProgramSpec `ebpf:"fwd"`
 	Gen  *ebpf.ProgramSpec `ebpf:"gen"`
+	Gen6 *ebpf.ProgramSpec `ebpf:"gen6"`
 	Sink *ebpf.ProgramSpec `ebpf:"sink"`
 }
 
@@ -96,10 +109,11 @@ type benchProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type benchMapSpecs struct {
-	FwdConfig *ebpf.MapSpec `ebpf:"fwd_config"`
-	GenConfig *ebpf.MapSpec `ebpf:"gen_config"`
-	GenSeq    *ebpf.MapSpec `ebpf:"gen_seq"`
-	SinkCount *ebpf.MapSpec `ebpf:"sink_count"`
+	FwdConfig  *ebpf.MapSpec `ebpf:"fwd_config"`
+	Gen6Config *ebpf.MapSpec `ebpf:"gen6_config"`
+	GenConfig  *ebpf.MapSpec `ebpf:"gen_config"`
+	GenSeq     *ebpf.MapSpec `ebpf:"gen_seq"`
+	SinkCount  *ebpf.MapSpec `ebpf:"sink_count"`
 }
 
 // benchVariableSpecs contains global variables before they are loaded into the kernel.
@@ -128,15 +142,17 @@ func (o *benchObjects) Close() error {
 //
 // It can be passed to loadBenchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type benchMaps struct {
-	FwdConfig *ebpf.Map `ebpf:"fwd_config"`
-	GenConfig *ebpf.Map `ebpf:"gen_config"`
-	GenSeq    *ebpf.Map `ebpf:"gen_seq"`
-	SinkCount *ebpf.Map `ebpf:"sink_count"`
+	FwdConfig  *ebpf.Map `ebpf:"fwd_config"`
+	Gen6Config *ebpf.Map `ebpf:"gen6_config"`
+	GenConfig  *ebpf.Map `ebpf:"gen_config"`
+	GenSeq     *ebpf.Map `ebpf:"gen_seq"`
+	SinkCount  *ebpf.Map `ebpf:"sink_count"`
 }
 
 func (m *benchMaps) Close() error {
 	return _BenchClose(
 		m.FwdConfig,
+		m.Gen6Config,
 		m.GenConfig,
 		m.GenSeq,
 		m.SinkCount,
@@ -155,6 +171,7 @@ type benchVariables struct {
 type benchPrograms struct {
 	Fwd  *ebpf.Program `ebpf:"fwd"`
 	Gen  *ebpf.Program `ebpf:"gen"`
+	Gen6 *ebpf.Program `ebpf:"gen6"`
 	Sink *ebpf.Program `ebpf:"sink"`
 }
 
@@ -162,6 +179,7 @@ func (p *benchPrograms) Close() error {
 	return _BenchClose(
 		p.Fwd,
 		p.Gen,
+		p.Gen6,
 		p.Sink,
 	)
 }
