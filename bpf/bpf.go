@@ -29,7 +29,7 @@ func LoadSpec() (*ebpf.CollectionSpec, error) { return loadGvs() }
 // ScratchMaps are the per-CPU working areas of one packet's run: nothing
 // in them outlives the run, so they are not pinned, and their layout may
 // change between versions without making the pinned maps incompatible.
-var ScratchMaps = []string{"work", "work6", "lport_scratch", "sched_daddr6", "sync_scratch", "ring_key"}
+var ScratchMaps = []string{"work", "work6", "lport_scratch", "sched_daddr6", "sync_scratch", "ring_key", "tmpl_scratch"}
 
 // SizeConns sets the capacity of the connection table and of its reply
 // table (both preallocated: the memory is taken at load), and sizes the
@@ -166,4 +166,5 @@ var EventNames = []string{"pass", "forward", "drop_nodest", "no_dest", "conn_tab
 	"no_route", "malformed", "too_big", "fwd_unsupported", "reply", "no_lport", "icmp", "ttl",
 	"evicted", "reclaimed", "unindexed", "busy", "family", "template_full", "frag", "frag_unknown", "denied",
 	"sync_lost", "nat_icmp_send", "fwm_untagged", "fwm_pass",
-	"ipv6_ext", "ipv6_frag", "revived", "nat64_unsupported", "nat64_icmp"}
+	"ipv6_ext", "ipv6_frag", "revived", "nat64_unsupported", "nat64_icmp",
+	"tmpl_reclaimed"}

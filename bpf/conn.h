@@ -212,6 +212,8 @@ static __always_inline void conn_set_state(struct gvs_conn *c, struct gvs_dest *
 #pragma unroll
 	for (int tries = 0; tries < 4; tries++) {
 		o.w = RD(*word);
+		if (o.flags & GVS_CONN_F_DYING)
+			break; /* its remover undoes the counts as they are */
 		n.w = o.w;
 		int dir = TCP_DIR_INPUT;
 		if (output)
@@ -484,10 +486,33 @@ static __always_inline void conn_remove_ex(struct gvs_conn_key *key, struct gvs_
 	/* Copied before the delete: the entry's memory may be reused. */
 	struct gvs_a16 laddr = { { c->laddr[0], c->laddr[1], c->laddr[2], c->laddr[3] } };
 	__u16 lport = c->lport, rport = c->rport;
-	__u8 flags = RD(c->flags);
+	/* Claimed first: conn_set_state moves no count of a DYING entry, so
+	 * the flags read with the claim are the ones to undo (a packet of
+	 * the flow on another CPU may be moving it to active this instant).
+	 * One claimed already is someone else's to remove. */
+	__u32 *word = (__u32 *)&c->state;
+	union conn_sf o, n;
+	int claimed = 0;
+
+	o.w = 0;
+#pragma unroll
+	for (int tries = 0; tries < 4; tries++) {
+		o.w = RD(*word);
+		if (o.flags & GVS_CONN_F_DYING)
+			return;
+		n.w = o.w;
+		n.flags |= GVS_CONN_F_DYING;
+		if (__sync_val_compare_and_swap(word, o.w, n.w) == o.w) {
+			claimed = 1;
+			break;
+		}
+	}
+	if (!claimed)
+		return;
+	__u8 flags = o.flags;
 
 	if (bpf_map_delete_elem(&conns, key) != 0)
-		return;
+		return; /* gvsd's sweep took it: its snapshot has these flags */
 	struct gvs_dest *d = dest_get(dest);
 	if (d)
 		dest_unbind(d, (flags & GVS_CONN_F_INACTIVE) ? BIND_INACTIVE : BIND_ACTIVE);
@@ -704,6 +729,19 @@ __gvs_subprog __s64 ring_step(__u64 now, int evict)
 	if (w.cand >= 0)
 		return ring_evict_at(w.cand);
 	return -1;
+}
+
+/* How long a one-packet datagram's entry waits for its later fragments
+ * (seconds): they come within moments, and the flow's next datagram
+ * removes it anyway. */
+#define ONEPKT_FRAG_TIMEOUT 2
+
+/* An entry the packet does not continue: a one-packet (-o) datagram's,
+ * met by anything but one of its later fragments (each datagram is
+ * scheduled on its own). */
+static __always_inline int conn_onepkt_done(const struct gvs_conn *c, const struct gvs_pkt *p)
+{
+	return (RD(c->flags) & GVS_CONN_F_ONEPKT) && p->frag != GVS_FRAG_LATER;
 }
 
 /* reopens (conn_reuse_mode, is_new_conn_expected): a bare SYN on a

@@ -111,3 +111,45 @@ func TestNATFragmentedReply(t *testing.T) {
 		return nil
 	})
 }
+
+// TestOnePacketFragments: a one-packet (-o) UDP service schedules each
+// datagram on its own; one that comes in fragments keeps a short entry
+// (ONEPKT) so its later fragment goes where its first went, and the
+// flow's next datagram is scheduled again (rr moves on) and removes it.
+// Before, the later fragment found nothing and passed to the stack.
+func TestOnePacketFragments(t *testing.T) {
+	o := loadObjects(t)
+	putDest(t, o, 1, drDest(rs1, 80, 1, 1, 1))
+	putDest(t, o, 2, drDest(rs2, 80, 1, 1, 2))
+	const onePacket = 0x4
+	putService(t, o, svcSpec{id: 8, proto: unix.IPPROTO_UDP, addr: vip, port: 80, sched: schedRR, flags: onePacket, dests: []uint32{2, 1}})
+	must(t, o.Ifmacs.Put(uint32(1), &IfMAC{Mac: ifMAC}))
+	src := netip.AddrPortFrom(client.Addr(), 7000)
+	p := syn(src, 80)
+	p.proto, p.payload, p.df = unix.IPPROTO_UDP, 1200, false
+	a, b := fragment(p.build(), 600)
+	actA, outA := run(t, o, a)
+	actB, outB := run(t, o, b)
+	if actA != xdpTX || actB != xdpTX || !bytes.Equal(outA[:6], outB[:6]) {
+		t.Fatalf("fragments %s to %x, %s to %x: want both to one server", actionNames[actA], outA[:6], actionNames[actB], outB[:6])
+	}
+	k := connKey(unix.IPPROTO_UDP, src, netip.AddrPortFrom(vip, 80))
+	var c Conn
+	must(t, o.Conns.Lookup(&k, &c))
+	if c.Flags&0x80 == 0 || c.Timeout != 2 {
+		t.Fatalf("entry %+v: want ONEPKT, 2 s", c)
+	}
+	// The flow's next datagram, whole: scheduled again (the other server).
+	p.payload = 100
+	act, out := run(t, o, p.build())
+	if act != xdpTX || bytes.Equal(out[:6], outA[:6]) {
+		t.Fatalf("next datagram %s to %x: want rr's next server, not %x", actionNames[act], out[:6], outA[:6])
+	}
+	if o.Conns.Lookup(&k, &c) == nil {
+		t.Fatalf("entry %+v left after the next datagram", c)
+	}
+	if s := sumStats(t, o.SvcStats, 8); s.Conns != 2 || s.Inpkts != 3 {
+		t.Fatalf("stats %+v: want 2 connections (datagrams), 3 packets", s)
+	}
+	recount(t, o, 1, 2)
+}

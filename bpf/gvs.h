@@ -96,6 +96,11 @@ enum gvs_sched {
 				    * an answered TCP handshake is evicted
 				    * before an unanswered one */
 #define GVS_CONN_F_SYNCED     0x20 /* learnt from a sync master (ipvssync) */
+#define GVS_CONN_F_DYING      0x40 /* claimed by its remover (conn_remove_ex):
+				    * no count moves any more */
+#define GVS_CONN_F_ONEPKT     0x80 /* a one-packet (-o) UDP datagram in
+				    * fragments: kept for its later fragments
+				    * only, gone at the flow's next datagram */
 
 /* TCP states: conn.State values (IP_VS_TCP_S_*); UDP uses GVS_S_UDP. */
 #define GVS_S_NONE        0
@@ -408,6 +413,9 @@ enum gvs_event {
 				* checksum from the server): dropped */
 	GVS_EV_NAT64_ICMP,     /* an ICMP error about a NAT64 connection
 				* (not translated): dropped */
+	GVS_EV_TMPL_RECLAIMED, /* an expired template nothing held, removed
+				* by the data path to make room in a full
+				* template table */
 	GVS_EV_MAX,
 };
 

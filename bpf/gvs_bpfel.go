@@ -417,6 +417,13 @@ type gvsLportSearch struct {
 	Found int32
 }
 
+type gvsTmplScan struct {
+	_       structs.HostLayout
+	Now     uint64
+	Visited uint32
+	Freed   uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -459,6 +466,7 @@ const (
 	gvsMapSyncScratch         = "sync_scratch"
 	gvsMapTemplates           = "templates"
 	gvsMapTimeouts            = "timeouts"
+	gvsMapTmplScratch         = "tmpl_scratch"
 	gvsMapV6Config            = "v6_config"
 	gvsMapWork                = "work"
 	gvsMapWork6               = "work6"
@@ -560,6 +568,7 @@ type gvsMapSpecs struct {
 	SyncScratch  *ebpf.MapSpec `ebpf:"sync_scratch"`
 	Templates    *ebpf.MapSpec `ebpf:"templates"`
 	Timeouts     *ebpf.MapSpec `ebpf:"timeouts"`
+	TmplScratch  *ebpf.MapSpec `ebpf:"tmpl_scratch"`
 	V6Config     *ebpf.MapSpec `ebpf:"v6_config"`
 	Work         *ebpf.MapSpec `ebpf:"work"`
 	Work6        *ebpf.MapSpec `ebpf:"work6"`
@@ -629,6 +638,7 @@ type gvsMaps struct {
 	SyncScratch  *ebpf.Map `ebpf:"sync_scratch"`
 	Templates    *ebpf.Map `ebpf:"templates"`
 	Timeouts     *ebpf.Map `ebpf:"timeouts"`
+	TmplScratch  *ebpf.Map `ebpf:"tmpl_scratch"`
 	V6Config     *ebpf.Map `ebpf:"v6_config"`
 	Work         *ebpf.Map `ebpf:"work"`
 	Work6        *ebpf.Map `ebpf:"work6"`
@@ -674,6 +684,7 @@ func (m *gvsMaps) Close() error {
 		m.SyncScratch,
 		m.Templates,
 		m.Timeouts,
+		m.TmplScratch,
 		m.V6Config,
 		m.Work,
 		m.Work6,

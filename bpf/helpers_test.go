@@ -76,6 +76,7 @@ const (
 	evRevived
 	evNAT64Unsupported
 	evNAT64ICMP
+	evTmplReclaimed
 	evMax
 )
 

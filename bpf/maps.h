@@ -312,11 +312,16 @@ struct {
 	__type(value, __u32);
 } svc_fwmark SEC(".maps");
 
-static __always_inline void ev_inc(__u32 ev)
+static __always_inline void ev_add(__u32 ev, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&events, &ev);
 	if (v)
-		*v += 1;
+		*v += n;
+}
+
+static __always_inline void ev_inc(__u32 ev)
+{
+	ev_add(ev, 1);
 }
 
 /* An interface's MAC and MTU, if gvsd wrote them: an ARRAY lookup never

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"gvs/conn"
 )
 
 // TestEvictedHandshakeRevived: a DR handshake evicted by a flood while
@@ -150,5 +152,92 @@ func TestTemplateBeingRemovedNotHeld(t *testing.T) {
 	must(t, o.Templates.Lookup(&tk, &tv))
 	if tv.N_control != dead {
 		t.Fatalf("n_control %d, want the dead mark %d untouched", tv.N_control, dead)
+	}
+}
+
+// TestDyingEntryMovesNoCount: an entry its remover has claimed (DYING,
+// conn_remove_ex) moves no server count when a packet of the flow comes
+// in meanwhile: the remover undoes the counts as they were at the claim.
+// Before, a handshake evicted on one CPU while its ACK moved it to active
+// on another left the server one active connection too many and one
+// inactive too few.
+func TestDyingEntryMovesNoCount(t *testing.T) {
+	o := loadObjects(t)
+	drService(t, o)
+	legit := ap("198.18.7.7:5555")
+	act, out := run(t, o, syn(legit, 80).build())
+	if act != xdpTX {
+		t.Fatal("SYN")
+	}
+	id := uint32(2)
+	if m1 := destMAC(1); bytes.Equal(out[0:6], m1[:]) {
+		id = 1
+	}
+	if d := getDest(t, o, id); d.Activeconns != 1 || d.Inactconns != 0 {
+		t.Fatalf("after the SYN: active %d inactive %d, want 1 and 0 (SYN_RECV is active)", d.Activeconns, d.Inactconns)
+	}
+	// Another CPU's remover has claimed it: DYING.
+	k := connKey(unix.IPPROTO_TCP, legit, netip.AddrPortFrom(vip, 80))
+	var c Conn
+	must(t, o.Conns.Lookup(&k, &c))
+	const dying = 0x40
+	c.Flags |= dying
+	must(t, o.Conns.Put(&k, &c))
+	// A FIN moves SYN_RECV to CLOSE (inactive) in the input-only table:
+	// not on a dying entry.
+	fin := syn(legit, 80)
+	fin.flags = tcpFIN | tcpACK
+	if act, _ := run(t, o, fin.build()); act != xdpTX {
+		t.Fatalf("FIN: %s", actionNames[act])
+	}
+	if d := getDest(t, o, id); d.Activeconns != 1 || d.Inactconns != 0 {
+		t.Fatalf("after a packet of the dying entry: active %d inactive %d, want 1 and 0 unchanged", d.Activeconns, d.Inactconns)
+	}
+	must(t, o.Conns.Lookup(&k, &c))
+	if c.State != uint8(conn.SynRecv) {
+		t.Fatalf("state %d: a dying entry's state moved", c.State)
+	}
+}
+
+// TestTemplateTableReclaimedWithoutDaemon: with gvsd not sweeping, a
+// template table full of expired templates nothing holds makes room for
+// a new client (the data path walks it and removes them), where before
+// every new client of a persistent service was refused (template_full)
+// until gvsd returned or the same clients came back.
+func TestTemplateTableReclaimedWithoutDaemon(t *testing.T) {
+	o := loadSmall(t, 64, 2)
+	putDest(t, o, 1, drDest(rs1, 80, 1, 1, 1))
+	putDest(t, o, 2, drDest(rs2, 80, 1, 1, 2))
+	putService(t, o, svcSpec{id: 7, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR,
+		flags: 1, timeout: 300, netmask: 0xffffffff, dests: []uint32{2, 1}})
+	must(t, o.Ifmacs.Put(uint32(1), &IfMAC{Mac: ifMAC}))
+	// Two clients came and went: their connections are gone, their
+	// templates nothing holds have expired (as gvsd's sweep would leave
+	// them were it running).
+	for i := range 2 {
+		src := floodSrc(i)
+		tk := connKey(unix.IPPROTO_TCP, netip.AddrPortFrom(src.Addr(), 0), netip.AddrPortFrom(vip, 80))
+		must(t, o.Templates.Put(&tk, &Template{Expires: 1, Dest: 1, Svc: 7, Timeout: 300}))
+		d := getDest(t, o, 1)
+		d.Persistconns++
+		putDest(t, o, 1, d)
+	}
+	if act, _ := run(t, o, syn(floodSrc(2), 80).build()); act != xdpTX {
+		t.Fatalf("new client with the table full of expired templates: %s (events %v)", actionNames[act], events(t, o))
+	}
+	ev := events(t, o)
+	if ev[evTmplReclaimed] == 0 || ev[evTemplateFull] != 0 {
+		t.Fatalf("tmpl_reclaimed %d template_full %d: want reclaimed, not full", ev[evTmplReclaimed], ev[evTemplateFull])
+	}
+	// The reclaimed templates' server counts went with them.
+	if d := getDest(t, o, 1); d.Persistconns+getDest(t, o, 2).Persistconns != 1 {
+		t.Fatalf("persistent counts %d + %d, want the new client's template only", d.Persistconns, getDest(t, o, 2).Persistconns)
+	}
+	// A live template that still holds a connection is not taken.
+	tk := connKey(unix.IPPROTO_TCP, netip.AddrPortFrom(floodSrc(2).Addr(), 0), netip.AddrPortFrom(vip, 80))
+	var tv Template
+	must(t, o.Templates.Lookup(&tk, &tv))
+	if tv.N_control != 1 {
+		t.Fatalf("new template n_control %d", tv.N_control)
 	}
 }

@@ -134,6 +134,8 @@ static __always_inline int sync_update(const struct gvs_sync_in *a, struct gvs_c
 
 	for (int tries = 0; tries < 4; tries++) {
 		o.w = RD(*word);
+		if (o.flags & GVS_CONN_F_DYING)
+			break; /* being removed (conn_remove_ex) */
 		n.w = o.w;
 		n.state = a->state;
 		n.flags = (o.flags & ~GVS_CONN_F_INACTIVE) | (a->flags & GVS_CONN_F_INACTIVE);

@@ -1137,7 +1137,8 @@ found:
 
 	__u32 did = GVS_DEST_NONE;
 	int persistent = svc->flags & GVS_SVC_F_PERSISTENT;
-	int one = (svc->flags & GVS_SVC_F_ONEPACKET) && p6->proto == IPPROTO_UDP;
+	int one = (svc->flags & GVS_SVC_F_ONEPACKET) && p6->proto == IPPROTO_UDP &&
+		  p6->frag != GVS_FRAG_FIRST;
 	int created = 0;
 	int verdict = XDP_PASS;
 
@@ -1215,7 +1216,11 @@ found:
 		}
 		nc->state = next;
 	}
-	nc->timeout = w->w.icmp ? ICMP_CONN_TIMEOUT : state_timeout(to, p6->proto, nc->state);
+	if ((svc->flags & GVS_SVC_F_ONEPACKET) && p6->proto == IPPROTO_UDP)
+		nc->flags |= GVS_CONN_F_ONEPKT;
+	nc->timeout = w->w.icmp ? ICMP_CONN_TIMEOUT :
+		      (nc->flags & GVS_CONN_F_ONEPKT) ? ONEPKT_FRAG_TIMEOUT :
+		      state_timeout(to, p6->proto, nc->state);
 	nc->expires = now + (__u64)nc->timeout * NS_PER_SEC;
 	nc->sync_pkts = 1;
 
@@ -1434,7 +1439,7 @@ int xdp_gvs6(struct xdp_md *ctx)
 		bpf_map_delete_elem(&conns, key);
 		c = 0;
 	}
-	if (c && (RD(c->expires) <= now || conn_reopens(c, &w->w.p, cfg))) {
+	if (c && (RD(c->expires) <= now || conn_reopens(c, &w->w.p, cfg) || conn_onepkt_done(c, &w->w.p))) {
 		conn_remove(key, c);
 		c = 0;
 	}

@@ -174,6 +174,66 @@ static __always_inline int persist_check(__u32 id, __u32 *did, __u8 af)
 	return SP_OK;
 }
 
+/* Making room in a full template table: without gvsd's sweep, nothing
+ * else removes the templates of clients that do not come back. A bounded
+ * walk of the table (in its hash order, which a removal reshuffles
+ * little) removes the expired ones nothing holds. */
+#define TMPL_SCAN_MAX  256
+#define TMPL_SCAN_FREE 4
+
+struct tmpl_scan {
+	__u64 now;
+	__u32 visited;
+	__u32 freed;
+};
+
+/* The walk's state, in a map: on the stack the verifier would follow its
+ * count through every step of the walk (the callback gets a pointer to
+ * it, as its context must be on the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tmpl_scan);
+} tmpl_scratch SEC(".maps");
+
+static long tmpl_visit(void *map, struct gvs_conn_key *k, struct gvs_template *t,
+		       struct tmpl_scan **sp)
+{
+	struct tmpl_scan *s = *sp;
+
+	if (RD(t->expires) <= s->now) {
+		if (RD(t->dest) == GVS_DEST_NONE) {
+			/* An abandoned reservation bound nothing. */
+			if (!bpf_map_delete_elem(&templates, k))
+				s->freed++;
+		} else if (RD(t->n_control) == 0 &&
+			   __sync_val_compare_and_swap(&t->n_control, 0, TMPL_DEAD) == 0) {
+			tmpl_remove(k, t);
+			s->freed++;
+		}
+	}
+	return ++s->visited >= TMPL_SCAN_MAX || s->freed >= TMPL_SCAN_FREE;
+}
+
+/* The templates freed (counted as reclaimed). */
+__gvs_subprog int tmpl_reclaim(__u64 now)
+{
+	__u32 zero = 0;
+	struct tmpl_scan *s = bpf_map_lookup_elem(&tmpl_scratch, &zero);
+
+	if (!s)
+		return 0;
+	s->now = now;
+	s->visited = 0;
+	s->freed = 0;
+	bpf_for_each_map_elem(&templates, tmpl_visit, &s, 0);
+	__u32 freed = s->freed;
+	if (freed)
+		ev_add(GVS_EV_TMPL_RECLAIMED, freed);
+	return freed;
+}
+
 static __always_inline int sched_persist(const struct gvs_svc *svc, const struct gvs_pkt *p,
 					 struct gvs_conn_key *tk, __u64 now,
 					 const struct gvs_config *cfg, __u32 *did, int *created, __u8 af)
@@ -236,6 +296,8 @@ static __always_inline int sched_persist(const struct gvs_svc *svc, const struct
 		.timeout = svc->timeout,
 	};
 	long err = bpf_map_update_elem(&templates, tk, &nt, BPF_NOEXIST);
+	if (err && err != -17 && tmpl_reclaim(now))
+		err = bpf_map_update_elem(&templates, tk, &nt, BPF_NOEXIST);
 	if (err == -17 /* EEXIST */) {
 		t = bpf_map_lookup_elem(&templates, tk);
 		if (t && RD(t->dest) != GVS_DEST_NONE)
@@ -708,7 +770,10 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 
 	__u32 did = GVS_DEST_NONE;
 	int persistent = svc->flags & GVS_SVC_F_PERSISTENT;
-	int one = (svc->flags & GVS_SVC_F_ONEPACKET) && p->proto == IPPROTO_UDP;
+	/* One-packet scheduling: no entry, unless the datagram comes in
+	 * fragments, whose later ones need one to follow (ONEPKT). */
+	int one = (svc->flags & GVS_SVC_F_ONEPACKET) && p->proto == IPPROTO_UDP &&
+		  p->frag != GVS_FRAG_FIRST;
 	int created = 0; /* this packet made the template */
 	int verdict = XDP_PASS;
 
@@ -792,7 +857,11 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 		}
 		nc->state = next;
 	}
-	nc->timeout = w->icmp ? ICMP_CONN_TIMEOUT : state_timeout(to, p->proto, nc->state);
+	if ((svc->flags & GVS_SVC_F_ONEPACKET) && p->proto == IPPROTO_UDP)
+		nc->flags |= GVS_CONN_F_ONEPKT; /* a first fragment (one is 0) */
+	nc->timeout = w->icmp ? ICMP_CONN_TIMEOUT :
+		      (nc->flags & GVS_CONN_F_ONEPKT) ? ONEPKT_FRAG_TIMEOUT :
+		      state_timeout(to, p->proto, nc->state);
 	nc->expires = now + (__u64)nc->timeout * NS_PER_SEC;
 	nc->sync_pkts = 1; /* this packet (sync.h) */
 
@@ -1019,7 +1088,7 @@ static __always_inline int xdp_gvs_pkt(struct xdp_md *ctx, struct gvs_work *w)
 		bpf_map_delete_elem(&conns, key); /* abandoned: bound nothing */
 		c = 0;
 	}
-	if (c && (RD(c->expires) <= now || conn_reopens(c, p, cfg))) {
+	if (c && (RD(c->expires) <= now || conn_reopens(c, p, cfg) || conn_onepkt_done(c, p))) {
 		/* Expired (its timer would have fired) or reopened by a SYN. */
 		conn_remove(key, c);
 		c = 0;

@@ -83,6 +83,41 @@ func TestPullFollowsChanges(t *testing.T) {
 	}
 }
 
+// A service deleted and added again before its id went back is a new
+// service to IPVS (ip_vs_add_service zeroes its counters): it shows none
+// of the old one's, which stay in the machine's totals. A server's do
+// stay (the kernel takes it back from its trash with them).
+func TestServiceAddedAgainStartsAtZero(t *testing.T) {
+	e := syncEngine(t)
+	svc := model.Service{ServiceKey: model.ServiceKey{Protocol: model.ProtoTCP, Addr: netip.MustParseAddr("198.18.0.100"), Port: 80, Family: model.IPv4},
+		Scheduler: "rr", Netmask: 0xffffffff}
+	if err := e.AddService(svc); err != nil {
+		t.Fatal(err)
+	}
+	id := e.svcIDs[svc.ServiceKey]
+	per := make([]bpf.Stats, ebpfCPUs())
+	per[0].Conns, per[0].Inpkts = 7, 70
+	if err := e.objs.SvcStats.Put(id, per); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.DelService(svc.ServiceKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AddService(svc); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.svcIDs[svc.ServiceKey]; got != id {
+		t.Fatalf("id %d, want the revived %d: the test proves nothing", got, id)
+	}
+	s := e.Services()
+	if len(s) != 1 || s[0].Stats.Conns != 0 || s[0].Stats.InPkts != 0 {
+		t.Fatalf("added again: %+v, want zero counters", s)
+	}
+	if tot, _ := e.Totals(); tot.Conns != 7 || tot.InPkts != 70 {
+		t.Fatalf("totals %+v, want the old service's 7 connections and 70 packets", tot)
+	}
+}
+
 // Pinned gives back the rules the maps hold: settings, allow list,
 // servers in list order with their weights, local addresses.
 func TestPinnedRules(t *testing.T) {

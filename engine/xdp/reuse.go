@@ -17,6 +17,14 @@ type destRef struct {
 // added again before its id went back, else a free one.
 func (e *Engine) svcID(k model.ServiceKey) (uint32, error) {
 	if id, ok := e.svcIDs[k]; ok {
+		if e.svcPool.isRetired(id) {
+			// Deleted and added again: a new service to IPVS, whose
+			// counters start at zero (ip_vs_add_service); what the
+			// old one counted joins the totals of the services gone.
+			if err := e.zeroSvcStats(id); err != nil {
+				return 0, err
+			}
+		}
 		e.svcPool.revive(id)
 		return id, nil
 	}
@@ -91,14 +99,9 @@ func (e *Engine) cleanSvc(id uint32) error {
 	if err := e.deleteAllow(id, nil); err != nil {
 		return err
 	}
-	per := make([]bpf.Stats, ebpfCPUs())
-	if err := e.objs.SvcStats.Lookup(id, &per); err != nil {
+	if err := e.zeroSvcStats(id); err != nil {
 		return err
 	}
-	if err := e.objs.SvcStats.Put(id, make([]bpf.Stats, ebpfCPUs())); err != nil {
-		return err
-	}
-	e.gone = e.gone.Add(sum(per))
 	if err := e.objs.SchedState.Put(id, &bpf.SchedState{}); err != nil {
 		return err
 	}
@@ -115,6 +118,20 @@ func (e *Engine) cleanSvc(id uint32) error {
 		delete(e.svcKeys, id)
 	}
 	delete(e.svcMeta, id)
+	return nil
+}
+
+// zeroSvcStats zeroes a service id's counters, adding them to the totals
+// of the services gone (the machine's totals never go back).
+func (e *Engine) zeroSvcStats(id uint32) error {
+	per := make([]bpf.Stats, ebpfCPUs())
+	if err := e.objs.SvcStats.Lookup(id, &per); err != nil {
+		return err
+	}
+	if err := e.objs.SvcStats.Put(id, make([]bpf.Stats, ebpfCPUs())); err != nil {
+		return err
+	}
+	e.gone = e.gone.Add(sum(per))
 	return nil
 }
 

@@ -65,6 +65,9 @@ func (e *Engine) sweep() error {
 			continue // BPF took it first
 		}
 		if got.Expires > now() {
+			// Refreshed meanwhile: back, and whoever claimed it in
+			// BPF (DYING) lost it to this delete and undid nothing.
+			got.Flags &^= connDying
 			if err := e.objs.Conns.Update(&key, &got, ebpf.UpdateNoExist); err == nil {
 				continue
 			}
@@ -255,6 +258,7 @@ func (e *Engine) collectLBLC() {
 const (
 	connInactive   = 0x1
 	connControlled = 0x4
+	connDying      = 0x40 // GVS_CONN_F_DYING
 	connNAT        = 0x8
 )
 
