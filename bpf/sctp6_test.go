@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
 	"gvs/conn"
@@ -429,5 +430,39 @@ func TestSCTP6StatesDifferential(t *testing.T) {
 	}
 	if n != 420 {
 		t.Fatalf("%d cases", n)
+	}
+}
+
+// IPv6 SCTP associations are not synced, as IPv4's (sync.h,
+// docs/sctp.md): an association past the sync threshold sends nothing,
+// and the first record is a TCP connection's that came after it.
+func TestSCTP6NotSynced(t *testing.T) {
+	o := setup6(t, 1500)
+	must(t, o.Config.Put(uint32(0), conf(Config{SyncMaster: 1, SyncThreshold: 3, SyncPeriod: 50})))
+	putDest(t, o, 1, dest6(netip.AddrPortFrom(rs6, sctpPort), fwdRoute))
+	sctp6Service(t, o, 1)
+	vp := netip.AddrPortFrom(vip6, 80)
+	putDest(t, o, 2, dest6(netip.AddrPortFrom(rs6, 80), fwdRoute))
+	putService6(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip6, port: 80, sched: schedRR, dests: []uint32{2}})
+	rd, err := ringbuf.NewReader(o.SyncEvents)
+	must(t, err)
+	defer rd.Close()
+	for i, ev := range []conn.SCTPEvent{conn.EvInit, conn.EvCookieEcho, conn.EvData, conn.EvData, conn.EvData} {
+		in := sctp6Packet(clientMAC, vipMAC, client6, vsctp6, 64, 1, eventChunks(ev))
+		expect6(t, o, fmt.Sprint("SCTP packet ", i+1), in, xdpRedirect, nil)
+	}
+	for i, fl := range []uint8{tcpSYN, tcpACK, tcpACK} {
+		p := pkt6{srcMAC: clientMAC, dstMAC: vipMAC, src: client6, dst: vp, flags: fl}
+		expect6(t, o, fmt.Sprint("TCP packet ", i+1), p.build(), xdpRedirect, nil)
+	}
+	rd.SetDeadline(time.Now().Add(time.Second))
+	r, err := rd.Read()
+	must(t, err)
+	var rec SyncRec
+	if _, err := binary.Decode(r.RawSample, binary.LittleEndian, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Key != connKey6(unix.IPPROTO_TCP, client6, vp) {
+		t.Fatalf("first record %+v, want the TCP connection's", rec.Key)
 	}
 }
