@@ -368,19 +368,14 @@ static __always_inline int sctp_nat_ports(void *l4, void *data_end, __u16 sport,
 	return 0;
 }
 
-/* The SCTP header: the common header (ports at TCP's and UDP's offsets,
- * verification tag, CRC32c) and the first chunk's header; the event goes
- * in p->tcpflags. A COOKIE ECHO or COOKIE ACK with an ABORT bundled after
- * it is the ABORT (set_sctp_state). A packet without a whole chunk header
- * is malformed. */
-static __always_inline int parse_sctp(struct gvs_pkt *p, void *l4, void *data_end, __u32 len)
+/* The event of the SCTP packet at h (len bytes): the first chunk's type;
+ * a COOKIE ECHO or COOKIE ACK with an ABORT bundled after it is the ABORT
+ * (set_sctp_state). -1 without the common header and a whole chunk
+ * header. Shared by IPv4 (parse_sctp) and IPv6 (parse6). */
+static __always_inline int sctp_hdr_event(__u8 *h, void *data_end, __u32 len)
 {
-	__u8 *h = l4;
-
 	if ((void *)(h + 16) > data_end || len < 16)
-		return PARSE_MALFORMED;
-	p->sport = *(__u16 *)h;
-	p->dport = *(__u16 *)(h + 2);
+		return -1;
 	__u8 type = h[12];
 	if (type == SCTP_CID_COOKIE_ECHO || type == SCTP_CID_COOKIE_ACK) {
 		__u32 clen = ((__u32)h[14] << 8 | h[15]);
@@ -397,7 +392,22 @@ static __always_inline int parse_sctp(struct gvs_pkt *p, void *l4, void *data_en
 				type = SCTP_CID_ABORT;
 		}
 	}
-	p->tcpflags = sctp_chunk_event(type);
+	return sctp_chunk_event(type);
+}
+
+/* The SCTP header: the common header (ports at TCP's and UDP's offsets,
+ * verification tag, CRC32c) and the first chunk's header; the event goes
+ * in p->tcpflags. A packet without a whole chunk header is malformed. */
+static __always_inline int parse_sctp(struct gvs_pkt *p, void *l4, void *data_end, __u32 len)
+{
+	__u8 *h = l4;
+	int ev = sctp_hdr_event(h, data_end, len);
+
+	if (ev < 0)
+		return PARSE_MALFORMED;
+	p->sport = *(__u16 *)h;
+	p->dport = *(__u16 *)(h + 2);
+	p->tcpflags = ev;
 	return PARSE_OK;
 }
 

@@ -186,7 +186,8 @@ static __always_inline int nat_src_maybe6(const __u32 *a)
 /* ---- parsing ---- */
 
 /* ICMPv6 errors IPVS relates to a connection: the quoted IPv6 header
- * (without extension headers) of a TCP or UDP packet, and its ports. */
+ * (without extension headers) of a TCP, UDP or SCTP packet, and its
+ * ports. */
 static __always_inline int parse6_icmp(struct gvs_pkt6 *p, void *l4, void *data_end, __u32 len)
 {
 	__u8 *ic = l4;
@@ -197,7 +198,8 @@ static __always_inline int parse6_icmp(struct gvs_pkt6 *p, void *l4, void *data_
 	if (ic[0] != ICMPV6_DEST_UNREACH_T && ic[0] != ICMPV6_PKT_TOOBIG_T &&
 	    ic[0] != ICMPV6_TIME_EXCEED_T)
 		return PARSE_NOT_OURS; /* NDP, echo, ...: the stack's */
-	if ((in->vtc >> 4) != 6 || (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP))
+	if ((in->vtc >> 4) != 6 || (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP &&
+				    in->nexthdr != IPPROTO_SCTP))
 		return PARSE_NOT_OURS;
 	__u16 *ports = (void *)(in + 1);
 	p->icmp_type = ic[0];
@@ -246,7 +248,8 @@ __gvs_subprog int parse6(struct xdp_md *ctx, struct gvs_pkt6 *p)
 	__u32 off = 0; /* bytes of extension headers */
 	int i;
 	for (i = 0; i <= GVS_V6_EXT_MAX; i++) {
-		if (nh == IPPROTO_TCP || nh == IPPROTO_UDP || nh == IPPROTO_ICMPV6_GVS)
+		if (nh == IPPROTO_TCP || nh == IPPROTO_UDP || nh == IPPROTO_ICMPV6_GVS ||
+		    nh == IPPROTO_SCTP)
 			break;
 		if (i == GVS_V6_EXT_MAX)
 			return PARSE_V6_EXT;
@@ -320,6 +323,17 @@ __gvs_subprog int parse6(struct xdp_md *ctx, struct gvs_pkt6 *p)
 			return PARSE_MALFORMED;
 		p->sport = uh->source;
 		p->dport = uh->dest;
+		return PARSE_OK;
+	}
+	if (nh == IPPROTO_SCTP) {
+		/* sctp.h: the first chunk's event in tcpflags, as IPv4's
+		 * (fragments of SCTP were passed above, PARSE_V6_FRAG). */
+		int ev = sctp_hdr_event(l4, data_end, l4len);
+		if (ev < 0)
+			return PARSE_MALFORMED;
+		p->sport = *(__u16 *)l4;
+		p->dport = *(__u16 *)(l4 + 2);
+		p->tcpflags = ev;
 		return PARSE_OK;
 	}
 	return parse6_icmp(p, l4, data_end, l4len);
@@ -587,9 +601,9 @@ static __always_inline __u32 csum_diff128(const __u32 *o, const __u32 *n)
 	       csum_diff32(o[2], n[2]) + csum_diff32(o[3], n[3]);
 }
 
-/* Rewrite the IPv6 header and the TCP/UDP or ICMPv6-error payload; the
- * transport checksums by the pseudo-header's change (IPv6 has no header
- * checksum). */
+/* Rewrite the IPv6 header and the TCP/UDP/SCTP or ICMPv6-error payload;
+ * the transport checksums by the pseudo-header's change (IPv6 has no
+ * header checksum; SCTP's CRC32c covers no pseudo-header). */
 __gvs_subprog int nat_rewrite6(struct xdp_md *ctx, const struct gvs_pkt6 *p,
 					const struct nat_xlate6 *x)
 {
@@ -632,6 +646,9 @@ __gvs_subprog int nat_rewrite6(struct xdp_md *ctx, const struct gvs_pkt6 *p,
 		uh->dest = x->dport;
 		return 0;
 	}
+	if (p->proto == IPPROTO_SCTP) /* sctp.h: no pseudo-header, the CRC32c by the ports' change */
+		return sctp_nat_ports(l4, data_end, x->sport, x->dport,
+				      p->tot_len - ((p->l4off - p->l3off) & 0x3ff));
 	/* An ICMPv6 error: its checksum covers the pseudo-header, so the
 	 * outer addresses' change, plus the quoted addresses and ports. The
 	 * quoted transport checksum is left alone, as the kernel does. */
@@ -938,8 +955,9 @@ pass:
 	return XDP_PASS;
 }
 
-/* nat_icmp_send for IPv6 (nat_icmp): a TCP or UDP packet from a NAT
- * server's address and port with no connection, not a TCP RST, that the
+/* nat_icmp_send for IPv6 (nat_icmp): a TCP, UDP or SCTP packet from a NAT
+ * server's address and port with no connection, not a TCP RST or an SCTP
+ * ABORT, that the
  * director would forward, is dropped and answered with a port
  * unreachable from the director's address toward the server. Returns the
  * verdict, or -1 when the sysctl does not apply. */
@@ -951,6 +969,8 @@ __gvs_subprog int nat_icmp6(struct xdp_md *ctx, struct gvs_work6 *w, __u64 now)
 
 	if (p->proto == IPPROTO_TCP && (p->tcpflags & TCPF_RST))
 		return -1;
+	if (p->proto == IPPROTO_SCTP && p->tcpflags == SCTP_EV_ABORT)
+		return -1; /* is_sctp_abort */
 	__builtin_memset(k, 0, sizeof(*k));
 	addr6_cp(k->addr, p->saddr);
 	k->port = p->sport;
@@ -1205,7 +1225,11 @@ found:
 	nc->dest = did;
 	nc->svc = svc->id;
 	nc->method = d->method;
-	nc->state = p6->proto == IPPROTO_TCP ? GVS_S_NONE : GVS_S_UDP;
+	/* SCTP: only an INIT gets here, NONE -> INIT1 (inactive) in the
+	 * INPUT and INPUT-ONLY tables alike; made by an ICMPv6 error: NONE. */
+	nc->state = p6->proto == IPPROTO_TCP ? GVS_S_NONE :
+		    p6->proto != IPPROTO_SCTP ? GVS_S_UDP :
+		    w->w.icmp ? GVS_S_SCTP_NONE : GVS_S_SCTP_INIT1;
 	nc->flags = GVS_CONN_F_INACTIVE | GVS_CONN_F_NOOUTPUT |
 		    (persistent ? GVS_CONN_F_CONTROLLED : 0);
 	if (p6->proto == IPPROTO_TCP && !w->w.icmp) {
@@ -1456,8 +1480,11 @@ int xdp_gvs6(struct xdp_md *ctx)
 					return v;
 			}
 		}
-		if (p6->frag == GVS_FRAG_LATER) {
-			ev_inc(GVS_EV_PASS); /* its first fragment made no connection */
+		/* Its first fragment made no connection; an SCTP
+		 * association starts with an INIT only (sctp_conn_schedule). */
+		if (p6->frag == GVS_FRAG_LATER ||
+		    (p6->proto == IPPROTO_SCTP && p6->tcpflags != SCTP_EV_INIT)) {
+			ev_inc(GVS_EV_PASS);
 			return XDP_PASS;
 		}
 		int v = in_new6(ctx, w, now);

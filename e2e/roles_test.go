@@ -232,6 +232,8 @@ func playRole(args []string) error {
 		return nil
 	case "sctp-send", "sctp-capture", "sctp-serve", "sctp-hello": // sctp_test.go
 		return sctpRole(args)
+	case "sctp6-send", "sctp6-capture": // sctp6_test.go
+		return sctp6Role(args)
 	}
 	return fmt.Errorf("unknown role %q", args[0])
 }

@@ -135,24 +135,43 @@ func TestLocalAddrsIPv6(t *testing.T) {
 	}
 }
 
-// SCTP services: IPv4 taken, IPv6 refused; servers of every method taken
-// (NAT and FULLNAT update the CRC32c after the port rewrite).
+// SCTP services: IPv4 and IPv6 taken; servers of every method taken
+// (NAT and FULLNAT update the CRC32c after the port rewrite), but not an
+// IPv6 service's IPv4 FULLNAT server (NAT64 is TCP and UDP only).
 func TestCheckSCTP(t *testing.T) {
-	e := &Engine{tunSrc: netip.MustParseAddr("198.18.0.1")}
+	e := &Engine{tunSrc: netip.MustParseAddr("198.18.0.1"), tunSrc6: netip.MustParseAddr("2001:db8:ffff::1")}
 	k := model.ServiceKey{Protocol: model.ProtoSCTP, Addr: netip.MustParseAddr("198.18.0.100"), Port: 3868, Family: model.IPv4}
-	if err := e.Check(api.Op{Op: api.AddService, Service: model.Service{ServiceKey: k, Scheduler: "rr"}}); err != nil {
-		t.Fatalf("IPv4 SCTP service refused: %v", err)
-	}
 	k6 := model.ServiceKey{Protocol: model.ProtoSCTP, Addr: netip.MustParseAddr("2001:db8::1"), Port: 3868, Family: model.IPv6}
-	if err := e.Check(api.Op{Op: api.AddService, Service: model.Service{ServiceKey: k6, Scheduler: "rr"}}); err == nil {
-		t.Fatal("IPv6 SCTP service taken")
+	for _, sk := range []model.ServiceKey{k, k6} {
+		if err := e.Check(api.Op{Op: api.AddService, Service: model.Service{ServiceKey: sk, Scheduler: "rr"}}); err != nil {
+			t.Fatalf("%v SCTP service refused: %v", sk.Family, err)
+		}
 	}
 	for _, m := range []model.Method{model.Route, model.Tunnel, model.Masq, model.FullNAT} {
-		d := model.Dest{Addr: netip.MustParseAddr("198.18.1.1"), Port: 3868, Method: m, Weight: 1}
-		for _, kind := range []api.OpKind{api.AddDest, api.EditDest} {
-			if err := e.Check(api.Op{Op: kind, Service: model.Service{ServiceKey: k}, Dest: d}); err != nil {
-				t.Errorf("%s %s: %v", m, kind, err)
+		for _, c := range []struct {
+			k    model.ServiceKey
+			addr string
+		}{{k, "198.18.1.1"}, {k6, "2001:db8:1::1"}} {
+			d := model.Dest{Addr: netip.MustParseAddr(c.addr), Port: 3868, Method: m, Weight: 1}
+			for _, kind := range []api.OpKind{api.AddDest, api.EditDest} {
+				if err := e.Check(api.Op{Op: kind, Service: model.Service{ServiceKey: c.k}, Dest: d}); err != nil {
+					t.Errorf("%s %s %s: %v", c.addr, m, kind, err)
+				}
 			}
 		}
+	}
+	// IPv6 in IPv4 carries SCTP unchanged; NAT64 does not translate it.
+	d := model.Dest{Addr: netip.MustParseAddr("198.18.1.1"), Port: 3868, Method: model.Tunnel, Weight: 1}
+	if err := e.Check(api.Op{Op: api.AddDest, Service: model.Service{ServiceKey: k6}, Dest: d}); err != nil {
+		t.Errorf("6in4 tunnel server refused: %v", err)
+	}
+	d.Method = model.FullNAT
+	if err := e.Check(api.Op{Op: api.AddDest, Service: model.Service{ServiceKey: k6}, Dest: d}); err == nil {
+		t.Error("NAT64 server taken for an IPv6 SCTP service")
+	}
+	tcp6 := k6
+	tcp6.Protocol = model.ProtoTCP
+	if err := e.Check(api.Op{Op: api.AddDest, Service: model.Service{ServiceKey: tcp6}, Dest: d}); err != nil {
+		t.Errorf("NAT64 server refused for TCP: %v", err)
 	}
 }
