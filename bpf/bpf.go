@@ -167,4 +167,4 @@ var EventNames = []string{"pass", "forward", "drop_nodest", "no_dest", "conn_tab
 	"evicted", "reclaimed", "unindexed", "busy", "family", "template_full", "frag", "frag_unknown", "denied",
 	"sync_lost", "nat_icmp_send", "fwm_untagged", "fwm_pass",
 	"ipv6_ext", "ipv6_frag", "revived", "nat64_unsupported", "nat64_icmp",
-	"tmpl_reclaimed"}
+	"tmpl_reclaimed", "late_reply"}

@@ -538,15 +538,37 @@ static __always_inline int conn_evictable(const struct gvs_conn *c)
 	       s != GVS_S_CLOSE_WAIT && s != GVS_S_LAST_ACK && !sctp_live(s);
 }
 
-/* An evicted DR/TUN handshake of a service without persistence goes
- * into the evicted map (see there): its first fields are the record.
- * (NAT's would need its reply entry and port back; a template's holder
- * its template.) */
+/* An IPv4 NAT handshake's record, and its reply tuple (evicted_rk). A
+ * call of its own: the reply key is not on the eviction walk's frame. */
+__attribute__((noinline)) int conn_remember_nat(const struct gvs_conn_key *k, const struct gvs_conn *c)
+{
+	struct gvs_conn_key rk;
+
+	if (!k || !c)
+		return 0;
+	struct gvs_dest *d = dest_get(RD(c->dest));
+	if (!d || d->af != 4)
+		return 0;
+	reply_key(&rk, d->addr[0], c->laddr[0], c->rport, c->lport, k->proto);
+	if (!bpf_map_update_elem(&evicted, k, c, BPF_ANY))
+		bpf_map_update_elem(&evicted_rk, &rk, k, BPF_ANY);
+	return 0;
+}
+
+/* An evicted handshake of a service without persistence goes into the
+ * evicted map (see there): its first fields are the record. DR, TUN and
+ * IPv4 NAT; not FULLNAT (its local port goes back to the pool), nor a
+ * template's holder (its template may go with it). */
 static __always_inline void conn_remember(const struct gvs_conn_key *k, const struct gvs_conn *c)
 {
-	if (k->proto == IPPROTO_TCP && RD(c->state) == GVS_S_SYN_RECV &&
-	    !(RD(c->flags) & (GVS_CONN_F_NAT | GVS_CONN_F_CONTROLLED)))
+	__u8 f = RD(c->flags);
+
+	if (k->proto != IPPROTO_TCP || RD(c->state) != GVS_S_SYN_RECV || (f & GVS_CONN_F_CONTROLLED))
+		return;
+	if (!(f & GVS_CONN_F_NAT))
 		bpf_map_update_elem(&evicted, k, c, BPF_ANY);
+	else if (k->af == 4 && RD(c->method) == GVS_FWD_MASQ)
+		conn_remember_nat(k, c);
 }
 
 /* Slots of conn_ring a hand looks at per new connection: for a free slot

@@ -416,6 +416,9 @@ enum gvs_event {
 	GVS_EV_TMPL_RECLAIMED, /* an expired template nothing held, removed
 				* by the data path to make room in a full
 				* template table */
+	GVS_EV_LATE_REPLY,     /* a NAT server's answer to a handshake
+				* evicted for room, translated from the
+				* evicted record (nat_late_reply) */
 	GVS_EV_MAX,
 };
 

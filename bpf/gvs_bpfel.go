@@ -328,12 +328,12 @@ type gvsGvsWork struct {
 		Frag     uint8
 		IpId     uint16
 	}
-	Icmp       uint8
-	Exact      uint8
-	Revive     uint8
-	_          [1]byte
-	ReviveDest uint32
-	_          [4]byte
+	Icmp        uint8
+	Exact       uint8
+	Revive      uint8
+	ReviveState uint8
+	ReviveDest  uint32
+	_           [4]byte
 }
 
 type gvsGvsWork6 struct {
@@ -436,6 +436,7 @@ const (
 	gvsMapDests               = "dests"
 	gvsMapEvents              = "events"
 	gvsMapEvicted             = "evicted"
+	gvsMapEvictedRk           = "evicted_rk"
 	gvsMapFrags               = "frags"
 	gvsMapFrags6              = "frags6"
 	gvsMapFwmIf               = "fwm_if"
@@ -538,6 +539,7 @@ type gvsMapSpecs struct {
 	Dests        *ebpf.MapSpec `ebpf:"dests"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Evicted      *ebpf.MapSpec `ebpf:"evicted"`
+	EvictedRk    *ebpf.MapSpec `ebpf:"evicted_rk"`
 	Frags        *ebpf.MapSpec `ebpf:"frags"`
 	Frags6       *ebpf.MapSpec `ebpf:"frags6"`
 	FwmIf        *ebpf.MapSpec `ebpf:"fwm_if"`
@@ -608,6 +610,7 @@ type gvsMaps struct {
 	Dests        *ebpf.Map `ebpf:"dests"`
 	Events       *ebpf.Map `ebpf:"events"`
 	Evicted      *ebpf.Map `ebpf:"evicted"`
+	EvictedRk    *ebpf.Map `ebpf:"evicted_rk"`
 	Frags        *ebpf.Map `ebpf:"frags"`
 	Frags6       *ebpf.Map `ebpf:"frags6"`
 	FwmIf        *ebpf.Map `ebpf:"fwm_if"`
@@ -654,6 +657,7 @@ func (m *gvsMaps) Close() error {
 		m.Dests,
 		m.Events,
 		m.Evicted,
+		m.EvictedRk,
 		m.Frags,
 		m.Frags6,
 		m.FwmIf,

@@ -77,6 +77,7 @@ const (
 	evNAT64Unsupported
 	evNAT64ICMP
 	evTmplReclaimed
+	evLateReply
 	evMax
 )
 

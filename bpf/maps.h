@@ -84,7 +84,7 @@ struct {
 	__type(value, __u32);
 } ring_hand SEC(".maps");
 
-/* Handshakes evicted to make room (DR and TUN, not persistent), by
+/* Handshakes evicted to make room (DR, TUN and IPv4 NAT, not persistent), by
  * connection key: their server and deadline, so a client whose ACK comes
  * after a flood's SYNs pushed its entry out still reaches the server
  * that answered its SYN; without it the director's stack, which holds
@@ -97,6 +97,18 @@ struct {
 	__type(key, struct gvs_conn_key);
 	__type(value, struct gvs_evicted);
 } evicted SEC(".maps");
+
+/* An evicted NAT handshake's reply tuple, to its connection key: the
+ * server's SYN-ACK that comes after a flood pushed the entry out finds
+ * its record (in evicted) and is translated from it (nat_late_reply),
+ * instead of leaving untranslated; the client's ACK makes the connection
+ * again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GVS_EVICTED_MAX);
+	__type(key, struct gvs_conn_key);
+	__type(value, struct gvs_conn_key);
+} evicted_rk SEC(".maps");
 
 /* Fragments: the first fragment's ports by (source, destination, IP id,
  * protocol), so the later ones (no L4 header) find the connection the

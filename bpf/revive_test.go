@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -240,4 +241,78 @@ func TestTemplateTableReclaimedWithoutDaemon(t *testing.T) {
 	if tv.N_control != 1 {
 		t.Fatalf("new template n_control %d", tv.N_control)
 	}
+}
+
+// TestNATEvictedHandshakeRevived: a NAT handshake evicted before its
+// server answered (every entry unanswered, so the oldest goes) is
+// remembered with its reply tuple. The server's late SYN-ACK leaves
+// translated, from the VIP (late_reply), without the connection being
+// made again: before, it matched nothing and passed to the stack with
+// the server's address. The client's ACK then makes the connection again
+// (revived), ESTABLISHED, with its reply entry.
+func TestNATEvictedHandshakeRevived(t *testing.T) {
+	const n = 64
+	o := loadSmall(t, n, 0)
+	putDest(t, o, 1, natDest(natRIP, fwdMasq))
+	natServer(t, o, natRIP.Addr())
+	putService(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR, dests: []uint32{1}})
+	vport := netip.AddrPortFrom(vip, 80)
+	inNetNS(t, func(int) error {
+		var set unix.CPUSet // one CPU: one part of the ring, in order
+		set.Set(0)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return err
+		}
+		legit := pkt{srcMAC: clientMAC, dstMAC: vipMAC, src: natClient, dst: vport, flags: tcpSYN}
+		if _, err := expect(o, "legitimate SYN", legit.build(), xdpRedirect, nil); err != nil {
+			return err
+		}
+		// A flood nobody answers: the oldest unanswered go.
+		for i := range 2 * n {
+			syn := pkt{srcMAC: clientMAC, dstMAC: vipMAC, src: floodSrc(i), dst: vport, flags: tcpSYN}
+			if act, _, err := runNS(o, syn.build()); err != nil || act != xdpRedirect {
+				return fmt.Errorf("flood SYN %d: %s %v", i, actionNames[act], err)
+			}
+		}
+		if _, err := lookupConn(o, unix.IPPROTO_TCP, natClient, vport); err == nil {
+			return fmt.Errorf("the legitimate handshake was not evicted: the test proves nothing")
+		}
+		before := sumStats(t, o.SvcStats, 1)
+		sa := pkt{srcMAC: [6]byte(gwMAC), dstMAC: [6]byte(dirMAC), src: natRIP, dst: natClient, flags: tcpSYN | tcpACK, df: true, ttl: 64}
+		want := sa
+		want.src, want.ttl = vport, 63
+		if _, err := expect(o, "late SYN-ACK", sa.build(), xdpRedirect, toGW(want)); err != nil {
+			return fmt.Errorf("%w (events %v)", err, events(t, o))
+		}
+		if _, err := lookupConn(o, unix.IPPROTO_TCP, natClient, vport); err == nil {
+			return fmt.Errorf("the late SYN-ACK made the connection: a flood's would take room")
+		}
+		ack := pkt{srcMAC: clientMAC, dstMAC: vipMAC, src: natClient, dst: vport, flags: tcpACK, payload: 10}
+		wantAck := ack
+		wantAck.dst = natRIP
+		if _, err := expect(o, "client ACK", ack.build(), xdpRedirect, toGW(wantAck)); err != nil {
+			return err
+		}
+		c, err := lookupConn(o, unix.IPPROTO_TCP, natClient, vport)
+		if err != nil || c.State != uint8(conn.Established) {
+			return fmt.Errorf("revived connection state %d, %v: want ESTABLISHED", c.State, err)
+		}
+		after := sumStats(t, o.SvcStats, 1)
+		if after.Conns != before.Conns || after.Outpkts != before.Outpkts+1 || after.Inpkts != before.Inpkts+1 {
+			return fmt.Errorf("stats before %+v after %+v: want one more packet each way, no more connections", before, after)
+		}
+		if ev := events(t, o); ev[evRevived] != 1 || ev[evLateReply] != 1 {
+			return fmt.Errorf("revived %d, late_reply %d: want 1 and 1", ev[evRevived], ev[evLateReply])
+		}
+		// The connection's reply entry is back: the server's next
+		// packet is an ordinary reply.
+		data := pkt{srcMAC: [6]byte(gwMAC), dstMAC: [6]byte(dirMAC), src: natRIP, dst: natClient, flags: tcpACK, ttl: 64, payload: 5}
+		wantData := data
+		wantData.src, wantData.ttl = vport, 63
+		if _, err := expect(o, "server data", data.build(), xdpRedirect, toGW(wantData)); err != nil {
+			return err
+		}
+		return nil
+	})
+	recount(t, o, 1)
 }

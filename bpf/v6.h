@@ -1233,7 +1233,8 @@ found:
 	nc->flags = GVS_CONN_F_INACTIVE | GVS_CONN_F_NOOUTPUT |
 		    (persistent ? GVS_CONN_F_CONTROLLED : 0);
 	if (p6->proto == IPPROTO_TCP && !w->w.icmp) {
-		__u8 next = tcp_next(GVS_S_NONE, is_nat(d) ? TCP_DIR_INPUT : TCP_DIR_INPUT_ONLY, p6->tcpflags);
+		__u8 next = tcp_next(w->w.revive ? w->w.revive_state : GVS_S_NONE,
+				     is_nat(d) ? TCP_DIR_INPUT : TCP_DIR_INPUT_ONLY, p6->tcpflags);
 		if (next != GVS_S_NONE && state_active(next) &&
 		    (next == GVS_S_ESTABLISHED || !under_pressure(now))) {
 			nc->flags &= ~GVS_CONN_F_INACTIVE;

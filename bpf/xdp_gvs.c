@@ -70,6 +70,7 @@ struct gvs_work {
 	__u8 icmp;
 	__u8 exact; /* svc_find: the service has the packet's port */
 	__u8 revive; /* in_new: an evicted handshake made again, to: */
+	__u8 revive_state; /* from this state */
 	__u32 revive_dest;
 };
 
@@ -725,8 +726,49 @@ static __always_inline int conn_revivable(struct gvs_work *w, const struct gvs_s
 	if (!e || e->svc != svc->id || e->expires <= now)
 		return 0;
 	w->revive_dest = e->dest;
+	w->revive_state = e->state;
 	w->revive = 1;
 	return 1;
+}
+
+/* A NAT server's packet that matches no connection, of a handshake
+ * evicted for room (conn_remember_nat): its late SYN-ACK is translated as
+ * the connection's would be, from the record, without making the
+ * connection again (a flood's handshakes are answered too, and never
+ * complete: each made again would take another's room); the client's ACK
+ * makes it (conn_revivable). The verdict, or -1. A global function, as
+ * in_new. */
+__attribute__((noinline)) int nat_late_reply(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
+{
+	if (!ctx || !w)
+		return -1;
+	const struct gvs_pkt *p = &w->p;
+	struct gvs_conn_key *ck = bpf_map_lookup_elem(&evicted_rk, &w->key);
+	if (!ck)
+		return -1;
+	w->tk = *ck;
+	struct gvs_evicted *e = bpf_map_lookup_elem(&evicted, &w->tk);
+	if (!e || e->expires <= now || w->tk.af != 4 || w->tk.caddr[0] != p->daddr ||
+	    w->tk.cport != p->dport)
+		return -1;
+	__u32 did = e->dest, sid = e->svc;
+	struct gvs_dest *d = dest_get(did);
+	if (!d || !(RD(d->flags) & GVS_DEST_F_AVAILABLE) || d->method != GVS_FWD_MASQ ||
+	    d->af != 4 || d->addr[0] != p->saddr)
+		return -1;
+	if (reply_ttl_expired(p))
+		return XDP_PASS;
+	stats_out(sid, did, p->tot_len);
+	ev_inc(GVS_EV_LATE_REPLY);
+	struct nat_xlate x = {
+		.saddr = w->tk.vaddr[0],
+		.daddr = w->tk.caddr[0],
+		.sport = w->tk.vport,
+		.dport = w->tk.cport,
+		.icmp_src = w->tk.vaddr[0],
+		.output = 1,
+	};
+	return nat_xmit(ctx, p, &x, now, 0);
 }
 
 /* The first packet of a connection: ip_vs_schedule and ip_vs_conn_new.
@@ -850,7 +892,9 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 		if (p->proto == IPPROTO_SCTP)
 			nc->state = GVS_S_SCTP_NONE;
 	} else if (p->proto == IPPROTO_TCP) {
-		__u8 next = tcp_next(GVS_S_NONE, is_nat(d) ? TCP_DIR_INPUT : TCP_DIR_INPUT_ONLY, p->tcpflags);
+		/* A revived handshake goes on from the state it was in. */
+		__u8 next = tcp_next(w->revive ? w->revive_state : GVS_S_NONE,
+				     is_nat(d) ? TCP_DIR_INPUT : TCP_DIR_INPUT_ONLY, p->tcpflags);
 		if (next != GVS_S_NONE && state_active(next) &&
 		    (next == GVS_S_ESTABLISHED || !under_pressure(now))) {
 			nc->flags &= ~GVS_CONN_F_INACTIVE;
@@ -1104,6 +1148,12 @@ static __always_inline int xdp_gvs_pkt(struct xdp_md *ctx, struct gvs_work *w)
 				if (w->tk.af == 6) /* NAT64 (nat64.h) */
 					return nat64_reply(ctx, w, now);
 				return out_conn(ctx, p, &w->tk, now, to, cfg);
+			}
+			/* A late SYN-ACK of a handshake evicted for room. */
+			if (p->proto == IPPROTO_TCP) {
+				int v = nat_late_reply(ctx, w, now);
+				if (v >= 0)
+					return v;
 			}
 			if (cfg->nat_icmp_send) {
 				int v = nat_icmp(ctx, p, now);
