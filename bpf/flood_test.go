@@ -432,15 +432,9 @@ func TestSYNFloodPersistent(t *testing.T) {
 // completed within a round trip.
 func TestNATEvictsAnsweredFirst(t *testing.T) {
 	const n = 64
-	o := loadSmall(t, n, 0)
-	putDest(t, o, 1, natDest(natRIP, fwdMasq))
-	natServer(t, o, natRIP.Addr())
-	putService(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR, dests: []uint32{1}})
-	vport := netip.AddrPortFrom(vip, 80)
+	o, vport := smallNATService(t, n)
 	inNetNS(t, func(int) error {
-		var set unix.CPUSet // one CPU: one part of the ring, in order
-		set.Set(0)
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
+		if err := toCPU0(); err != nil {
 			return err
 		}
 		legit := pkt{srcMAC: clientMAC, dstMAC: vipMAC, src: natClient, dst: vport, flags: tcpSYN}
@@ -468,4 +462,23 @@ func TestNATEvictsAnsweredFirst(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// smallNATService loads a table of n entries with TCP vip:80 (rr) to one
+// NAT server, natRIP.
+func smallNATService(t *testing.T, n uint32) (*Objects, netip.AddrPort) {
+	t.Helper()
+	o := loadSmall(t, n, 0)
+	putDest(t, o, 1, natDest(natRIP, fwdMasq))
+	natServer(t, o, natRIP.Addr())
+	putService(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR, dests: []uint32{1}})
+	return o, netip.AddrPortFrom(vip, 80)
+}
+
+// toCPU0 keeps the calling thread (locked, as inNetNS's is) on CPU 0:
+// one part of the ring, in order.
+func toCPU0() error {
+	var set unix.CPUSet
+	set.Set(0)
+	return unix.SchedSetaffinity(0, &set)
 }

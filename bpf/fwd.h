@@ -204,6 +204,57 @@ __gvs_subprog int fwd_dr(struct xdp_md *ctx, const struct gvs_pkt *p,
 	return bpf_redirect(ifindex, 0);
 }
 
+/* The way to tunnel server d: the next hop gvsd resolved for it (its MAC
+ * on its interface, whose ifmacs entry is hmac), else the IPv4 FIB's for
+ * an outer packet of tot_len bytes from src. BPF_FIB_LKUP_RET_SUCCESS
+ * with fib's ifindex and MACs set, FRAG_NEEDED with fib->mtu_result, or
+ * another failure. Shared by the tunnels with an IPv4 outer header (v6.h's
+ * tun_hop6 for IPv6 ones). */
+static __always_inline long tun_hop4(struct xdp_md *ctx, struct bpf_fib_lookup *fib,
+				     const struct gvs_dest *d, const struct gvs_ifmac *hmac,
+				     __u32 src, __u8 proto, __u8 tos, __u16 tot_len)
+{
+	if (hmac) {
+		fib->ifindex = d->ifindex;
+		__builtin_memcpy(fib->dmac, d->mac, ETH_ALEN);
+		__builtin_memcpy(fib->smac, hmac->mac, ETH_ALEN);
+		return BPF_FIB_LKUP_RET_SUCCESS;
+	}
+	fib->family = AF_INET;
+	fib->tos = tos;
+	fib->l4_protocol = proto;
+	fib->tot_len = tot_len;
+	fib->ifindex = ctx->ingress_ifindex;
+	fib->ipv4_src = src;
+	fib->ipv4_dst = d->addr[0];
+	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
+}
+
+/* Room for a tunnel's outer header of hlen bytes in place of the frame's
+ * link layer (and VLAN tag), behind an Ethernet header to fib's next hop
+ * of type h_proto: where the outer header goes, or NULL with the frame
+ * as it was (counted no_route). */
+static __always_inline void *tun_push(struct xdp_md *ctx, __u16 l3off, int hlen,
+				      const struct bpf_fib_lookup *fib, __u16 h_proto)
+{
+	int grow = hlen - ((int)l3off - (int)sizeof(struct ethhdr));
+
+	if (bpf_xdp_adjust_head(ctx, -grow)) {
+		ev_inc(GVS_EV_NO_ROUTE);
+		return 0;
+	}
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) + hlen > data_end)
+		return 0; /* cannot happen: the frame just grew */
+	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	eth->h_proto = bpf_htons(h_proto);
+	return eth + 1;
+}
+
 /* IPv4 in IPv6, to a server of the other family (tun46.h). */
 __gvs_subprog int fwd_tun4in6(struct xdp_md *ctx, const struct gvs_pkt *p, const struct gvs_dest *d,
 			      __u64 now);
@@ -216,33 +267,18 @@ __gvs_subprog int fwd_tun(struct xdp_md *ctx, const struct gvs_pkt *p,
 {
 	struct bpf_fib_lookup fib = {};
 	__u32 src = cfg->tun_src;
-	__u32 hop = d->ifindex;
-	struct gvs_ifmac *hmac = ifmac_get(hop);
+	struct gvs_ifmac *hmac = ifmac_get(d->ifindex);
 
 	if (!src) {
 		ev_inc(GVS_EV_NO_ROUTE);
 		return XDP_PASS;
 	}
-	if (hmac) {
-		/* The next hop gvsd resolved for the server. */
-		fib.ifindex = hop;
-		__builtin_memcpy(fib.dmac, d->mac, ETH_ALEN);
-		__builtin_memcpy(fib.smac, hmac->mac, ETH_ALEN);
-	} else {
-		fib.family = AF_INET;
-		fib.tos = p->tos;
-		fib.l4_protocol = IPPROTO_IPIP;
-		fib.tot_len = p->tot_len + sizeof(struct iphdr);
-		fib.ifindex = ctx->ingress_ifindex;
-		fib.ipv4_src = src;
-		fib.ipv4_dst = d->addr[0];
-		long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-			return too_big(ctx, p, fib.mtu_result, sizeof(struct iphdr), now);
-		if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
-			ev_inc(GVS_EV_NO_ROUTE);
-			return XDP_PASS;
-		}
+	long rc = tun_hop4(ctx, &fib, d, hmac, src, IPPROTO_IPIP, p->tos, p->tot_len + sizeof(struct iphdr));
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return too_big(ctx, p, fib.mtu_result, sizeof(struct iphdr), now);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
+		ev_inc(GVS_EV_NO_ROUTE);
+		return XDP_PASS;
 	}
 	__u32 mtu;
 	if (egress_too_big(ctx, hmac, fib.ifindex, p->tot_len, sizeof(struct iphdr), &mtu))
@@ -262,21 +298,9 @@ __gvs_subprog int fwd_tun(struct xdp_md *ctx, const struct gvs_pkt *p,
 	o.check = csum_fold32(csum_words((__u16 *)&o, sizeof(o) / 2));
 
 	/* [eth][vlan?][ip] -> [eth][outer ip][ip] */
-	int grow = (int)sizeof(struct iphdr) - ((int)p->l3off - (int)sizeof(struct ethhdr));
-	if (bpf_xdp_adjust_head(ctx, -grow)) {
-		ev_inc(GVS_EV_NO_ROUTE);
+	struct iphdr *ip = tun_push(ctx, p->l3off, sizeof(*ip), &fib, ETH_P_IP);
+	if (!ip)
 		return XDP_PASS;
-	}
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	struct iphdr *ip = (void *)(eth + 1);
-
-	if ((void *)(ip + 1) > data_end)
-		return XDP_DROP; /* cannot happen: the frame just grew */
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	eth->h_proto = bpf_htons(ETH_P_IP);
 	*ip = o;
 	ev_inc(GVS_EV_FORWARD);
 	if (fib.ifindex == ctx->ingress_ifindex)

@@ -85,14 +85,7 @@ func TestEvictedHandshakePersistentNotRevived(t *testing.T) {
 	const n = 256
 	o := loadSmall(t, n, 4*n)
 	drService(t, o)
-	k := SvcKey{Proto: unix.IPPROTO_TCP, Port: htons(80), Af: 4}
-	k.Addr[0] = ip4(vip)
-	var s Svc
-	must(t, o.Services.Lookup(&k, &s))
-	s.Flags |= svcPersistent
-	s.Timeout = 300
-	s.Netmask = 0xffffffff
-	must(t, o.Services.Put(&k, &s))
+	persistTCP80(t, o)
 	onOneCPU(t)
 	legit := ap("198.18.7.7:5555")
 	if act, _ := run(t, o, syn(legit, 80).build()); act != xdpTX {
@@ -115,14 +108,7 @@ func TestEvictedHandshakePersistentNotRevived(t *testing.T) {
 func TestTemplateBeingRemovedNotHeld(t *testing.T) {
 	o := loadObjects(t)
 	drService(t, o)
-	k := SvcKey{Proto: unix.IPPROTO_TCP, Port: htons(80), Af: 4}
-	k.Addr[0] = ip4(vip)
-	var s Svc
-	must(t, o.Services.Lookup(&k, &s))
-	s.Flags |= svcPersistent
-	s.Timeout = 300
-	s.Netmask = 0xffffffff
-	must(t, o.Services.Put(&k, &s))
+	persistTCP80(t, o)
 	legit := ap("198.18.7.7:5555")
 	// The first connection makes and holds the template.
 	if act, _ := run(t, o, syn(legit, 80).build()); act != xdpTX {
@@ -252,15 +238,9 @@ func TestTemplateTableReclaimedWithoutDaemon(t *testing.T) {
 // (revived), ESTABLISHED, with its reply entry.
 func TestNATEvictedHandshakeRevived(t *testing.T) {
 	const n = 64
-	o := loadSmall(t, n, 0)
-	putDest(t, o, 1, natDest(natRIP, fwdMasq))
-	natServer(t, o, natRIP.Addr())
-	putService(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR, dests: []uint32{1}})
-	vport := netip.AddrPortFrom(vip, 80)
+	o, vport := smallNATService(t, n)
 	inNetNS(t, func(int) error {
-		var set unix.CPUSet // one CPU: one part of the ring, in order
-		set.Set(0)
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
+		if err := toCPU0(); err != nil {
 			return err
 		}
 		legit := pkt{srcMAC: clientMAC, dstMAC: vipMAC, src: natClient, dst: vport, flags: tcpSYN}
@@ -315,4 +295,17 @@ func TestNATEvictedHandshakeRevived(t *testing.T) {
 		return nil
 	})
 	recount(t, o, 1)
+}
+
+// persistTCP80 makes drService's TCP vip:80 persistent (300 s, /32).
+func persistTCP80(t *testing.T, o *Objects) {
+	t.Helper()
+	k := SvcKey{Proto: unix.IPPROTO_TCP, Port: htons(80), Af: 4}
+	k.Addr[0] = ip4(vip)
+	var s Svc
+	must(t, o.Services.Lookup(&k, &s))
+	s.Flags |= svcPersistent
+	s.Timeout = 300
+	s.Netmask = 0xffffffff
+	must(t, o.Services.Put(&k, &s))
 }

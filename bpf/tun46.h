@@ -33,24 +33,12 @@ __gvs_subprog int fwd_tun4in6(struct xdp_md *ctx, const struct gvs_pkt *p, const
 		ev_inc(GVS_EV_NO_ROUTE);
 		return XDP_PASS;
 	}
-	if (hmac) {
-		fib.ifindex = d->ifindex;
-		__builtin_memcpy(fib.dmac, d->mac, ETH_ALEN);
-		__builtin_memcpy(fib.smac, hmac->mac, ETH_ALEN);
-	} else {
-		fib.family = AF_INET6;
-		fib.l4_protocol = IPPROTO_IPIP;
-		fib.tot_len = p->tot_len + 40;
-		fib.ifindex = ctx->ingress_ifindex;
-		addr6_cp(fib.ipv6_src, c6->tun_src);
-		addr6_cp(fib.ipv6_dst, d->addr);
-		long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-			return too_big(ctx, p, fib.mtu_result, 40, now);
-		if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
-			ev_inc(GVS_EV_NO_ROUTE);
-			return XDP_PASS;
-		}
+	long rc = tun_hop6(ctx, &fib, d, hmac, c6->tun_src, IPPROTO_IPIP, p->tot_len + 40);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return too_big(ctx, p, fib.mtu_result, 40, now);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
+		ev_inc(GVS_EV_NO_ROUTE);
+		return XDP_PASS;
 	}
 	__u32 mtu;
 	if (egress_too_big(ctx, hmac, fib.ifindex, p->tot_len, 40, &mtu))
@@ -59,21 +47,9 @@ __gvs_subprog int fwd_tun4in6(struct xdp_md *ctx, const struct gvs_pkt *p, const
 	__u8 tos = p->tos;
 	__u16 len = p->tot_len;
 	/* [eth][vlan?][ip] -> [eth][ipv6][ip] */
-	int grow = 40 - ((int)p->l3off - (int)sizeof(struct ethhdr));
-	if (bpf_xdp_adjust_head(ctx, -grow)) {
-		ev_inc(GVS_EV_NO_ROUTE);
+	struct gvs_ip6hdr *o = tun_push(ctx, p->l3off, sizeof(*o), &fib, ETH_P_IPV6);
+	if (!o)
 		return XDP_PASS;
-	}
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	struct gvs_ip6hdr *o = (void *)(eth + 1);
-
-	if ((void *)(o + 1) > data_end)
-		return XDP_DROP; /* cannot happen: the frame just grew */
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	eth->h_proto = bpf_htons(ETH_P_IPV6);
 	o->vtc = 0x60 | (tos >> 4);
 	o->tcfl = tos << 4;
 	o->flow = 0;
@@ -105,25 +81,12 @@ __gvs_subprog int fwd_tun6in4(struct xdp_md *ctx, const struct gvs_pkt6 *p, cons
 		ev_inc(GVS_EV_NO_ROUTE);
 		return XDP_PASS;
 	}
-	if (hmac) {
-		fib.ifindex = d->ifindex;
-		__builtin_memcpy(fib.dmac, d->mac, ETH_ALEN);
-		__builtin_memcpy(fib.smac, hmac->mac, ETH_ALEN);
-	} else {
-		fib.family = AF_INET;
-		fib.tos = p->tclass;
-		fib.l4_protocol = GVS_IPPROTO_IPV6;
-		fib.tot_len = p->tot_len + 20;
-		fib.ifindex = ctx->ingress_ifindex;
-		fib.ipv4_src = cfg->tun_src;
-		fib.ipv4_dst = d->addr[0];
-		long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-			return too_big6(ctx, p, fib.mtu_result, 20, now);
-		if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
-			ev_inc(GVS_EV_NO_ROUTE);
-			return XDP_PASS;
-		}
+	long rc = tun_hop4(ctx, &fib, d, hmac, cfg->tun_src, GVS_IPPROTO_IPV6, p->tclass, p->tot_len + 20);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return too_big6(ctx, p, fib.mtu_result, 20, now);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
+		ev_inc(GVS_EV_NO_ROUTE);
+		return XDP_PASS;
 	}
 	__u32 mtu;
 	if (egress_too_big(ctx, hmac, fib.ifindex, p->tot_len, 20, &mtu))
@@ -133,21 +96,9 @@ __gvs_subprog int fwd_tun6in4(struct xdp_md *ctx, const struct gvs_pkt6 *p, cons
 	__u16 len = p->tot_len + 20;
 	__u32 src = cfg->tun_src;
 	/* [eth][vlan?][ipv6] -> [eth][ip][ipv6] */
-	int grow = 20 - ((int)p->l3off - (int)sizeof(struct ethhdr));
-	if (bpf_xdp_adjust_head(ctx, -grow)) {
-		ev_inc(GVS_EV_NO_ROUTE);
+	struct iphdr *o = tun_push(ctx, p->l3off, sizeof(*o), &fib, ETH_P_IP);
+	if (!o)
 		return XDP_PASS;
-	}
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	struct iphdr *o = (void *)(eth + 1);
-
-	if ((void *)(o + 1) > data_end)
-		return XDP_DROP; /* cannot happen: the frame just grew */
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	eth->h_proto = bpf_htons(ETH_P_IP);
 	o->version = 4;
 	o->ihl = 5;
 	o->tos = tclass;

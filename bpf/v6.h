@@ -507,6 +507,26 @@ __gvs_subprog int fwd_dr6(struct xdp_md *ctx, const struct gvs_pkt6 *p, const st
 	return bpf_redirect(ifindex, 0);
 }
 
+/* tun_hop4 (fwd.h) for a tunnel with an IPv6 outer header from src. */
+static __always_inline long tun_hop6(struct xdp_md *ctx, struct bpf_fib_lookup *fib,
+				     const struct gvs_dest *d, const struct gvs_ifmac *hmac,
+				     const __u32 *src, __u8 proto, __u16 tot_len)
+{
+	if (hmac) {
+		fib->ifindex = d->ifindex;
+		__builtin_memcpy(fib->dmac, d->mac, ETH_ALEN);
+		__builtin_memcpy(fib->smac, hmac->mac, ETH_ALEN);
+		return BPF_FIB_LKUP_RET_SUCCESS;
+	}
+	fib->family = AF_INET6;
+	fib->l4_protocol = proto;
+	fib->tot_len = tot_len;
+	fib->ifindex = ctx->ingress_ifindex;
+	addr6_cp(fib->ipv6_src, src);
+	addr6_cp(fib->ipv6_dst, d->addr);
+	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
+}
+
 /* IPv6 in IPv4, to a server of the other family (tun46.h). */
 __gvs_subprog int fwd_tun6in4(struct xdp_md *ctx, const struct gvs_pkt6 *p, const struct gvs_dest *d,
 			      __u64 now);
@@ -519,31 +539,18 @@ __gvs_subprog int fwd_tun6(struct xdp_md *ctx, const struct gvs_pkt6 *p, const s
 	struct bpf_fib_lookup fib = {};
 	__u32 zero = 0;
 	struct gvs_config6 *c6 = bpf_map_lookup_elem(&v6_config, &zero);
-	__u32 hop = d->ifindex;
-	struct gvs_ifmac *hmac = ifmac_get(hop);
+	struct gvs_ifmac *hmac = ifmac_get(d->ifindex);
 
 	if (!c6 || !(c6->tun_src[0] | c6->tun_src[1] | c6->tun_src[2] | c6->tun_src[3])) {
 		ev_inc(GVS_EV_NO_ROUTE);
 		return XDP_PASS;
 	}
-	if (hmac) {
-		fib.ifindex = hop;
-		__builtin_memcpy(fib.dmac, d->mac, ETH_ALEN);
-		__builtin_memcpy(fib.smac, hmac->mac, ETH_ALEN);
-	} else {
-		fib.family = AF_INET6;
-		fib.l4_protocol = 41;
-		fib.tot_len = p->tot_len + 40;
-		fib.ifindex = ctx->ingress_ifindex;
-		addr6_cp(fib.ipv6_src, c6->tun_src);
-		addr6_cp(fib.ipv6_dst, d->addr);
-		long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-			return too_big6(ctx, p, fib.mtu_result, 40, now);
-		if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
-			ev_inc(GVS_EV_NO_ROUTE);
-			return XDP_PASS;
-		}
+	long rc = tun_hop6(ctx, &fib, d, hmac, c6->tun_src, 41, p->tot_len + 40);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return too_big6(ctx, p, fib.mtu_result, 40, now);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
+		ev_inc(GVS_EV_NO_ROUTE);
+		return XDP_PASS;
 	}
 	__u32 mtu;
 	if (egress_too_big(ctx, hmac, fib.ifindex, p->tot_len, 40, &mtu))
@@ -558,21 +565,9 @@ __gvs_subprog int fwd_tun6(struct xdp_md *ctx, const struct gvs_pkt6 *p, const s
 	addr6_cp(o.saddr, c6->tun_src);
 	addr6_cp(o.daddr, d->addr);
 
-	int grow = 40 - ((int)p->l3off - (int)sizeof(struct ethhdr));
-	if (bpf_xdp_adjust_head(ctx, -grow)) {
-		ev_inc(GVS_EV_NO_ROUTE);
+	struct gvs_ip6hdr *ip = tun_push(ctx, p->l3off, sizeof(*ip), &fib, ETH_P_IPV6);
+	if (!ip)
 		return XDP_PASS;
-	}
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	struct gvs_ip6hdr *ip = (void *)(eth + 1);
-
-	if ((void *)(ip + 1) > data_end)
-		return XDP_DROP;
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	eth->h_proto = bpf_htons(ETH_P_IPV6);
 	__builtin_memcpy(ip, &o, sizeof(o));
 	ev_inc(GVS_EV_FORWARD);
 	if (fib.ifindex == ctx->ingress_ifindex)

@@ -902,7 +902,7 @@ __attribute__((noinline)) int in_new(struct xdp_md *ctx, struct gvs_work *w, __u
 		nc->state = next;
 	}
 	if ((svc->flags & GVS_SVC_F_ONEPACKET) && p->proto == IPPROTO_UDP)
-		nc->flags |= GVS_CONN_F_ONEPKT; /* a first fragment (one is 0) */
+		nc->flags |= GVS_CONN_F_ONEPKT; /* kept in the table for a first fragment only (one 0) */
 	nc->timeout = w->icmp ? ICMP_CONN_TIMEOUT :
 		      (nc->flags & GVS_CONN_F_ONEPKT) ? ONEPKT_FRAG_TIMEOUT :
 		      state_timeout(to, p->proto, nc->state);
