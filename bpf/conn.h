@@ -194,9 +194,12 @@ union conn_sf {
 	};
 };
 
+int reply_slow(struct gvs_conn *c, const struct gvs_dest *d, __u32 proto);
+
 /* IPVS set_tcp_state (set_sctp_state for SCTP), then the state's
  * timeout. output: a packet from the server (NAT/FULLNAT), which also
- * ends input-only tracking. */
+ * ends input-only tracking. A NAT connection whose state moves takes its
+ * replies off the fast path (reply_slow). */
 static __always_inline void conn_set_state(struct gvs_conn *c, struct gvs_dest *d,
 					   const struct gvs_pkt *p, const struct gvs_timeouts *to,
 					   int output)
@@ -236,6 +239,8 @@ static __always_inline void conn_set_state(struct gvs_conn *c, struct gvs_dest *
 		if (n.w == o.w || __sync_val_compare_and_swap(word, o.w, n.w) == o.w) {
 			if (move && d)
 				dest_set_active(d, move > 0);
+			if (n.state != o.state && (o.flags & GVS_CONN_F_NAT))
+				reply_slow(c, d, p->proto);
 			break;
 		}
 	}
@@ -432,7 +437,8 @@ __attribute__((noinline)) int reply_remove(const struct gvs_conn_key *key, const
 		reply_key6(&rk, raddr, laddr, rport, lport, key->proto);
 	else
 		reply_key(&rk, raddr[0], laddr[0], rport, lport, key->proto);
-	struct gvs_conn_key *v = bpf_map_lookup_elem(&rconns, &rk);
+	struct gvs_reply *r = bpf_map_lookup_elem(&rconns, &rk);
+	const struct gvs_conn_key *v = r ? &r->fk : 0;
 	if (v && v->caddr[0] == key->caddr[0] && v->vaddr[0] == key->vaddr[0] &&
 	    v->caddr[1] == key->caddr[1] && v->vaddr[1] == key->vaddr[1] &&
 	    v->caddr[2] == key->caddr[2] && v->vaddr[2] == key->vaddr[2] &&
@@ -440,6 +446,60 @@ __attribute__((noinline)) int reply_remove(const struct gvs_conn_key *key, const
 	    v->cport == key->cport && v->vport == key->vport)
 		bpf_map_delete_elem(&rconns, &rk);
 	return 0;
+}
+
+static __always_inline int conn_key_eq(const struct gvs_conn_key *a, const struct gvs_conn_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
+}
+
+/* The reply entry of IPv4 NAT/FULLNAT connection c of server d, or 0. */
+static __always_inline struct gvs_reply *reply_of(const struct gvs_conn *c, const struct gvs_dest *d,
+						  __u8 proto)
+{
+	struct gvs_conn_key rk;
+
+	reply_key(&rk, d->addr[0], c->laddr[0], c->rport, c->lport, proto);
+	return bpf_map_lookup_elem(&rconns, &rk);
+}
+
+/* Connection c's state moved: its replies take the slow path (out_conn)
+ * again until it arms them anew, and the connection's own deadline
+ * catches up with the one they kept. Global: verified once. */
+__attribute__((noinline)) int reply_slow(struct gvs_conn *c, const struct gvs_dest *d, __u32 proto)
+{
+	if (!c || !d || d->af != 4)
+		return 0;
+	struct gvs_reply *r = reply_of(c, d, proto);
+	if (!r || !RD(r->fast))
+		return 0;
+	r->fast = 0;
+	__u64 e = RD(r->expires);
+	if (RD(r->dest) == RD(c->dest) && e > RD(c->expires))
+		c->expires = e;
+	return 0;
+}
+
+/* Whether IPv4 NAT/FULLNAT connection c (key), past its own deadline, is
+ * kept alive by its replies (reply_fast refreshes only the reply entry's):
+ * then its deadline catches up. Global: verified once. */
+__attribute__((noinline)) int reply_alive(const struct gvs_conn_key *key, struct gvs_conn *c, __u64 now)
+{
+	if (!key || !c || key->af != 4 || !(RD(c->flags) & GVS_CONN_F_NAT))
+		return 0;
+	struct gvs_dest *d = dest_get(RD(c->dest));
+	if (!d || d->af != 4)
+		return 0;
+	struct gvs_reply *r = reply_of(c, d, key->proto);
+	if (!r || !RD(r->fast))
+		return 0;
+	__u64 e = RD(r->expires);
+	if (e <= now || !conn_key_eq(&r->fk, key))
+		return 0;
+	c->expires = e;
+	return 1;
 }
 
 /* A removed controlled connection lets go of its template (found by
@@ -660,7 +720,7 @@ static long ring_visit(__u64 i, void *vw)
 		w->slot = slot;
 		return 1;
 	}
-	if (RD(c->expires) <= w->now && RD(c->dest) != GVS_DEST_NONE) {
+	if (RD(c->expires) <= w->now && RD(c->dest) != GVS_DEST_NONE && !reply_alive(k, c, w->now)) {
 		conn_remove(k, c);
 		ev_inc(GVS_EV_RECLAIMED);
 		w->slot = slot;

@@ -221,6 +221,31 @@ struct gvs_conn {
 			  * master runs (cp->in_pkts; wraps) */
 };
 
+/* A reply entry (maps.h, rconns): the connection's key, and what its
+ * IPv4 replies need to go out without it, so that most replies cost one
+ * lookup (reply_fast in xdp_gvs.c). out_conn fills the rest and sets fast
+ * once a reply can no longer move the connection's state (UDP, TCP
+ * ESTABLISHED); any state change clears it (conn_set_state). While fast
+ * is set, the connection lives until the later of its own expires and
+ * this one: replies refresh only this one. */
+struct gvs_reply {
+	struct gvs_conn_key fk;
+	__u64 expires;
+	__u32 svc;
+	__u32 dest;
+	__u32 timeout;     /* seconds, the connection's when fast was set */
+	/* The reply tuple's own fields: a reused entry is told apart. */
+	__u32 laddr;
+	__u16 lport;
+	__u16 rport;
+	/* The connection's next hop toward the client, for config.hop_gen. */
+	__u32 hop_gen;
+	__u32 hop_ifindex;
+	__u8  hop_mac[6];
+	__u8  fast;
+	__u8  pad;
+};
+
 /* An evicted handshake, remembered (maps.h, evicted): gvs_conn's first
  * fields, copied from the entry as it goes. */
 struct gvs_evicted {

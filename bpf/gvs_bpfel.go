@@ -190,6 +190,24 @@ type gvsGvsNatsrc struct {
 	Bits [1024]uint64
 }
 
+type gvsGvsReply struct {
+	_          structs.HostLayout
+	Fk         gvsGvsConnKey
+	Expires    uint64
+	Svc        uint32
+	Dest       uint32
+	Timeout    uint32
+	Laddr      uint32
+	Lport      uint16
+	Rport      uint16
+	HopGen     uint32
+	HopIfindex uint32
+	HopMac     [6]uint8
+	Fast       uint8
+	Pad        uint8
+	_          [4]byte
+}
+
 type gvsGvsSchedState struct {
 	_      structs.HostLayout
 	RrLast int32
@@ -302,6 +320,7 @@ type gvsGvsWork struct {
 	Key  gvsGvsConnKey
 	Tk   gvsGvsConnKey
 	Rk   gvsGvsConnKey
+	Rv   gvsGvsReply
 	Nc   gvsGvsConn
 	Ss   gvsGvsSchedState
 	Mark uint32
@@ -410,11 +429,17 @@ type gvsGvsWork6 struct {
 type gvsLportSearch struct {
 	_     structs.HostLayout
 	Rk    gvsGvsConnKey
-	Fk    gvsGvsConnKey
+	Rv    gvsGvsReply
 	Min   uint32
 	Span  uint32
 	Start uint32
 	Found int32
+}
+
+type gvsSyncWork struct {
+	_ structs.HostLayout
+	C gvsGvsConn
+	R gvsGvsReply
 }
 
 type gvsTmplScan struct {

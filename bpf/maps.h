@@ -51,7 +51,7 @@ struct {
 } conns SEC(".maps");
 
 /* NAT/FULLNAT replies: the reply 5-tuple (see gvs_conn_key) -> the
- * connection's key. The entry is made with the connection and removed
+ * connection's key, and what its fast path needs (gvs_reply). The entry is made with the connection and removed
  * by whoever removes the connection. For FULLNAT, inserting it with
  * BPF_NOEXIST is what allocates the local port. Preallocated and sized
  * as conns. */
@@ -59,8 +59,16 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, GVS_MAX_CONNS);
 	__type(key, struct gvs_conn_key);
-	__type(value, struct gvs_conn_key);
+	__type(value, struct gvs_reply);
 } rconns SEC(".maps");
+
+/* A new reply entry's value: the connection, nothing for the fast path
+ * yet. */
+static __always_inline void reply_init(struct gvs_reply *r, const struct gvs_conn_key *fk)
+{
+	__builtin_memset(r, 0, sizeof(*r));
+	r->fk = *fk;
+}
 
 /* The connection index: every connection's key in a ring, so the data
  * path can find entries to reclaim without gvsd. Each CPU owns a

@@ -235,7 +235,7 @@ __gvs_subprog int nat_xmit(struct xdp_md *ctx, const struct gvs_pkt *p,
  * search state lives in a per-CPU map: the packet path's stack is full. */
 struct lport_search {
 	struct gvs_conn_key rk; /* the reply key tried; vport the port */
-	struct gvs_conn_key fk; /* its value: the connection's key */
+	struct gvs_reply rv;    /* its value: the connection's key */
 	__u32 min;
 	__u32 span;
 	__u32 start;
@@ -270,7 +270,7 @@ static long lport_try(__u64 i, void *unused)
 	__u32 port = s->min + off % s->span;
 
 	s->rk.vport = bpf_htons(port);
-	long err = bpf_map_update_elem(&rconns, &s->rk, &s->fk, BPF_NOEXIST);
+	long err = bpf_map_update_elem(&rconns, &s->rk, &s->rv, BPF_NOEXIST);
 	if (err == 0) {
 		s->found = 1;
 		return 1;
@@ -314,7 +314,7 @@ __gvs_subprog int lport_alloc(const struct lport_req *r, __u32 *laddr, __u16 *lp
 		hi = LPORT_MAX;
 	}
 	__builtin_memset(&s->rk, 0, sizeof(s->rk));
-	s->fk = *r->fk;
+	reply_init(&s->rv, r->fk);
 	s->rk.caddr[0] = r->raddr;
 	s->rk.cport = r->rport;
 	s->rk.proto = r->fk->proto;

@@ -83,7 +83,7 @@ __gvs_subprog int nat64_laddr(struct xdp_md *ctx, struct gvs_work6 *w, __u32 svc
 		hi = LPORT_MAX;
 	}
 	__builtin_memset(&s->rk, 0, sizeof(s->rk));
-	s->fk = *fk;
+	reply_init(&s->rv, fk);
 	s->rk.caddr[0] = d->addr[0];
 	s->rk.cport = nc->rport;
 	s->rk.proto = fk->proto;

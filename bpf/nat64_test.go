@@ -72,9 +72,9 @@ func TestNAT64(t *testing.T) {
 	// Its reply entry is IPv4 (as the reply arrives) and names the IPv6
 	// connection.
 	rk := connKey(unix.IPPROTO_TCP, rs4NAT64, lp)
-	var owner ConnKey
+	var owner Reply
 	must(t, o.Rconns.Lookup(&rk, &owner))
-	if owner != ck {
+	if owner.Fk != ck {
 		t.Fatalf("reply entry %+v, want %+v", owner, ck)
 	}
 

@@ -141,12 +141,13 @@ func lookupConn(o *Objects, proto uint8, src, dst netip.AddrPort) (Conn, error) 
 }
 
 func countEntries(o *Objects) (conns, replies int) {
-	var k, rk ConnKey
+	var k ConnKey
 	var c Conn
+	var r Reply
 	for it := o.Conns.Iterate(); it.Next(&k, &c); {
 		conns++
 	}
-	for it := o.Rconns.Iterate(); it.Next(&k, &rk); {
+	for it := o.Rconns.Iterate(); it.Next(&k, &r); {
 		replies++
 	}
 	return
@@ -287,10 +288,10 @@ func TestFullNAT(t *testing.T) {
 		if !bytes.Equal(out, toGW(want)) {
 			return fmt.Errorf("syn output\n%x\nwant\n%x", out, toGW(want))
 		}
-		var fk ConnKey
+		var rv Reply
 		rk := connKey(unix.IPPROTO_TCP, natRIP, local)
-		if err := o.Rconns.Lookup(&rk, &fk); err != nil || fk != connKey(unix.IPPROTO_TCP, natClient, vport) {
-			return fmt.Errorf("reply entry %+v: %v", fk, err)
+		if err := o.Rconns.Lookup(&rk, &rv); err != nil || rv.Fk != connKey(unix.IPPROTO_TCP, natClient, vport) {
+			return fmt.Errorf("reply entry %+v: %v", rv.Fk, err)
 		}
 		// The reply goes to the local address and port: back to the client.
 		r := pkt{srcMAC: [6]byte(gwMAC), dstMAC: [6]byte(dirMAC), src: natRIP, dst: local, flags: tcpSYN | tcpACK, df: true}

@@ -344,10 +344,10 @@ func TestSCTP6FullNAT(t *testing.T) {
 	if c.Lport != htons(5000) || c.Laddr != lw || conn.State(c.State) != conn.SCTPInit1 {
 		t.Fatalf("conn %+v", c)
 	}
-	var owner ConnKey
+	var owner Reply
 	rk := connKey6(unix.IPPROTO_SCTP, rs6NAT, lp)
 	must(t, o.Rconns.Lookup(&rk, &owner))
-	if owner != ck {
+	if owner.Fk != ck {
 		t.Fatalf("reply entry %+v", owner)
 	}
 	natConnHop(t, o, ck)
@@ -399,7 +399,7 @@ func TestSCTP6StatesDifferential(t *testing.T) {
 					c.Lport = htons(src.Port())
 					c.Rport = htons(rs6NAT.Port())
 					rk := connKey6(unix.IPPROTO_SCTP, rs6NAT, src)
-					must(t, o.Rconns.Put(&rk, &key))
+					must(t, o.Rconns.Put(&rk, &Reply{Fk: key}))
 					in = sctp6Packet(hopMAC, [6]byte(dirMAC), rs6NAT, src, 64, 1, eventChunks(ev))
 				case 2:
 					c.Flags |= connNoOutput

@@ -325,7 +325,7 @@ func TestSCTPStatesDifferential(t *testing.T) {
 					c.Lport = htons(src.Port())
 					c.Rport = htons(sctpPort)
 					rk := connKey(unix.IPPROTO_SCTP, rs, src)
-					must(t, o.Rconns.Put(&rk, &key))
+					must(t, o.Rconns.Put(&rk, &Reply{Fk: key}))
 					in = sctpPacket(destMAC(1), ifMAC, rs, src, 1, eventChunks(ev))
 				case 2:
 					c.Flags |= connNoOutput

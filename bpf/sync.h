@@ -76,12 +76,18 @@ __gvs_subprog void sync_note(const struct gvs_conn_key *key, struct gvs_conn *c,
 	bpf_ringbuf_submit(r, 0);
 }
 
-/* gvs_sync_install's new entry, built off the stack. */
+/* gvs_sync_install's new entry and its reply entry, built off the
+ * stack. */
+struct sync_work {
+	struct gvs_conn c;
+	struct gvs_reply r;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct gvs_conn);
+	__type(value, struct sync_work);
 } sync_scratch SEC(".maps");
 
 /* gvs_sync_install's results. */
@@ -169,7 +175,7 @@ int gvs_sync_install(struct gvs_sync_in *ctx)
 	struct gvs_conn *c = bpf_map_lookup_elem(&conns, &k);
 	if (c && RD(c->dest) == GVS_DEST_NONE)
 		return SYNC_BUSY;
-	if (c && RD(c->expires) <= now) {
+	if (c && RD(c->expires) <= now && !reply_alive(&k, c, now)) {
 		conn_remove(&k, c);
 		c = 0;
 	}
@@ -190,9 +196,10 @@ int gvs_sync_install(struct gvs_sync_in *ctx)
 	/* The new entry is built in sync_scratch, not on the stack: the
 	 * deepest chain from here (ring_step's eviction walk) is at 512. */
 	__u32 zero = 0;
-	struct gvs_conn *ncp = bpf_map_lookup_elem(&sync_scratch, &zero);
-	if (!ncp)
+	struct sync_work *sw = bpf_map_lookup_elem(&sync_scratch, &zero);
+	if (!sw)
 		return SYNC_FULL;
+	struct gvs_conn *ncp = &sw->c;
 	__builtin_memset(ncp, 0, sizeof(*ncp));
 	ncp->expires = now + (__u64)a.timeout * NS_PER_SEC;
 	ncp->dest = a.dest;
@@ -252,8 +259,9 @@ int gvs_sync_install(struct gvs_sync_in *ctx)
 			reply_key6(&rk, d->addr, a.laddr, a.rport, a.lport, k.proto);
 		else
 			reply_key(&rk, d->addr[0], a.laddr[0], a.rport, a.lport, k.proto);
+		reply_init(&sw->r, &k);
 		/* FULLNAT: the port stays another connection's if taken. */
-		bpf_map_update_elem(&rconns, &rk, &k, a.method == GVS_FWD_FULLNAT ? BPF_NOEXIST : BPF_ANY);
+		bpf_map_update_elem(&rconns, &rk, &sw->r, a.method == GVS_FWD_FULLNAT ? BPF_NOEXIST : BPF_ANY);
 	}
 	if (t)
 		__sync_fetch_and_add(&t->n_control, 1);

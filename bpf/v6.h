@@ -778,7 +778,7 @@ __gvs_subprog int lport_alloc6(const struct gvs_conn_key *fk, const struct gvs_s
 		hi = LPORT_MAX;
 	}
 	__builtin_memset(&s->rk, 0, sizeof(s->rk));
-	s->fk = *fk;
+	reply_init(&s->rv, fk);
 	addr6_cp(s->rk.caddr, d->addr);
 	s->rk.cport = rport;
 	s->rk.proto = fk->proto;

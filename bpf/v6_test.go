@@ -441,10 +441,10 @@ func TestV6FullNAT(t *testing.T) {
 	if c.Lport != htons(5000) || c.Laddr != lw {
 		t.Fatalf("conn %+v", c)
 	}
-	var owner ConnKey
+	var owner Reply
 	rk := connKey6(unix.IPPROTO_TCP, rs6NAT, lp)
 	must(t, o.Rconns.Lookup(&rk, &owner))
-	if owner != ck {
+	if owner.Fk != ck {
 		t.Fatalf("reply entry %+v", owner)
 	}
 	natConnHop(t, o, ck)

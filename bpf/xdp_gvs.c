@@ -60,6 +60,7 @@ struct gvs_work {
 	struct gvs_conn_key key; /* the packet's 5-tuple */
 	struct gvs_conn_key tk;  /* its persistence template's key */
 	struct gvs_conn_key rk;  /* a new NAT connection's reply key */
+	struct gvs_reply rv;     /* and its value */
 	struct gvs_conn nc;      /* a new connection */
 	struct gvs_sched_state ss; /* rr/wrr position before scheduling */
 	__u32 mark;              /* a frame from netfilter: its fwmark */
@@ -347,19 +348,64 @@ static __always_inline int in_conn(struct xdp_md *ctx, const struct gvs_pkt *p,
 	return fwd(ctx, p, d, c, cfg, now);
 }
 
-/* A packet from a NAT/FULLNAT server on connection fk (ip_vs_out and
- * handle_response): back to the client from the virtual service. An
- * expired connection's replies pass untouched, as an unknown flow's. */
-static __always_inline int out_conn(struct xdp_md *ctx, const struct gvs_pkt *p,
-				    const struct gvs_conn_key *fk, __u64 now,
-				    const struct gvs_timeouts *to, const struct gvs_config *cfg)
+/* Arm reply entry r of connection c (key fk, server d) for reply_fast,
+ * once nothing a reply brings can move the connection's state: UDP, or
+ * TCP ESTABLISHED (whose replies' plain ACKs leave it there; SYN, FIN and
+ * RST still come by out_conn). IPv4 only; a connection another CPU is
+ * removing, a one-packet datagram's, or one whose next hop is not learnt
+ * for this generation stays slow. A state change racing this can arm a
+ * connection that just left ESTABLISHED: its replies then refresh it by
+ * the old state's timeout until its next state change clears it. */
+static __always_inline void reply_arm(struct gvs_reply *r, const struct gvs_conn_key *fk,
+				      struct gvs_conn *c, __u32 did, const struct gvs_dest *d,
+				      const struct gvs_pkt *p, const struct gvs_config *cfg)
 {
+	__u8 fl = RD(c->flags);
+
+	if (RD(r->fast) || fk->af != 4 || d->af != 4 ||
+	    (fl & (GVS_CONN_F_DYING | GVS_CONN_F_ONEPKT)) || !(fl & GVS_CONN_F_REPLIED))
+		return;
+	if (!(p->proto == IPPROTO_UDP ||
+	      (p->proto == IPPROTO_TCP && RD(c->state) == GVS_S_ESTABLISHED)))
+		return;
+	if (cfg->hop_gen && RD(c->hop_gen) != cfg->hop_gen)
+		return;
+	if (!conn_key_eq(&r->fk, fk)) /* the entry is another connection's now */
+		return;
+	r->svc = RD(c->svc);
+	r->dest = did;
+	r->timeout = RD(c->timeout);
+	r->laddr = c->laddr[0];
+	r->lport = c->lport;
+	r->rport = c->rport;
+	r->hop_gen = RD(c->hop_gen);
+	r->hop_ifindex = RD(c->hop_ifindex);
+	__builtin_memcpy(r->hop_mac, c->hop_mac, sizeof(r->hop_mac));
+	r->expires = RD(c->expires);
+	barrier();
+	r->fast = 1;
+}
+
+/* A packet from a NAT/FULLNAT server on connection fk (ip_vs_out and
+ * handle_response): back to the client from the virtual service. r is
+ * the reply entry fk was read from. -1: no live connection owns this
+ * reply tuple (gone, expired, or the entry reused): the packet is an
+ * unknown flow's. A call of its own, off the new connection's stack. */
+__gvs_subprog int out_conn(struct xdp_md *ctx, struct gvs_work *w, struct gvs_reply *r, __u64 now)
+{
+	const struct gvs_pkt *p = &w->p;
+	const struct gvs_conn_key *fk = &w->tk;
+	__u32 zero = 0;
+	struct gvs_timeouts *to = bpf_map_lookup_elem(&timeouts, &zero);
+	struct gvs_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!to || !cfg)
+		return -1;
 	struct gvs_conn *c = bpf_map_lookup_elem(&conns, fk);
 
-	if (!c || RD(c->expires) <= now) {
-		ev_inc(GVS_EV_PASS);
-		return XDP_PASS;
-	}
+	/* An armed reply entry may hold a later deadline than the
+	 * connection's (reply_fast refreshes only its own). */
+	if (!c || (RD(c->expires) <= now && !(RD(r->fast) && RD(r->expires) > now)))
+		return -1;
 	/* The reply entry was read before this lookup: with preallocated
 	 * maps another CPU may have removed both and reused the memory for
 	 * another connection meanwhile. Only a connection whose own reply
@@ -368,10 +414,8 @@ static __always_inline int out_conn(struct xdp_md *ctx, const struct gvs_pkt *p,
 	struct gvs_dest *d = dest_get(did);
 	if (!d || !(RD(c->flags) & GVS_CONN_F_NAT) || d->addr[0] != p->saddr ||
 	    c->rport != p->sport || c->laddr[0] != p->daddr || c->lport != p->dport ||
-	    fk->proto != p->proto) {
-		ev_inc(GVS_EV_PASS);
-		return XDP_PASS;
-	}
+	    fk->proto != p->proto)
+		return -1;
 	if (reply_ttl_expired(p))
 		return XDP_PASS;
 	stats_out(RD(c->svc), did, p->tot_len);
@@ -393,7 +437,55 @@ static __always_inline int out_conn(struct xdp_md *ctx, const struct gvs_pkt *p,
 		x.hop_ifindex = c->hop_ifindex;
 		__builtin_memcpy(x.hop_mac, c->hop_mac, sizeof(x.hop_mac));
 	}
-	return nat_xmit(ctx, p, &x, now, c);
+	int v = nat_xmit(ctx, p, &x, now, c);
+	if (v == XDP_TX || v == XDP_REDIRECT)
+		reply_arm(r, fk, c, did, d, p, cfg);
+	return v;
+}
+
+/* A reply on an armed entry (reply_arm): translated from the entry alone,
+ * without the connection's lookup, when it cannot move the connection's
+ * state (UDP; TCP without SYN, FIN or RST). Counted, and the entry's
+ * deadline refreshed, as out_conn does the connection's. -1: not for the
+ * fast path. A call of its own: its stack is not on the new connection's
+ * path. */
+__gvs_subprog int reply_fast(struct xdp_md *ctx, const struct gvs_pkt *p, struct gvs_reply *r,
+			     __u64 now, const struct gvs_config *cfg)
+{
+	if (!RD(r->fast))
+		return -1;
+	if (p->proto == IPPROTO_TCP) {
+		if (p->tcpflags & (TCPF_SYN | TCPF_FIN | TCPF_RST))
+			return -1;
+	} else if (p->proto != IPPROTO_UDP) {
+		return -1;
+	}
+	if (RD(r->expires) <= now || (cfg->hop_gen && RD(r->hop_gen) != cfg->hop_gen))
+		return -1;
+	__u32 did = RD(r->dest);
+	struct gvs_dest *d = dest_get(did);
+	/* As out_conn: only an entry that is still this tuple's (its memory
+	 * may have been reused since the lookup). */
+	if (!d || d->addr[0] != p->saddr || r->rport != p->sport || r->laddr != p->daddr ||
+	    r->lport != p->dport || r->fk.proto != p->proto || r->fk.af != 4)
+		return -1;
+	if (reply_ttl_expired(p))
+		return XDP_PASS;
+	stats_out(RD(r->svc), did, p->tot_len);
+	r->expires = now + (__u64)RD(r->timeout) * NS_PER_SEC;
+	struct nat_xlate x = {
+		.saddr = r->fk.vaddr[0],
+		.daddr = r->fk.caddr[0],
+		.sport = r->fk.vport,
+		.dport = r->fk.cport,
+		.icmp_src = r->fk.vaddr[0],
+		.output = 1,
+	};
+	if (cfg->hop_gen) {
+		x.hop_ifindex = RD(r->hop_ifindex);
+		__builtin_memcpy(x.hop_mac, r->hop_mac, sizeof(x.hop_mac));
+	}
+	return nat_xmit(ctx, p, &x, now, 0);
 }
 
 /* nat_icmp_send (ip_vs_out): a TCP, UDP or SCTP packet from a NAT server's
@@ -456,16 +548,17 @@ __gvs_subprog int icmp_conn(struct xdp_md *ctx, struct gvs_work *w, __u64 now)
 	k.vport = p->in_sport;
 	k.proto = p->in_proto;
 	k.af = 4;
-	struct gvs_conn_key *fk = nat_src_maybe(p->in_daddr) ? bpf_map_lookup_elem(&rconns, &k) : 0;
-	if (fk) {
-		struct gvs_conn_key f = *fk;
+	struct gvs_reply *r = nat_src_maybe(p->in_daddr) ? bpf_map_lookup_elem(&rconns, &k) : 0;
+	if (r) {
+		struct gvs_conn_key f = r->fk;
 		if (f.af == 6) { /* a NAT64 connection's: not translated */
 			ev_inc(GVS_EV_NAT64_ICMP);
 			return XDP_DROP;
 		}
 		struct gvs_conn *c = bpf_map_lookup_elem(&conns, &f);
 		/* As in out_conn: the connection must still own this tuple. */
-		if (!c || RD(c->expires) <= now || !(RD(c->flags) & GVS_CONN_F_NAT) ||
+		if (!c || (RD(c->expires) <= now && !(RD(r->fast) && RD(r->expires) > now)) ||
+		    !(RD(c->flags) & GVS_CONN_F_NAT) ||
 		    c->laddr[0] != k.vaddr[0] || c->lport != k.vport || c->rport != k.cport ||
 		    f.proto != k.proto)
 			goto pass;
@@ -698,7 +791,10 @@ __gvs_subprog int conn_publish(struct gvs_work *w, struct gvs_dest *d, int contr
 	*c = *nc;
 	nc->dest = did;
 	__sync_val_compare_and_swap(&c->dest, GVS_DEST_NONE, did);
-	if (d->method != GVS_FWD_MASQ || !bpf_map_update_elem(&rconns, &w->rk, &w->key, BPF_ANY))
+	if (d->method != GVS_FWD_MASQ)
+		return 0;
+	reply_init(&w->rv, &w->key);
+	if (!bpf_map_update_elem(&rconns, &w->rk, &w->rv, BPF_ANY))
 		return 0;
 	/* Whoever deletes it undoes. */
 	if (bpf_map_delete_elem(&conns, &w->key) == 0) {
@@ -1122,6 +1218,29 @@ static __always_inline int xdp_gvs_pkt(struct xdp_md *ctx, struct gvs_work *w)
 	key->proto = p->proto;
 	key->af = 4;
 
+	/* A server's reply: most go out from their reply entry alone, one
+	 * lookup (reply_fast); the others by their connection (out_conn).
+	 * A 5-tuple from a server is its reply or its own connection to a
+	 * virtual service, never both, so the reply entry is asked first.
+	 * (The entry's memory stays valid for this run even if another CPU
+	 * deletes it: RCU.) */
+	if (nat_src_maybe(p->saddr)) {
+		struct gvs_reply *rv = bpf_map_lookup_elem(&rconns, key);
+		if (rv) {
+			int v = reply_fast(ctx, p, rv, now, cfg);
+			if (v >= 0)
+				return v;
+			/* A copy: the entry may be reused under us. */
+			w->tk = rv->fk;
+			if (w->tk.af == 6) /* NAT64 (nat64.h) */
+				return nat64_reply(ctx, w, now);
+			v = out_conn(ctx, w, rv, now);
+			if (v >= 0)
+				return v;
+			/* No live connection owns it: an unknown flow's. */
+		}
+	}
+
 	struct gvs_conn *c = bpf_map_lookup_elem(&conns, key);
 	if (c && RD(c->dest) == GVS_DEST_NONE) {
 		if (RD(c->expires) > now) {
@@ -1132,23 +1251,15 @@ static __always_inline int xdp_gvs_pkt(struct xdp_md *ctx, struct gvs_work *w)
 		bpf_map_delete_elem(&conns, key); /* abandoned: bound nothing */
 		c = 0;
 	}
-	if (c && (RD(c->expires) <= now || conn_reopens(c, p, cfg) || conn_onepkt_done(c, p))) {
+	if (c && ((RD(c->expires) <= now && !reply_alive(key, c, now)) || conn_reopens(c, p, cfg) ||
+		  conn_onepkt_done(c, p))) {
 		/* Expired (its timer would have fired) or reopened by a SYN. */
 		conn_remove(key, c);
 		c = 0;
 	}
 	if (!c) {
-		/* A server's reply? (The entry's memory stays valid for this
-		 * run even if another CPU deletes it: RCU.) */
+		/* From a NAT server, on no connection. */
 		if (nat_src_maybe(p->saddr)) {
-			struct gvs_conn_key *fk = bpf_map_lookup_elem(&rconns, key);
-			if (fk) {
-				/* A copy: the entry may be reused under us. */
-				w->tk = *fk;
-				if (w->tk.af == 6) /* NAT64 (nat64.h) */
-					return nat64_reply(ctx, w, now);
-				return out_conn(ctx, p, &w->tk, now, to, cfg);
-			}
 			/* A late SYN-ACK of a handshake evicted for room. */
 			if (p->proto == IPPROTO_TCP) {
 				int v = nat_late_reply(ctx, w, now);

@@ -289,8 +289,9 @@ func TestXDPIPv6FullNATRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rk, fk bpf.ConnKey
-	for it := rc.Iterate(); it.Next(&rk, &fk); {
+	var rk bpf.ConnKey
+	var rv bpf.Reply
+	for it := rc.Iterate(); it.Next(&rk, &rv); {
 		b := make([]byte, 16)
 		for i, w := range rk.Vaddr {
 			binary.LittleEndian.PutUint32(b[4*i:], w)

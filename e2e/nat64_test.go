@@ -89,8 +89,10 @@ func TestXDPNAT64(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	var rk, fk bpf.ConnKey
-	for it := rc.Iterate(); it.Next(&rk, &fk); n++ {
+	var rk bpf.ConnKey
+	var rv bpf.Reply
+	for it := rc.Iterate(); it.Next(&rk, &rv); n++ {
+		fk := rv.Fk
 		var b [4]byte
 		binary.LittleEndian.PutUint32(b[:], rk.Vaddr[0])
 		if a := netip.AddrFrom4(b); rk.Af != 4 || fk.Af != 6 || a.String() != "198.18.0.100" {

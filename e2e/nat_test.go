@@ -80,8 +80,9 @@ func (tp *natTopo) serviceEntries(vport uint16) (conns, replies int) {
 	be := vport>>8 | vport<<8 // as the maps hold it
 	m := open("conns")
 	defer m.Close()
-	var k, fk bpf.ConnKey
+	var k bpf.ConnKey
 	var c bpf.Conn
+	var rv bpf.Reply
 	for it := m.Iterate(); it.Next(&k, &c); {
 		if k.Vport == be {
 			conns++
@@ -89,8 +90,8 @@ func (tp *natTopo) serviceEntries(vport uint16) (conns, replies int) {
 	}
 	r := open("rconns")
 	defer r.Close()
-	for it := r.Iterate(); it.Next(&k, &fk); {
-		if fk.Vport == be {
+	for it := r.Iterate(); it.Next(&k, &rv); {
+		if rv.Fk.Vport == be {
 			replies++
 		}
 	}

@@ -682,7 +682,14 @@ func (e *Engine) SetTimeouts(t model.Timeouts) error {
 	if err := e.Table.SetTimeouts(t); err != nil {
 		return err
 	}
-	return e.writeTimeouts()
+	if err := e.writeTimeouts(); err != nil {
+		return err
+	}
+	// Replies on the fast path carry their connection's timeout
+	// (struct gvs_reply): a new hop generation sends each back to the
+	// slow path once, which takes the new one.
+	e.nextHopGen()
+	return nil
 }
 
 // Zero implements engine.Engine: the model's counters hold the values

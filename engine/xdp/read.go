@@ -348,7 +348,7 @@ func (e *Engine) Conns(yield func(api.Conn) bool) error {
 			Virtual:  netip.AddrPortFrom(wordsAddr(k.Vaddr, k.Af), htons(k.Vport)),
 			Dest:     destAddr(c.Dest, htons(c.Rport)),
 			State:    conn.State(c.State).String(),
-			ExpireMS: remaining(c.Expires),
+			ExpireMS: remaining(max(c.Expires, e.replyDeadline(*k, c))),
 			Synced:   c.Flags&connSynced != 0,
 		}
 		if c.Flags&connNAT != 0 && model.Method(c.Method) == model.FullNAT { // the method it was made with

@@ -44,15 +44,18 @@ func (e *Engine) sweep() error {
 	var byState [256]uint64
 	var templates uint64
 	iterErr := eachEntry(e.objs.Conns, func(k *bpf.ConnKey, c *bpf.Conn) {
-		e.refs.conn(c, c.Expires > t)
-		if c.Expires > t && c.Dest != destNone {
+		// A NAT connection whose replies took the fast path lives by
+		// its reply entry's deadline too.
+		live := c.Expires > t || c.Dest != destNone && e.replyDeadline(*k, c) > t
+		e.refs.conn(c, live)
+		if live && c.Dest != destNone {
 			byState[c.State]++
 		}
-		if ex != nil && c.Expires > t {
+		if ex != nil && live {
 			e.syncSweepConn(ex, k, c)
 		}
 		// An expired reservation (destNone) was abandoned: see below.
-		if c.Expires <= t {
+		if !live {
 			expired = append(expired, *k)
 		}
 	})
@@ -64,7 +67,7 @@ func (e *Engine) sweep() error {
 		if err := e.objs.Conns.LookupAndDelete(&key, &got); err != nil {
 			continue // BPF took it first
 		}
-		if got.Expires > now() {
+		if t := now(); got.Expires > t || got.Dest != destNone && e.replyDeadline(key, &got) > t {
 			// Refreshed meanwhile: back, and whoever claimed it in
 			// BPF (DYING) lost it to this delete and undid nothing.
 			got.Flags &^= connDying
@@ -185,10 +188,26 @@ func (e *Engine) replyKey(k bpf.ConnKey, c *bpf.Conn) bpf.ConnKey {
 // its local port) unless another connection holds it now.
 func (e *Engine) releaseReply(k bpf.ConnKey, c *bpf.Conn) {
 	rk := e.replyKey(k, c)
-	var owner bpf.ConnKey
-	if err := e.objs.Rconns.Lookup(&rk, &owner); err == nil && owner == k {
+	var owner bpf.Reply
+	if err := e.objs.Rconns.Lookup(&rk, &owner); err == nil && owner.Fk == k {
 		e.objs.Rconns.Delete(&rk)
 	}
+}
+
+// replyDeadline is the deadline the replies of NAT/FULLNAT connection k
+// keep in its reply entry while they take the data path's fast path
+// (bpf/gvs.h struct gvs_reply), 0 when they do not: the connection lives
+// until the later of it and its own.
+func (e *Engine) replyDeadline(k bpf.ConnKey, c *bpf.Conn) uint64 {
+	if c.Flags&connNAT == 0 || k.Af != 4 {
+		return 0
+	}
+	rk := e.replyKey(k, c)
+	var r bpf.Reply
+	if e.objs.Rconns.Lookup(&rk, &r) != nil || r.Fast == 0 || r.Fk != k {
+		return 0
+	}
+	return r.Expires
 }
 
 // sweepReplies removes reply entries whose connection is gone and that
@@ -199,15 +218,15 @@ func (e *Engine) releaseReply(k bpf.ConnKey, c *bpf.Conn) {
 func (e *Engine) sweepReplies() {
 	var c bpf.Conn
 	orphans := map[bpf.ConnKey]bpf.ConnKey{}
-	eachEntry(e.objs.Rconns, func(rk, fk *bpf.ConnKey) {
-		if e.objs.Conns.Lookup(fk, &c) != nil {
-			orphans[*rk] = *fk
+	eachEntry(e.objs.Rconns, func(rk *bpf.ConnKey, r *bpf.Reply) {
+		if e.objs.Conns.Lookup(&r.Fk, &c) != nil {
+			orphans[*rk] = r.Fk
 		}
 	})
 	for rk, fk := range orphans {
 		if prev, ok := e.orphans[rk]; ok && prev == fk {
-			var cur bpf.ConnKey
-			if e.objs.Rconns.Lookup(&rk, &cur) == nil && cur == fk && e.objs.Conns.Lookup(&fk, &c) != nil {
+			var cur bpf.Reply
+			if e.objs.Rconns.Lookup(&rk, &cur) == nil && cur.Fk == fk && e.objs.Conns.Lookup(&fk, &c) != nil {
 				e.objs.Rconns.Delete(&rk)
 				delete(orphans, rk)
 			}

@@ -100,8 +100,8 @@ func TestInstallSynced(t *testing.T) {
 	if err := e.objs.Templates.Lookup(&tk, &tv); err != nil || tv.N_control != 1 || tv.Timeout != 300 {
 		t.Fatalf("template %+v, %v", tv, err)
 	}
-	var owner bpf.ConnKey
-	if err := e.objs.Rconns.Lookup(e.replyKey(key, &bc), &owner); err != nil || owner != key {
+	var owner bpf.Reply
+	if err := e.objs.Rconns.Lookup(e.replyKey(key, &bc), &owner); err != nil || owner.Fk != key {
 		t.Fatalf("reply entry %+v, %v", owner, err)
 	}
 	// An update: inactive now (FIN_WAIT), the count moves.
@@ -269,8 +269,8 @@ func TestInstallSyncedIPv6(t *testing.T) {
 	if rk != e.replyKey(key, &bc) {
 		t.Fatalf("replyKey %+v, want %+v", e.replyKey(key, &bc), rk)
 	}
-	var owner bpf.ConnKey
-	if err := e.objs.Rconns.Lookup(&rk, &owner); err != nil || owner != key {
+	var owner bpf.Reply
+	if err := e.objs.Rconns.Lookup(&rk, &owner); err != nil || owner.Fk != key {
 		t.Fatalf("reply entry %+v, %v", owner, err)
 	}
 	out := e.syncRecord(&key, &bc, true)
@@ -378,8 +378,8 @@ func TestInstallSyncedNAT64(t *testing.T) {
 	if rk != e.replyKey(key, &bc) {
 		t.Fatalf("replyKey %+v, want %+v", e.replyKey(key, &bc), rk)
 	}
-	var owner bpf.ConnKey
-	if err := e.objs.Rconns.Lookup(&rk, &owner); err != nil || owner != key {
+	var owner bpf.Reply
+	if err := e.objs.Rconns.Lookup(&rk, &owner); err != nil || owner.Fk != key {
 		t.Fatalf("reply entry %+v, %v", owner, err)
 	}
 	out := e.syncRecord(&key, &bc, true)
