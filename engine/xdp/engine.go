@@ -191,6 +191,9 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 	for _, name := range bpf.ScratchMaps {
 		_ = os.Remove(filepath.Join(o.PinDir, name))
 	}
+	if err := setAsideGrown(o.PinDir, spec); err != nil {
+		return nil, err
+	}
 	e := newEngine(log, o)
 	if err := spec.LoadAndAssign(&e.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: o.PinDir}}); err != nil {
 		if errors.Is(err, ebpf.ErrMapIncompatible) {
@@ -199,6 +202,14 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 		return nil, fmt.Errorf("loading the XDP program: %w", err)
 	}
 	if err := e.objs.LinkPrograms(); err != nil {
+		e.objs.Close()
+		return nil, err
+	}
+	// An older gvsd's entries of a map this one extended, while its
+	// program still runs (carried again after the attach, below).
+	grown := map[string]*ebpf.Map{"rconns": e.objs.Rconns}
+	carried, err := carryOver(o.PinDir, grown, false)
+	if err != nil {
 		e.objs.Close()
 		return nil, err
 	}
@@ -232,6 +243,11 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 			return nil, err
 		}
 		e.att = append(e.att, a)
+	}
+	if n, err := carryOver(o.PinDir, grown, true); err != nil {
+		log.Warn("carrying the previous gvsd's maps over", "err", err)
+	} else if carried += n; carried > 0 {
+		log.Info("carried the previous gvsd's entries over to extended maps", "entries", carried)
 	}
 	e.wg.Add(1)
 	go func() {
