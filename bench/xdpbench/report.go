@@ -73,11 +73,27 @@ func report(w io.Writer, o options, rows []row, sc []scaleRow) {
 	if len(sc) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\nScale (gvs DR, UDP, live frames; cost per packet against the round's no-director rate):")
-	fmt.Fprintln(w, "\n| setting | established (ns/packet) | new flows (ns/packet) | notes |")
-	fmt.Fprintln(w, "|---|--:|--:|---|")
+	fmt.Fprintln(w, "\nScale (gvs DR, UDP, live frames; cost per packet against the round's no-director rate). "+
+		"Goals: flat within 10% of 1 service (services, live connections) or of 2 servers of the same scheduler; wlc's new flows within 2× of rr's with as many servers:")
+	fmt.Fprintln(w, "\n| setting | established (ns/packet) | new flows (ns/packet) | against | established × | new flows × | met | notes |")
+	fmt.Fprintln(w, "|---|--:|--:|---|--:|--:|---|---|")
+	byName := map[string]scaleRow{}
 	for _, s := range sc {
-		fmt.Fprintf(w, "| %s | %.0f | %.0f | %s |\n", s.what, s.established, s.newFlows, s.note)
+		byName[s.what] = s
+	}
+	for _, s := range sc {
+		against, estX, newX, met := "", "", "", ""
+		if b, ok := byName[s.base]; ok && s.base != s.what && b.established > 0 && b.newFlows > 0 {
+			e, n := s.established/b.established, s.newFlows/b.newFlows
+			against, estX, newX = s.base, fmt.Sprintf("%.2f", e), fmt.Sprintf("%.2f", n)
+			limit := 1.10
+			if s.newLimit > 0 { // wlc against rr: new flows only
+				met = yes(n <= s.newLimit)
+			} else {
+				met = yes(e <= limit && n <= limit)
+			}
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %s | %s | %s | %s | %s |\n", s.what, s.established, s.newFlows, against, estX, newX, met, s.note)
 	}
 }
 
