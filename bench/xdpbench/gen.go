@@ -180,15 +180,15 @@ func progStats(p *ebpf.Program) bpfStats {
 	return bpfStats{uint64(st.Runtime), st.RunCount}
 }
 
+// enableBPFStats turns the run-time statistics on for as long as the
+// benchmark runs: by BPF_ENABLE_STATS, a reference the kernel counts, so
+// another benchmark that writes kernel.bpf_stats_enabled back to 0 when it
+// ends does not turn them off under this one.
 func enableBPFStats() func() {
-	const f = "/proc/sys/kernel/bpf_stats_enabled"
-	old, _ := os.ReadFile(f)
-	if err := os.WriteFile(f, []byte("1"), 0); err != nil {
-		fmt.Fprintf(os.Stderr, "xdpbench: bpf_stats_enabled: %v (no BPF run times)\n", err)
+	c, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "xdpbench: enabling BPF statistics: %v (no BPF run times)\n", err)
+		return func() {}
 	}
-	return func() {
-		if len(old) > 0 {
-			os.WriteFile(f, old, 0)
-		}
-	}
+	return func() { c.Close() }
 }
