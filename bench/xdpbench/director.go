@@ -70,7 +70,9 @@ func (g *gvsd) start(extra ...string) {
 		if _, err := g.adm("", "-L", "-n"); err == nil {
 			return
 		}
-		if i == 100 {
+		// Up to a minute: the tables are preallocated at load, and 8M
+		// entries (the 4M-connection scale run) take seconds.
+		if i == 1200 {
 			fatal(fmt.Errorf("gvsd did not come up:\n%s", g.log.String()))
 		}
 		time.Sleep(50 * time.Millisecond)
