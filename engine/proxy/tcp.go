@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"cmp"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -119,7 +122,8 @@ func (e *Engine) handleTCP(client *net.TCPConn, mark uint32) {
 	e.mu.Lock()
 	e.tcpConns[tc] = struct{}{}
 	e.mu.Unlock()
-	defer e.finishTCP(tc)
+	finalACK := false
+	defer func() { e.finishTCP(tc, finalACK) }()
 
 	d := upstreamDialer(local, model.ProtoTCP)
 	sc, err := d.Dial("tcp", c.Dest.String())
@@ -132,16 +136,21 @@ func (e *Engine) handleTCP(client *net.TCPConn, mark uint32) {
 	e.mu.Lock() // Close and the expiry read it under e.mu
 	tc.server = sc.(*net.TCPConn)
 	e.mu.Unlock()
-	e.event(c, conn.Output, conn.SYN|conn.ACK)
-	e.event(c, conn.Input, conn.ACK)
+	e.Do(func(v *ipvs.IPVS) {
+		now := e.Now()
+		v.Out(ipvs.Packet{Protocol: model.ProtoTCP, Src: c.Dest, Dst: c.Client, TCPFlags: conn.SYN | conn.ACK, Synthetic: true}, now)
+		v.In(ipvs.Packet{Protocol: model.ProtoTCP, Src: c.Client, Dst: c.Virtual, TCPFlags: conn.ACK, Synthetic: true}, now)
+	})
 
-	var wg sync.WaitGroup
-	wg.Add(2)
+	// ended counts the directions that reached EOF: the second to end
+	// leaves the server socket's FIN to the close, as it has nothing
+	// more to send.
+	var ended atomic.Int32
 	pipe := func(dst, src *net.TCPConn, dir conn.Dir) {
-		defer wg.Done()
-		// ReadFrom between TCP sockets splices in the kernel.
-		_, err := dst.ReadFrom(src)
-		if err != nil && !errors.Is(err, io.EOF) {
+		err := relay(dst, src, dir == conn.Output, func() bool {
+			return ended.Add(1) == 2 && dir == conn.Input
+		})
+		if err != nil {
 			// A reset on either side resets both.
 			e.event(c, dir, conn.RST)
 			tc.client.SetLinger(0)
@@ -150,27 +159,173 @@ func (e *Engine) handleTCP(client *net.TCPConn, mark uint32) {
 			tc.server.Close()
 			return
 		}
-		dst.CloseWrite()
 		e.event(c, dir, conn.FIN|conn.ACK)
 	}
-	go pipe(tc.server, tc.client, conn.Input)
-	go pipe(tc.client, tc.server, conn.Output)
-	wg.Wait()
-	// The last ACK of the close.
-	e.event(c, conn.Input, conn.ACK)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pipe(tc.server, tc.client, conn.Input)
+	}()
+	pipe(tc.client, tc.server, conn.Output)
+	<-done
+	finalACK = true
 }
 
-func (e *Engine) finishTCP(tc *tcpConn) {
+// finishTCP forgets tc, accounts it and closes its sockets; with
+// finalACK, the client's last ACK of the close is fed first.
+func (e *Engine) finishTCP(tc *tcpConn, finalACK bool) {
 	e.Do(func(v *ipvs.IPVS) {
+		now := e.Now()
+		if finalACK {
+			v.In(ipvs.Packet{Protocol: model.ProtoTCP, Src: tc.conn.Client, Dst: tc.conn.Virtual, TCPFlags: conn.ACK, Synthetic: true}, now)
+		}
 		e.mu.Lock()
 		delete(e.tcpConns, tc)
 		e.mu.Unlock()
-		tc.account(v, e.Now())
+		tc.account(v, now)
 	})
 	tc.client.Close()
 	if tc.server != nil {
 		tc.server.Close()
 	}
+}
+
+// A direction copies through a user-space buffer first and splices in
+// the kernel only after spliceAfter bytes: most connections end before,
+// and a copy costs no pipe and lets the last data and the FIN go in one
+// segment.
+const (
+	copyBufSize = 16 << 10
+	spliceAfter = 64 << 10
+)
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// relay copies src to dst until src's EOF, then shuts dst's write side
+// (unless skipFIN, asked once at EOF, says the close will send it). A
+// non-nil error is a reset or a closed socket. mergeFIN lets the last
+// data found with the EOF go out with the FIN in one segment; it is set
+// for the client side only, whose FIN must be sent before TCP_INFO is
+// read for the counters.
+func relay(dst, src *net.TCPConn, mergeFIN bool, skipFIN func() bool) error {
+	rs, err := src.SyscallConn()
+	if err != nil {
+		return err
+	}
+	ws, err := dst.SyscallConn()
+	if err != nil {
+		return err
+	}
+	bp := copyBufs.Get().(*[]byte)
+	buf := *bp
+	total := 0
+	for total < spliceAfter {
+		n, err := recv(rs, buf, true)
+		if err != nil {
+			copyBufs.Put(bp)
+			return err
+		}
+		if n == 0 {
+			copyBufs.Put(bp)
+			return closeWrite(dst, skipFIN)
+		}
+		// Is the EOF (or more data) already queued? Then the data can
+		// go with the FIN.
+		eof := false
+		var peekErr error
+		if mergeFIN && n < len(buf) {
+			m, err := recv(rs, buf[n:], false)
+			switch {
+			case err != nil:
+				peekErr = err // a reset: the data first, then the error
+			case m == 0:
+				eof = true
+			case m > 0:
+				n += m
+			}
+		}
+		flags := 0
+		if eof {
+			flags = unix.MSG_MORE // held until the shutdown: data and FIN in one segment
+		}
+		if err := cmp.Or(send(ws, buf[:n], flags), peekErr); err != nil {
+			copyBufs.Put(bp)
+			return err
+		}
+		if eof {
+			copyBufs.Put(bp)
+			return closeWrite(dst, skipFIN)
+		}
+		total += n
+	}
+	copyBufs.Put(bp)
+	// A long stream: splice in the kernel from here.
+	if _, err := dst.ReadFrom(src); err != nil {
+		return err
+	}
+	return closeWrite(dst, skipFIN)
+}
+
+func closeWrite(c *net.TCPConn, skipFIN func() bool) error {
+	if skipFIN() {
+		return nil
+	}
+	c.CloseWrite()
+	return nil
+}
+
+// recv reads into b once. With wait it waits for data or the EOF (n 0);
+// without it n is -1 when nothing is queued.
+func recv(rc syscall.RawConn, b []byte, wait bool) (n int, err error) {
+	cerr := rc.Read(func(fd uintptr) bool {
+		for {
+			n, err = unix.Read(int(fd), b)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		if err == unix.EAGAIN {
+			n, err = -1, nil
+			return !wait
+		}
+		return true
+	})
+	if cerr != nil {
+		return 0, cerr
+	}
+	if err != nil {
+		return 0, os.NewSyscallError("read", err)
+	}
+	return n, nil
+}
+
+// send writes all of b, waiting for room as needed.
+func send(wc syscall.RawConn, b []byte, flags int) error {
+	var err error
+	cerr := wc.Write(func(fd uintptr) bool {
+		for len(b) > 0 {
+			var n int
+			n, err = unix.SendmsgN(int(fd), b, nil, nil, flags|unix.MSG_NOSIGNAL)
+			switch err {
+			case nil:
+				b = b[n:]
+			case unix.EINTR:
+			case unix.EAGAIN:
+				err = nil
+				return false
+			default:
+				return true
+			}
+		}
+		return true
+	})
+	if cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return os.NewSyscallError("sendmsg", err)
+	}
+	return nil
 }
 
 // account adds what the client socket's TCP_INFO shows since the last call.
