@@ -100,12 +100,17 @@ func (e *Engine) handleTCP(client *net.TCPConn, mark uint32) {
 		return
 	}
 	var c *ipvs.Conn
+	var tc *tcpConn
 	var verdict ipvs.Verdict
 	var local netip.Addr
 	e.Do(func(v *ipvs.IPVS) {
 		c, verdict = v.In(p, e.Now())
 		if verdict == ipvs.Forward {
 			local, _ = v.NextLocalAddr(c)
+			tc = &tcpConn{client: client, conn: c, hdr: uint64(ipHeader(p.Src.Addr()) + 20)}
+			e.mu.Lock()
+			e.tcpConns[tc] = struct{}{}
+			e.mu.Unlock()
 		}
 	})
 	if verdict != ipvs.Forward {
@@ -118,12 +123,8 @@ func (e *Engine) handleTCP(client *net.TCPConn, mark uint32) {
 		client.Close()
 		return
 	}
-	tc := &tcpConn{client: client, conn: c, hdr: uint64(ipHeader(p.Src.Addr()) + 20)}
-	e.mu.Lock()
-	e.tcpConns[tc] = struct{}{}
-	e.mu.Unlock()
-	finalACK := false
-	defer func() { e.finishTCP(tc, finalACK) }()
+	var last lastEvents
+	defer func() { e.finishTCP(tc, last) }()
 
 	d := upstreamDialer(local, model.ProtoTCP)
 	sc, err := d.Dial("tcp", c.Dest.String())
@@ -142,14 +143,12 @@ func (e *Engine) handleTCP(client *net.TCPConn, mark uint32) {
 		v.In(ipvs.Packet{Protocol: model.ProtoTCP, Src: c.Client, Dst: c.Virtual, TCPFlags: conn.ACK, Synthetic: true}, now)
 	})
 
-	// ended counts the directions that reached EOF: the second to end
-	// leaves the server socket's FIN to the close, as it has nothing
-	// more to send.
+	// ended counts the directions that reached EOF. The second to end
+	// leaves the server socket's FIN to the close, as nothing more is to
+	// be sent, and its FIN event to finishTCP's lock.
 	var ended atomic.Int32
 	pipe := func(dst, src *net.TCPConn, dir conn.Dir) {
-		err := relay(dst, src, dir == conn.Output, func() bool {
-			return ended.Add(1) == 2 && dir == conn.Input
-		})
+		second, err := relay(dst, src, dir == conn.Output, dir == conn.Input, &ended)
 		if err != nil {
 			// A reset on either side resets both.
 			e.event(c, dir, conn.RST)
@@ -157,6 +156,10 @@ func (e *Engine) handleTCP(client *net.TCPConn, mark uint32) {
 			tc.server.SetLinger(0)
 			tc.client.Close()
 			tc.server.Close()
+			return
+		}
+		if second {
+			last.fin, last.finDir = true, dir
 			return
 		}
 		e.event(c, dir, conn.FIN|conn.ACK)
@@ -168,16 +171,31 @@ func (e *Engine) handleTCP(client *net.TCPConn, mark uint32) {
 	}()
 	pipe(tc.client, tc.server, conn.Output)
 	<-done
-	finalACK = true
+	last.ack = true
 }
 
-// finishTCP forgets tc, accounts it and closes its sockets; with
-// finalACK, the client's last ACK of the close is fed first.
-func (e *Engine) finishTCP(tc *tcpConn, finalACK bool) {
+// lastEvents are the socket events left for finishTCP to feed.
+type lastEvents struct {
+	fin    bool     // the FIN of the second side to close...
+	finDir conn.Dir // ...from this side
+	ack    bool     // the client's last ACK of the close
+}
+
+// finishTCP feeds the last events, forgets tc, accounts it and closes its
+// sockets.
+func (e *Engine) finishTCP(tc *tcpConn, last lastEvents) {
 	e.Do(func(v *ipvs.IPVS) {
 		now := e.Now()
-		if finalACK {
-			v.In(ipvs.Packet{Protocol: model.ProtoTCP, Src: tc.conn.Client, Dst: tc.conn.Virtual, TCPFlags: conn.ACK, Synthetic: true}, now)
+		c := tc.conn
+		if last.fin {
+			if last.finDir == conn.Input {
+				v.In(ipvs.Packet{Protocol: model.ProtoTCP, Src: c.Client, Dst: c.Virtual, TCPFlags: conn.FIN | conn.ACK, Synthetic: true}, now)
+			} else {
+				v.Out(ipvs.Packet{Protocol: model.ProtoTCP, Src: c.Dest, Dst: c.Client, TCPFlags: conn.FIN | conn.ACK, Synthetic: true}, now)
+			}
+		}
+		if last.ack {
+			v.In(ipvs.Packet{Protocol: model.ProtoTCP, Src: c.Client, Dst: c.Virtual, TCPFlags: conn.ACK, Synthetic: true}, now)
 		}
 		e.mu.Lock()
 		delete(e.tcpConns, tc)
@@ -201,13 +219,34 @@ const (
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
-// relay copies src to dst until src's EOF, then shuts dst's write side
-// (unless skipFIN, asked once at EOF, says the close will send it). A
-// non-nil error is a reset or a closed socket. mergeFIN lets the last
-// data found with the EOF go out with the FIN in one segment; it is set
-// for the client side only, whose FIN must be sent before TCP_INFO is
-// read for the counters.
-func relay(dst, src *net.TCPConn, mergeFIN bool, skipFIN func() bool) error {
+// relay copies src to dst until src's EOF, counts it in ended and shuts
+// dst's write side; second says whether the other direction had ended
+// before. With lazyFIN the second direction to end leaves the FIN to the
+// close. A non-nil error is a reset or a closed socket. mergeFIN lets the
+// last data found with the EOF go out with the FIN in one segment. Both
+// are for one side only: the client's FIN must be sent before TCP_INFO
+// is read for the counters.
+func relay(dst, src *net.TCPConn, mergeFIN, lazyFIN bool, ended *atomic.Int32) (second bool, err error) {
+	if err := copyFirst(dst, src, mergeFIN); err != nil {
+		if err == errEOF {
+			return closeWrite(dst, lazyFIN, ended), nil
+		}
+		return false, err
+	}
+	// A long stream: splice in the kernel from here.
+	if _, err := dst.ReadFrom(src); err != nil {
+		return false, err
+	}
+	return closeWrite(dst, lazyFIN, ended), nil
+}
+
+// errEOF ends copyFirst at src's EOF (with everything sent and, with
+// mergeFIN, the last of it held for the FIN).
+var errEOF = errors.New("EOF")
+
+// copyFirst copies the first spliceAfter bytes of src to dst through a
+// user-space buffer; nil means there may be more.
+func copyFirst(dst, src *net.TCPConn, mergeFIN bool) error {
 	rs, err := src.SyscallConn()
 	if err != nil {
 		return err
@@ -217,17 +256,15 @@ func relay(dst, src *net.TCPConn, mergeFIN bool, skipFIN func() bool) error {
 		return err
 	}
 	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
 	buf := *bp
-	total := 0
-	for total < spliceAfter {
+	for total := 0; total < spliceAfter; {
 		n, err := recv(rs, buf, true)
 		if err != nil {
-			copyBufs.Put(bp)
 			return err
 		}
 		if n == 0 {
-			copyBufs.Put(bp)
-			return closeWrite(dst, skipFIN)
+			return errEOF
 		}
 		// Is the EOF (or more data) already queued? Then the data can
 		// go with the FIN.
@@ -249,29 +286,22 @@ func relay(dst, src *net.TCPConn, mergeFIN bool, skipFIN func() bool) error {
 			flags = unix.MSG_MORE // held until the shutdown: data and FIN in one segment
 		}
 		if err := cmp.Or(send(ws, buf[:n], flags), peekErr); err != nil {
-			copyBufs.Put(bp)
 			return err
 		}
 		if eof {
-			copyBufs.Put(bp)
-			return closeWrite(dst, skipFIN)
+			return errEOF
 		}
 		total += n
 	}
-	copyBufs.Put(bp)
-	// A long stream: splice in the kernel from here.
-	if _, err := dst.ReadFrom(src); err != nil {
-		return err
-	}
-	return closeWrite(dst, skipFIN)
+	return nil
 }
 
-func closeWrite(c *net.TCPConn, skipFIN func() bool) error {
-	if skipFIN() {
-		return nil
+func closeWrite(c *net.TCPConn, lazyFIN bool, ended *atomic.Int32) (second bool) {
+	second = ended.Add(1) == 2
+	if !second || !lazyFIN {
+		c.CloseWrite()
 	}
-	c.CloseWrite()
-	return nil
+	return second
 }
 
 // recv reads into b once. With wait it waits for data or the EOF (n 0);
