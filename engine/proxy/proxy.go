@@ -51,8 +51,14 @@ import (
 // DialTimeout bounds the connection to a real server.
 const DialTimeout = 5 * time.Second
 
-// udpReaders is the number of goroutines reading each UDP service socket.
-const udpReaders = 4
+// udpReaders is the number of goroutines reading each UDP service socket,
+// each up to udpBatch datagrams at a time (recvmmsg). Their buffers are
+// 64 KiB each, the largest datagram; the pages small datagrams never
+// reach cost no memory.
+const (
+	udpReaders = 4
+	udpBatch   = 8
+)
 
 // DefaultMaxUDPFlows bounds the UDP flows open at once: each holds a
 // socket, a goroutine and a 64 KiB buffer for up to the UDP timeout.

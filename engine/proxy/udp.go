@@ -23,17 +23,60 @@ type udpFlow struct {
 }
 
 func (e *Engine) serveUDP(pc *net.UDPConn, vip netip.AddrPort) {
-	buf := make([]byte, 64*1024)
+	rc, err := pc.SyscallConn()
+	if err != nil {
+		return
+	}
+	b := newBatch(udpBatch, 64*1024)
+	in := make([]udpDatagram, 0, udpBatch)
 	for {
-		n, src, err := pc.ReadFromUDPAddrPort(buf)
+		n, err := b.read(rc)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		e.udpIn(buf[:n], src, vip, 0, pc)
+		in = in[:0]
+		for i := range n {
+			d, src := b.datagram(i)
+			in = append(in, udpDatagram{b: d, src: src})
+		}
+		e.udpInBatch(in, vip, 0, pc)
+	}
+}
+
+// udpDatagram is a client's datagram and, once scheduled, its flow.
+type udpDatagram struct {
+	b    []byte
+	src  netip.AddrPort
+	flow *udpFlow
+}
+
+// udpInBatch is udpIn for datagrams read together: one hold of the
+// table's lock for all of them.
+func (e *Engine) udpInBatch(in []udpDatagram, vip netip.AddrPort, mark uint32, pc *net.UDPConn) {
+	denied := 0
+	e.Do(func(v *ipvs.IPVS) {
+		now := e.Now()
+		for i := range in {
+			d := &in[i]
+			p := ipvs.Packet{Protocol: model.ProtoUDP, Src: d.src, Dst: vip, FWMark: mark, Len: len(d.b) + 8 + ipHeader(d.src.Addr())}
+			c, verdict := v.In(p, now)
+			if verdict == ipvs.Forward {
+				d.flow = e.flowFor(v, c, pc)
+			} else if verdict == ipvs.Deny {
+				denied++
+			}
+		}
+	})
+	for _, d := range in {
+		if d.flow != nil {
+			d.flow.upstream.Write(d.b)
+		}
+	}
+	if denied > 0 {
+		e.ev.denied.Add(uint64(denied))
 	}
 }
 
