@@ -124,7 +124,6 @@ func (e *Engine) handleTCP(client *net.TCPConn, mark uint32) {
 		return
 	}
 	var last lastEvents
-	defer func() { e.finishTCP(tc, last) }()
 
 	d := upstreamDialer(local, model.ProtoTCP)
 	sc, err := d.Dial("tcp", c.Dest.String())
@@ -132,6 +131,7 @@ func (e *Engine) handleTCP(client *net.TCPConn, mark uint32) {
 		// As if the real server answered with a reset.
 		e.event(c, conn.Output, conn.RST)
 		client.SetLinger(0)
+		e.finishTCP(tc, last)
 		return
 	}
 	e.mu.Lock() // Close and the expiry read it under e.mu
@@ -164,14 +164,18 @@ func (e *Engine) handleTCP(client *net.TCPConn, mark uint32) {
 		}
 		e.event(c, dir, conn.FIN|conn.ACK)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		pipe(tc.server, tc.client, conn.Input)
-	}()
-	pipe(tc.client, tc.server, conn.Output)
-	<-done
-	last.ack = true
+	// The direction that ends last finishes the connection: no goroutine
+	// waits for the other.
+	var exited atomic.Int32
+	run := func(dst, src *net.TCPConn, dir conn.Dir) {
+		pipe(dst, src, dir)
+		if exited.Add(1) == 2 {
+			last.ack = true
+			e.finishTCP(tc, last)
+		}
+	}
+	go run(tc.server, tc.client, conn.Input)
+	run(tc.client, tc.server, conn.Output)
 }
 
 // lastEvents are the socket events left for finishTCP to feed.
