@@ -56,7 +56,7 @@ const DialTimeout = 5 * time.Second
 // 64 KiB each, the largest datagram; the pages small datagrams never
 // reach cost no memory.
 const (
-	udpReaders = 4
+	udpReaders = 2
 	udpBatch   = 8
 )
 
