@@ -52,9 +52,8 @@ import (
 const DialTimeout = 5 * time.Second
 
 // udpReaders is the number of goroutines reading each UDP service socket,
-// each up to udpBatch datagrams at a time (recvmmsg). Their buffers are
-// 64 KiB each, the largest datagram; the pages small datagrams never
-// reach cost no memory.
+// each up to udpBatch datagrams at a time (recvmmsg) into buffers of
+// 64 KiB, the largest datagram: 1 MiB a socket.
 const (
 	udpReaders = 2
 	udpBatch   = 8
