@@ -263,7 +263,7 @@ func run(c config, out io.Writer) int {
 	printTables(out, c, ps, results, skipped)
 	if gvsd != nil {
 		time.Sleep(500 * time.Millisecond) // let the last connections close
-		if !gvsdReport(out, gvsd, gvsdPeerP, before, totals) {
+		if !gvsdReport(out, gvsd, gvsdPeerP, before, totals, c.streams) {
 			failed = true
 		}
 	}
