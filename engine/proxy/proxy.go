@@ -298,8 +298,13 @@ func (e *Engine) listen(k model.ServiceKey) (listener, error) {
 		if k.Family == model.IPv6 {
 			network = "udp6"
 		}
-		pc, err := lc.ListenPacket(context.Background(), network, addr)
+		c, err := lc.ListenPacket(context.Background(), network, addr)
 		if err != nil {
+			return nil, err
+		}
+		pc, err := newSvcUDP(c.(*net.UDPConn), k.Family == model.IPv6)
+		if err != nil {
+			c.Close()
 			return nil, err
 		}
 		// Several readers share the socket so one CPU's reads do not cap it.
@@ -307,7 +312,7 @@ func (e *Engine) listen(k model.ServiceKey) (listener, error) {
 			e.wg.Add(1)
 			go func() {
 				defer e.wg.Done()
-				e.serveUDP(pc.(*net.UDPConn), netip.AddrPortFrom(k.Addr, k.Port))
+				e.serveUDP(pc, netip.AddrPortFrom(k.Addr, k.Port))
 			}()
 		}
 		return pc, nil
