@@ -311,7 +311,8 @@ func (v *IPVS) newConn(svc *Service, p Packet, d *model.Server, dport uint16) *C
 // bytes in both directions) to the connection's server, its service and
 // the total.
 func (v *IPVS) Account(c *Conn, t stats.Counters) {
-	for _, s := range v.statsOf(c) {
+	all, n := v.statsOf(c)
+	for _, s := range all[:n] {
 		s.AddCounters(t)
 	}
 }
@@ -326,17 +327,20 @@ func (v *IPVS) Has(c *Conn) bool {
 	return ok
 }
 
-func (v *IPVS) statsOf(c *Conn) []*stats.Stats {
-	out := []*stats.Stats{&c.Server.Stats, &v.total}
+// statsOf returns the counters a connection's traffic adds to; an array,
+// not a slice, so that counting a packet allocates nothing.
+func (v *IPVS) statsOf(c *Conn) (out [3]*stats.Stats, n int) {
+	out[0], out[1], n = &c.Server.Stats, &v.total, 2
 	if svc := v.byKey[c.svc]; svc != nil {
-		out = append(out, &svc.Stats)
+		out[2], n = &svc.Stats, 3
 	}
-	return out
+	return out, n
 }
 
 // count adds a packet to the server's, the service's and the total counters.
 func (v *IPVS) count(c *Conn, n int, in bool) {
-	for _, s := range v.statsOf(c) {
+	all, k := v.statsOf(c)
+	for _, s := range all[:k] {
 		if in {
 			s.In(n)
 		} else {

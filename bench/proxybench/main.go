@@ -31,6 +31,7 @@ import (
 
 type config struct {
 	bin         string
+	binB        string
 	duration    time.Duration
 	repeat      int
 	connWorkers int
@@ -55,6 +56,7 @@ func main() {
 	var gvsdArgs listFlag
 	var port uint
 	flag.StringVar(&c.bin, "bin", "bin", "directory with the gvsd and gvsadm binaries (make build)")
+	flag.StringVar(&c.binB, "bin-b", "", "directory with another gvsd build, measured as peer gvsd-b (add it to -peers) for an A/B in one run")
 	flag.DurationVar(&c.duration, "duration", 3*time.Second, "length of one measurement")
 	flag.IntVar(&c.repeat, "repeat", 5, "measurements per test and peer (the median is reported)")
 	flag.IntVar(&c.connWorkers, "conn-workers", 32, "concurrent workers of the TCP connections/s test")
@@ -153,12 +155,21 @@ func run(c config, out io.Writer) int {
 		case "gvsd":
 			p, gvsd, err = startGVSD(c.bin, pdir, s, backends, c.gvsdArgs)
 			gvsdPeerP = p
+		case "gvsd-b":
+			if c.binB == "" {
+				logf("proxybench: peer gvsd-b needs -bin-b")
+				return 2
+			}
+			p, _, err = startGVSD(c.binB, pdir, s, backends, c.gvsdArgs)
+			if p != nil {
+				p.id, p.label = "gvsd-b", "gvsd proxy (B: "+c.binB+")"
+			}
 		case "haproxy":
 			p, err = startHAProxy(pdir, s, backends, c.threads)
 		case "nginx":
 			p, err = startNginx(pdir, s, backends, c.threads)
 		default:
-			logf("proxybench: unknown peer %q (direct, gvsd, haproxy, nginx)", id)
+			logf("proxybench: unknown peer %q (direct, gvsd, gvsd-b, haproxy, nginx)", id)
 			return 2
 		}
 		if err != nil {
@@ -252,7 +263,7 @@ func run(c config, out io.Writer) int {
 	printTables(out, c, ps, results, skipped)
 	if gvsd != nil {
 		time.Sleep(500 * time.Millisecond) // let the last connections close
-		if !gvsdReport(out, gvsd, gvsdPeerP, before, totals) {
+		if !gvsdReport(out, gvsd, gvsdPeerP, before, totals, c.streams) {
 			failed = true
 		}
 	}

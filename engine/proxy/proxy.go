@@ -51,8 +51,13 @@ import (
 // DialTimeout bounds the connection to a real server.
 const DialTimeout = 5 * time.Second
 
-// udpReaders is the number of goroutines reading each UDP service socket.
-const udpReaders = 4
+// udpReaders is the number of goroutines reading each UDP service socket,
+// each up to udpBatch datagrams at a time (recvmmsg) into buffers of
+// 64 KiB, the largest datagram: 1 MiB a socket.
+const (
+	udpReaders = 2
+	udpBatch   = 8
+)
 
 // DefaultMaxUDPFlows bounds the UDP flows open at once: each holds a
 // socket, a goroutine and a 64 KiB buffer for up to the UDP timeout.
@@ -293,8 +298,13 @@ func (e *Engine) listen(k model.ServiceKey) (listener, error) {
 		if k.Family == model.IPv6 {
 			network = "udp6"
 		}
-		pc, err := lc.ListenPacket(context.Background(), network, addr)
+		c, err := lc.ListenPacket(context.Background(), network, addr)
 		if err != nil {
+			return nil, err
+		}
+		pc, err := newSvcUDP(c.(*net.UDPConn), k.Family == model.IPv6)
+		if err != nil {
+			c.Close()
 			return nil, err
 		}
 		// Several readers share the socket so one CPU's reads do not cap it.
@@ -302,7 +312,7 @@ func (e *Engine) listen(k model.ServiceKey) (listener, error) {
 			e.wg.Add(1)
 			go func() {
 				defer e.wg.Done()
-				e.serveUDP(pc.(*net.UDPConn), netip.AddrPortFrom(k.Addr, k.Port))
+				e.serveUDP(pc, netip.AddrPortFrom(k.Addr, k.Port))
 			}()
 		}
 		return pc, nil

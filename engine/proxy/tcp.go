@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"cmp"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -97,12 +100,17 @@ func (e *Engine) handleTCP(client *net.TCPConn, mark uint32) {
 		return
 	}
 	var c *ipvs.Conn
+	var tc *tcpConn
 	var verdict ipvs.Verdict
 	var local netip.Addr
 	e.Do(func(v *ipvs.IPVS) {
 		c, verdict = v.In(p, e.Now())
 		if verdict == ipvs.Forward {
 			local, _ = v.NextLocalAddr(c)
+			tc = &tcpConn{client: client, conn: c, hdr: uint64(ipHeader(p.Src.Addr()) + 20)}
+			e.mu.Lock()
+			e.tcpConns[tc] = struct{}{}
+			e.mu.Unlock()
 		}
 	})
 	if verdict != ipvs.Forward {
@@ -115,11 +123,7 @@ func (e *Engine) handleTCP(client *net.TCPConn, mark uint32) {
 		client.Close()
 		return
 	}
-	tc := &tcpConn{client: client, conn: c, hdr: uint64(ipHeader(p.Src.Addr()) + 20)}
-	e.mu.Lock()
-	e.tcpConns[tc] = struct{}{}
-	e.mu.Unlock()
-	defer e.finishTCP(tc)
+	var last lastEvents
 
 	d := upstreamDialer(local, model.ProtoTCP)
 	sc, err := d.Dial("tcp", c.Dest.String())
@@ -127,21 +131,25 @@ func (e *Engine) handleTCP(client *net.TCPConn, mark uint32) {
 		// As if the real server answered with a reset.
 		e.event(c, conn.Output, conn.RST)
 		client.SetLinger(0)
+		e.finishTCP(tc, last)
 		return
 	}
 	e.mu.Lock() // Close and the expiry read it under e.mu
 	tc.server = sc.(*net.TCPConn)
 	e.mu.Unlock()
-	e.event(c, conn.Output, conn.SYN|conn.ACK)
-	e.event(c, conn.Input, conn.ACK)
+	e.Do(func(v *ipvs.IPVS) {
+		now := e.Now()
+		v.Out(ipvs.Packet{Protocol: model.ProtoTCP, Src: c.Dest, Dst: c.Client, TCPFlags: conn.SYN | conn.ACK, Synthetic: true}, now)
+		v.In(ipvs.Packet{Protocol: model.ProtoTCP, Src: c.Client, Dst: c.Virtual, TCPFlags: conn.ACK, Synthetic: true}, now)
+	})
 
-	var wg sync.WaitGroup
-	wg.Add(2)
+	// ended counts the directions that reached EOF. The second to end
+	// leaves the server socket's FIN to the close, as nothing more is to
+	// be sent, and its FIN event to finishTCP's lock.
+	var ended atomic.Int32
 	pipe := func(dst, src *net.TCPConn, dir conn.Dir) {
-		defer wg.Done()
-		// ReadFrom between TCP sockets splices in the kernel.
-		_, err := dst.ReadFrom(src)
-		if err != nil && !errors.Is(err, io.EOF) {
+		second, err := relay(dst, src, dir == conn.Output, dir == conn.Input, &ended)
+		if err != nil {
 			// A reset on either side resets both.
 			e.event(c, dir, conn.RST)
 			tc.client.SetLinger(0)
@@ -150,27 +158,208 @@ func (e *Engine) handleTCP(client *net.TCPConn, mark uint32) {
 			tc.server.Close()
 			return
 		}
-		dst.CloseWrite()
+		if second {
+			last.fin, last.finDir = true, dir
+			return
+		}
 		e.event(c, dir, conn.FIN|conn.ACK)
 	}
-	go pipe(tc.server, tc.client, conn.Input)
-	go pipe(tc.client, tc.server, conn.Output)
-	wg.Wait()
-	// The last ACK of the close.
-	e.event(c, conn.Input, conn.ACK)
+	// The direction that ends last finishes the connection: no goroutine
+	// waits for the other.
+	var exited atomic.Int32
+	run := func(dst, src *net.TCPConn, dir conn.Dir) {
+		pipe(dst, src, dir)
+		if exited.Add(1) == 2 {
+			last.ack = true
+			e.finishTCP(tc, last)
+		}
+	}
+	go run(tc.server, tc.client, conn.Input)
+	run(tc.client, tc.server, conn.Output)
 }
 
-func (e *Engine) finishTCP(tc *tcpConn) {
+// lastEvents are the socket events left for finishTCP to feed.
+type lastEvents struct {
+	fin    bool     // the FIN of the second side to close...
+	finDir conn.Dir // ...from this side
+	ack    bool     // the client's last ACK of the close
+}
+
+// finishTCP feeds the last events, forgets tc, accounts it and closes its
+// sockets.
+func (e *Engine) finishTCP(tc *tcpConn, last lastEvents) {
 	e.Do(func(v *ipvs.IPVS) {
+		now := e.Now()
+		c := tc.conn
+		if last.fin {
+			if last.finDir == conn.Input {
+				v.In(ipvs.Packet{Protocol: model.ProtoTCP, Src: c.Client, Dst: c.Virtual, TCPFlags: conn.FIN | conn.ACK, Synthetic: true}, now)
+			} else {
+				v.Out(ipvs.Packet{Protocol: model.ProtoTCP, Src: c.Dest, Dst: c.Client, TCPFlags: conn.FIN | conn.ACK, Synthetic: true}, now)
+			}
+		}
+		if last.ack {
+			v.In(ipvs.Packet{Protocol: model.ProtoTCP, Src: c.Client, Dst: c.Virtual, TCPFlags: conn.ACK, Synthetic: true}, now)
+		}
 		e.mu.Lock()
 		delete(e.tcpConns, tc)
 		e.mu.Unlock()
-		tc.account(v, e.Now())
+		tc.account(v, now)
 	})
 	tc.client.Close()
 	if tc.server != nil {
 		tc.server.Close()
 	}
+}
+
+// A direction copies through a user-space buffer first and splices in
+// the kernel only after spliceAfter bytes: most connections end before,
+// and a copy costs no pipe and lets the last data and the FIN go in one
+// segment.
+const (
+	copyBufSize = 16 << 10
+	spliceAfter = 64 << 10
+)
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// relay copies src to dst until src's EOF, counts it in ended and shuts
+// dst's write side; second says whether the other direction had ended
+// before. With lazyFIN the second direction to end leaves the FIN to the
+// close. A non-nil error is a reset or a closed socket. mergeFIN lets the
+// last data found with the EOF go out with the FIN in one segment. Both
+// are for one side only: the client's FIN must be sent before TCP_INFO
+// is read for the counters.
+func relay(dst, src *net.TCPConn, mergeFIN, lazyFIN bool, ended *atomic.Int32) (second bool, err error) {
+	if err := copyFirst(dst, src, mergeFIN); err != nil {
+		if err == errEOF {
+			return closeWrite(dst, lazyFIN, ended), nil
+		}
+		return false, err
+	}
+	// A long stream: splice in the kernel from here.
+	if _, err := dst.ReadFrom(src); err != nil {
+		return false, err
+	}
+	return closeWrite(dst, lazyFIN, ended), nil
+}
+
+// errEOF ends copyFirst at src's EOF (with everything sent and, with
+// mergeFIN, the last of it held for the FIN).
+var errEOF = errors.New("EOF")
+
+// copyFirst copies the first spliceAfter bytes of src to dst through a
+// user-space buffer; nil means there may be more.
+func copyFirst(dst, src *net.TCPConn, mergeFIN bool) error {
+	rs, err := src.SyscallConn()
+	if err != nil {
+		return err
+	}
+	ws, err := dst.SyscallConn()
+	if err != nil {
+		return err
+	}
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for total := 0; total < spliceAfter; {
+		n, err := recv(rs, buf, true)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errEOF
+		}
+		// Is the EOF (or more data) already queued? Then the data can
+		// go with the FIN.
+		eof := false
+		var peekErr error
+		if mergeFIN && n < len(buf) {
+			m, err := recv(rs, buf[n:], false)
+			switch {
+			case err != nil:
+				peekErr = err // a reset: the data first, then the error
+			case m == 0:
+				eof = true
+			case m > 0:
+				n += m
+			}
+		}
+		flags := 0
+		if eof {
+			flags = unix.MSG_MORE // held until the shutdown: data and FIN in one segment
+		}
+		if err := cmp.Or(send(ws, buf[:n], flags), peekErr); err != nil {
+			return err
+		}
+		if eof {
+			return errEOF
+		}
+		total += n
+	}
+	return nil
+}
+
+func closeWrite(c *net.TCPConn, lazyFIN bool, ended *atomic.Int32) (second bool) {
+	second = ended.Add(1) == 2
+	if !second || !lazyFIN {
+		c.CloseWrite()
+	}
+	return second
+}
+
+// recv reads into b once. With wait it waits for data or the EOF (n 0);
+// without it n is -1 when nothing is queued.
+func recv(rc syscall.RawConn, b []byte, wait bool) (n int, err error) {
+	cerr := rc.Read(func(fd uintptr) bool {
+		for {
+			n, err = unix.Read(int(fd), b)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		if err == unix.EAGAIN {
+			n, err = -1, nil
+			return !wait
+		}
+		return true
+	})
+	if cerr != nil {
+		return 0, cerr
+	}
+	if err != nil {
+		return 0, os.NewSyscallError("read", err)
+	}
+	return n, nil
+}
+
+// send writes all of b, waiting for room as needed.
+func send(wc syscall.RawConn, b []byte, flags int) error {
+	var err error
+	cerr := wc.Write(func(fd uintptr) bool {
+		for len(b) > 0 {
+			var n int
+			n, err = unix.SendmsgN(int(fd), b, nil, nil, flags|unix.MSG_NOSIGNAL)
+			switch err {
+			case nil:
+				b = b[n:]
+			case unix.EINTR:
+			case unix.EAGAIN:
+				err = nil
+				return false
+			default:
+				return true
+			}
+		}
+		return true
+	})
+	if cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return os.NewSyscallError("sendmsg", err)
+	}
+	return nil
 }
 
 // account adds what the client socket's TCP_INFO shows since the last call.
