@@ -98,6 +98,8 @@ type Engine struct {
 	svcMeta map[uint32]svcMeta
 	dmem    *destMem
 	ticks   int
+	// sweepEvery is the ticks between expiry sweeps (sweepPeriod).
+	sweepEvery int
 	// natSrcs is the reply filter last written (nil: not yet).
 	natSrcs *bpf.NATSrc
 	// natServers is nat_servers' bookkeeping (natservers.go).

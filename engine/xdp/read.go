@@ -111,8 +111,13 @@ func readUsed(m *ebpf.Map) ([]uint32, error) {
 // table locked): expire connections, then bring the model's counters and
 // connection counts up to date for listings and the rate estimator.
 func (e *Engine) tick(v *ipvs.IPVS) {
-	if err := e.sweep(); err != nil {
-		e.log.Warn("expiry sweep", "err", err)
+	if e.sweepEvery == 0 {
+		e.sweepEvery = sweepPeriod(e.objs.Conns.MaxEntries())
+	}
+	if e.ticks%e.sweepEvery == 0 {
+		if err := e.sweep(); err != nil {
+			e.log.Warn("expiry sweep", "err", err)
+		}
 	}
 	e.pullLocked(v)
 	e.warnOnEvents()

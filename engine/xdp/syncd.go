@@ -247,25 +247,26 @@ func (e *Engine) syncTemplate(tk *bpf.ConnKey, tv *bpf.Template) (engine.SyncCon
 
 // syncDue says whether the sweep's pass sends an entry again: once per
 // syncRefresh passes, at a pass its key's hash picks.
-func syncDue(k *bpf.ConnKey, pass uint64) bool {
+func syncDue(k *bpf.ConnKey, pass uint64, every int) bool {
 	// The addresses folded (an IPv4 key has zeros after its first word).
 	ca := k.Caddr[0] ^ k.Caddr[1] ^ k.Caddr[2] ^ k.Caddr[3]
 	va := k.Vaddr[0] ^ k.Vaddr[1] ^ k.Vaddr[2] ^ k.Vaddr[3]
 	h := ca*2654435761 ^ va*40503 ^ (uint32(k.Cport)<<16|uint32(k.Vport))*2246822519 ^ uint32(k.Proto)
 	h ^= h >> 15
-	return (uint64(h)+pass)%syncRefresh == 0
+	// One pass in syncRefresh seconds' worth of passes.
+	return (uint64(h)+pass)%uint64(max(1, syncRefresh/max(1, every))) == 0
 }
 
 // syncSweepConn is the sweep's look at a live connection (e.mu not
 // held).
 func (e *Engine) syncSweepConn(ex *syncExporter, k *bpf.ConnKey, c *bpf.Conn) {
-	if (c.State == uint8(conn.Established) || c.State == uint8(conn.StateUDP)) && syncDue(k, e.passes) {
+	if (c.State == uint8(conn.Established) || c.State == uint8(conn.StateUDP)) && syncDue(k, e.passes, e.sweepEvery) {
 		ex.pending = append(ex.pending, e.syncRecord(k, c, false)...)
 	}
 }
 
 func (e *Engine) syncSweepTemplate(ex *syncExporter, k *bpf.ConnKey, t *bpf.Template) {
-	if t.Dest != destNone && syncDue(k, e.passes) {
+	if t.Dest != destNone && syncDue(k, e.passes, e.sweepEvery) {
 		e.mu.Lock()
 		sc, ok := e.syncTemplate(k, t)
 		e.mu.Unlock()
