@@ -50,14 +50,39 @@ static __always_inline __s64 dest_overhead(const struct gvs_dest *d)
 	return (__s64)RD(d->activeconns) * 256 + (__s64)RD(d->inactconns);
 }
 
-static __always_inline __u32 svc_dest_id(const struct gvs_svc *svc, __u64 i)
+/* A walk over a service's server list (gvs.h: the first GVS_SVC_INLINE
+ * ids in the value, the rest in svc_chunks). A walk's context has the
+ * fields svc, chunk (the chunk last looked up, or NULL) and at (its
+ * number, ~0 before any): a walk over n servers costs n / GVS_CHUNK_IDS
+ * lookups, not n. Fields, not a struct of them, so that at fills a hole
+ * of the context (the scheduler chains are near the 512-byte stack). */
+#define SVC_LIST(s) .svc = (s), .at = ~0u
+#define svc_dest_id(c, i) list_dest_id((c)->svc, &(c)->chunk, &(c)->at, (i))
+
+static __always_inline __u32 list_dest_id(const struct gvs_svc *svc, const struct gvs_chunk **chunk,
+					  __u32 *at, __u64 i)
 {
 	/* A 64-bit bound the verifier sees (it loses the zero upper half
 	 * of a 32-bit modulo). */
 	barrier_var(i);
 	if (i >= GVS_SVC_DESTS)
 		return GVS_DEST_NONE;
-	return svc->dests[i];
+	if (i < GVS_SVC_INLINE)
+		return svc->dests[i];
+	i -= GVS_SVC_INLINE;
+	__u32 n = (__u32)i / GVS_CHUNK_IDS;
+	__u64 j = (__u32)i % GVS_CHUNK_IDS;
+	if (n != *at) {
+		struct gvs_chunk_key k = { .list = svc->list, .chunk = n };
+
+		*chunk = bpf_map_lookup_elem(&svc_chunks, &k);
+		*at = n;
+	}
+	const struct gvs_chunk *c = *chunk;
+	barrier_var(j);
+	if (!c || j >= GVS_CHUNK_IDS)
+		return GVS_DEST_NONE; /* a list being replaced: no server */
+	return c->ids[j];
 }
 
 static __always_inline __u32 svc_ndests(const struct gvs_svc *svc)
@@ -73,11 +98,12 @@ static __always_inline __u32 svc_ndests(const struct gvs_svc *svc)
 
 struct walk_ctx {
 	const struct gvs_svc *svc;
+	const struct gvs_chunk *chunk;
 	__s64 boh;     /* overhead of the best so far */
 	__s32 bw;      /* weight of the best so far */
 	__u32 best;    /* dest id, GVS_DEST_NONE: none yet */
 	__u32 mode;    /* OH_* */
-	__u32 pad;
+	__u32 at;
 };
 
 static __always_inline __s64 walk_overhead(const struct gvs_dest *d, __u32 mode)
@@ -92,7 +118,7 @@ static __always_inline __s64 walk_overhead(const struct gvs_dest *d, __u32 mode)
 static long wl_cb(__u64 i, void *vc)
 {
 	struct walk_ctx *c = vc;
-	__u32 id = svc_dest_id(c->svc, i);
+	__u32 id = svc_dest_id(c, i);
 	struct gvs_dest *d = dest_get(id);
 
 	if (!d)
@@ -119,7 +145,7 @@ static long wl_cb(__u64 i, void *vc)
 
 __gvs_subprog __u32 sched_weighted_least(const struct gvs_svc *svc, __u32 mode)
 {
-	struct walk_ctx c = { .svc = svc, .best = GVS_DEST_NONE, .mode = mode };
+	struct walk_ctx c = { SVC_LIST(svc), .best = GVS_DEST_NONE, .mode = mode };
 
 	bpf_loop(svc_ndests(svc), wl_cb, &c, 0);
 	return c.best;
@@ -128,7 +154,7 @@ __gvs_subprog __u32 sched_weighted_least(const struct gvs_svc *svc, __u32 mode)
 static long lc_cb(__u64 i, void *vc)
 {
 	struct walk_ctx *c = vc;
-	__u32 id = svc_dest_id(c->svc, i);
+	__u32 id = svc_dest_id(c, i);
 	struct gvs_dest *d = dest_get(id);
 
 	if (!d || !dest_usable(d))
@@ -144,7 +170,7 @@ static long lc_cb(__u64 i, void *vc)
 static long nq_cb(__u64 i, void *vc)
 {
 	struct walk_ctx *c = vc;
-	__u32 id = svc_dest_id(c->svc, i);
+	__u32 id = svc_dest_id(c, i);
 	struct gvs_dest *d = dest_get(id);
 
 	if (!d || !dest_usable(d))
@@ -167,7 +193,7 @@ static long nq_cb(__u64 i, void *vc)
 static long fo_cb(__u64 i, void *vc)
 {
 	struct walk_ctx *c = vc;
-	__u32 id = svc_dest_id(c->svc, i);
+	__u32 id = svc_dest_id(c, i);
 	struct gvs_dest *d = dest_get(id);
 
 	if (!d)
@@ -183,7 +209,7 @@ static long fo_cb(__u64 i, void *vc)
 static long ovf_cb(__u64 i, void *vc)
 {
 	struct walk_ctx *c = vc;
-	__u32 id = svc_dest_id(c->svc, i);
+	__u32 id = svc_dest_id(c, i);
 	struct gvs_dest *d = dest_get(id);
 
 	if (!d)
@@ -201,7 +227,7 @@ static long ovf_cb(__u64 i, void *vc)
 #define SCHED_WALK(name, cb)                                            \
 __gvs_subprog __u32 name(const struct gvs_svc *svc)                     \
 {                                                                       \
-	struct walk_ctx c = { .svc = svc, .best = GVS_DEST_NONE };      \
+	struct walk_ctx c = { SVC_LIST(svc), .best = GVS_DEST_NONE };      \
 									\
 	bpf_loop(svc_ndests(svc), cb, &c, 0);                           \
 	return c.best;                                                  \
@@ -216,18 +242,20 @@ SCHED_WALK(sched_ovf, ovf_cb)
 
 struct twos_ctx {
 	const struct gvs_svc *svc;
+	const struct gvs_chunk *chunk;
 	__u32 total;      /* int32 in the model, wrapping: kept unsigned */
 	__u32 choice1;
 	__u32 choice2;
 	__s32 r1, r2;
 	__s32 w1, w2;
 	__s32 oh1, oh2;
+	__u32 at;
 };
 
 static long twos_sum_cb(__u64 i, void *vc)
 {
 	struct twos_ctx *c = vc;
-	__u32 id = svc_dest_id(c->svc, i);
+	__u32 id = svc_dest_id(c, i);
 	struct gvs_dest *d = dest_get(id);
 
 	if (d && dest_usable(d)) {
@@ -240,7 +268,7 @@ static long twos_sum_cb(__u64 i, void *vc)
 static long twos_pick_cb(__u64 i, void *vc)
 {
 	struct twos_ctx *c = vc;
-	__u32 id = svc_dest_id(c->svc, i);
+	__u32 id = svc_dest_id(c, i);
 	struct gvs_dest *d = dest_get(id);
 
 	if (!d || !dest_usable(d))
@@ -266,7 +294,7 @@ static long twos_pick_cb(__u64 i, void *vc)
 __gvs_subprog __u32 sched_twos(const struct gvs_svc *svc)
 {
 	struct twos_ctx c = {
-		.svc = svc, .choice1 = GVS_DEST_NONE, .choice2 = GVS_DEST_NONE,
+		SVC_LIST(svc), .choice1 = GVS_DEST_NONE, .choice2 = GVS_DEST_NONE,
 		.w1 = -1, .w2 = -1,
 	};
 	__u32 n = svc_ndests(svc);
@@ -289,10 +317,12 @@ __gvs_subprog __u32 sched_twos(const struct gvs_svc *svc)
 
 struct rr_ctx {
 	const struct gvs_svc *svc;
+	const struct gvs_chunk *chunk;
 	__u32 n;
 	__u32 start;
 	__s32 idx;
 	__u32 best;
+	__u32 at;
 };
 
 static long rr_cb(__u64 k, void *vc)
@@ -302,7 +332,7 @@ static long rr_cb(__u64 k, void *vc)
 	if (c->n == 0)
 		return 1;
 	__u32 i = (c->start + (__u32)k) % c->n;
-	__u32 id = svc_dest_id(c->svc, i);
+	__u32 id = svc_dest_id(c, i);
 	struct gvs_dest *d = dest_get(id);
 
 	if (d && dest_usable(d)) {
@@ -317,7 +347,7 @@ __gvs_subprog __u32 sched_rr(const struct gvs_svc *svc, struct gvs_sched_state *
 {
 	__s32 last = RD(st->rr_last);
 	struct rr_ctx c = {
-		.svc = svc, .n = svc_ndests(svc),
+		SVC_LIST(svc), .n = svc_ndests(svc),
 		.start = last < -1 ? 0 : (__u32)(last + 1),
 		.idx = -1, .best = GVS_DEST_NONE,
 	};
@@ -338,6 +368,7 @@ __gvs_subprog __u32 sched_rr(const struct gvs_svc *svc, struct gvs_sched_state *
 
 struct wrr_ctx {
 	const struct gvs_svc *svc;
+	const struct gvs_chunk *chunk;
 	__s64 n;
 	__s64 start;   /* position of the first step: cl + 1 */
 	__s64 last;
@@ -349,12 +380,13 @@ struct wrr_ctx {
 	__u8 last_pass;
 	__u8 restarted;
 	__u8 pad[2];
+	__u32 at;
 };
 
 static long wrr_max_cb(__u64 i, void *vc)
 {
 	struct wrr_ctx *c = vc;
-	struct gvs_dest *d = dest_get(svc_dest_id(c->svc, i));
+	struct gvs_dest *d = dest_get(svc_dest_id(c, i));
 
 	if (d && !dest_overloaded(d) && RD(d->weight) > c->maxw)
 		c->maxw = RD(d->weight);
@@ -379,7 +411,7 @@ static long wrr_cb(__u64 k, void *vc)
 		return 1;
 	__u64 i = ((__u64)c->start + k) % ((__u64)c->n + 1);
 	if (i < (__u64)c->n) {
-		__u32 id = svc_dest_id(c->svc, i);
+		__u32 id = svc_dest_id(c, i);
 		struct gvs_dest *d = dest_get(id);
 
 		if (d && !dest_overloaded(d) && RD(d->weight) >= c->cw) {
@@ -425,7 +457,7 @@ static long wrr_cb(__u64 k, void *vc)
 __gvs_subprog __u32 sched_wrr(const struct gvs_svc *svc, struct gvs_sched_state *st)
 {
 	struct wrr_ctx c = {
-		.svc = svc, .n = svc_ndests(svc), .stop = -2,
+		SVC_LIST(svc), .n = svc_ndests(svc), .stop = -2,
 		.cw = RD(st->wrr_cw), .mw = RD(st->wrr_mw), .di = RD(st->wrr_di),
 		.cl = RD(st->wrr_cl), .best = GVS_DEST_NONE,
 	};
@@ -610,14 +642,15 @@ __gvs_subprog __u32 sched_mh(const struct gvs_svc *svc, const struct gvs_pkt *p)
 
 struct ovl_ctx {
 	const struct gvs_svc *svc;
+	const struct gvs_chunk *chunk;
 	__u32 found;
-	__u32 pad;
+	__u32 at;
 };
 
 static long lblc_ovl_cb(__u64 i, void *vc)
 {
 	struct ovl_ctx *c = vc;
-	struct gvs_dest *o = dest_get(svc_dest_id(c->svc, i));
+	struct gvs_dest *o = dest_get(svc_dest_id(c, i));
 
 	if (o && (__s64)RD(o->activeconns) * 2 < (__s64)RD(o->weight)) {
 		c->found = 1;
@@ -632,7 +665,7 @@ static __always_inline int lblc_overloaded(const struct gvs_svc *svc, const stru
 {
 	if ((__s64)RD(d->activeconns) <= (__s64)RD(d->weight))
 		return 0;
-	struct ovl_ctx c = { .svc = svc };
+	struct ovl_ctx c = { SVC_LIST(svc) };
 	bpf_loop(svc_ndests(svc), lblc_ovl_cb, &c, 0);
 	return c.found;
 }
