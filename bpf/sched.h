@@ -55,7 +55,14 @@ static __always_inline __s64 dest_overhead(const struct gvs_dest *d)
  * fields svc, chunk (the chunk last looked up, or NULL) and at (its
  * number, ~0 before any): a walk over n servers costs n / GVS_CHUNK_IDS
  * lookups, not n. Fields, not a struct of them, so that at fills a hole
- * of the context (the scheduler chains are near the 512-byte stack). */
+ * of the context (the lblcr chain, lblcr, weighted least and its
+ * callback, is at the 512-byte stack limit).
+ *
+ * The price is the verifier's: a pointer that a callback writes into its
+ * caller's stack makes states that differ by it, and xdp_gvs took 600k
+ * instructions to verify instead of 213k (no cache: 219k, but a hash
+ * lookup per server). Tried and dropped: a per-CPU copy of the chunk
+ * (over the 1M limit: the 448-byte copy in every callback). */
 #define SVC_LIST(s) .svc = (s), .at = ~0u
 #define svc_dest_id(c, i) list_dest_id((c)->svc, &(c)->chunk, &(c)->at, (i))
 
@@ -72,16 +79,22 @@ static __always_inline __u32 list_dest_id(const struct gvs_svc *svc, const struc
 	i -= GVS_SVC_INLINE;
 	__u32 n = (__u32)i / GVS_CHUNK_IDS;
 	__u64 j = (__u32)i % GVS_CHUNK_IDS;
+	const struct gvs_chunk *c;
+
 	if (n != *at) {
 		struct gvs_chunk_key k = { .list = svc->list, .chunk = n };
 
-		*chunk = bpf_map_lookup_elem(&svc_chunks, &k);
+		c = bpf_map_lookup_elem(&svc_chunks, &k);
+		if (!c)
+			return GVS_DEST_NONE; /* a list being replaced: no server */
+		/* Only a chunk found is kept (fewer states to verify). */
+		*chunk = c;
 		*at = n;
 	}
-	const struct gvs_chunk *c = *chunk;
+	c = *chunk;
 	barrier_var(j);
 	if (!c || j >= GVS_CHUNK_IDS)
-		return GVS_DEST_NONE; /* a list being replaced: no server */
+		return GVS_DEST_NONE;
 	return c->ids[j];
 }
 
@@ -343,8 +356,15 @@ static long rr_cb(__u64 k, void *vc)
 	return 0;
 }
 
-__gvs_subprog __u32 sched_rr(const struct gvs_svc *svc, struct gvs_sched_state *st)
+/* rr and wrr look their state up themselves: a key on gvs_schedule's
+ * stack would put the lblcr chain over 512 bytes. */
+__gvs_subprog __u32 sched_rr(const struct gvs_svc *svc)
 {
+	__u32 sid = svc->id;
+	struct gvs_sched_state *st = bpf_map_lookup_elem(&sched_state, &sid);
+
+	if (!st)
+		return GVS_DEST_NONE;
 	__s32 last = RD(st->rr_last);
 	struct rr_ctx c = {
 		SVC_LIST(svc), .n = svc_ndests(svc),
@@ -454,8 +474,13 @@ static long wrr_cb(__u64 k, void *vc)
 	return 0;
 }
 
-__gvs_subprog __u32 sched_wrr(const struct gvs_svc *svc, struct gvs_sched_state *st)
+__gvs_subprog __u32 sched_wrr(const struct gvs_svc *svc)
 {
+	__u32 sid = svc->id;
+	struct gvs_sched_state *st = bpf_map_lookup_elem(&sched_state, &sid);
+
+	if (!st)
+		return GVS_DEST_NONE;
 	struct wrr_ctx c = {
 		SVC_LIST(svc), .n = svc_ndests(svc), .stop = -2,
 		.cw = RD(st->wrr_cw), .mw = RD(st->wrr_mw), .di = RD(st->wrr_di),
@@ -887,19 +912,13 @@ __gvs_subprog __u32 sched_lblcr(const struct gvs_svc *svc, const struct gvs_pkt 
 __attribute__((noinline)) __u32 gvs_schedule(const struct gvs_svc *svc, const struct gvs_pkt *p,
 					     __u64 now, const struct gvs_config *cfg)
 {
-	struct gvs_sched_state *st;
-
 	if (!svc || !p || !cfg)
 		return GVS_DEST_NONE;
-	__u32 sid = svc->id;
-
 	switch (svc->sched) {
 	case GVS_SCHED_RR:
-		st = bpf_map_lookup_elem(&sched_state, &sid);
-		return st ? sched_rr(svc, st) : GVS_DEST_NONE;
+		return sched_rr(svc);
 	case GVS_SCHED_WRR:
-		st = bpf_map_lookup_elem(&sched_state, &sid);
-		return st ? sched_wrr(svc, st) : GVS_DEST_NONE;
+		return sched_wrr(svc);
 	case GVS_SCHED_LC:
 		return sched_lc(svc);
 	case GVS_SCHED_WLC:
