@@ -80,7 +80,7 @@ type Engine struct {
 	gone      stats.Counters // counters of the service ids freed, for the totals
 	hashSlots slots
 	mhSlots   slots
-	lists     lists // svc_chunks (lists.go)
+	lists     lists              // svc_chunks (lists.go)
 	hops      map[uint32]nextHop // DR next hops by dest id
 	addrHops  map[hopKey]hopResult
 	// hopsMissing: a server has no next hop yet (tick retries every

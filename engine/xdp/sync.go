@@ -168,10 +168,10 @@ type pending struct {
 }
 
 type pendingSvc struct {
-	k     model.ServiceKey
-	id    uint32
-	s     *ipvs.Service
-	live  map[uint32]bool
+	k    model.ServiceKey
+	id   uint32
+	s    *ipvs.Service
+	live map[uint32]bool
 	list uint32   // the value's list id
 	ids  []uint32 // its server ids
 }
