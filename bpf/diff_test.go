@@ -395,6 +395,37 @@ func clearMaps(t *testing.T, o *Objects) {
 	clearHash(t, o.Conns, new(ConnKey), new(Conn))
 	clearHash(t, o.Templates, new(ConnKey), new(Template))
 	clearHash(t, o.Services, new(SvcKey), new(Svc))
+	clearHash(t, o.SvcChunks, new(ChunkKey), new(Chunk))
 	clearHash(t, o.Lblc, new(LBLCKey), new(LBLC))
 	clearHash(t, o.Lblcr, new(LBLCKey), new(LBLCR))
+}
+
+// A list whose chunks are missing (gvsd freed them: a reader that had the
+// old value) reads as no server there: rr and wlc choose among the ids in
+// the value only.
+func TestListChunkMissing(t *testing.T) {
+	o := loadObjects(t)
+	for _, name := range []string{"rr", "wlc"} {
+		clearMaps(t, o)
+		c := diffCase{name: name, sched: name, proto: model.ProtoTCP, dests: bigDests(), vips: 1}
+		setupDiff(t, o, ipvs.New(ipvs.Options{}), c)
+		k := SvcKey{Port: htons(80), Proto: uint8(model.ProtoTCP), Af: 4}
+		k.Addr[0] = ip4(vipOf(0))
+		var sv Svc
+		must(t, o.Services.Lookup(&k, &sv))
+		for n := range Chunks(int(sv.Ndests)) {
+			must(t, o.SvcChunks.Delete(&ChunkKey{List: sv.List, Chunk: uint32(n)}))
+		}
+		inline := map[uint32]bool{}
+		for _, id := range sv.Dests {
+			inline[id] = true
+		}
+		for i := range 200 {
+			act, out := run(t, o, diffFlow(i, c).build())
+			id, verdict, err := bpfVerdict(act, out)
+			if err != nil || verdict != ipvs.Forward || !inline[id] {
+				t.Fatalf("%s flow %d: id %d verdict %d (%v), want one of the value's %v", name, i, id, verdict, err, sv.Dests)
+			}
+		}
+	}
 }

@@ -58,11 +58,13 @@ static __always_inline __s64 dest_overhead(const struct gvs_dest *d)
  * of the context (the lblcr chain, lblcr, weighted least and its
  * callback, is at the 512-byte stack limit).
  *
- * The price is the verifier's: a pointer that a callback writes into its
- * caller's stack makes states that differ by it, and xdp_gvs took 600k
- * instructions to verify instead of 213k (no cache: 219k, but a hash
- * lookup per server). Tried and dropped: a per-CPU copy of the chunk
- * (over the 1M limit: the 448-byte copy in every callback). */
+ * A pointer that a callback writes into its caller's stack makes states
+ * that differ by it: in wrr_cb's state machine that tripled the
+ * verifier's work on xdp_gvs (213k instructions before lists, 600k), so
+ * wrr_cb looks its chunk up at each step (list_dest_id_once; it usually
+ * stops within a few steps), and xdp_gvs takes 233k. Tried and dropped:
+ * a per-CPU copy of the chunk instead of its pointer (over the 1M limit:
+ * the 448-byte copy in every callback). */
 #define SVC_LIST(s) .svc = (s), .at = ~0u
 #define svc_dest_id(c, i) list_dest_id((c)->svc, &(c)->chunk, &(c)->at, (i))
 
@@ -92,6 +94,25 @@ static __always_inline __u32 list_dest_id(const struct gvs_svc *svc, const struc
 		*at = n;
 	}
 	c = *chunk;
+	barrier_var(j);
+	if (!c || j >= GVS_CHUNK_IDS)
+		return GVS_DEST_NONE;
+	return c->ids[j];
+}
+
+/* svc_dest_id without the cache: a lookup per id past the inline ones. */
+static __always_inline __u32 list_dest_id_once(const struct gvs_svc *svc, __u64 i)
+{
+	barrier_var(i);
+	if (i >= GVS_SVC_DESTS)
+		return GVS_DEST_NONE;
+	if (i < GVS_SVC_INLINE)
+		return svc->dests[i];
+	i -= GVS_SVC_INLINE;
+	struct gvs_chunk_key k = { .list = svc->list, .chunk = (__u32)i / GVS_CHUNK_IDS };
+	__u64 j = (__u32)i % GVS_CHUNK_IDS;
+	const struct gvs_chunk *c = bpf_map_lookup_elem(&svc_chunks, &k);
+
 	barrier_var(j);
 	if (!c || j >= GVS_CHUNK_IDS)
 		return GVS_DEST_NONE;
@@ -431,7 +452,7 @@ static long wrr_cb(__u64 k, void *vc)
 		return 1;
 	__u64 i = ((__u64)c->start + k) % ((__u64)c->n + 1);
 	if (i < (__u64)c->n) {
-		__u32 id = svc_dest_id(c, i);
+		__u32 id = list_dest_id_once(c->svc, i);
 		struct gvs_dest *d = dest_get(id);
 
 		if (d && !dest_overloaded(d) && RD(d->weight) >= c->cw) {
