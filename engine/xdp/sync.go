@@ -462,13 +462,17 @@ func copyLocalAddrs(dst *[16]uint32, s *ipvs.Service) int {
 // its id; without any, the entry goes (the data path takes the route's
 // source toward the server).
 func (e *Engine) writeLaddrs4(id uint32, k model.ServiceKey, s *ipvs.Service) error {
+	if k.Family != model.IPv6 {
+		// Only IPv6 services have an entry (cleanSvc deletes it before
+		// an id serves another service): no delete per IPv4 service,
+		// which took 0.37 s of CPU in a -R of 100,000.
+		return nil
+	}
 	var pool bpf.Laddrs4
-	if k.Family == model.IPv6 {
-		for _, a := range s.LocalAddrs() {
-			if a.Is4() && int(pool.N) < len(pool.Addrs) {
-				pool.Addrs[pool.N] = addrWords(a)[0]
-				pool.N++
-			}
+	for _, a := range s.LocalAddrs() {
+		if a.Is4() && int(pool.N) < len(pool.Addrs) {
+			pool.Addrs[pool.N] = addrWords(a)[0]
+			pool.N++
 		}
 	}
 	if pool.N == 0 {
