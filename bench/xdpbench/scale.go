@@ -146,7 +146,7 @@ func (b *bench) scale() []scaleRow {
 				b.g.start()
 				empty := b.g.listsMemlock()
 				b.g.restore(serversRules(n, sched))
-				return fmt.Sprintf("service and list %s", perEntry(b.g.listsMemlock()-empty, n, "server"))
+				return fmt.Sprintf("service and its list: %d bytes of memlock", b.g.listsMemlock()-empty)
 			})
 			progress("scale: %s, %d servers: established %.0f ns, new flows %.0f ns; %s", sched, n, est, nf, note)
 			rows = append(rows, scaleRow{what: fmt.Sprintf("%d servers (%s)", n, sched), established: est, newFlows: nf, note: note})
