@@ -79,26 +79,26 @@ static __always_inline __u32 list_dest_id(const struct gvs_svc *svc, const struc
 	barrier_var(i);
 	if (i >= GVS_SVC_DESTS)
 		return GVS_DEST_NONE;
+	__u64 j = (__u32)i - *at;
+	const struct gvs_chunk *c = *chunk;
+
+	/* The kept chunk first: most ids of a long walk are there. */
+	if (c && j < GVS_CHUNK_IDS)
+		return c->ids[j];
 	if (i < GVS_SVC_INLINE)
 		return svc->dests[i];
-	__u64 j = (__u32)i - *at;
-	const struct gvs_chunk *c;
+	__u32 n = ((__u32)i - GVS_SVC_INLINE) / GVS_CHUNK_IDS;
+	struct gvs_chunk_key k = { .list = svc->list, .chunk = n };
 
-	if (j >= GVS_CHUNK_IDS) {
-		__u32 n = ((__u32)i - GVS_SVC_INLINE) / GVS_CHUNK_IDS;
-		struct gvs_chunk_key k = { .list = svc->list, .chunk = n };
-
-		c = bpf_map_lookup_elem(&svc_chunks, &k);
-		if (!c)
-			return GVS_DEST_NONE; /* a list being replaced: no server */
-		/* Only a chunk found is kept (fewer states to verify). */
-		*chunk = c;
-		*at = GVS_SVC_INLINE + n * GVS_CHUNK_IDS;
-		j = (__u32)i - *at;
-	}
-	c = *chunk;
+	c = bpf_map_lookup_elem(&svc_chunks, &k);
+	if (!c)
+		return GVS_DEST_NONE; /* a list being replaced: no server */
+	/* Only a chunk found is kept (fewer states to verify). */
+	*chunk = c;
+	*at = GVS_SVC_INLINE + n * GVS_CHUNK_IDS;
+	j = (__u32)i - *at;
 	barrier_var(j);
-	if (!c || j >= GVS_CHUNK_IDS)
+	if (j >= GVS_CHUNK_IDS)
 		return GVS_DEST_NONE;
 	return c->ids[j];
 }
