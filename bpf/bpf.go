@@ -11,7 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-//go:generate go tool bpf2go -cc clang-19 -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I/usr/include/x86_64-linux-gnu -I/usr/include/aarch64-linux-gnu" -target bpfel -output-stem gvs -type gvs_svc -type gvs_svc_key -type gvs_dest -type gvs_conn_key -type gvs_conn -type gvs_template -type gvs_stats -type gvs_timeouts -type gvs_config -type gvs_sched_state -type gvs_lblc_key -type gvs_lblc -type gvs_lblcr -type gvs_ifmac -type gvs_natsrc -type gvs_allow_key -type gvs_sync_rec -type gvs_sync_in -type gvs_sctp_timeouts -type gvs_config6 -type gvs_laddrs4 -type gvs_reply gvs xdp_gvs.c
+//go:generate go tool bpf2go -cc clang-19 -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I/usr/include/x86_64-linux-gnu -I/usr/include/aarch64-linux-gnu" -target bpfel -output-stem gvs -type gvs_svc -type gvs_svc_key -type gvs_dest -type gvs_conn_key -type gvs_conn -type gvs_template -type gvs_stats -type gvs_timeouts -type gvs_config -type gvs_sched_state -type gvs_lblc_key -type gvs_lblc -type gvs_lblcr -type gvs_ifmac -type gvs_natsrc -type gvs_allow_key -type gvs_sync_rec -type gvs_sync_in -type gvs_sctp_timeouts -type gvs_config6 -type gvs_laddrs4 -type gvs_reply -type gvs_chunk_key -type gvs_chunk gvs xdp_gvs.c
 
 // Objects are the loaded program and maps (bpf2go's gvsObjects).
 type Objects = gvsObjects
@@ -145,6 +145,10 @@ type (
 	// Reply is an rconns value: the connection's key (Fk) and what its
 	// replies' fast path keeps (gvs.h struct gvs_reply).
 	Reply = gvsGvsReply
+	// ChunkKey and Chunk are svc_chunks' key and value: a part of a
+	// service's server list (svclist.go).
+	ChunkKey = gvsGvsChunkKey
+	Chunk    = gvsGvsChunk
 )
 
 // Set sets the bit of an IPv4 address word (as the maps store it) in the

@@ -21,12 +21,18 @@
  * 131072 ids the two per-CPU arrays cost 2 x 5 MiB = 10 MiB per possible
  * CPU (640 MiB on a 64-CPU director), the dests array 8 MiB and
  * sched_state 3 MiB once. gvsd reuses ids once nothing refers to them.
- * The services hash allocates per service: a gvs_svc (4192 bytes, its
- * GVS_SVC_DESTS ids inline) takes an 8 KiB slab object, 800 MiB at
- * 100,000 services (measured). */
+ * The services hash allocates per service: a gvs_svc holds its first
+ * GVS_SVC_INLINE server ids and takes a 256-byte slab object (48 bytes of
+ * hash element, the 24-byte key, the 176-byte value, 8 of allocator: one
+ * more word and it takes 512); the rest of its list is in svc_chunks,
+ * GVS_CHUNK_IDS ids to a 512-byte object. It held all GVS_SVC_DESTS
+ * inline before, an 8 KiB object each: 800 MiB at 100,000 services. */
 #define GVS_MAX_SERVICES    131072
 #define GVS_MAX_DESTS       131072   /* destination ids, global */
 #define GVS_SVC_DESTS       1024     /* destinations per service */
+#define GVS_SVC_INLINE      19       /* of them in the service's value */
+#define GVS_CHUNK_IDS       112      /* of them in a svc_chunks value */
+#define GVS_MAX_CHUNKS      65536    /* svc_chunks entries */
 #define GVS_MAX_CONNS       (1 << 20) /* default; gvsd --max-conns */
 #define GVS_EVICTED_MAX     (1 << 16) /* handshakes remembered after eviction */
 #define GVS_MAX_TEMPLATES   (1 << 20)
@@ -139,7 +145,22 @@ struct gvs_svc {
 	/* FULLNAT pool, network order: IPv4, one word each (up to 16); an
 	 * IPv6 service's, four words each (up to GVS_SVC_LADDRS6). */
 	__u32 laddrs[GVS_SVC_LADDRS];
-	__u32 dests[GVS_SVC_DESTS]; /* destination ids */
+	/* Destination ids: the first GVS_SVC_INLINE here, the rest in
+	 * svc_chunks under {list, 0}, {list, 1}... A changed list is written
+	 * under a fresh list id before the value naming it, and the old
+	 * list's chunks go only after (gvsd: the next tick), so a reader sees
+	 * one list whole; a missing chunk reads as GVS_DEST_NONE. */
+	__u32 list;
+	__u32 dests[GVS_SVC_INLINE];
+};
+
+struct gvs_chunk_key {
+	__u32 list;
+	__u32 chunk;
+};
+
+struct gvs_chunk {
+	__u32 ids[GVS_CHUNK_IDS];
 };
 
 /* Per-service scheduler state (rr/wrr position), written by BPF. One

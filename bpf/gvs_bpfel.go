@@ -25,6 +25,17 @@ type gvsGvsAllowKey struct {
 	Addr      [4]uint32
 }
 
+type gvsGvsChunk struct {
+	_   structs.HostLayout
+	Ids [112]uint32
+}
+
+type gvsGvsChunkKey struct {
+	_     structs.HostLayout
+	List  uint32
+	Chunk uint32
+}
+
 type gvsGvsConfig struct {
 	_                       structs.HostLayout
 	ExpireNodestConn        uint32
@@ -243,7 +254,8 @@ type gvsGvsSvc struct {
 	Ndests    uint32
 	Nladdrs   uint32
 	Laddrs    [16]uint32
-	Dests     [1024]uint32
+	List      uint32
+	Dests     [19]uint32
 }
 
 type gvsGvsSvcKey struct {
@@ -486,6 +498,7 @@ const (
 	gvsMapSchedState          = "sched_state"
 	gvsMapSctpTimeouts        = "sctp_timeouts"
 	gvsMapServices            = "services"
+	gvsMapSvcChunks           = "svc_chunks"
 	gvsMapSvcFwmark           = "svc_fwmark"
 	gvsMapSvcStats            = "svc_stats"
 	gvsMapSyncEvents          = "sync_events"
@@ -589,6 +602,7 @@ type gvsMapSpecs struct {
 	SchedState   *ebpf.MapSpec `ebpf:"sched_state"`
 	SctpTimeouts *ebpf.MapSpec `ebpf:"sctp_timeouts"`
 	Services     *ebpf.MapSpec `ebpf:"services"`
+	SvcChunks    *ebpf.MapSpec `ebpf:"svc_chunks"`
 	SvcFwmark    *ebpf.MapSpec `ebpf:"svc_fwmark"`
 	SvcStats     *ebpf.MapSpec `ebpf:"svc_stats"`
 	SyncEvents   *ebpf.MapSpec `ebpf:"sync_events"`
@@ -660,6 +674,7 @@ type gvsMaps struct {
 	SchedState   *ebpf.Map `ebpf:"sched_state"`
 	SctpTimeouts *ebpf.Map `ebpf:"sctp_timeouts"`
 	Services     *ebpf.Map `ebpf:"services"`
+	SvcChunks    *ebpf.Map `ebpf:"svc_chunks"`
 	SvcFwmark    *ebpf.Map `ebpf:"svc_fwmark"`
 	SvcStats     *ebpf.Map `ebpf:"svc_stats"`
 	SyncEvents   *ebpf.Map `ebpf:"sync_events"`
@@ -707,6 +722,7 @@ func (m *gvsMaps) Close() error {
 		m.SchedState,
 		m.SctpTimeouts,
 		m.Services,
+		m.SvcChunks,
 		m.SvcFwmark,
 		m.SvcStats,
 		m.SyncEvents,

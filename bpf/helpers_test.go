@@ -163,11 +163,21 @@ func putService(t testing.TB, o *Objects, s svcSpec) {
 	k := SvcKey{Port: htons(s.port), Proto: s.proto, Af: 4}
 	k.Addr[0] = ip4(s.addr)
 	v := Svc{Id: s.id, Flags: s.flags, Sched: s.sched, Timeout: s.timeout, Netmask: s.netmask,
-		TableSlot: s.slot, Ndests: uint32(len(s.dests))}
-	copy(v.Dests[:], s.dests)
+		TableSlot: s.slot}
+	putList(t, o, &v, s.dests, s.id)
 	must(t, o.Services.Put(&k, &v))
 	st := SchedState{RrLast: -1, WrrCl: -1}
 	must(t, o.SchedState.Put(s.id, &st))
+}
+
+// putList sets v's server list to ids, its chunks (if any) written
+// under list id list.
+func putList(t testing.TB, o *Objects, v *Svc, ids []uint32, list uint32) {
+	t.Helper()
+	keys, vals := v.SetDests(ids, list)
+	for i := range keys {
+		must(t, o.SvcChunks.Put(&keys[i], &vals[i]))
+	}
 }
 
 func putDest(t testing.TB, o *Objects, id uint32, d Dest) {

@@ -20,6 +20,16 @@ struct {
 	__type(value, struct gvs_svc);
 } services SEC(".maps");
 
+/* The server ids of a service past its GVS_SVC_INLINE first, by
+ * {gvs_svc.list, chunk number} (gvs.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, GVS_MAX_CHUNKS);
+	__type(key, struct gvs_chunk_key);
+	__type(value, struct gvs_chunk);
+} svc_chunks SEC(".maps");
+
 /* rr/wrr position per service id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -50,14 +50,76 @@ static __always_inline __s64 dest_overhead(const struct gvs_dest *d)
 	return (__s64)RD(d->activeconns) * 256 + (__s64)RD(d->inactconns);
 }
 
-static __always_inline __u32 svc_dest_id(const struct gvs_svc *svc, __u64 i)
+/* A walk over a service's server list (gvs.h: the first GVS_SVC_INLINE
+ * ids in the value, the rest in svc_chunks). A walk's context has the
+ * fields svc, chunk (the chunk last looked up, or NULL) and at (the list
+ * index of its first id, GVS_SVC_DESTS before any): a walk over n servers costs n / GVS_CHUNK_IDS
+ * lookups, not n. Fields, not a struct of them, so that at fills a hole
+ * of the context (the lblcr chain, lblcr, weighted least and its
+ * callback, is at the 512-byte stack limit).
+ *
+ * A pointer that a callback writes into its caller's stack makes states
+ * that differ by it: in wrr_cb's state machine that tripled the
+ * verifier's work on xdp_gvs (213k instructions before lists, 600k), so
+ * wrr_cb looks its chunk up at each step (list_dest_id_once; it usually
+ * stops within a few steps), and xdp_gvs takes 233k. Tried and dropped:
+ * a per-CPU copy of the chunk instead of its pointer (over the 1M limit:
+ * the 448-byte copy in every callback). */
+#define SVC_LIST(s) .svc = (s), .at = GVS_SVC_DESTS /* past every index: none */
+#define svc_dest_id(c, i) list_dest_id((c)->svc, &(c)->chunk, &(c)->at, (i))
+
+/* at is the list index of the kept chunk's first id: an id of that chunk
+ * costs a subtraction, and only a new chunk a division (the JIT's div:
+ * two per id made wlc over 1,024 servers 30% slower). */
+static __always_inline __u32 list_dest_id(const struct gvs_svc *svc, const struct gvs_chunk **chunk,
+					  __u32 *at, __u64 i)
 {
 	/* A 64-bit bound the verifier sees (it loses the zero upper half
 	 * of a 32-bit modulo). */
 	barrier_var(i);
 	if (i >= GVS_SVC_DESTS)
 		return GVS_DEST_NONE;
-	return svc->dests[i];
+	__u64 j = (__u32)i - *at;
+	const struct gvs_chunk *c = *chunk;
+
+	/* The kept chunk first: most ids of a long walk are there. */
+	if (c && j < GVS_CHUNK_IDS)
+		return c->ids[j];
+	if (i < GVS_SVC_INLINE)
+		return svc->dests[i];
+	__u32 n = ((__u32)i - GVS_SVC_INLINE) / GVS_CHUNK_IDS;
+	struct gvs_chunk_key k = { .list = svc->list, .chunk = n };
+
+	c = bpf_map_lookup_elem(&svc_chunks, &k);
+	if (!c)
+		return GVS_DEST_NONE; /* a list being replaced: no server */
+	/* Only a chunk found is kept (fewer states to verify). */
+	*chunk = c;
+	*at = GVS_SVC_INLINE + n * GVS_CHUNK_IDS;
+	j = (__u32)i - *at;
+	barrier_var(j);
+	if (j >= GVS_CHUNK_IDS)
+		return GVS_DEST_NONE;
+	return c->ids[j];
+}
+
+/* svc_dest_id without the cache: a lookup per id past the inline ones. */
+static __always_inline __u32 list_dest_id_once(const struct gvs_svc *svc, __u64 i)
+{
+	barrier_var(i);
+	if (i >= GVS_SVC_DESTS)
+		return GVS_DEST_NONE;
+	if (i < GVS_SVC_INLINE)
+		return svc->dests[i];
+	i -= GVS_SVC_INLINE;
+	struct gvs_chunk_key k = { .list = svc->list, .chunk = (__u32)i / GVS_CHUNK_IDS };
+	__u64 j = (__u32)i % GVS_CHUNK_IDS;
+	const struct gvs_chunk *c = bpf_map_lookup_elem(&svc_chunks, &k);
+
+	barrier_var(j);
+	if (!c || j >= GVS_CHUNK_IDS)
+		return GVS_DEST_NONE;
+	return c->ids[j];
 }
 
 static __always_inline __u32 svc_ndests(const struct gvs_svc *svc)
@@ -73,11 +135,12 @@ static __always_inline __u32 svc_ndests(const struct gvs_svc *svc)
 
 struct walk_ctx {
 	const struct gvs_svc *svc;
+	const struct gvs_chunk *chunk;
 	__s64 boh;     /* overhead of the best so far */
 	__s32 bw;      /* weight of the best so far */
 	__u32 best;    /* dest id, GVS_DEST_NONE: none yet */
 	__u32 mode;    /* OH_* */
-	__u32 pad;
+	__u32 at;
 };
 
 static __always_inline __s64 walk_overhead(const struct gvs_dest *d, __u32 mode)
@@ -92,7 +155,7 @@ static __always_inline __s64 walk_overhead(const struct gvs_dest *d, __u32 mode)
 static long wl_cb(__u64 i, void *vc)
 {
 	struct walk_ctx *c = vc;
-	__u32 id = svc_dest_id(c->svc, i);
+	__u32 id = svc_dest_id(c, i);
 	struct gvs_dest *d = dest_get(id);
 
 	if (!d)
@@ -119,7 +182,7 @@ static long wl_cb(__u64 i, void *vc)
 
 __gvs_subprog __u32 sched_weighted_least(const struct gvs_svc *svc, __u32 mode)
 {
-	struct walk_ctx c = { .svc = svc, .best = GVS_DEST_NONE, .mode = mode };
+	struct walk_ctx c = { SVC_LIST(svc), .best = GVS_DEST_NONE, .mode = mode };
 
 	bpf_loop(svc_ndests(svc), wl_cb, &c, 0);
 	return c.best;
@@ -128,7 +191,7 @@ __gvs_subprog __u32 sched_weighted_least(const struct gvs_svc *svc, __u32 mode)
 static long lc_cb(__u64 i, void *vc)
 {
 	struct walk_ctx *c = vc;
-	__u32 id = svc_dest_id(c->svc, i);
+	__u32 id = svc_dest_id(c, i);
 	struct gvs_dest *d = dest_get(id);
 
 	if (!d || !dest_usable(d))
@@ -144,7 +207,7 @@ static long lc_cb(__u64 i, void *vc)
 static long nq_cb(__u64 i, void *vc)
 {
 	struct walk_ctx *c = vc;
-	__u32 id = svc_dest_id(c->svc, i);
+	__u32 id = svc_dest_id(c, i);
 	struct gvs_dest *d = dest_get(id);
 
 	if (!d || !dest_usable(d))
@@ -167,7 +230,7 @@ static long nq_cb(__u64 i, void *vc)
 static long fo_cb(__u64 i, void *vc)
 {
 	struct walk_ctx *c = vc;
-	__u32 id = svc_dest_id(c->svc, i);
+	__u32 id = svc_dest_id(c, i);
 	struct gvs_dest *d = dest_get(id);
 
 	if (!d)
@@ -183,7 +246,7 @@ static long fo_cb(__u64 i, void *vc)
 static long ovf_cb(__u64 i, void *vc)
 {
 	struct walk_ctx *c = vc;
-	__u32 id = svc_dest_id(c->svc, i);
+	__u32 id = svc_dest_id(c, i);
 	struct gvs_dest *d = dest_get(id);
 
 	if (!d)
@@ -201,7 +264,7 @@ static long ovf_cb(__u64 i, void *vc)
 #define SCHED_WALK(name, cb)                                            \
 __gvs_subprog __u32 name(const struct gvs_svc *svc)                     \
 {                                                                       \
-	struct walk_ctx c = { .svc = svc, .best = GVS_DEST_NONE };      \
+	struct walk_ctx c = { SVC_LIST(svc), .best = GVS_DEST_NONE };      \
 									\
 	bpf_loop(svc_ndests(svc), cb, &c, 0);                           \
 	return c.best;                                                  \
@@ -216,18 +279,20 @@ SCHED_WALK(sched_ovf, ovf_cb)
 
 struct twos_ctx {
 	const struct gvs_svc *svc;
+	const struct gvs_chunk *chunk;
 	__u32 total;      /* int32 in the model, wrapping: kept unsigned */
 	__u32 choice1;
 	__u32 choice2;
 	__s32 r1, r2;
 	__s32 w1, w2;
 	__s32 oh1, oh2;
+	__u32 at;
 };
 
 static long twos_sum_cb(__u64 i, void *vc)
 {
 	struct twos_ctx *c = vc;
-	__u32 id = svc_dest_id(c->svc, i);
+	__u32 id = svc_dest_id(c, i);
 	struct gvs_dest *d = dest_get(id);
 
 	if (d && dest_usable(d)) {
@@ -240,7 +305,7 @@ static long twos_sum_cb(__u64 i, void *vc)
 static long twos_pick_cb(__u64 i, void *vc)
 {
 	struct twos_ctx *c = vc;
-	__u32 id = svc_dest_id(c->svc, i);
+	__u32 id = svc_dest_id(c, i);
 	struct gvs_dest *d = dest_get(id);
 
 	if (!d || !dest_usable(d))
@@ -266,7 +331,7 @@ static long twos_pick_cb(__u64 i, void *vc)
 __gvs_subprog __u32 sched_twos(const struct gvs_svc *svc)
 {
 	struct twos_ctx c = {
-		.svc = svc, .choice1 = GVS_DEST_NONE, .choice2 = GVS_DEST_NONE,
+		SVC_LIST(svc), .choice1 = GVS_DEST_NONE, .choice2 = GVS_DEST_NONE,
 		.w1 = -1, .w2 = -1,
 	};
 	__u32 n = svc_ndests(svc);
@@ -289,10 +354,12 @@ __gvs_subprog __u32 sched_twos(const struct gvs_svc *svc)
 
 struct rr_ctx {
 	const struct gvs_svc *svc;
+	const struct gvs_chunk *chunk;
 	__u32 n;
 	__u32 start;
 	__s32 idx;
 	__u32 best;
+	__u32 at;
 };
 
 static long rr_cb(__u64 k, void *vc)
@@ -302,7 +369,7 @@ static long rr_cb(__u64 k, void *vc)
 	if (c->n == 0)
 		return 1;
 	__u32 i = (c->start + (__u32)k) % c->n;
-	__u32 id = svc_dest_id(c->svc, i);
+	__u32 id = svc_dest_id(c, i);
 	struct gvs_dest *d = dest_get(id);
 
 	if (d && dest_usable(d)) {
@@ -313,11 +380,18 @@ static long rr_cb(__u64 k, void *vc)
 	return 0;
 }
 
-__gvs_subprog __u32 sched_rr(const struct gvs_svc *svc, struct gvs_sched_state *st)
+/* rr and wrr look their state up themselves: a key on gvs_schedule's
+ * stack would put the lblcr chain over 512 bytes. */
+__gvs_subprog __u32 sched_rr(const struct gvs_svc *svc)
 {
+	__u32 sid = svc->id;
+	struct gvs_sched_state *st = bpf_map_lookup_elem(&sched_state, &sid);
+
+	if (!st)
+		return GVS_DEST_NONE;
 	__s32 last = RD(st->rr_last);
 	struct rr_ctx c = {
-		.svc = svc, .n = svc_ndests(svc),
+		SVC_LIST(svc), .n = svc_ndests(svc),
 		.start = last < -1 ? 0 : (__u32)(last + 1),
 		.idx = -1, .best = GVS_DEST_NONE,
 	};
@@ -338,6 +412,7 @@ __gvs_subprog __u32 sched_rr(const struct gvs_svc *svc, struct gvs_sched_state *
 
 struct wrr_ctx {
 	const struct gvs_svc *svc;
+	const struct gvs_chunk *chunk;
 	__s64 n;
 	__s64 start;   /* position of the first step: cl + 1 */
 	__s64 last;
@@ -349,12 +424,13 @@ struct wrr_ctx {
 	__u8 last_pass;
 	__u8 restarted;
 	__u8 pad[2];
+	__u32 at;
 };
 
 static long wrr_max_cb(__u64 i, void *vc)
 {
 	struct wrr_ctx *c = vc;
-	struct gvs_dest *d = dest_get(svc_dest_id(c->svc, i));
+	struct gvs_dest *d = dest_get(svc_dest_id(c, i));
 
 	if (d && !dest_overloaded(d) && RD(d->weight) > c->maxw)
 		c->maxw = RD(d->weight);
@@ -379,7 +455,7 @@ static long wrr_cb(__u64 k, void *vc)
 		return 1;
 	__u64 i = ((__u64)c->start + k) % ((__u64)c->n + 1);
 	if (i < (__u64)c->n) {
-		__u32 id = svc_dest_id(c->svc, i);
+		__u32 id = list_dest_id_once(c->svc, i);
 		struct gvs_dest *d = dest_get(id);
 
 		if (d && !dest_overloaded(d) && RD(d->weight) >= c->cw) {
@@ -422,10 +498,15 @@ static long wrr_cb(__u64 k, void *vc)
 	return 0;
 }
 
-__gvs_subprog __u32 sched_wrr(const struct gvs_svc *svc, struct gvs_sched_state *st)
+__gvs_subprog __u32 sched_wrr(const struct gvs_svc *svc)
 {
+	__u32 sid = svc->id;
+	struct gvs_sched_state *st = bpf_map_lookup_elem(&sched_state, &sid);
+
+	if (!st)
+		return GVS_DEST_NONE;
 	struct wrr_ctx c = {
-		.svc = svc, .n = svc_ndests(svc), .stop = -2,
+		SVC_LIST(svc), .n = svc_ndests(svc), .stop = -2,
 		.cw = RD(st->wrr_cw), .mw = RD(st->wrr_mw), .di = RD(st->wrr_di),
 		.cl = RD(st->wrr_cl), .best = GVS_DEST_NONE,
 	};
@@ -610,14 +691,15 @@ __gvs_subprog __u32 sched_mh(const struct gvs_svc *svc, const struct gvs_pkt *p)
 
 struct ovl_ctx {
 	const struct gvs_svc *svc;
+	const struct gvs_chunk *chunk;
 	__u32 found;
-	__u32 pad;
+	__u32 at;
 };
 
 static long lblc_ovl_cb(__u64 i, void *vc)
 {
 	struct ovl_ctx *c = vc;
-	struct gvs_dest *o = dest_get(svc_dest_id(c->svc, i));
+	struct gvs_dest *o = dest_get(svc_dest_id(c, i));
 
 	if (o && (__s64)RD(o->activeconns) * 2 < (__s64)RD(o->weight)) {
 		c->found = 1;
@@ -632,7 +714,7 @@ static __always_inline int lblc_overloaded(const struct gvs_svc *svc, const stru
 {
 	if ((__s64)RD(d->activeconns) <= (__s64)RD(d->weight))
 		return 0;
-	struct ovl_ctx c = { .svc = svc };
+	struct ovl_ctx c = { SVC_LIST(svc) };
 	bpf_loop(svc_ndests(svc), lblc_ovl_cb, &c, 0);
 	return c.found;
 }
@@ -854,19 +936,13 @@ __gvs_subprog __u32 sched_lblcr(const struct gvs_svc *svc, const struct gvs_pkt 
 __attribute__((noinline)) __u32 gvs_schedule(const struct gvs_svc *svc, const struct gvs_pkt *p,
 					     __u64 now, const struct gvs_config *cfg)
 {
-	struct gvs_sched_state *st;
-
 	if (!svc || !p || !cfg)
 		return GVS_DEST_NONE;
-	__u32 sid = svc->id;
-
 	switch (svc->sched) {
 	case GVS_SCHED_RR:
-		st = bpf_map_lookup_elem(&sched_state, &sid);
-		return st ? sched_rr(svc, st) : GVS_DEST_NONE;
+		return sched_rr(svc);
 	case GVS_SCHED_WRR:
-		st = bpf_map_lookup_elem(&sched_state, &sid);
-		return st ? sched_wrr(svc, st) : GVS_DEST_NONE;
+		return sched_wrr(svc);
 	case GVS_SCHED_LC:
 		return sched_lc(svc);
 	case GVS_SCHED_WLC:

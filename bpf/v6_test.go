@@ -147,8 +147,8 @@ func putService6(t testing.TB, o *Objects, s svcSpec) {
 	t.Helper()
 	k := SvcKey{Addr: words6(s.addr), Port: htons(s.port), Proto: s.proto, Af: 6}
 	v := Svc{Id: s.id, Flags: s.flags, Sched: s.sched, Timeout: s.timeout, Netmask: s.netmask,
-		TableSlot: s.slot, Ndests: uint32(len(s.dests))}
-	copy(v.Dests[:], s.dests)
+		TableSlot: s.slot}
+	putList(t, o, &v, s.dests, s.id)
 	must(t, o.Services.Put(&k, &v))
 	st := SchedState{RrLast: -1, WrrCl: -1}
 	must(t, o.SchedState.Put(s.id, &st))

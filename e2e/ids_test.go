@@ -49,6 +49,11 @@ func readSvcIDs(t *testing.T, pinDir string) svcIDs {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	chunks, err := ebpf.LoadPinnedMap(pinDir+"/svc_chunks", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chunks.Close()
 	var r svcIDs
 	var k bpf.SvcKey
 	var v bpf.Svc
@@ -61,7 +66,11 @@ func readSvcIDs(t *testing.T, pinDir string) svcIDs {
 		if v.Id == 0 {
 			r.withSvc0 = addr
 		}
-		for _, d := range v.Dests[:v.Ndests] {
+		ids, err := v.DestIDs(chunks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ids {
 			r.maxDest = max(r.maxDest, d)
 			if d == 0 {
 				r.withDest0 = addr

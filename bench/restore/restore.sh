@@ -4,6 +4,9 @@
 # Usage: bench/restore/restore.sh [xdp|proxy] [N] [RUNS] [BIN] (root for xdp; the
 # rules use -g, which the proxy engine refuses: xdp only for now)
 # GVSD_ARGS adds gvsd flags, e.g. GVSD_ARGS=--cpuprofile=/tmp/gvsd.prof.
+# SLAB=1 also prints the services map's and svc_chunks' memlock (bpftool)
+# and what the -R added to the kmalloc-cg slab caches (the BPF hash maps'
+# elements; other activity on the machine counts too).
 set -euo pipefail
 eng=${1:-xdp} n=${2:-100000} runs=${3:-3} bin=${4:-bin}
 bin=$(cd "$bin" && pwd)
@@ -36,14 +39,23 @@ if [ "$eng" = xdp ]; then
 else
 	args+=(--engine proxy)
 fi
+# slab: name, objects in use, object size of the kmalloc-cg caches.
+slab() { awk '/^kmalloc-cg-/ { print $1, $2, $4 }' /proc/slabinfo | sort; }
 for r in $(seq "$runs"); do
 	rm -rf "$tmp/state"
 	"${run[@]}" "$bin/gvsd" "${args[@]}" ${GVSD_ARGS:-} 2>"$tmp/log" &
 	pid=$!
 	for _ in $(seq 100); do [ -S "$tmp/sock" ] && break; sleep 0.1; done
+	[ -n "${SLAB:-}" ] && slab0=$(slab)
 	s=$(date +%s.%N)
 	"${run[@]}" "$bin/gvsadm" -R <"$tmp/rules" || { tail "$tmp/log"; exit 1; }
 	e=$(date +%s.%N)
+	if [ -n "${SLAB:-}" ]; then
+		for m in services svc_chunks; do
+			[ -e "/sys/fs/bpf/$ns/$m" ] && echo "$m memlock: $(bpftool map show pinned "/sys/fs/bpf/$ns/$m" | grep -o 'memlock [0-9]*B')"
+		done
+	fi
+	[ -n "${SLAB:-}" ] && echo "slab added: $(join <(echo "$slab0") <(slab) | awk '{ d = ($3 - $2) * $4; t += d; printf "%s %+.1f MiB, ", $1, d / 1048576 } END { printf "total %+.1f MiB\n", t / 1048576 }')"
 	got=$("${run[@]}" "$bin/gvsadm" -S -n | grep -c '^-A' || true)
 	echo "$eng run $r: $n services applied in $(echo "$e - $s" | bc) s (listed $got)"
 	kill -INT "$pid"; wait "$pid" || true; pid=

@@ -67,6 +67,7 @@ type options struct {
 	flows     int
 	scale     bool
 	scaleRuns int
+	scaleOnly string
 	plot      string
 	only      string
 	family    string
@@ -83,6 +84,7 @@ func main() {
 	flag.IntVar(&o.flows, "flows", 64, "flows of the established scenarios")
 	flag.BoolVar(&o.scale, "scale", true, "also run the scale measurements (services, servers, 1M connections)")
 	flag.IntVar(&o.scaleRuns, "scale-runs", 3, "rounds of each scale measurement")
+	flag.StringVar(&o.scaleOnly, "scale-only", "", "run only the scale rows whose name contains one of these (comma-separated; e.g. \"1024 servers\")")
 	flag.StringVar(&o.plot, "plot", "docs/bench-cost.png", "where to write the plot of cost per packet (empty: none)")
 	flag.StringVar(&o.only, "only", "", "run only scenarios whose name contains one of these (comma-separated)")
 	flag.StringVar(&o.family, "family", "", "4 or 6: only the IPv4 or only the IPv6 scenarios (the scale measurements are IPv4's; -family 6 skips them)")

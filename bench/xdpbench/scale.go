@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,33 @@ func memlock(m *ebpf.Map) uint64 {
 	}
 	v, _ := info.Memlock()
 	return v
+}
+
+// listsMemlock is the memlock of the services map and of svc_chunks
+// (the server lists past the ids a service value holds; a gvsd from
+// before svc_chunks has none).
+func (g *gvsd) listsMemlock() uint64 {
+	svcs := g.pinnedMap("services")
+	defer svcs.Close()
+	v := memlock(svcs)
+	if c, err := ebpf.LoadPinnedMap(filepath.Join(g.pins, "svc_chunks"), nil); err == nil {
+		v += memlock(c)
+		c.Close()
+	}
+	return v
+}
+
+// scaleWanted says whether -scale-only lets the row named what run.
+func (b *bench) scaleWanted(what string) bool {
+	if b.o.scaleOnly == "" {
+		return true
+	}
+	for _, pat := range strings.Split(b.o.scaleOnly, ",") {
+		if pat != "" && strings.Contains(what, pat) {
+			return true
+		}
+	}
+	return false
 }
 
 // servicesRules is n UDP services on VIP ports 1..50000 (then the next
@@ -89,21 +117,22 @@ func (b *bench) scale() []scaleRow {
 	var rows []scaleRow
 
 	for _, n := range []int{1, 1000, 100000} {
+		if !b.scaleWanted(fmt.Sprintf("%d services", n)) {
+			continue
+		}
 		text := servicesRules(n)
 		var applied time.Duration
 		var failed error
 		est, nf, note := measure(func() string {
 			b.g.start()
-			svcs := b.g.pinnedMap("services")
-			defer svcs.Close()
-			empty := memlock(svcs) // the hash's buckets
+			empty := b.g.listsMemlock() // the hashes' buckets
 			start := time.Now()
 			if _, err := b.g.adm(text, "-R"); err != nil {
 				failed = err
 			}
 			applied = time.Since(start)
-			return fmt.Sprintf("applied in %.2f s (one gvsadm -R); services map %s", applied.Seconds(),
-				perEntry(memlock(svcs)-empty, n, "service"))
+			return fmt.Sprintf("applied in %.2f s (one gvsadm -R); services and their lists %s", applied.Seconds(),
+				perEntry(b.g.listsMemlock()-empty, n, "service"))
 		})
 		if failed != nil {
 			note = "not applied: " + strings.TrimSpace(failed.Error())
@@ -117,12 +146,16 @@ func (b *bench) scale() []scaleRow {
 	}
 	for _, sched := range []string{"rr", "wlc"} {
 		for _, n := range []int{2, 64, 1024} {
+			if !b.scaleWanted(fmt.Sprintf("%d servers (%s)", n, sched)) {
+				continue
+			}
 			est, nf, note := measure(func() string {
 				b.g.start()
+				empty := b.g.listsMemlock()
 				b.g.restore(serversRules(n, sched))
-				return ""
+				return fmt.Sprintf("service and its list: %d bytes of memlock", b.g.listsMemlock()-empty)
 			})
-			progress("scale: %s, %d servers: established %.0f ns, new flows %.0f ns", sched, n, est, nf)
+			progress("scale: %s, %d servers: established %.0f ns, new flows %.0f ns; %s", sched, n, est, nf, note)
 			r := scaleRow{what: fmt.Sprintf("%d servers (%s)", n, sched), established: est, newFlows: nf, note: note,
 				base: fmt.Sprintf("2 servers (%s)", sched)}
 			if sched == "wlc" && n > 2 {
@@ -134,13 +167,17 @@ func (b *bench) scale() []scaleRow {
 	// Live connections, in a table of 4,194,304 entries or twice their
 	// number (a full table would measure eviction, not lookups).
 	for _, n := range []int{1 << 20, 1 << 22} {
+		what := fmt.Sprintf("%s live connections", thousands(float64(n)))
+		if !b.scaleWanted(what) {
+			continue
+		}
 		est, nf, note := measure(func() string {
 			b.g.start("--max-conns", strconv.Itoa(max(2*n, 1<<22)))
 			b.g.restore(serversRules(2, "rr"))
 			return b.fillConns(n)
 		})
 		progress("scale: %d connections: established %.0f ns, new flows %.0f ns; %s", n, est, nf, note)
-		rows = append(rows, scaleRow{what: fmt.Sprintf("%s live connections", thousands(float64(n))), established: est, newFlows: nf, note: note, base: "1 service"})
+		rows = append(rows, scaleRow{what: what, established: est, newFlows: nf, note: note, base: "1 service"})
 	}
 	return rows
 }

@@ -68,9 +68,16 @@ func (e *Engine) Pinned() ([]api.Op, error) {
 			ops = append(ops, api.Op{Op: api.SetAllow, Service: key, Allow: allow})
 		}
 		// The list is newest first: add from its end.
-		for i := int(min(sv.Ndests, svcDests)) - 1; i >= 0; i-- {
+		ids, err := sv.DestIDs(e.objs.SvcChunks)
+		if err != nil {
+			return nil, err
+		}
+		for i := len(ids) - 1; i >= 0; i-- {
 			var d bpf.Dest
-			if err := e.objs.Dests.Lookup(sv.Dests[i], &d); err != nil {
+			if ids[i] >= maxDests {
+				continue // a chunk missing
+			}
+			if err := e.objs.Dests.Lookup(ids[i], &d); err != nil {
 				return nil, err
 			}
 			if d.Af == 0 {

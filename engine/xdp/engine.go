@@ -80,6 +80,7 @@ type Engine struct {
 	gone      stats.Counters // counters of the service ids freed, for the totals
 	hashSlots slots
 	mhSlots   slots
+	lists     lists              // svc_chunks (lists.go)
 	hops      map[uint32]nextHop // DR next hops by dest id
 	addrHops  map[hopKey]hopResult
 	// hopsMissing: a server has no next hop yet (tick retries every
@@ -196,6 +197,13 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 	if err := setAsideGrown(o.PinDir, spec); err != nil {
 		return nil, err
 	}
+	// A services map pinned by a gvs that kept every server id in the
+	// value: converted, not refused.
+	if ok, err := migrateServices(o.PinDir, spec); err != nil {
+		return nil, fmt.Errorf("converting the pinned services map: %w", err)
+	} else if ok {
+		log.Info("converted the pinned services map to server lists in svc_chunks", "pin_dir", o.PinDir)
+	}
 	e := newEngine(log, o)
 	if err := spec.LoadAndAssign(&e.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: o.PinDir}}); err != nil {
 		if errors.Is(err, ebpf.ErrMapIncompatible) {
@@ -264,7 +272,7 @@ func newEngine(log *slog.Logger, o Options) *Engine {
 	e := &Engine{
 		Table: engine.NewTable(ipvs.Options{}), log: log, opts: o,
 		svcIDs: map[model.ServiceKey]uint32{}, destIDs: map[model.ServiceKey]map[netip.AddrPort]uint32{},
-		hashSlots: newSlots(hashSlots), mhSlots: newSlots(mhSlots), seen: map[model.ServiceKey]bool{}, pullStale: true, svcMeta: map[uint32]svcMeta{}, dirty: map[model.ServiceKey]bool{},
+		hashSlots: newSlots(hashSlots), mhSlots: newSlots(mhSlots), lists: newLists(), seen: map[model.ServiceKey]bool{}, pullStale: true, svcMeta: map[uint32]svcMeta{}, dirty: map[model.ServiceKey]bool{},
 		hops: map[uint32]nextHop{}, addrHops: map[hopKey]hopResult{}, stop: make(chan struct{}),
 		svcKeys: map[uint32]model.ServiceKey{}, destKeys: map[uint32]destRef{}, refs: newRefs(),
 		allowed: map[uint32]map[bpf.AllowKey]bool{}, warmed: map[netip.Addr]time.Time{},

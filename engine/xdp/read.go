@@ -43,8 +43,15 @@ func (e *Engine) recoverIDs() error {
 				e.hashSlots.reserve(mk, sv.TableSlot)
 			}
 		}
-		for i := range min(sv.Ndests, svcDests) {
-			id := sv.Dests[i]
+		ids, err := sv.DestIDs(e.objs.SvcChunks)
+		if err != nil {
+			return err
+		}
+		if sv.List != 0 && len(ids) > bpf.SvcInline {
+			e.lists.of[sv.Id] = svcList{id: sv.List, tail: ids[bpf.SvcInline:]}
+			e.lists.inUse[sv.List] = true
+		}
+		for _, id := range ids {
 			if id >= maxDests || e.dmem.family(id) == 0 {
 				continue
 			}
@@ -63,6 +70,9 @@ func (e *Engine) recoverIDs() error {
 		}
 	}
 	if err := it.Err(); err != nil {
+		return err
+	}
+	if err := e.recoverLists(); err != nil {
 		return err
 	}
 	used, err := readUsed(e.objs.SchedState)
@@ -120,6 +130,7 @@ func (e *Engine) tick(v *ipvs.IPVS) {
 		}
 	}
 	e.pullLocked(v)
+	e.freeLists()
 	e.warnOnEvents()
 	e.resolveMisses()
 	if e.ticks++; e.ticks%30 == 0 {
