@@ -22,6 +22,7 @@ type scaleRow struct {
 	what        string
 	established float64 // ns per packet
 	newFlows    float64
+	bpf         [2]float64 // BPF run time per packet: established, new flows
 	note        string
 	base        string  // the row it is compared with (report.go)
 	newLimit    float64 // new flows' goal against base; 0: within 10%, both
@@ -100,18 +101,25 @@ func (b *bench) scale() []scaleRow {
 	}
 	// measure runs established then new flows (fresh connections each
 	// round: setup restarts gvsd), each against the round's baseline.
+	// The BPF run times (gvs's program per packet) go in b.lastBPF: on
+	// this shared machine they are the steadier figure.
 	measure := func(setup func() string) (est, nf float64, note string) {
-		var e, n []float64
+		var e, n, eb, nb []float64
 		for range b.o.scaleRuns {
 			base := rate(b.t.gen, g1, baseFrame, fixed, b.o.duration)
 			note = setup()
+			prog := b.g.prog()
 			b.p.generate(b.t.gen, g0, fr, fixed, 0, b.o.flows) // one packet per flow first
-			r := rate(b.t.gen, g0, fr, fixed, b.o.duration)
-			e = append(e, 1e9/r-1e9/base)
-			r = rate(b.t.gen, g0, fr, newFlows, min(b.o.duration, time.Second))
-			n = append(n, 1e9/r-1e9/base)
+			s := withBPFTime(prog, func() sample { return b.live(b.t.gen, g0, fr, fixed, b.o.duration) })
+			e, eb = append(e, 1e9/s.pps-1e9/base), append(eb, s.bpfNs)
+			s = withBPFTime(prog, func() sample { return b.live(b.t.gen, g0, fr, newFlows, min(b.o.duration, time.Second)) })
+			n, nb = append(n, 1e9/s.pps-1e9/base), append(nb, s.bpfNs)
+			if prog != nil {
+				prog.Close()
+			}
 			b.g.stop()
 		}
+		b.lastBPF = [2]float64{median(eb), median(nb)}
 		return median(e), median(n), note
 	}
 	var rows []scaleRow
@@ -142,7 +150,7 @@ func (b *bench) scale() []scaleRow {
 		if n == 1 {
 			what = "1 service"
 		}
-		rows = append(rows, scaleRow{what: what, established: est, newFlows: nf, note: note, base: "1 service"})
+		rows = append(rows, scaleRow{what: what, established: est, newFlows: nf, bpf: b.lastBPF, note: note, base: "1 service"})
 	}
 	for _, sched := range []string{"rr", "wlc"} {
 		for _, n := range []int{2, 64, 1024} {
@@ -156,7 +164,7 @@ func (b *bench) scale() []scaleRow {
 				return fmt.Sprintf("service and its list: %d bytes of memlock", b.g.listsMemlock()-empty)
 			})
 			progress("scale: %s, %d servers: established %.0f ns, new flows %.0f ns; %s", sched, n, est, nf, note)
-			r := scaleRow{what: fmt.Sprintf("%d servers (%s)", n, sched), established: est, newFlows: nf, note: note,
+			r := scaleRow{what: fmt.Sprintf("%d servers (%s)", n, sched), established: est, newFlows: nf, bpf: b.lastBPF, note: note,
 				base: fmt.Sprintf("2 servers (%s)", sched)}
 			if sched == "wlc" && n > 2 {
 				r.base, r.newLimit = fmt.Sprintf("%d servers (rr)", n), 2
@@ -177,7 +185,7 @@ func (b *bench) scale() []scaleRow {
 			return b.fillConns(n)
 		})
 		progress("scale: %d connections: established %.0f ns, new flows %.0f ns; %s", n, est, nf, note)
-		rows = append(rows, scaleRow{what: what, established: est, newFlows: nf, note: note, base: "1 service"})
+		rows = append(rows, scaleRow{what: what, established: est, newFlows: nf, bpf: b.lastBPF, note: note, base: "1 service"})
 	}
 	return rows
 }
