@@ -92,7 +92,7 @@ func main() {
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	pinDir := fs.String("bpf-pin-dir", xdp.PinDir, "where the xdp engine pins its maps and links")
 	tunSrc := fs.String("tun-src", "", "outer source address of TUN (-i) packets: an IPv4 address, an IPv6 one, or one of each comma-separated (default: the first IPv4 and the first global IPv6 address of the first --interface)")
-	maxConns := fs.Uint("max-conns", 1<<20, "capacity of the xdp engine's connection table, taken at start (about 300 bytes per entry with its NAT reply table); new connections beyond it pass to the stack, counted")
+	maxConns := fs.Uint("max-conns", 1<<20, "capacity of the xdp engine's connection table, taken at start (about 460 bytes per entry with its NAT reply table and index); new connections beyond it pass to the stack, counted")
 	lports := fs.String("fullnat-ports", "1024-32767", "FULLNAT source ports of the xdp engine, MIN-MAX (keep them out of net.ipv4.ip_local_port_range, which the director's own connections use)")
 	sysctls := sysctlFlag{}
 	fs.Var(sysctls, "sysctl", "an IPVS sysctl, NAME=VALUE, named as in /proc/sys/net/ipv4/vs/ (repeat): "+strings.Join(model.SysctlNames(), ", "))
