@@ -18,16 +18,23 @@ func natReplyEntry(o *Objects, proto uint8, client netip.AddrPort) (Reply, error
 	return r, err
 }
 
+// natReplyService loads the program with service id (proto, VIP:port)
+// masquerading to natRIP, its server id too.
+func natReplyService(t *testing.T, id uint32, proto uint8, port uint16) *Objects {
+	o := loadObjects(t)
+	putDest(t, o, id, natDest(natRIP, fwdMasq))
+	natServer(t, o, natRIP.Addr())
+	putService(t, o, svcSpec{id: id, proto: proto, addr: vip, port: port, sched: schedRR, dests: []uint32{id}})
+	return o
+}
+
 // TestNATReplyFastPath: a UDP reply arms its reply entry, and the next
 // ones go out from the entry alone (translated, counted, the entry's
 // deadline refreshed, the connection's untouched); a connection past its
 // own deadline lives while its replies keep the entry's; with both past,
 // the replies are an unknown flow's.
 func TestNATReplyFastPath(t *testing.T) {
-	o := loadObjects(t)
-	putDest(t, o, 2, natDest(natRIP, fwdMasq))
-	natServer(t, o, natRIP.Addr())
-	putService(t, o, svcSpec{id: 2, proto: unix.IPPROTO_UDP, addr: vip, port: 53, sched: schedRR, dests: []uint32{2}})
+	o := natReplyService(t, 2, unix.IPPROTO_UDP, 53)
 	vport := netip.AddrPortFrom(vip, 53)
 	key := connKey(unix.IPPROTO_UDP, natClient, vport)
 
@@ -110,10 +117,7 @@ func TestNATReplyFastPath(t *testing.T) {
 // is ESTABLISHED; plain ACKs then take the fast path, SYN, FIN and RST
 // never do, and a state change by either side disarms the entry.
 func TestNATReplyFastPathTCP(t *testing.T) {
-	o := loadObjects(t)
-	putDest(t, o, 1, natDest(natRIP, fwdMasq))
-	natServer(t, o, natRIP.Addr())
-	putService(t, o, svcSpec{id: 1, proto: unix.IPPROTO_TCP, addr: vip, port: 80, sched: schedRR, dests: []uint32{1}})
+	o := natReplyService(t, 1, unix.IPPROTO_TCP, 80)
 	vport := netip.AddrPortFrom(vip, 80)
 	key := connKey(unix.IPPROTO_TCP, natClient, vport)
 

@@ -147,12 +147,11 @@ func main() {
 }
 
 type bench struct {
-	lastBPF [2]float64 // the last scale measurement's BPF run times (scale.go)
-	o       options
-	t       *topo
-	p       *progs
-	g       *gvsd
-	cs      []scenario
+	o  options
+	t  *topo
+	p  *progs
+	g  *gvsd
+	cs []scenario
 }
 
 // scenario is one row of the report.

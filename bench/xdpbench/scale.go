@@ -101,9 +101,9 @@ func (b *bench) scale() []scaleRow {
 	}
 	// measure runs established then new flows (fresh connections each
 	// round: setup restarts gvsd), each against the round's baseline.
-	// The BPF run times (gvs's program per packet) go in b.lastBPF: on
-	// this shared machine they are the steadier figure.
-	measure := func(setup func() string) (est, nf float64, note string) {
+	// bpf is gvs's program's run time per packet, established and new
+	// flows: on this shared machine the steadier figure.
+	measure := func(setup func() string) (est, nf float64, bpf [2]float64, note string) {
 		var e, n, eb, nb []float64
 		for range b.o.scaleRuns {
 			base := rate(b.t.gen, g1, baseFrame, fixed, b.o.duration)
@@ -119,8 +119,7 @@ func (b *bench) scale() []scaleRow {
 			}
 			b.g.stop()
 		}
-		b.lastBPF = [2]float64{median(eb), median(nb)}
-		return median(e), median(n), note
+		return median(e), median(n), [2]float64{median(eb), median(nb)}, note
 	}
 	var rows []scaleRow
 
@@ -131,7 +130,7 @@ func (b *bench) scale() []scaleRow {
 		text := servicesRules(n)
 		var applied time.Duration
 		var failed error
-		est, nf, note := measure(func() string {
+		est, nf, bpfNs, note := measure(func() string {
 			b.g.start()
 			empty := b.g.listsMemlock() // the hashes' buckets
 			start := time.Now()
@@ -150,21 +149,21 @@ func (b *bench) scale() []scaleRow {
 		if n == 1 {
 			what = "1 service"
 		}
-		rows = append(rows, scaleRow{what: what, established: est, newFlows: nf, bpf: b.lastBPF, note: note, base: "1 service"})
+		rows = append(rows, scaleRow{what: what, established: est, newFlows: nf, bpf: bpfNs, note: note, base: "1 service"})
 	}
 	for _, sched := range []string{"rr", "wlc"} {
 		for _, n := range []int{2, 64, 1024} {
 			if !b.scaleWanted(fmt.Sprintf("%d servers (%s)", n, sched)) {
 				continue
 			}
-			est, nf, note := measure(func() string {
+			est, nf, bpfNs, note := measure(func() string {
 				b.g.start()
 				empty := b.g.listsMemlock()
 				b.g.restore(serversRules(n, sched))
 				return fmt.Sprintf("service and its list: %d bytes of memlock", b.g.listsMemlock()-empty)
 			})
 			progress("scale: %s, %d servers: established %.0f ns, new flows %.0f ns; %s", sched, n, est, nf, note)
-			r := scaleRow{what: fmt.Sprintf("%d servers (%s)", n, sched), established: est, newFlows: nf, bpf: b.lastBPF, note: note,
+			r := scaleRow{what: fmt.Sprintf("%d servers (%s)", n, sched), established: est, newFlows: nf, bpf: bpfNs, note: note,
 				base: fmt.Sprintf("2 servers (%s)", sched)}
 			if sched == "wlc" && n > 2 {
 				r.base, r.newLimit = fmt.Sprintf("%d servers (rr)", n), 2
@@ -179,13 +178,13 @@ func (b *bench) scale() []scaleRow {
 		if !b.scaleWanted(what) {
 			continue
 		}
-		est, nf, note := measure(func() string {
+		est, nf, bpfNs, note := measure(func() string {
 			b.g.start("--max-conns", strconv.Itoa(max(2*n, 1<<22)))
 			b.g.restore(serversRules(2, "rr"))
 			return b.fillConns(n)
 		})
 		progress("scale: %d connections: established %.0f ns, new flows %.0f ns; %s", n, est, nf, note)
-		rows = append(rows, scaleRow{what: what, established: est, newFlows: nf, bpf: b.lastBPF, note: note, base: "1 service"})
+		rows = append(rows, scaleRow{what: what, established: est, newFlows: nf, bpf: bpfNs, note: note, base: "1 service"})
 	}
 	return rows
 }

@@ -15,21 +15,7 @@ import (
 
 // echoTCP echoes each connection until its client closes.
 func echoTCP(t *testing.T) netip.AddrPort {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).AddrPort()
+	return serveTCPWith(t, func(c *net.TCPConn) { io.Copy(c, c); c.Close() })
 }
 
 // dialFrom connects to vip from the source address src (all of

@@ -57,22 +57,10 @@ func (s *sources) take() []string {
 
 // tcpServer accepts, notes the peer, and closes.
 func tcpServer(t *testing.T, src *sources) netip.AddrPort {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			src.add(c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr())
-			c.Close()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).AddrPort()
+	return serveTCPWith(t, func(c *net.TCPConn) {
+		src.add(c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr())
+		c.Close()
+	})
 }
 
 // udpServer notes the source of each datagram and echoes it.

@@ -217,7 +217,7 @@ func New(log *slog.Logger, o Options) (*Engine, error) {
 	}
 	// An older gvsd's entries of a map this one extended, while its
 	// program still runs (carried again after the attach, below).
-	grown := map[string]*ebpf.Map{"rconns": e.objs.Rconns}
+	grown := grownObjects(&e.objs)
 	carried, err := carryOver(o.PinDir, grown, false)
 	if err != nil {
 		e.objs.Close()

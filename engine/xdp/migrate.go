@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"github.com/cilium/ebpf"
+
+	"gvs/bpf"
 )
 
 // grownMaps are the pinned maps whose value a newer gvs extended by
@@ -15,6 +17,11 @@ import (
 // gvsd --cleanup and drop every connection). rconns grew from the
 // connection's key alone to struct gvs_reply (the fast path's fields).
 var grownMaps = []string{"rconns"}
+
+// grownObjects are the loaded maps of grownMaps, by name.
+func grownObjects(o *bpf.Objects) map[string]*ebpf.Map {
+	return map[string]*ebpf.Map{"rconns": o.Rconns}
+}
 
 // oldSuffix marks a grown map's previous pin while its entries move (the
 // BPF filesystem refuses dots in names).

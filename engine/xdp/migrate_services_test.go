@@ -2,7 +2,6 @@ package xdp
 
 import (
 	"encoding/binary"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,11 +21,7 @@ func TestMigrateServices(t *testing.T) {
 		t.Skip("needs root")
 	}
 	_ = rlimit.RemoveMemlock()
-	dir := filepath.Join("/sys/fs/bpf", fmt.Sprintf("gvst-migrate-%d", os.Getpid()))
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Skip("no BPF filesystem:", err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testPinDir(t)
 	spec, err := bpf.LoadSpec()
 	if err != nil {
 		t.Fatal(err)

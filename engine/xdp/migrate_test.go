@@ -21,11 +21,7 @@ func TestGrownMapCarriedOver(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for BPF maps and pins")
 	}
-	dir := filepath.Join("/sys/fs/bpf", fmt.Sprintf("gvst-migrate-%d", os.Getpid()))
-	if err := bpffs.EnsurePinDir(dir, "test", t.Logf); err != nil {
-		t.Skip(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testPinDir(t)
 
 	old, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 40, ValueSize: 40, MaxEntries: 64})
 	if err != nil {
@@ -97,4 +93,15 @@ func TestGrownMapCarriedOver(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "rconns")); err != nil {
 		t.Fatalf("current pin moved: %v", err)
 	}
+}
+
+// testPinDir is a pin directory of the test's own on the BPF filesystem
+// (mounted if need be), removed when it ends.
+func testPinDir(t *testing.T) string {
+	dir := filepath.Join("/sys/fs/bpf", fmt.Sprintf("gvst-%s-%d", t.Name(), os.Getpid()))
+	if err := bpffs.EnsurePinDir(dir, "test", t.Logf); err != nil {
+		t.Skip("no BPF filesystem:", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
